@@ -1,0 +1,151 @@
+"""The Faust adapter: consume ticket events, dead-letter bad records, serve /metrics.
+
+The agent is deliberately thin: classify the raw record (``streams.schema``),
+send rejects to the DLQ with a reason, hand valid events on, bump counters.
+One agent with ``concurrency=1`` (faust#606: higher concurrency can commit past
+in-flight records), at-least-once delivery, no ``group_by``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.config import Settings
+from streams.exporter import PipelineCollector, build_registry
+from streams.pipeline import PipelineState
+from streams.schema import Rejected, classify, load_schema
+
+log = logging.getLogger(__name__)
+
+DLQ_HEADER_PREFIX = "ticketpulse."
+
+
+@dataclass
+class Worker:
+    """What ``create_app`` wires together; tests reach in through this."""
+
+    app: faust.App
+    state: PipelineState
+    settings: Settings
+
+
+def dlq_headers(message: Any, rejected: Rejected, now: float) -> list[tuple[str, bytes]]:
+    """Original headers first, then why and where from (docs/events.md, Dead letters)."""
+    original = message.headers or []
+    items = list(original.items()) if isinstance(original, dict) else list(original)
+    ours = {
+        "reason": rejected.reason,
+        "detail": rejected.detail,
+        "source.topic": message.topic,
+        "source.partition": str(message.partition),
+        "source.offset": str(message.offset),
+        "rejected_at": f"{now:.3f}",
+    }
+    return items + [(DLQ_HEADER_PREFIX + k, v.encode()) for k, v in ours.items()]
+
+
+def _broker_urls(settings: Settings) -> list[str]:
+    return [f"kafka://{server}" for server in settings.bootstrap_list]
+
+
+def create_app(settings: Settings) -> Worker:
+    load_schema()  # fail at startup on a broken schema, not on the first record
+    app = faust.App(
+        settings.app_id,
+        broker=_broker_urls(settings),
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=settings.instance_id,
+        web_enabled=True,
+        web_bind=settings.metrics_host,
+        web_host=settings.metrics_host,
+        web_port=settings.metrics_port,
+        web_in_thread=False,
+        producer_linger=0.005,
+    )
+    state = PipelineState()
+    source = app.topic(
+        settings.topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    dead_letters = app.topic(
+        settings.dlq_topic, key_serializer="raw", value_serializer="raw", internal=False
+    )
+
+    @app.agent(source, name="ingest", concurrency=1)
+    async def ingest(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            now = time.time()
+            outcome = classify(
+                message.key,
+                message.value,
+                now=now,
+                future_tolerance_s=settings.future_tolerance_seconds,
+                max_bytes=settings.max_record_bytes,
+            )
+            if isinstance(outcome, Rejected):
+                await dead_letters.send(
+                    key=message.key,
+                    value=message.value,
+                    headers=dlq_headers(message, outcome, now),
+                )
+                state.record_rejected(outcome.reason, now)
+                continue
+            state.record_accepted(message.partition, outcome.event, now)
+
+    def owned() -> tuple[set[int], set[int]]:
+        assignor = app.assignor
+        actives = {tp.partition for tp in assignor.assigned_actives() if tp.topic == settings.topic}
+        standbys = {
+            tp.partition for tp in assignor.assigned_standbys() if tp.topic == settings.topic
+        }
+        return actives, standbys
+
+    registry = build_registry([PipelineCollector(state, settings.partitions, owned)])
+
+    @app.page("/metrics")
+    async def metrics(self: View, request: Request) -> Response:
+        # aiohttp refuses a charset inside content_type; the text format is UTF-8 by definition
+        content_type = CONTENT_TYPE_LATEST.split(";", 1)[0] + "; version=0.0.4"
+        return self.bytes(generate_latest(registry), content_type=content_type)
+
+    @app.page("/healthz")
+    async def healthz(self: View, request: Request) -> Response:
+        return self.json({"status": "ok"})
+
+    @app.page("/ready")
+    async def ready(self: View, request: Request) -> Response:
+        """Ready once partitions are assigned and tables recovered; 503 while rebalancing."""
+        busy = app.rebalancing or app.in_recovery or not app.consumer.assignment()
+        return self.json({"ready": not busy}, status=503 if busy else 200)
+
+    return Worker(app=app, state=state, settings=settings)
+
+
+def run_worker(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT; faust's Worker stops agents and commits on the way out."""
+    worker = create_app(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    faust.Worker(
+        worker.app,
+        loglevel=settings.log_level.upper(),
+        quiet=True,
+        redirect_stdouts=False,
+    ).execute_from_commandline()

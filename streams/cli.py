@@ -1,0 +1,287 @@
+"""``ticketpulse``: the command line. Each subcommand's --help explains it with examples."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from streams.config import DEFAULT_METRICS_PORT, ConfigError, Settings, load_settings
+
+EXAMPLES = {
+    "worker": """examples:
+  ticketpulse worker                                   # local broker 127.0.0.1:9092, /metrics on :8790
+  ticketpulse worker --bootstrap-servers k1:9092,k2:9092 --metrics-port 8791 --data-dir /var/lib/tp/w2
+  TICKETPULSE_PARTITIONS=16 ticketpulse worker --config ticketpulse.toml
+
+Run several workers with the same --app-id to share the partitions of the input topic;
+each needs its own --metrics-port and --data-dir. Stop with Ctrl-C or SIGTERM: the worker
+commits what it processed and leaves the consumer group cleanly.""",
+    "broker": """examples:
+  ticketpulse broker                        # .data/kafka, port 9092 (or a free one if taken)
+  ticketpulse broker --port 19092 --data-dir /tmp/kafka
+  ticketpulse broker --fetch-only           # download the jars (needs Java 17+ and Maven)
+
+Jars are cached in ~/.cache/ticketpulse (override with TICKETPULSE_CACHE). The data
+directory is formatted once and reused, so topics and offsets survive a restart.""",
+    "simulate": """examples:
+  ticketpulse simulate                                  # live traffic into Kafka, ~20 events/s
+  ticketpulse simulate --seed 7 --events 50000 --output day.jsonl --duplicates 0.03 \\
+      --out-of-order 0.05 --late 0.01 --malformed 0.01
+  ticketpulse simulate --rate 200 --speed 0 --events 100000   # as fast as Kafka takes it
+
+--rate is the mean event rate in simulated time over a day (arrivals follow a
+time-of-day curve, so mornings are busier). --speed maps simulated to wall time:
+1 = live, 10 = ten times faster, 0 = no pacing. Output is identical for the same
+--seed and --start.""",
+    "replay": """examples:
+  ticketpulse replay day.jsonl
+  ticketpulse replay day.jsonl --topic ticket-events --rate 5000
+
+Each line is produced as one record, keyed by its ticket_id so a ticket's events
+keep their order on one partition. Lines that are not JSON objects with a ticket_id
+are produced without a key (the worker will dead-letter them).""",
+    "topics": """examples:
+  ticketpulse topics --partitions 8
+
+Creates the input topic and the dead-letter topic if they are missing.""",
+    "run": """examples:
+  ticketpulse run                                       # what `make run` does
+  KAFKA_BOOTSTRAP_SERVERS=kafka:9092 ticketpulse run    # use an existing cluster
+
+Starts a local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), creates the
+topics, then one worker and the live traffic simulator; Ctrl-C stops all of them.""",
+}
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=36)
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("settings (flags > TICKETPULSE_* env > --config file > defaults)")
+    g.add_argument("--config", type=Path, help="TOML settings file (env: TICKETPULSE_CONFIG)")
+    g.add_argument(
+        "--bootstrap-servers",
+        help="Kafka servers, comma separated (env: KAFKA_BOOTSTRAP_SERVERS; default 127.0.0.1:9092)",
+    )
+    g.add_argument("--app-id", help="consumer group / Faust app id (default ticketpulse)")
+    g.add_argument("--topic", help="input topic (default ticket-events)")
+    g.add_argument("--dlq-topic", help="dead-letter topic (default ticket-events-dlq)")
+    g.add_argument("--partitions", type=int, help="partitions of the input topic (default 8)")
+
+
+def _worker_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("worker")
+    g.add_argument("--metrics-host", help="address of /metrics (default 127.0.0.1)")
+    g.add_argument("--metrics-port", type=int, help=f"port of /metrics (default {DEFAULT_METRICS_PORT})")
+    g.add_argument("--data-dir", type=Path, help="table store directory (default .data/worker)")
+    g.add_argument("--store", choices=["rocksdb", "memory"], help="table store (default rocksdb)")
+    g.add_argument("--instance-id", help="static group member id (stable across restarts)")
+    g.add_argument(
+        "--future-tolerance-seconds", type=float,
+        help="dead-letter events this far ahead of the clock (default 300)",
+    )  # fmt: skip
+    g.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    names = [
+        "bootstrap_servers", "app_id", "topic", "dlq_topic", "partitions", "metrics_host",
+        "metrics_port", "data_dir", "store", "instance_id", "future_tolerance_seconds", "log_level",
+    ]  # fmt: skip
+    return load_settings(args.config, **{n: getattr(args, n, None) for n in names})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ticketpulse",
+        formatter_class=_formatter,
+        description="Real-time customer-service KPIs from ticket events in Kafka, for Prometheus.",
+        epilog="Run `ticketpulse COMMAND --help` for each command's options and examples.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=summary, description=summary, epilog=EXAMPLES[name], formatter_class=_formatter
+        )
+
+    worker = command("worker", "Consume ticket events, dead-letter bad records, serve /metrics.")
+    _settings_flags(worker)
+    _worker_flags(worker)
+
+    broker = command("broker", "Run a local single-node Apache Kafka broker (KRaft) in the foreground.")
+    broker.add_argument("--data-dir", type=Path, default=Path(".data/kafka"), help="broker storage")
+    broker.add_argument("--port", type=int, default=None, help="client port (default 9092 if free)")
+    broker.add_argument("--kafka-version", default=None, help="Apache Kafka version from Maven Central")
+    broker.add_argument("--fetch-only", action="store_true", help="only download the jars, then exit")
+
+    topics = command("topics", "Create the input and dead-letter topics.")
+    _settings_flags(topics)
+
+    simulate = command("simulate", "Generate realistic contact-centre traffic into Kafka or a JSONL file.")
+    _settings_flags(simulate)
+    g = simulate.add_argument_group("traffic")
+    g.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    g.add_argument("--rate", type=float, default=20.0, help="mean events per simulated second (default 20)")
+    g.add_argument("--start", default=None, help="simulated start, RFC 3339 or 'now' (default: now for "
+                   "Kafka, 2026-01-05T08:00:00Z for a file)")  # fmt: skip
+    g.add_argument("--duration", type=float, default=None, help="stop after this many simulated seconds")
+    g.add_argument("--events", type=int, default=None, help="stop after this many records")
+    g.add_argument("--output", type=Path, default=None, help="write JSONL here instead of Kafka ('-' = stdout)")
+    g.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second for Kafka; 0 = unpaced")
+    f = simulate.add_argument_group("fault injection (fractions of records, 0-1)")
+    f.add_argument("--duplicates", type=float, default=0.0, help="exact re-sends of an event (same event_id)")
+    f.add_argument("--out-of-order", type=float, default=0.0, help="delivered late but within --lateness")
+    f.add_argument("--late", type=float, default=0.0, help="delivered after more than --lateness")
+    f.add_argument("--malformed", type=float, default=0.0, help="extra invalid records (dead-lettered)")
+    f.add_argument("--lateness", type=float, default=600.0, help="the worker's allowed lateness in seconds")
+
+    replay = command("replay", "Produce a JSONL event log into the input topic, keyed by ticket_id.")
+    replay.add_argument("file", type=Path, help="JSONL file, one event per line")
+    _settings_flags(replay)
+    replay.add_argument("--rate", type=float, default=0.0, help="records per second (default: as fast as possible)")
+    replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    run = command("run", "Local demo: broker, topics, one worker and live simulated traffic.")
+    _settings_flags(run)
+    _worker_flags(run)
+    run.add_argument("--rate", type=float, default=20.0, help="simulated events per second (default 20)")
+    return parser
+
+
+def _start_time(text: str | None, to_file: bool) -> float:
+    if text is None:
+        text = "2026-01-05T08:00:00Z" if to_file else "now"
+    if text == "now":
+        return time.time()
+    return datetime.fromisoformat(text.upper()).astimezone(UTC).timestamp()
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.produce import make_producer, paced, produce
+    from streams.simulator import SimParams, generate
+
+    to_file = args.output is not None
+    params = SimParams(
+        seed=args.seed, start=_start_time(args.start, to_file), rate=args.rate,
+        duration=args.duration, max_events=args.events, duplicates=args.duplicates,
+        out_of_order=args.out_of_order, late=args.late, malformed=args.malformed,
+        lateness_s=args.lateness, key_mismatch=not to_file,
+    )  # fmt: skip
+    if params.duration is None and params.max_events is None and to_file:
+        print("error: writing a file needs --events or --duration", file=sys.stderr)
+        return 2
+    if to_file:
+        from tqdm import tqdm
+
+        out = sys.stdout.buffer if str(args.output) == "-" else args.output.open("wb")
+        count = 0
+        with tqdm(total=params.max_events, desc="simulate", unit="rec", disable=out is sys.stdout.buffer) as bar:
+            for record in generate(params):
+                out.write(record.value + b"\n")
+                count += 1
+                bar.update(1)
+        if out is not sys.stdout.buffer:
+            out.close()
+            print(f"wrote {count} records to {args.output}", file=sys.stderr)
+        return 0
+    settings = _settings(args)
+    producer = make_producer(settings.bootstrap_list)
+    records = paced(((r) for r in generate(params)), params.start, args.speed)
+    summary = produce(producer, settings.topic, records, total=params.max_events, description="simulate")
+    producer.close()
+    print(summary.line("simulate"), file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.produce import key_of, make_producer, produce, read_jsonl
+
+    if not args.file.is_file():
+        print(f"error: no such file: {args.file}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    with args.file.open("rb") as handle:
+        total = sum(1 for line in handle if line.strip())
+    producer = make_producer(settings.bootstrap_list)
+    records = ((key_of(line), line) for line in read_jsonl(args.file))
+    summary = produce(
+        producer, settings.topic, records, total=total, description=f"replay {args.file.name}",
+        rate=args.rate, progress=not args.no_progress,
+    )  # fmt: skip
+    producer.close()
+    print(summary.line(f"replayed {args.file} into {settings.topic}"), file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from streams.broker import launcher
+
+    version = args.kafka_version or launcher.DEFAULT_KAFKA_VERSION
+    if args.fetch_only:
+        print(launcher.fetch_jars(version))
+        return 0
+    port = args.port
+    if port is None and not (args.data_dir / "ports.json").exists():
+        port = 9092 if launcher.port_is_free(9092) else None
+    broker = launcher.start(args.data_dir, port=port, version=version)
+    print(f"Kafka {version} ready on {broker.bootstrap} (data: {broker.data_dir}); Ctrl-C stops it.")
+    _wait_for_signal(lambda: broker.alive())
+    code = broker.stop()
+    print(f"broker stopped (exit {code})")
+    return 0
+
+
+def _wait_for_signal(alive: object) -> None:
+    stop = {"now": False}
+
+    def handler(signum: int, frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop["now"] and alive():  # type: ignore[operator]
+        time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "worker":
+            from streams.app import run_worker
+
+            run_worker(_settings(args))
+            return 0
+        if args.command == "topics":
+            from streams.topics import ensure_topics
+
+            for name, parts in ensure_topics(_settings(args)).items():
+                print(f"{name}: {parts} partitions")
+            return 0
+        if args.command == "run":
+            from streams.devstack import run_stack
+
+            return run_stack(args, _settings(args))
+        handlers = {"simulate": cmd_simulate, "replay": cmd_replay, "broker": cmd_broker}
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from streams.broker.launcher import BrokerError
+
+        if isinstance(exc, BrokerError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""One settings object, read from flags, environment and an optional TOML file.
+
+Precedence, highest first: command-line flags, ``TICKETPULSE_*`` environment
+variables (``KAFKA_BOOTSTRAP_SERVERS`` is honoured too), the TOML file given by
+``--config`` or ``TICKETPULSE_CONFIG``, then the defaults below. Unknown keys in
+the file are an error, so a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_METRICS_PORT = 8790
+_config_file: Path | None = None
+
+
+class ConfigError(ValueError):
+    """Settings could not be loaded; the message names the offending key."""
+
+
+class Settings(BaseSettings):
+    """Everything a worker, the simulator and the tools can be told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TICKETPULSE_", extra="forbid", frozen=True, populate_by_name=True
+    )
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "bootstrap_servers", "TICKETPULSE_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+        description="Kafka bootstrap servers, comma separated.",
+    )
+    app_id: str = Field("ticketpulse", description="Faust app id = Kafka consumer group.")
+    topic: str = Field("ticket-events", description="Input topic of ticket events.")
+    dlq_topic: str = Field("ticket-events-dlq", description="Dead-letter topic.")
+    partitions: int = Field(8, ge=1, le=1024, description="Partitions of the input topic.")
+    replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
+    metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on.")
+    metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=1, le=65535)
+    data_dir: Path = Field(Path(".data/worker"), description="Local table store (RocksDB).")
+    store: Literal["rocksdb", "memory"] = Field("rocksdb", description="Faust table store.")
+    instance_id: str | None = Field(None, description="Static consumer-group member id.")
+    future_tolerance_seconds: float = Field(
+        300.0, ge=0, description="Events further than this ahead of the clock go to the DLQ."
+    )
+    max_record_bytes: int = Field(64 * 1024, ge=1024, description="Larger records go to the DLQ.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if _config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_config_file))
+        return tuple(sources)
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+
+def load_settings(config_file: Path | str | None = None, **flags: Any) -> Settings:
+    """Build Settings; flags that are ``None`` (not given) do not override anything."""
+    global _config_file
+    path = config_file or os.environ.get("TICKETPULSE_CONFIG")
+    if path is not None and not Path(path).is_file():
+        msg = f"config file not found: {path}"
+        raise ConfigError(msg)
+    _config_file = Path(path) if path else None
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors()
+        )
+        msg = f"invalid settings: {problems}"
+        raise ConfigError(msg) from exc
+    finally:
+        _config_file = None

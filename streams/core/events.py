@@ -1,0 +1,44 @@
+"""The ticket event as the core sees it: typed, immutable, time as epoch seconds.
+
+Field names mirror ``schemas/ticket-event.v1.json`` exactly (a test enforces it);
+the schema is the single source of truth and this is its typed mirror.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+EventType = Literal[
+    "opened", "assigned", "replied", "transferred", "resolved", "reopened", "abandoned", "survey"
+]
+Channel = Literal["phone", "chat", "email", "messaging", "social", "web", "other"]
+Author = Literal["agent", "bot", "customer"]
+SurveyKind = Literal["csat", "nps", "ces"]
+Priority = Literal["low", "normal", "high", "urgent"]
+
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+CHANNELS: tuple[str, ...] = get_args(Channel)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """One validated lifecycle event. ``occurred_at`` is event time in epoch seconds."""
+
+    event_id: str
+    type: EventType
+    ticket_id: str
+    occurred_at: float
+    queue: str
+    channel: Channel
+    customer_id: str | None = None
+    agent_id: str | None = None
+    priority: Priority | None = None
+    tags: tuple[str, ...] = ()
+    handle_seconds: float | None = None
+    author: Author | None = None
+    to_queue: str | None = None
+    to_agent: str | None = None
+    escalation: bool = False
+    survey_kind: SurveyKind | None = None
+    score: int | None = None

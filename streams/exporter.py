@@ -1,0 +1,96 @@
+"""Scrape-time Prometheus collector: builds every family afresh from live state.
+
+Nothing is cached between scrapes, so a partition this worker no longer owns
+simply stops being exported (Prometheus marks its series stale at once).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterable, Iterator
+from importlib.metadata import version
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.pipeline import PipelineState
+
+Metric = CounterMetricFamily | GaugeMetricFamily | InfoMetricFamily
+
+
+class PipelineCollector(Collector):
+    """Ingest counters, partition ownership, watermark and build info."""
+
+    def __init__(
+        self,
+        state: PipelineState,
+        topic_partitions: int,
+        owned: Callable[[], tuple[set[int], set[int]]],
+    ) -> None:
+        self._state = state
+        self._topic_partitions = topic_partitions
+        self._owned = owned  # () -> (active partitions, standby partitions) of the input topic
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state
+        accepted = CounterMetricFamily(
+            "ticketpulse_events_accepted", "Valid ticket events accepted, by event type.",
+            labels=["type"],
+        )  # fmt: skip
+        for kind, n in state.accepted.items():
+            accepted.add_metric([kind], n)
+        yield accepted
+        rejected = CounterMetricFamily(
+            "ticketpulse_events_rejected",
+            "Records sent to the dead-letter topic, by reason (see docs/events.md).",
+            labels=["reason"],
+        )
+        for reason, n in state.rejected.items():
+            rejected.add_metric([reason], n)
+        yield rejected
+        active, standby = self._owned()
+        assigned = GaugeMetricFamily(
+            "ticketpulse_partitions_assigned",
+            "Input-topic partitions this worker holds, by role (active or standby).",
+            labels=["role"],
+        )
+        assigned.add_metric(["active"], len(active))
+        assigned.add_metric(["standby"], len(standby))
+        yield assigned
+        yield GaugeMetricFamily(
+            "ticketpulse_topic_partitions",
+            "Partitions of the input topic; sum of active partitions should equal it.",
+            value=self._topic_partitions,
+        )
+        watermark = GaugeMetricFamily(
+            "ticketpulse_event_time_watermark_timestamp_seconds",
+            "Largest event time (occurred_at) accepted, per actively owned partition.",
+            labels=["partition"],
+        )
+        for partition in sorted(active):
+            if partition in state.watermark:
+                watermark.add_metric([str(partition)], state.watermark[partition])
+        yield watermark
+        yield GaugeMetricFamily(
+            "ticketpulse_last_processed_timestamp_seconds",
+            "Wall-clock time the worker last finished a record (heartbeat).",
+            value=state.last_processed_at,
+        )
+        yield InfoMetricFamily(
+            "ticketpulse_build",
+            "Versions this worker runs.",
+            value={
+                "version": version("ticketpulse"),
+                "faust_version": version("faust-streaming"),
+                "python_version": platform.python_version(),
+            },
+        )
+
+
+def build_registry(collectors: Iterable[Collector]) -> CollectorRegistry:
+    """A private registry (never the global one), so tests and workers cannot collide."""
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in collectors:
+        registry.register(collector)
+    return registry

@@ -1,0 +1,35 @@
+"""Per-worker ingest bookkeeping: plain counters the agent bumps, read at scrape time.
+
+The agent only increments dict entries (no metric-library locks on the hot path);
+``streams.exporter`` turns them into Prometheus families when /metrics is scraped.
+Counts are per process and cumulative, for ``rate()``; a crash replays records
+after the last commit, so these operational counters may count a record twice
+(the KPI figures are idempotent, these are not: documented in docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streams.core.events import EVENT_TYPES, TicketEvent
+from streams.schema import REJECT_REASONS
+
+
+@dataclass
+class PipelineState:
+    accepted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENT_TYPES, 0))
+    rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
+    dead_lettered: int = 0
+    watermark: dict[int, float] = field(default_factory=dict)
+    last_processed_at: float = 0.0
+
+    def record_accepted(self, partition: int, event: TicketEvent, now: float) -> None:
+        self.accepted[event.type] += 1
+        if event.occurred_at > self.watermark.get(partition, 0.0):
+            self.watermark[partition] = event.occurred_at
+        self.last_processed_at = now
+
+    def record_rejected(self, reason: str, now: float) -> None:
+        self.rejected[reason] += 1
+        self.dead_lettered += 1
+        self.last_processed_at = now
