@@ -21,6 +21,7 @@ from streams.config import Settings
 from streams.exporter import PipelineCollector, build_registry
 from streams.pipeline import PipelineState
 from streams.schema import Rejected, classify, load_schema
+from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,25 @@ def create_app(settings: Settings) -> Worker:
     return Worker(app=app, state=state, settings=settings)
 
 
+class TopicMismatchError(RuntimeError):
+    """The input topic exists with another partition count than configured."""
+
+
+def prepare_topics(settings: Settings) -> None:
+    """Create missing topics before joining the group (a consumer subscribed to a missing
+    topic gets no partitions until its next metadata refresh, minutes later)."""
+    counts = ensure_topics(settings)
+    if counts.get(settings.topic) != settings.partitions:
+        msg = (
+            f"topic {settings.topic} has {counts.get(settings.topic)} partitions but "
+            f"partitions={settings.partitions} is configured; set --partitions to match"
+        )
+        raise TopicMismatchError(msg)
+
+
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; faust's Worker stops agents and commits on the way out."""
+    prepare_topics(settings)
     worker = create_app(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     faust.Worker(

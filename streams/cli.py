@@ -13,8 +13,9 @@ from streams.config import DEFAULT_METRICS_PORT, ConfigError, Settings, load_set
 
 EXAMPLES = {
     "worker": """examples:
-  ticketpulse worker                                   # local broker 127.0.0.1:9092, /metrics on :8790
-  ticketpulse worker --bootstrap-servers k1:9092,k2:9092 --metrics-port 8791 --data-dir /var/lib/tp/w2
+  ticketpulse worker                          # broker 127.0.0.1:9092, /metrics on :8790
+  ticketpulse worker --bootstrap-servers k1:9092,k2:9092 \
+      --metrics-port 8791 --data-dir /var/lib/tp/w2
   TICKETPULSE_PARTITIONS=16 ticketpulse worker --config ticketpulse.toml
 
 Run several workers with the same --app-id to share the partitions of the input topic;
@@ -66,7 +67,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--config", type=Path, help="TOML settings file (env: TICKETPULSE_CONFIG)")
     g.add_argument(
         "--bootstrap-servers",
-        help="Kafka servers, comma separated (env: KAFKA_BOOTSTRAP_SERVERS; default 127.0.0.1:9092)",
+        help="Kafka servers, comma separated (env KAFKA_BOOTSTRAP_SERVERS; default 127.0.0.1:9092)",
     )
     g.add_argument("--app-id", help="consumer group / Faust app id (default ticketpulse)")
     g.add_argument("--topic", help="input topic (default ticket-events)")
@@ -77,22 +78,35 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
 def _worker_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("worker")
     g.add_argument("--metrics-host", help="address of /metrics (default 127.0.0.1)")
-    g.add_argument("--metrics-port", type=int, help=f"port of /metrics (default {DEFAULT_METRICS_PORT})")
+    g.add_argument(
+        "--metrics-port", type=int, help=f"port of /metrics (default {DEFAULT_METRICS_PORT})"
+    )
     g.add_argument("--data-dir", type=Path, help="table store directory (default .data/worker)")
     g.add_argument("--store", choices=["rocksdb", "memory"], help="table store (default rocksdb)")
     g.add_argument("--instance-id", help="static group member id (stable across restarts)")
     g.add_argument(
-        "--future-tolerance-seconds", type=float,
+        "--future-tolerance-seconds",
+        type=float,
         help="dead-letter events this far ahead of the clock (default 300)",
-    )  # fmt: skip
+    )
     g.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     names = [
-        "bootstrap_servers", "app_id", "topic", "dlq_topic", "partitions", "metrics_host",
-        "metrics_port", "data_dir", "store", "instance_id", "future_tolerance_seconds", "log_level",
-    ]  # fmt: skip
+        "bootstrap_servers",
+        "app_id",
+        "topic",
+        "dlq_topic",
+        "partitions",
+        "metrics_host",
+        "metrics_port",
+        "data_dir",
+        "store",
+        "instance_id",
+        "future_tolerance_seconds",
+        "log_level",
+    ]
     return load_settings(args.config, **{n: getattr(args, n, None) for n in names})
 
 
@@ -107,50 +121,91 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         return sub.add_parser(
-            name, help=summary, description=summary, epilog=EXAMPLES[name], formatter_class=_formatter
+            name,
+            help=summary,
+            description=summary,
+            epilog=EXAMPLES[name],
+            formatter_class=_formatter,
         )
 
     worker = command("worker", "Consume ticket events, dead-letter bad records, serve /metrics.")
     _settings_flags(worker)
     _worker_flags(worker)
 
-    broker = command("broker", "Run a local single-node Apache Kafka broker (KRaft) in the foreground.")
+    broker = command(
+        "broker", "Run a local single-node Apache Kafka broker (KRaft) in the foreground."
+    )
     broker.add_argument("--data-dir", type=Path, default=Path(".data/kafka"), help="broker storage")
     broker.add_argument("--port", type=int, default=None, help="client port (default 9092 if free)")
-    broker.add_argument("--kafka-version", default=None, help="Apache Kafka version from Maven Central")
-    broker.add_argument("--fetch-only", action="store_true", help="only download the jars, then exit")
+    broker.add_argument(
+        "--kafka-version", default=None, help="Apache Kafka version from Maven Central"
+    )
+    broker.add_argument(
+        "--fetch-only", action="store_true", help="only download the jars, then exit"
+    )
 
     topics = command("topics", "Create the input and dead-letter topics.")
     _settings_flags(topics)
 
-    simulate = command("simulate", "Generate realistic contact-centre traffic into Kafka or a JSONL file.")
+    simulate = command(
+        "simulate", "Generate realistic contact-centre traffic into Kafka or a JSONL file."
+    )
     _settings_flags(simulate)
     g = simulate.add_argument_group("traffic")
     g.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    g.add_argument("--rate", type=float, default=20.0, help="mean events per simulated second (default 20)")
-    g.add_argument("--start", default=None, help="simulated start, RFC 3339 or 'now' (default: now for "
-                   "Kafka, 2026-01-05T08:00:00Z for a file)")  # fmt: skip
-    g.add_argument("--duration", type=float, default=None, help="stop after this many simulated seconds")
+    g.add_argument(
+        "--rate", type=float, default=20.0, help="mean events per simulated second (default 20)"
+    )
+    g.add_argument(
+        "--start",
+        default=None,
+        help="simulated start, RFC 3339 or 'now' (default: now for "
+        "Kafka, 2026-01-05T08:00:00Z for a file)",
+    )
+    g.add_argument(
+        "--duration", type=float, default=None, help="stop after this many simulated seconds"
+    )
     g.add_argument("--events", type=int, default=None, help="stop after this many records")
-    g.add_argument("--output", type=Path, default=None, help="write JSONL here instead of Kafka ('-' = stdout)")
-    g.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second for Kafka; 0 = unpaced")
+    g.add_argument(
+        "--output", type=Path, default=None, help="write JSONL here instead of Kafka ('-' = stdout)"
+    )
+    g.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per wall second for Kafka; 0 = unpaced",
+    )
     f = simulate.add_argument_group("fault injection (fractions of records, 0-1)")
-    f.add_argument("--duplicates", type=float, default=0.0, help="exact re-sends of an event (same event_id)")
-    f.add_argument("--out-of-order", type=float, default=0.0, help="delivered late but within --lateness")
+    f.add_argument(
+        "--duplicates", type=float, default=0.0, help="exact re-sends of an event (same event_id)"
+    )
+    f.add_argument(
+        "--out-of-order", type=float, default=0.0, help="delivered late but within --lateness"
+    )
     f.add_argument("--late", type=float, default=0.0, help="delivered after more than --lateness")
-    f.add_argument("--malformed", type=float, default=0.0, help="extra invalid records (dead-lettered)")
-    f.add_argument("--lateness", type=float, default=600.0, help="the worker's allowed lateness in seconds")
+    f.add_argument(
+        "--malformed", type=float, default=0.0, help="extra invalid records (dead-lettered)"
+    )
+    f.add_argument(
+        "--lateness", type=float, default=600.0, help="the worker's allowed lateness in seconds"
+    )
 
-    replay = command("replay", "Produce a JSONL event log into the input topic, keyed by ticket_id.")
+    replay = command(
+        "replay", "Produce a JSONL event log into the input topic, keyed by ticket_id."
+    )
     replay.add_argument("file", type=Path, help="JSONL file, one event per line")
     _settings_flags(replay)
-    replay.add_argument("--rate", type=float, default=0.0, help="records per second (default: as fast as possible)")
+    replay.add_argument(
+        "--rate", type=float, default=0.0, help="records per second (default: as fast as possible)"
+    )
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     run = command("run", "Local demo: broker, topics, one worker and live simulated traffic.")
     _settings_flags(run)
     _worker_flags(run)
-    run.add_argument("--rate", type=float, default=20.0, help="simulated events per second (default 20)")
+    run.add_argument(
+        "--rate", type=float, default=20.0, help="simulated events per second (default 20)"
+    )
     return parser
 
 
@@ -168,11 +223,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     to_file = args.output is not None
     params = SimParams(
-        seed=args.seed, start=_start_time(args.start, to_file), rate=args.rate,
-        duration=args.duration, max_events=args.events, duplicates=args.duplicates,
-        out_of_order=args.out_of_order, late=args.late, malformed=args.malformed,
-        lateness_s=args.lateness, key_mismatch=not to_file,
-    )  # fmt: skip
+        seed=args.seed,
+        start=_start_time(args.start, to_file),
+        rate=args.rate,
+        duration=args.duration,
+        max_events=args.events,
+        duplicates=args.duplicates,
+        out_of_order=args.out_of_order,
+        late=args.late,
+        malformed=args.malformed,
+        lateness_s=args.lateness,
+        key_mismatch=not to_file,
+    )
     if params.duration is None and params.max_events is None and to_file:
         print("error: writing a file needs --events or --duration", file=sys.stderr)
         return 2
@@ -181,7 +243,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         out = sys.stdout.buffer if str(args.output) == "-" else args.output.open("wb")
         count = 0
-        with tqdm(total=params.max_events, desc="simulate", unit="rec", disable=out is sys.stdout.buffer) as bar:
+        with tqdm(
+            total=params.max_events, desc="simulate", unit="rec", disable=out is sys.stdout.buffer
+        ) as bar:
             for record in generate(params):
                 out.write(record.value + b"\n")
                 count += 1
@@ -193,7 +257,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     producer = make_producer(settings.bootstrap_list)
     records = paced(((r) for r in generate(params)), params.start, args.speed)
-    summary = produce(producer, settings.topic, records, total=params.max_events, description="simulate")
+    summary = produce(
+        producer, settings.topic, records, total=params.max_events, description="simulate"
+    )
     producer.close()
     print(summary.line("simulate"), file=sys.stderr)
     return 1 if summary.failed else 0
@@ -211,9 +277,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     producer = make_producer(settings.bootstrap_list)
     records = ((key_of(line), line) for line in read_jsonl(args.file))
     summary = produce(
-        producer, settings.topic, records, total=total, description=f"replay {args.file.name}",
-        rate=args.rate, progress=not args.no_progress,
-    )  # fmt: skip
+        producer,
+        settings.topic,
+        records,
+        total=total,
+        description=f"replay {args.file.name}",
+        rate=args.rate,
+        progress=not args.no_progress,
+    )
     producer.close()
     print(summary.line(f"replayed {args.file} into {settings.topic}"), file=sys.stderr)
     return 1 if summary.failed else 0
@@ -230,7 +301,9 @@ def cmd_broker(args: argparse.Namespace) -> int:
     if port is None and not (args.data_dir / "ports.json").exists():
         port = 9092 if launcher.port_is_free(9092) else None
     broker = launcher.start(args.data_dir, port=port, version=version)
-    print(f"Kafka {version} ready on {broker.bootstrap} (data: {broker.data_dir}); Ctrl-C stops it.")
+    print(
+        f"Kafka {version} ready on {broker.bootstrap} (data: {broker.data_dir}); Ctrl-C stops it."
+    )
     _wait_for_signal(lambda: broker.alive())
     code = broker.stop()
     print(f"broker stopped (exit {code})")
@@ -275,9 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from streams.app import TopicMismatchError
         from streams.broker.launcher import BrokerError
 
-        if isinstance(exc, BrokerError):
+        if isinstance(exc, BrokerError | TopicMismatchError):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -49,7 +49,9 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
     env = dict(os.environ)
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and args.bootstrap_servers is None:
         print("Starting the local Kafka broker (data in .data/kafka) ...")
-        broker = launcher.start(DATA / "kafka", port=None)
+        first_run = not (DATA / "kafka" / "ports.json").exists()
+        port = 9092 if first_run and launcher.port_is_free(9092) else None
+        broker = launcher.start(DATA / "kafka", port=port)
         env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
         settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap})
     bootstrap = settings.bootstrap_servers
@@ -58,13 +60,30 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
         for name, parts in ensure_topics(settings).items():
             print(f"topic {name}: {parts} partitions")
         exe = [sys.executable, "-m", "streams.cli"]
-        common = ["--bootstrap-servers", bootstrap, "--topic", settings.topic,
-                  "--dlq-topic", settings.dlq_topic, "--partitions", str(settings.partitions)]  # fmt: skip
+        common = [
+            "--bootstrap-servers",
+            bootstrap,
+            "--topic",
+            settings.topic,
+            "--dlq-topic",
+            settings.dlq_topic,
+            "--partitions",
+            str(settings.partitions),
+        ]
         worker = subprocess.Popen(
-            [*exe, "worker", *common, "--metrics-host", settings.metrics_host,
-             "--metrics-port", str(settings.metrics_port), "--data-dir", str(settings.data_dir)],
+            [
+                *exe,
+                "worker",
+                *common,
+                "--metrics-host",
+                settings.metrics_host,
+                "--metrics-port",
+                str(settings.metrics_port),
+                "--data-dir",
+                str(settings.data_dir),
+            ],
             env=env,
-        )  # fmt: skip
+        )
         children.append(("worker", worker))
         url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
         if not _wait_http(url, 120, worker):

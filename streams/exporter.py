@@ -35,9 +35,10 @@ class PipelineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         state = self._state
         accepted = CounterMetricFamily(
-            "ticketpulse_events_accepted", "Valid ticket events accepted, by event type.",
+            "ticketpulse_events_accepted",
+            "Valid ticket events accepted, by event type.",
             labels=["type"],
-        )  # fmt: skip
+        )
         for kind, n in state.accepted.items():
             accepted.add_metric([kind], n)
         yield accepted

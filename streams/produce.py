@@ -28,7 +28,8 @@ class ProduceSummary:
         rate = self.records / self.seconds if self.seconds else 0.0
         text = (
             f"{what}: {self.records} records ({self.keyed} keyed, {self.unkeyed} without a key), "
-            f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f}s ({rate:,.0f}/s), {self.failed} failed"
+            f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f}s ({rate:,.0f}/s), "
+            f"{self.failed} failed"
         )
         if self.errors:
             text += f"; first error: {self.errors[0]}"
@@ -108,7 +109,9 @@ def produce(
     return summary
 
 
-def paced(records: Iterable[Record], start: float, speed: float) -> Iterator[tuple[bytes | None, bytes]]:
+def paced(
+    records: Iterable[Record], start: float, speed: float
+) -> Iterator[tuple[bytes | None, bytes]]:
     """Release simulated records when the wall clock reaches their emission time / speed."""
     wall0 = time.time()
     for record in records:

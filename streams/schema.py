@@ -26,8 +26,13 @@ RejectReason = Literal[
     "not_json", "not_object", "schema", "too_large", "future_timestamp", "key_mismatch"
 ]
 REJECT_REASONS: Final[tuple[str, ...]] = (
-    "not_json", "not_object", "schema", "too_large", "future_timestamp", "key_mismatch",
-)  # fmt: skip
+    "not_json",
+    "not_object",
+    "schema",
+    "too_large",
+    "future_timestamp",
+    "key_mismatch",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +128,14 @@ def classify(
         return Rejected("schema", f"occurred_at: {exc}"[:400])
     key_text = key.decode("utf-8", "replace") if key is not None else None
     if key_text != event.ticket_id:
-        return Rejected("key_mismatch", f"record key {key_text!r} is not ticket_id {event.ticket_id!r}")
+        return Rejected(
+            "key_mismatch", f"record key {key_text!r} is not ticket_id {event.ticket_id!r}"
+        )
     if event.occurred_at > now + future_tolerance_s:
         ahead = event.occurred_at - now
         return Rejected(
             "future_timestamp",
-            f"occurred_at is {ahead:.0f}s ahead of the worker clock (tolerance {future_tolerance_s:.0f}s)",
+            f"occurred_at is {ahead:.0f}s ahead of the worker clock "
+            f"(tolerance {future_tolerance_s:.0f}s)",
         )
     return Accepted(event)

@@ -27,9 +27,31 @@ import orjson
 
 EVENTS_PER_TICKET = 7.5  # measured average of this model, used to turn --rate into arrivals
 HOURLY_PROFILE = (
-    0.15, 0.1, 0.08, 0.08, 0.1, 0.2, 0.45, 0.9, 1.4, 1.7, 1.8, 1.7,
-    1.4, 1.5, 1.7, 1.7, 1.5, 1.2, 0.9, 0.7, 0.5, 0.4, 0.3, 0.2,
-)  # fmt: skip
+    0.15,
+    0.1,
+    0.08,
+    0.08,
+    0.1,
+    0.2,
+    0.45,
+    0.9,
+    1.4,
+    1.7,
+    1.8,
+    1.7,
+    1.4,
+    1.5,
+    1.7,
+    1.7,
+    1.5,
+    1.2,
+    0.9,
+    0.7,
+    0.5,
+    0.4,
+    0.3,
+    0.2,
+)
 _PROFILE_MEAN = sum(HOURLY_PROFILE) / 24
 _PROFILE_MAX = max(HOURLY_PROFILE) / _PROFILE_MEAN
 
@@ -164,7 +186,9 @@ class _Simulation:
                 break
         self.at(t, self.arrive)
 
-    def arrive(self, t: float, customer: str | None = None, queue: QueueProfile | None = None) -> None:
+    def arrive(
+        self, t: float, customer: str | None = None, queue: QueueProfile | None = None
+    ) -> None:
         if customer is None and queue is None:
             self.next_arrival(t)
         rng = self.rng
@@ -180,11 +204,12 @@ class _Simulation:
             channel=queue.channel,
             priority=rng.choices(("low", "normal", "high", "urgent"), (2, 6, 2, 0.5))[0],
             tags=tuple(
-                tag for tag, p in (("complaint", 0.05), ("refund", 0.08), ("outage", 0.03))
+                tag
+                for tag, p in (("complaint", 0.05), ("refund", 0.08), ("outage", 0.03))
                 if rng.random() < p
             ),
             patience=rng.expovariate(1 / mean_patience) if mean_patience else math.inf,
-        )  # fmt: skip
+        )
         self.emit(t, ticket, "opened")
         if queue.bot_first:
             self.at(t + rng.uniform(1, 5), lambda s: self.bot_reply(s, ticket))
@@ -263,7 +288,12 @@ class _Simulation:
         return k
 
     def step(
-        self, t: float, ticket: _Ticket, agent: str, steps: list[tuple[float, str, dict[str, Any]]], i: int
+        self,
+        t: float,
+        ticket: _Ticket,
+        agent: str,
+        steps: list[tuple[float, str, dict[str, Any]]],
+        i: int,
     ) -> None:
         _, kind, fields = steps[i]
         fields = dict(fields)
@@ -297,8 +327,10 @@ class _Simulation:
                 "nps": lambda: rng.choices(range(11), (1, 1, 1, 1, 1, 2, 2, 4, 5, 5, 4))[0],
                 "ces": lambda: rng.choices(range(1, 8), (1, 1, 2, 3, 4, 4, 3))[0],
             }[kind]()
-            self.at(t + rng.expovariate(1 / 600), lambda s: self.emit(
-                s, ticket, "survey", survey_kind=kind, score=score))  # fmt: skip
+            self.at(
+                t + rng.expovariate(1 / 600),
+                lambda s: self.emit(s, ticket, "survey", survey_kind=kind, score=score),
+            )
         if rng.random() < 0.05:
             self.at(t + rng.expovariate(1 / 86400), lambda s: self.reopen(s, ticket))
         else:
@@ -326,7 +358,9 @@ class _Simulation:
             self.out.clear()
 
 
-def _malformed(rng: random.Random, doc: dict[str, Any], key_mismatch: bool) -> tuple[str, bytes | None, bytes]:
+def _malformed(
+    rng: random.Random, doc: dict[str, Any], key_mismatch: bool
+) -> tuple[str, bytes | None, bytes]:
     """One bad record modelled on what real producers get wrong."""
     key = doc["ticket_id"].encode()
     kinds = ["not_json", "not_object", "schema", "schema", "too_large", "future_timestamp"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -12,7 +14,9 @@ DLQ_RETENTION_MS = 7 * 24 * 3600 * 1000  # the DLQ holds customer data: keep it 
 
 def ensure_topics(settings: Settings) -> dict[str, int]:
     """Create missing topics; return the partition count of each, existing or new."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_list, client_id="ticketpulse-admin")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_list, client_id="ticketpulse-admin"
+    )
     try:
         wanted = [
             NewTopic(settings.topic, settings.partitions, settings.replication_factor),
@@ -26,10 +30,8 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
         existing = set(admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process won the race
         described = admin.describe_topics([t.name for t in wanted])
         return {d.get("name", d.get("topic")): len(d["partitions"]) for d in described}
     finally:

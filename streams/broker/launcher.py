@@ -92,10 +92,15 @@ def fetch_jars(version: str = DEFAULT_KAFKA_VERSION, *, quiet: bool = False) -> 
     libs.mkdir(parents=True, exist_ok=True)
     build_dir = libs.parent / "build"
     cmd = [
-        mvn, "-B", "-f", str(POM), "package",
-        f"-Dkafka.version={version}", f"-Dkafka.libs.dir={libs}",
+        mvn,
+        "-B",
+        "-f",
+        str(POM),
+        "package",
+        f"-Dkafka.version={version}",
+        f"-Dkafka.libs.dir={libs}",
         f"-Dproject.build.directory={build_dir}",
-    ]  # fmt: skip
+    ]
     if quiet:
         cmd.insert(2, "-q")
     if not quiet:
@@ -208,22 +213,49 @@ def start(
     if not cluster_file.exists():
         cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
     fmt = subprocess.run(
-        ["java", "-Xmx256m", *jvm_log, "-cp", classpath, "kafka.tools.StorageTool", "format",
-         "-g", "-t", cluster_file.read_text().strip(), "-c", str(props)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            "java",
+            "-Xmx256m",
+            *jvm_log,
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-g",
+            "-t",
+            cluster_file.read_text().strip(),
+            "-c",
+            str(props),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if fmt.returncode != 0:
         msg = f"formatting Kafka storage in {data_dir} failed:\n{fmt.stdout}{fmt.stderr}"
         raise BrokerError(msg)
     log_path = data_dir / "broker.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            ["java", f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-             "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true", *jvm_log,
-             "-cp", classpath, "kafka.Kafka", str(props)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
-        )  # fmt: skip
+            [
+                "java",
+                f"-Xms{heap}",
+                f"-Xmx{heap}",
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-XX:+ExitOnOutOfMemoryError",
+                "-Djava.awt.headless=true",
+                *jvm_log,
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(props),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
     broker = Broker(port=port, controller_port=cport, data_dir=data_dir, process=process)
     try:
         wait_ready(broker, timeout)

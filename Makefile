@@ -1,0 +1,43 @@
+# ticketpulse developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint unit integration system-deps kafka-jars clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+system-deps: ## Java 17, Maven and promtool (Debian's prometheus package), installed if missing
+	@bash .ci/system-deps.sh
+
+kafka-jars: $(STAMP) system-deps ## fetch the Apache Kafka jars from Maven Central (cached)
+	@$(BIN)/ticketpulse broker --fetch-only >/dev/null
+
+run: $(STAMP) kafka-jars ## local broker + topics + one worker + live simulated traffic (Ctrl-C stops)
+	$(BIN)/ticketpulse run
+
+lint: $(STAMP) ## ruff, ruff format --check, mypy
+	$(BIN)/ruff check streams tests
+	$(BIN)/ruff format --check streams tests
+	$(BIN)/mypy
+
+unit: $(STAMP) ## the fast tests only (no broker)
+	$(BIN)/pytest -m "not integration"
+
+integration: $(STAMP) kafka-jars ## the tests against the real Kafka broker only
+	$(BIN)/pytest -m integration
+
+test: $(STAMP) kafka-jars lint ## install what is needed, lint, run every test (real broker included)
+	$(BIN)/pytest
+
+clean: ## remove the virtualenv and local data (broker, worker stores)
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

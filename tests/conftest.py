@@ -1,0 +1,155 @@
+"""Shared fixtures: one real Kafka broker per test session, workers as real processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.broker import launcher
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.Broker]:
+    """A real single-node KRaft broker from the project's launcher (never skipped, never mocked)."""
+    broker = launcher.start(tmp_path_factory.mktemp("kafka"))
+    print(
+        f"\n[kafka] real Apache Kafka {launcher.DEFAULT_KAFKA_VERSION} broker on {broker.bootstrap}"
+    )
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def names() -> dict[str, str]:
+    """Unique topic and group names, so tests sharing the broker never see each other's data."""
+    tag = uuid.uuid4().hex[:8]
+    return {"topic": f"events-{tag}", "dlq": f"dlq-{tag}", "app_id": f"tp-{tag}"}
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics as {(sample name, sorted labels): value}."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def raw_metrics(self) -> str:
+        with urllib.request.urlopen(self.url, timeout=5) as response:
+            return response.read().decode()
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return scrape(self.url)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, kafka: launcher.Broker, names: dict[str, str]) -> Iterator:
+    """Start `ticketpulse worker` processes against the session broker; all stopped at teardown."""
+    started: list[WorkerProcess] = []
+
+    def _start(*extra: str, data_dir: Path | None = None, wait: bool = True) -> WorkerProcess:
+        port = launcher.free_port()
+        data = data_dir or tmp_path / f"worker-{len(started)}"
+        log_path = tmp_path / f"worker-{len(started)}-{port}.log"
+        cmd = [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "worker",
+            "--bootstrap-servers",
+            kafka.bootstrap,
+            "--app-id",
+            names["app_id"],
+            "--topic",
+            names["topic"],
+            "--dlq-topic",
+            names["dlq"],
+            "--partitions",
+            "4",
+            "--metrics-port",
+            str(port),
+            "--data-dir",
+            str(data),
+            *extra,
+        ]
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        worker = WorkerProcess(proc, port, log_path)
+        started.append(worker)
+        if wait:
+            wait_for(
+                lambda: _active(worker) > 0, 120, f"worker on :{port} owns no partition", worker
+            )
+        return worker
+
+    yield _start
+    for worker in started:
+        worker.stop()
+
+
+def _active(worker: WorkerProcess) -> float:
+    try:
+        return worker.metrics().get(("ticketpulse_partitions_assigned", (("role", "active"),)), 0.0)
+    except OSError:
+        return 0.0
+
+
+def wait_for(condition, timeout: float, what: str, worker: WorkerProcess | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker is not None and worker.process.poll() is not None:
+            pytest.fail(f"worker exited with {worker.process.returncode}:\n{worker.log()}")
+        if condition():
+            return
+        time.sleep(0.5)
+    detail = f"\n{worker.log()}" if worker is not None else ""
+    pytest.fail(f"timed out after {timeout:.0f}s: {what}{detail}")
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    assert path, (
+        "promtool missing: `make test` installs Debian's prometheus package (make system-deps)"
+    )
+    return path

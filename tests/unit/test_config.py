@@ -1,0 +1,66 @@
+"""Settings precedence: flags > environment > TOML file > defaults; typos are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "TICKETPULSE_BOOTSTRAP_SERVERS",
+        "TICKETPULSE_PARTITIONS",
+        "TICKETPULSE_CONFIG",
+        "TICKETPULSE_METRICS_PORT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults() -> None:
+    s = load_settings()
+    assert s.bootstrap_servers == "127.0.0.1:9092"
+    assert s.partitions == 8
+    assert s.topic == "ticket-events"
+    assert s.dlq_topic == "ticket-events-dlq"
+    assert s.metrics_host == "127.0.0.1"
+
+
+def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "tp.toml"
+    cfg.write_text('partitions = 4\nmetrics_port = 9000\ntopic = "from-file"\n')
+    monkeypatch.setenv("TICKETPULSE_METRICS_PORT", "9100")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    s = load_settings(cfg, topic="from-flag", partitions=None)
+    assert s.topic == "from-flag"  # flag beats file
+    assert s.metrics_port == 9100  # env beats file
+    assert s.partitions == 4  # file beats default; a flag left unset does not override
+    assert s.bootstrap_list == ["k1:9092", "k2:9092"]
+
+
+def test_config_file_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "tp.toml"
+    cfg.write_text("partitions = 12\n")
+    monkeypatch.setenv("TICKETPULSE_CONFIG", str(cfg))
+    assert load_settings().partitions == 12
+
+
+def test_unknown_key_is_an_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "tp.toml"
+    cfg.write_text("partitons = 4\n")
+    with pytest.raises(ConfigError, match="partitons"):
+        load_settings(cfg)
+
+
+def test_bad_value_names_the_key() -> None:
+    with pytest.raises(ConfigError, match="partitions"):
+        load_settings(partitions=0)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings("/nonexistent/tp.toml")

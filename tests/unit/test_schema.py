@@ -1,0 +1,83 @@
+"""The schema is the single source of truth: examples, the typed event and the docs follow it."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.core.events import CHANNELS, EVENT_TYPES, TicketEvent
+from streams.schema import REJECT_REASONS, Accepted, Rejected, classify, load_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "schemas" / "examples"
+NOW = 1_900_000_000.0  # 2030: after every example's occurred_at
+
+
+def _examples(kind: str) -> list[Path]:
+    found = sorted((EXAMPLES / kind).glob("*.json"))
+    assert found, f"no {kind} examples"
+    return found
+
+
+@pytest.mark.parametrize("path", _examples("valid"), ids=lambda p: p.stem)
+def test_valid_examples_are_accepted(path: Path) -> None:
+    raw = path.read_bytes()
+    key = orjson.loads(raw)["ticket_id"].encode()
+    outcome = classify(key, raw, now=NOW, future_tolerance_s=300)
+    assert isinstance(outcome, Accepted), outcome
+
+
+@pytest.mark.parametrize("path", _examples("invalid"), ids=lambda p: p.stem)
+def test_invalid_examples_are_rejected_by_the_schema(path: Path) -> None:
+    raw = path.read_bytes()
+    outcome = classify(b"T-9", raw, now=NOW, future_tolerance_s=300)
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason == "schema", outcome.detail
+
+
+def test_typed_event_mirrors_schema_properties() -> None:
+    schema = load_schema()
+    fields = {f.name for f in dataclasses.fields(TicketEvent)}
+    assert fields == set(schema["properties"])
+    assert set(EVENT_TYPES) == set(schema["properties"]["type"]["enum"])
+    assert set(CHANNELS) == set(schema["properties"]["channel"]["enum"])
+
+
+def test_docs_and_readme_agree_with_schema() -> None:
+    schema = load_schema()
+    events_md = (ROOT / "docs" / "events.md").read_text()
+    for prop in schema["properties"]:
+        assert f"`{prop}`" in events_md, f"docs/events.md does not document {prop}"
+    for kind in schema["properties"]["type"]["enum"]:
+        assert f"`{kind}`" in events_md
+    for reason in REJECT_REASONS:
+        assert f"`{reason}`" in events_md, f"docs/events.md does not document reason {reason}"
+    readme = (ROOT / "README.md").read_text()
+    assert "schemas/ticket-event.v1.json" in readme
+    assert "docs/events.md" in readme
+
+
+def test_valid_example_values_round_trip() -> None:
+    raw = (EXAMPLES / "valid" / "replied-agent.json").read_bytes()
+    outcome = classify(b"T-1", raw, now=NOW, future_tolerance_s=300)
+    assert isinstance(outcome, Accepted)
+    event = outcome.event
+    assert event.author == "agent"
+    assert event.handle_seconds == 35.5
+    assert event.occurred_at == pytest.approx(1795510841.25)
+
+
+def test_offset_times_are_converted_to_utc() -> None:
+    raw = (EXAMPLES / "valid" / "assigned.json").read_bytes()  # 09:00:05+01:00
+    outcome = classify(b"T-1", raw, now=NOW, future_tolerance_s=300)
+    assert isinstance(outcome, Accepted)
+    assert outcome.event.occurred_at == 1795510800.0 - 3600 + 5
+
+
+def test_schema_file_name_is_versioned() -> None:
+    assert re.fullmatch(r"ticket-event\.v\d+\.json", "ticket-event.v1.json")
+    assert load_schema()["$schema"].endswith("2020-12/schema")
