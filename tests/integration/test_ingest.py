@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -172,7 +173,7 @@ def test_replay_keeps_each_tickets_order_on_one_partition(kafka, names, tmp_path
     assert main(["simulate", "--seed", "8", "--events", "3000", "--output", str(log)]) == 0
     result = subprocess.run(
         [
-            "ticketpulse",
+            str(Path(sys.executable).parent / "ticketpulse"),
             "replay",
             str(log),
             "--bootstrap-servers",
