@@ -44,7 +44,14 @@ def _stop(proc: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None
             proc.wait()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_stack(args: argparse.Namespace, settings: Settings) -> int:
+    # Install our own handlers: a shell may start us with SIGINT ignored (background jobs).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     broker = None
     env = dict(os.environ)
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and args.bootstrap_servers is None:
@@ -103,7 +110,6 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
             "Press Ctrl-C to stop everything.\n",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(proc.poll() is None for _, proc in children):
             time.sleep(0.5)
         for name, proc in children:
