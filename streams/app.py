@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.config import Settings
 from streams.exporter import PipelineCollector, build_registry
+from streams.kpi import KpiProcessor, KpiSettings, Tables
+from streams.kpi_exporter import KpiCollector, LabelFolder
 from streams.pipeline import PipelineState
 from streams.schema import Rejected, classify, load_schema
 from streams.topics import ensure_topics
@@ -35,6 +37,7 @@ class Worker:
     app: faust.App
     state: PipelineState
     settings: Settings
+    processor: KpiProcessor
 
 
 def dlq_headers(message: Any, rejected: Rejected, now: float) -> list[tuple[str, bytes]]:
@@ -85,6 +88,25 @@ def create_app(settings: Settings) -> Worker:
         value_serializer="raw",
         partitions=settings.partitions,
     )
+
+    def table(name: str) -> Any:
+        # str keys use the raw codec (decoded back to str); values are JSON.
+        return app.Table(name, default=None, partitions=settings.partitions, key_type=str)
+
+    tables = Tables(
+        tickets=table("tickets"), buckets=table("buckets"), open=table("open"), meta=table("meta")
+    )
+    windows = settings.windows
+    longest = max((span for span in windows.values() if span), default=86400.0)
+    processor = KpiProcessor(
+        tables,
+        KpiSettings(
+            policy=settings.policy(),
+            bucket_s=settings.bucket_seconds,
+            lateness_s=settings.lateness_seconds,
+            window_retention_s=max(longest, 86400.0),
+        ),
+    )
     dead_letters = app.topic(
         settings.dlq_topic, key_serializer="raw", value_serializer="raw", internal=False
     )
@@ -110,6 +132,21 @@ def create_app(settings: Settings) -> Worker:
                 state.record_rejected(outcome.reason, now)
                 continue
             state.record_accepted(message.partition, outcome.event, now)
+            processor.process(message.partition, message.offset, outcome.event)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust signal typing
+    def revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        for tp in args[0] if args else kwargs.get("revoked", ()):
+            if tp.topic == settings.topic:
+                processor.forget_partition(tp.partition)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust signal typing
+    def assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        for tp in (
+            args[0] if args else kwargs.get("assigned", ())
+        ):  # tables are recovered afresh: rebuild indexes lazily
+            if tp.topic == settings.topic:
+                processor.forget_partition(tp.partition)
 
     def owned() -> tuple[set[int], set[int]]:
         assignor = app.assignor
@@ -119,7 +156,21 @@ def create_app(settings: Settings) -> Worker:
         }
         return actives, standbys
 
-    registry = build_registry([PipelineCollector(state, settings.partitions, owned)])
+    fold = LabelFolder(
+        frozenset(settings.queue_allowlist) if settings.queue_allowlist is not None else None,
+        settings.max_queues,
+        {},
+    )
+    kpis = KpiCollector(
+        processor,
+        owned=lambda: owned()[0],
+        clock=settings.clock,
+        windows=dict(windows),
+        timezone=settings.timezone,
+        fold=fold,
+        cumulative=processor.cumulative,
+    )
+    registry = build_registry([PipelineCollector(state, settings.partitions, owned), kpis])
 
     @app.page("/metrics")
     async def metrics(self: View, request: Request) -> Response:
@@ -137,7 +188,7 @@ def create_app(settings: Settings) -> Worker:
         busy = app.rebalancing or app.in_recovery or not app.consumer.assignment()
         return self.json({"ready": not busy}, status=503 if busy else 200)
 
-    return Worker(app=app, state=state, settings=settings)
+    return Worker(app=app, state=state, settings=settings, processor=processor)
 
 
 class TopicMismatchError(RuntimeError):

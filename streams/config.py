@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,12 +20,30 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from streams.core.policy import (
+    DEFAULT_FIRST_RESPONSE_TARGETS,
+    Policy,
+    QueueOverride,
+    ServiceLevelPreset,
+)
+
 DEFAULT_METRICS_PORT = 8790
+DEFAULT_WINDOWS: dict[str, float | None] = {"15m": 900, "1h": 3600, "24h": 86400, "today": None}
 _config_file: Path | None = None
 
 
 class ConfigError(ValueError):
     """Settings could not be loaded; the message names the offending key."""
+
+
+class QueueTargets(BaseModel):
+    """Per-queue overrides of the SLA targets (a ``[queues.NAME]`` table in the file)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    first_response_target_seconds: dict[str, float] = Field(default_factory=dict)
+    resolution_target_seconds: float | None = None
+    short_abandon_seconds: float | None = None
+    service_level: ServiceLevelPreset | None = None
 
 
 class Settings(BaseSettings):
@@ -57,6 +75,31 @@ class Settings(BaseSettings):
     )
     max_record_bytes: int = Field(64 * 1024, ge=1024, description="Larger records go to the DLQ.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    clock: Literal["wall", "event"] = Field(
+        "wall", description="Windows end now (wall) or at each partition's watermark (event)."
+    )
+    lateness_seconds: float = Field(600.0, ge=0, description="Allowed out-of-order lateness.")
+    bucket_seconds: int = Field(60, ge=1, description="Width of the tumbling buckets.")
+    windows: dict[str, float | None] = Field(
+        default_factory=lambda: dict(DEFAULT_WINDOWS),
+        description='Window name -> span in seconds; null span means "since local midnight".',
+    )
+    timezone: str = Field("UTC", description='Time zone of the "today" window.')
+    first_response_target_seconds: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE_TARGETS),
+        description="First-response target by channel.",
+    )
+    resolution_target_seconds: float = 48 * 3600.0
+    short_abandon_seconds: float = 5.0
+    service_level: ServiceLevelPreset = "answered_abandoned"
+    queues: dict[str, QueueTargets] = Field(default_factory=dict)
+    recontact_days: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    fcr_days: int = Field(3, ge=0, description="A reopen within this many days undoes FCR.")
+    complaint_tag: str = "complaint"
+    queue_allowlist: list[str] | None = Field(
+        None, description="Queues exported by name; every other queue is exported as 'other'."
+    )
+    max_queues: int = Field(50, ge=1, description="Without an allow-list, queues past this fold.")
 
     @classmethod
     def settings_customise_sources(
@@ -71,6 +114,29 @@ class Settings(BaseSettings):
         if _config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_config_file))
         return tuple(sources)
+
+    def policy(self) -> Policy:
+        return Policy(
+            first_response_targets={
+                **DEFAULT_FIRST_RESPONSE_TARGETS,
+                **self.first_response_target_seconds,
+            },
+            resolution_target_s=self.resolution_target_seconds,
+            short_abandon_s=self.short_abandon_seconds,
+            service_level=self.service_level,
+            queues={
+                name: QueueOverride(
+                    first_response_target_s=dict(q.first_response_target_seconds),
+                    resolution_target_s=q.resolution_target_seconds,
+                    short_abandon_s=q.short_abandon_seconds,
+                    service_level=q.service_level,
+                )
+                for name, q in self.queues.items()
+            },
+            recontact_days=tuple(self.recontact_days),
+            fcr_days=self.fcr_days,
+            complaint_tag=self.complaint_tag,
+        )
 
     @property
     def bootstrap_list(self) -> list[str]:

@@ -1,19 +1,24 @@
-"""Mergeable tumbling-bucket aggregates: sums and counts keyed by bucket, figure, queue, channel.
+"""Mergeable tumbling-bucket aggregates: (sum, count) per bucket, figure, queue and channel.
 
-Everything here is additive, so buckets from different partitions, workers or
-times merge by addition, in any order and grouping, and a rolling window is just
-the merge of the buckets it covers. A ticket's contribution changes by applying
-``delta(old_facts, new_facts)``, which retracts what was counted before.
+Everything is additive, so buckets from different partitions, workers or times
+merge by addition, in any order and grouping; a rolling window is the merge of
+the buckets it covers. A ticket's contribution changes by ``delta(old, new)``,
+which retracts what was counted before. Distribution figures also count into
+``<name>#<bound>`` entries (the smallest bound >= value, or ``#+Inf``), from
+which cumulative histogram buckets are built at read time.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from streams.core.facts import Fact
 
-# (bucket start in epoch seconds, figure name, queue, channel) -> (sum of values, count)
+DISTRIBUTIONS = frozenset({"first_response", "reply_wait", "resolved", "abandoned"})
+
+# (bucket start, figure or figure#bound, queue, channel) -> (sum of values, count)
 BucketKey = tuple[int, str, str, str]
 Buckets = dict[BucketKey, tuple[float, int]]
 
@@ -22,16 +27,37 @@ def bucket_start(at: float, width: int) -> int:
     return int(at // width) * width
 
 
-def add(buckets: Buckets, facts: Iterable[Fact], width: int, sign: int = 1) -> None:
+def bound_label(value: float, bounds: tuple[float, ...]) -> str:
+    i = bisect_left(bounds, value)
+    return "+Inf" if i == len(bounds) else _fmt(bounds[i])
+
+
+def _fmt(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else repr(bound)
+
+
+def entries(fact: Fact, bounds: tuple[float, ...]) -> list[tuple[str, float]]:
+    """The (entry name, value) pairs one fact adds to its bucket."""
+    out = [(fact.name, fact.value)]
+    if fact.name in DISTRIBUTIONS:
+        out.append((f"{fact.name}#{bound_label(fact.value, bounds)}", fact.value))
+    return out
+
+
+def add(
+    buckets: Buckets, facts: Iterable[Fact], width: int, bounds: tuple[float, ...], sign: int = 1
+) -> None:
     """Fold facts into ``buckets`` in place (``sign=-1`` retracts them); drops emptied keys."""
     for f in facts:
-        key = (bucket_start(f.at, width), f.name, f.queue, f.channel)
-        total, count = buckets.get(key, (0.0, 0))
-        total, count = total + sign * f.value, count + sign
-        if count == 0:
-            buckets.pop(key, None)
-        else:
-            buckets[key] = (total, count)
+        start = bucket_start(f.at, width)
+        for name, value in entries(f, bounds):
+            key = (start, name, f.queue, f.channel)
+            total, count = buckets.get(key, (0.0, 0))
+            total, count = total + sign * value, count + sign
+            if count == 0:
+                buckets.pop(key, None)
+            else:
+                buckets[key] = (total, count)
 
 
 def delta(old: Iterable[Fact], new: Iterable[Fact]) -> tuple[list[Fact], list[Fact]]:

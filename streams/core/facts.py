@@ -1,11 +1,14 @@
 """Ticket facts: what a ticket contributes to the figures, from the set of its events.
 
 Facts are a pure function of the *set* of a ticket's events (deduplicated by
-``event_id``, sorted by event time), so arrival order, redelivery and duplicates
-cannot change them. When an event arrives, the adapter recomputes the ticket's
-facts and applies the difference (new minus old) to the additive buckets: a
-late correction, such as a reopen that cancels an FCR, lands in the bucket of
-the resolution it corrects.
+``event_id``, ordered by event time) and the policy, so arrival order,
+redelivery and duplicates cannot change them. When an event arrives, the worker
+recomputes the ticket's facts and applies the difference (new minus old) to the
+additive buckets: a late correction, such as a reopen that cancels an FCR, lands
+in the bucket of the resolution it corrects.
+
+Every fact is attributed to one event: its time, and the queue and channel that
+event carries. docs/metrics.md defines each name.
 """
 
 from __future__ import annotations
@@ -14,15 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from streams.core.events import TicketEvent
+from streams.core.policy import Policy
+
+DAY = 86400.0
+_RANK = {"opened": 0}
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class Fact:
-    """One countable thing, attributed to an event time, a queue and a channel.
-
-    ``name`` is the counter (``offered``, ``first_response`` ...); ``value`` the
-    amount to sum (seconds for durations, 1 for counts).
-    """
+    """One countable thing: ``value`` is summed (seconds for durations, 1 for counts)."""
 
     at: float
     name: str
@@ -31,56 +34,97 @@ class Fact:
     value: float = 1.0
 
 
-def _ordered(events: Iterable[TicketEvent]) -> list[TicketEvent]:
-    unique = {e.event_id: e for e in events}
-    return sorted(unique.values(), key=lambda e: (e.occurred_at, e.event_id))
+def ordered(events: Iterable[TicketEvent]) -> list[TicketEvent]:
+    """Deduplicate by event_id (first wins) and sort by time; ``opened`` first on a tie."""
+    unique: dict[str, TicketEvent] = {}
+    for e in events:
+        unique.setdefault(e.event_id, e)
+    return sorted(unique.values(), key=lambda e: (e.occurred_at, _RANK.get(e.type, 1), e.event_id))
 
 
-def ticket_facts(events: Iterable[TicketEvent], *, complaint_tag: str = "complaint") -> list[Fact]:
-    """All facts of one ticket. Pure: same event set, same facts, whatever the order."""
-    ordered = _ordered(events)
-    opened = next((e for e in ordered if e.type == "opened"), None)
+def ticket_facts(events: Iterable[TicketEvent], policy: Policy) -> list[Fact]:
+    """All facts of one ticket. Events before ``opened`` contribute nothing."""
+    evs = ordered(events)
+    opened = next((e for e in evs if e.type == "opened"), None)
     if opened is None:
-        return []  # nothing is attributed before the ticket is known to exist
-    facts: list[Fact] = [Fact(opened.occurred_at, "offered", opened.queue, opened.channel)]
-    if complaint_tag in opened.tags:
-        facts.append(Fact(opened.occurred_at, "complaints", opened.queue, opened.channel))
-    answered = False
-    waiting_since: float | None = opened.occurred_at
-    transferred = False
+        return []
+    start = opened.occurred_at
+    evs = [e for e in evs if e.occurred_at >= start and e is not opened]
+    out: list[Fact] = []
+
+    def fact(e: TicketEvent, name: str, value: float = 1.0) -> None:
+        out.append(Fact(e.occurred_at, name, e.queue, e.channel, value))
+
+    fact(opened, "offered")
+    if policy.complaint_tag in opened.tags:
+        fact(opened, "complaints")
+    answered = ended = transferred = False
     resolved_at: float | None = None
-    for e in ordered:
-        if e.occurred_at < opened.occurred_at:
-            continue
-        q, ch, t = e.queue, opened.channel, e.occurred_at
-        if e.handle_seconds is not None:
-            facts.append(Fact(t, "handle_seconds", q, ch, e.handle_seconds))
+    waiting_since: float | None = start
+    handle = opened.handle_seconds or 0.0
+    for e in evs:
+        rules = policy.for_queue(e.queue, e.channel)
+        handle += e.handle_seconds or 0.0
         if e.type == "replied" and e.author == "agent":
             if not answered:
                 answered = True
-                facts.append(Fact(t, "first_response", q, ch, t - opened.occurred_at))
+                wait = e.occurred_at - start
+                fact(e, "first_response", wait)
+                if wait <= rules.first_response_target_s:
+                    fact(e, "first_response_within_target")
             if waiting_since is not None:
-                facts.append(Fact(t, "reply_wait", q, ch, t - waiting_since))
+                fact(e, "reply_wait", e.occurred_at - waiting_since)
                 waiting_since = None
         elif e.type == "replied" and e.author == "customer" and waiting_since is None:
-            waiting_since = t
-        elif e.type == "abandoned":
-            name = "disconnects" if answered else "abandoned"
-            facts.append(Fact(t, name, q, ch, t - opened.occurred_at))
+            waiting_since = e.occurred_at
+        elif e.type == "abandoned" and not ended:
+            ended = True
+            wait = e.occurred_at - start
+            if answered:
+                fact(e, "disconnects", wait)
+                fact(e, "handled", handle)
+                handle = 0.0
+            else:
+                fact(e, "abandoned", wait)
+                if wait < rules.short_abandon_s:
+                    fact(e, "short_abandoned", wait)
         elif e.type == "transferred":
             transferred = True
-            facts.append(Fact(t, "transfers_out", q, ch))
+            fact(e, "transfers_out")
             if e.escalation:
-                facts.append(Fact(t, "escalations", q, ch))
-        elif e.type == "resolved" and resolved_at is None:
-            resolved_at = t
-            facts.append(Fact(t, "resolved", q, ch, t - opened.occurred_at))
-            reopened = any(x.type == "reopened" and x.occurred_at >= t for x in ordered)
-            if not transferred and not reopened:
-                facts.append(Fact(t, "resolved_first_contact", q, ch))
+                fact(e, "escalations")
+            fact(e, "handled", handle)
+            handle = 0.0
+        elif e.type == "resolved":
+            fact(e, "handled", handle)
+            handle = 0.0
+            if resolved_at is None:
+                resolved_at = e.occurred_at
+                took = resolved_at - start
+                fact(e, "resolved", took)
+                if took <= rules.resolution_target_s:
+                    fact(e, "resolved_within_target")
+                horizon = resolved_at + policy.fcr_days * DAY
+                reopened = any(
+                    x.type == "reopened" and resolved_at <= x.occurred_at <= horizon for x in evs
+                )
+                if not transferred and not reopened:
+                    fact(e, "resolved_first_contact")
         elif e.type == "reopened":
-            facts.append(Fact(t, "reopens", q, ch))
+            fact(e, "reopens")
         elif e.type == "survey" and e.survey_kind is not None and e.score is not None:
-            facts.append(Fact(t, f"{e.survey_kind}_responses", q, ch))
-            facts.append(Fact(t, f"{e.survey_kind}_score_sum", q, ch, float(e.score)))
-    return facts
+            for name in survey_facts(e.survey_kind, e.score):
+                fact(e, name, float(e.score) if name.endswith("_responses") else 1.0)
+    return out
+
+
+def survey_facts(kind: str, score: int) -> list[str]:
+    """``<kind>_responses`` (value = score) plus the category a score falls in."""
+    names = [f"{kind}_responses"]
+    if kind == "csat" and score >= 4:
+        names.append("csat_satisfied")
+    elif kind == "nps" and score >= 9:
+        names.append("nps_promoters")
+    elif kind == "nps" and score <= 6:
+        names.append("nps_detractors")
+    return names

@@ -1,0 +1,83 @@
+"""Targets and definitions that turn events into figures: per queue, per channel.
+
+Kept in the core (plain data) so facts stay a pure function of events + policy.
+``streams.config`` builds a Policy from the settings file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ServiceLevelPreset = Literal["answered", "answered_abandoned", "answered_abandoned_minus_short"]
+SERVICE_LEVEL_PRESETS: tuple[str, ...] = (
+    "answered", "answered_abandoned", "answered_abandoned_minus_short",
+)  # fmt: skip
+
+# First-response targets when nothing is configured: phone 20 s, chat 60 s, email 1 h.
+DEFAULT_FIRST_RESPONSE_TARGETS: Mapping[str, float] = {
+    "phone": 20.0, "chat": 60.0, "messaging": 300.0, "web": 3600.0,
+    "email": 3600.0, "social": 3600.0, "other": 3600.0,
+}  # fmt: skip
+# Distribution bounds in seconds; every configured target is added, so le=<target> exists.
+BASE_BOUNDS: tuple[float, ...] = (
+    5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 172800,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """The figures' definitions for one queue and channel."""
+
+    first_response_target_s: float
+    resolution_target_s: float = 48 * 3600.0
+    short_abandon_s: float = 5.0
+    service_level: ServiceLevelPreset = "answered_abandoned"
+
+
+@dataclass(frozen=True)
+class QueueOverride:
+    """What a settings file may set for one queue; unset fields fall back to defaults."""
+
+    first_response_target_s: Mapping[str, float] = field(default_factory=dict)  # by channel
+    resolution_target_s: float | None = None
+    short_abandon_s: float | None = None
+    service_level: ServiceLevelPreset | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    first_response_targets: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_FIRST_RESPONSE_TARGETS)
+    )
+    resolution_target_s: float = 48 * 3600.0
+    short_abandon_s: float = 5.0
+    service_level: ServiceLevelPreset = "answered_abandoned"
+    queues: Mapping[str, QueueOverride] = field(default_factory=dict)
+    recontact_days: tuple[int, ...] = (1, 2, 3)
+    fcr_days: int = 3
+    complaint_tag: str = "complaint"
+
+    def for_queue(self, queue: str, channel: str) -> QueuePolicy:
+        o = self.queues.get(queue, QueueOverride())
+        frt = o.first_response_target_s.get(
+            channel, self.first_response_targets.get(channel, 3600.0)
+        )
+        return QueuePolicy(
+            first_response_target_s=frt,
+            resolution_target_s=o.resolution_target_s or self.resolution_target_s,
+            short_abandon_s=(
+                o.short_abandon_s if o.short_abandon_s is not None else self.short_abandon_s
+            ),
+            service_level=o.service_level or self.service_level,
+        )
+
+    def bounds(self) -> tuple[float, ...]:
+        """Histogram bounds: the base set plus every configured target."""
+        extra = {*self.first_response_targets.values(), self.resolution_target_s}
+        for o in self.queues.values():
+            extra.update(o.first_response_target_s.values())
+            if o.resolution_target_s:
+                extra.add(o.resolution_target_s)
+        return tuple(sorted({*BASE_BOUNDS, *extra}))

@@ -1,0 +1,59 @@
+"""Rolling windows as sums of whole tumbling buckets, ending at a clock passed in.
+
+A window of span S ending at ``end`` is the bucket holding ``end`` plus the
+buckets before it, S/width in all (so "15m" covers between 14 and 15 minutes
+of event time). "today" is every bucket from local midnight of ``end`` in the
+configured time zone. Nothing here reads a clock: ``end`` is the wall clock
+(live) or the partition's event-time watermark (replays, tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from streams.core.buckets import bucket_start
+
+Sums = dict[tuple[str, str, str], tuple[float, int]]  # (entry, queue, channel) -> (sum, count)
+TODAY = "today"
+
+
+def first_bucket(window: str, span: float | None, end: float, width: int, tz: str) -> int:
+    """Start of the oldest bucket the window includes."""
+    if window == TODAY or span is None:
+        local = datetime.fromtimestamp(end, ZoneInfo(tz))
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return bucket_start(midnight.timestamp(), width)
+    return bucket_start(end, width) - int(span) + width
+
+
+def window_sums(
+    buckets: Iterable[tuple[int, str, str, str, float, int]],
+    windows: Mapping[str, float | None],
+    end: float,
+    width: int,
+    tz: str,
+) -> dict[str, Sums]:
+    """Sum (start, entry, queue, channel, sum, count) rows into each window ending at ``end``."""
+    last = bucket_start(end, width)
+    firsts = {w: first_bucket(w, span, end, width, tz) for w, span in windows.items()}
+    out: dict[str, Sums] = {w: {} for w in windows}
+    for start, entry, queue, channel, total, count in buckets:
+        if start > last:
+            continue
+        for w, first in firsts.items():
+            if start >= first:
+                key = (entry, queue, channel)
+                s, c = out[w].get(key, (0.0, 0))
+                out[w][key] = (s + total, c + count)
+    return out
+
+
+def merge_sums(*parts: Sums) -> Sums:
+    out: Sums = {}
+    for part in parts:
+        for key, (total, count) in part.items():
+            s, c = out.get(key, (0.0, 0))
+            out[key] = (s + total, c + count)
+    return out

@@ -1,0 +1,305 @@
+"""Scrape-time KPI families: window figures, Now gauges and cumulative counters.
+
+Reads the tables of actively owned partitions only and builds everything afresh,
+so a partition that moved to another worker is exported by that worker alone.
+Every window figure is an additive component (count, sum or histogram bucket):
+``sum without (instance)`` across workers is exact; ratios belong in PromQL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from streams.core.buckets import DISTRIBUTIONS, bound_label
+from streams.core.now import NowFigures, now_figures
+from streams.core.policy import Policy
+from streams.core.windows import Sums, merge_sums, window_sums
+from streams.kpi import KpiProcessor, bucket_rows, event_clock, open_rows
+
+# entry -> (metric name, help, "count" or "sum")
+WINDOW_FIGURES: dict[str, tuple[str, str]] = {
+    "offered": ("contacts_offered", "Contacts opened (offered) in the window."),
+    "complaints": ("complaints", "Opened contacts carrying the complaint tag."),
+    "first_response": ("first_responses", "First agent replies (contacts answered)."),
+    "first_response_within_target": (
+        "first_responses_within_target",
+        "First agent replies within the queue's target.",
+    ),
+    "abandoned": ("contacts_abandoned", "Abandoned before any agent reply."),
+    "short_abandoned": (
+        "contacts_short_abandoned",
+        "Abandons quicker than the short-abandon threshold.",
+    ),
+    "disconnects": (
+        "customer_disconnects",
+        "Customers leaving after an agent reply (not abandons).",
+    ),
+    "transfers_out": ("transfers_out", "Transfers, counted against the queue transferred out of."),
+    "escalations": ("escalations", "Transfers flagged as escalations."),
+    "resolved": ("contacts_resolved", "First resolutions of contacts."),
+    "resolved_within_target": ("contacts_resolved_within_target", "Resolutions within target."),
+    "resolved_first_contact": (
+        "contacts_resolved_first_contact",
+        "Resolved with no transfer and no reopen within fcr_days.",
+    ),
+    "reopens": ("reopens", "Reopened contacts."),
+    "handled": ("contacts_handled", "Handling periods that ended (resolve, transfer, disconnect)."),
+    "reply_wait": (
+        "replies_to_waiting_customers",
+        "Agent replies that answered a waiting customer.",
+    ),
+    "csat_responses": ("csat_responses", "CSAT survey responses."),
+    "csat_satisfied": ("csat_satisfied_responses", "CSAT responses scoring 4 or 5."),
+    "nps_responses": ("nps_responses", "NPS survey responses."),
+    "nps_promoters": ("nps_promoter_responses", "NPS responses scoring 9 or 10."),
+    "nps_detractors": ("nps_detractor_responses", "NPS responses scoring 0 to 6."),
+    "ces_responses": ("ces_responses", "CES survey responses."),
+    "duplicate_events": ("duplicate_events", "Events recognised as duplicates (same event_id)."),
+    "late_events": ("late_events", "Events later than the allowed lateness: counted, not applied."),
+}
+WINDOW_SUMS: dict[str, tuple[str, str]] = {
+    "handled": ("handle_time_seconds", "Sum of handle_seconds of the handling periods that ended."),
+    "ces_responses": ("ces_score_sum", "Sum of CES scores (mean = sum / responses)."),
+    "csat_responses": ("csat_score_sum", "Sum of CSAT scores."),
+}
+HISTOGRAMS: dict[str, tuple[str, str]] = {
+    "first_response": (
+        "first_response_seconds",
+        "First response time: first agent reply - opened.",
+    ),
+    "reply_wait": ("reply_wait_seconds", "Wait of a customer answered by an agent reply."),
+    "resolved": ("resolution_seconds", "Resolution time: first resolved - opened."),
+    "abandoned": ("abandon_wait_seconds", "Wait before abandoning."),
+}
+COUNTERS = (
+    "offered",
+    "first_response",
+    "first_response_within_target",
+    "abandoned",
+    "short_abandoned",
+    "transfers_out",
+    "resolved",
+    "resolved_first_contact",
+)
+LABELS = ["queue", "channel", "window"]
+_SL_ENTRIES = ("first_response", "first_response_within_target", "abandoned", "short_abandoned")
+
+
+@dataclass
+class LabelFolder:
+    """Queue names outside the allow-list (or past the cap) are exported as ``other``."""
+
+    allowlist: frozenset[str] | None
+    max_queues: int
+    seen: dict[str, None]
+
+    def __call__(self, queue: str) -> str:
+        if self.allowlist is not None:
+            return queue if queue in self.allowlist else "other"
+        if queue in self.seen or len(self.seen) < self.max_queues:
+            self.seen.setdefault(queue)
+            return queue
+        return "other"
+
+
+class KpiCollector(Collector):
+    def __init__(
+        self,
+        processor: KpiProcessor,
+        *,
+        owned: Callable[[], set[int]],
+        clock: str,
+        windows: dict[str, float | None],
+        timezone: str,
+        fold: LabelFolder,
+        cumulative: dict[tuple[str, str, str], list[float]],
+    ) -> None:
+        self.proc = processor
+        self.owned = owned
+        self.clock = clock
+        self.windows = windows
+        self.tz = timezone
+        self.fold = fold
+        self.cumulative = cumulative  # (entry, queue, channel) -> [sum, count], added facts only
+
+    @property
+    def policy(self) -> Policy:
+        return self.proc.settings.policy
+
+    def _ends(self, partitions: set[int]) -> dict[int, float]:
+        if self.clock == "wall":
+            now = time.time()
+            return dict.fromkeys(partitions, now)
+        ends = {}
+        for p in partitions:
+            end = event_clock(self.proc.tables.meta, p)
+            if end is not None:
+                ends[p] = end
+        return ends
+
+    def collect(self) -> Iterator[Any]:
+        active = self.owned()
+        ends = self._ends(active)
+        rows = bucket_rows(self.proc.tables.buckets, set(ends))
+        windows: dict[str, Sums] = {w: {} for w in self.windows}
+        for p, end in ends.items():
+            per = window_sums(
+                rows.get(p, []), self.windows, end, self.proc.settings.bucket_s, self.tz
+            )
+            for w, sums in per.items():
+                windows[w] = merge_sums(windows[w], self._folded(sums))
+        yield from self._window_families(windows)
+        yield from self._now_families(ends)
+        yield from self._cumulative_families()
+
+    def _folded(self, sums: Sums) -> Sums:
+        out: Sums = {}
+        for (entry, queue, channel), (total, count) in sums.items():
+            key = (entry, self.fold(queue), channel)
+            s, c = out.get(key, (0.0, 0))
+            out[key] = (s + total, c + count)
+        return out
+
+    def _window_families(self, windows: dict[str, Sums]) -> Iterator[Any]:
+        series = sorted({(q, c) for sums in windows.values() for (_, q, c) in sums})
+        for entry, (name, doc) in WINDOW_FIGURES.items():
+            fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
+            for w, sums in windows.items():
+                for q, c in series:
+                    fam.add_metric([q, c, w], sums.get((entry, q, c), (0.0, 0))[1])
+            yield fam
+        for entry, (name, doc) in WINDOW_SUMS.items():
+            fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
+            for w, sums in windows.items():
+                for q, c in series:
+                    fam.add_metric([q, c, w], sums.get((entry, q, c), (0.0, 0))[0])
+            yield fam
+        yield from self._service_level(windows, series)
+        bounds = self.policy.bounds()
+        for entry, (name, doc) in HISTOGRAMS.items():
+            hist = GaugeHistogramMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
+            for w, sums in windows.items():
+                for q, c in series:
+                    total = sums.get((entry, q, c), (0.0, 0))
+                    hist.add_metric([q, c, w], _cumulate(sums, entry, q, c, bounds), total[0])
+            yield hist
+
+    def _service_level(
+        self, windows: dict[str, Sums], series: list[tuple[str, str]]
+    ) -> Iterator[Any]:
+        num = GaugeMetricFamily(
+            "ticketpulse_window_service_level_numerator",
+            "First responses within target (service level = numerator / denominator).",
+            labels=LABELS,
+        )
+        den = GaugeMetricFamily(
+            "ticketpulse_window_service_level_denominator",
+            "Outcomes in the service-level denominator, per the queue's preset (docs/metrics.md).",
+            labels=LABELS,
+        )
+        for w, sums in windows.items():
+            for q, c in series:
+                count = {e: sums.get((e, q, c), (0.0, 0))[1] for e in _SL_ENTRIES}
+                preset = self.policy.for_queue(q, c).service_level
+                denominator = count["first_response"]
+                if preset != "answered":
+                    denominator += count["abandoned"]
+                if preset == "answered_abandoned_minus_short":
+                    denominator -= count["short_abandoned"]
+                num.add_metric([q, c, w], count["first_response_within_target"])
+                den.add_metric([q, c, w], denominator)
+        yield num
+        yield den
+
+    def _now_families(self, ends: dict[int, float]) -> Iterator[Any]:
+        figures: dict[tuple[str, str], NowFigures] = {}
+        by_partition: dict[int, list[Any]] = {}
+        for p, ticket in open_rows(self.proc.tables.open, set(ends)):
+            by_partition.setdefault(p, []).append(ticket)
+        for p, tickets in by_partition.items():
+            for (q, c), fig in now_figures(tickets, ends[p], self.policy).items():
+                total = figures.setdefault((self.fold(q), c), NowFigures())
+                total.open += fig.open
+                total.waiting += fig.waiting
+                total.oldest_wait_s = max(total.oldest_wait_s, fig.oldest_wait_s)
+                total.first_response_breaches += fig.first_response_breaches
+                total.resolution_breaches += fig.resolution_breaches
+        specs = [
+            ("contacts_open", "Open contacts now.", "open"),
+            ("contacts_waiting", "Open contacts with no agent reply yet.", "waiting"),
+            (
+                "oldest_waiting_contact_age_seconds",
+                "Age of the oldest contact waiting for a first agent reply (aggregate with max).",
+                "oldest_wait_s",
+            ),
+            (
+                "first_response_breaches",
+                "Contacts waiting longer than their first-response target now.",
+                "first_response_breaches",
+            ),
+            (
+                "resolution_breaches",
+                "Open contacts older than their resolution target now.",
+                "resolution_breaches",
+            ),
+        ]
+        for name, doc, attr in specs:
+            fam = GaugeMetricFamily(f"ticketpulse_{name}", doc, labels=["queue", "channel"])
+            for (q, c), fig in sorted(figures.items()):
+                fam.add_metric([q, c], getattr(fig, attr))
+            yield fam
+
+    def _cumulative_families(self) -> Iterator[Any]:
+        series = sorted({(q, c) for (_, q, c) in self.cumulative})
+        for entry in COUNTERS:
+            name, doc = WINDOW_FIGURES[entry]
+            fam = CounterMetricFamily(
+                f"ticketpulse_{name}",
+                doc + " Since the worker started.",
+                labels=["queue", "channel"],
+            )
+            for q, c in series:
+                fam.add_metric([q, c], self.cumulative.get((entry, q, c), [0.0, 0])[1])
+            yield fam
+        bounds = self.policy.bounds()
+        hist = HistogramMetricFamily(
+            "ticketpulse_first_response_seconds",
+            "First response time since the worker started, for rate()-based alerting.",
+            labels=["queue", "channel"],
+        )
+        flat: Sums = {k: (v[0], int(v[1])) for k, v in self.cumulative.items()}
+        for q, c in series:
+            hist.add_metric(
+                [q, c],
+                _cumulate(flat, "first_response", q, c, bounds),
+                flat.get(("first_response", q, c), (0.0, 0))[0],
+            )
+        yield hist
+
+
+def _cumulate(
+    sums: Sums, entry: str, q: str, c: str, bounds: tuple[float, ...]
+) -> list[tuple[str, float]]:
+    running = 0
+    out: list[tuple[str, float]] = []
+    for b in bounds:
+        label = bound_label(b, bounds)
+        running += sums.get((f"{entry}#{label}", q, c), (0.0, 0))[1]
+        out.append((label if label != "+Inf" else "+Inf", float(running)))
+    running += sums.get((f"{entry}#+Inf", q, c), (0.0, 0))[1]
+    out.append(("+Inf", float(running)))
+    return out
+
+
+__all__ = ["DISTRIBUTIONS", "KpiCollector", "LabelFolder"]
