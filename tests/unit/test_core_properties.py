@@ -10,6 +10,10 @@ from hypothesis import strategies as st
 from streams.core.buckets import add, delta, merge
 from streams.core.events import TicketEvent
 from streams.core.facts import ticket_facts
+from streams.core.policy import Policy
+
+POLICY = Policy()
+BOUNDS = POLICY.bounds()
 
 T0 = 1_800_000_000.0
 
@@ -53,12 +57,12 @@ def ticket_events(draw: st.DrawFn) -> list[TicketEvent]:
 def test_facts_ignore_arrival_order_and_duplicates(events: list[TicketEvent], rnd) -> None:
     shuffled = events + rnd.sample(events, k=len(events) // 2)  # redeliveries
     rnd.shuffle(shuffled)
-    assert sorted(ticket_facts(shuffled)) == sorted(ticket_facts(events))
+    assert sorted(ticket_facts(shuffled, POLICY)) == sorted(ticket_facts(events, POLICY))
 
 
 @given(ticket_events())
 def test_first_response_is_the_first_agent_reply(events: list[TicketEvent]) -> None:
-    facts = ticket_facts(events)
+    facts = ticket_facts(events, POLICY)
     firsts = [f for f in facts if f.name == "first_response"]
     agent = [e.occurred_at for e in events if e.type == "replied" and e.author == "agent"]
     assert len(firsts) == (1 if agent else 0)
@@ -91,13 +95,13 @@ def test_incremental_deltas_equal_a_fresh_fold(a: list[TicketEvent], b: list[Tic
     old: list = []
     for e in events:
         seen.append(e)
-        new = ticket_facts(seen)
+        new = ticket_facts(seen, POLICY)
         retract, extra = delta(old, new)
-        add(live, retract, 60, sign=-1)
-        add(live, extra, 60)
+        add(live, retract, 60, BOUNDS, sign=-1)
+        add(live, extra, 60, BOUNDS)
         old = new
     fresh: dict = {}
-    add(fresh, ticket_facts(events), 60)
+    add(fresh, ticket_facts(events, POLICY), 60, BOUNDS)
     assert live.keys() == fresh.keys()
     for key, (total, count) in fresh.items():
         assert live[key][1] == count
