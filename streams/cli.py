@@ -14,8 +14,8 @@ from streams.config import DEFAULT_METRICS_PORT, ConfigError, Settings, load_set
 EXAMPLES = {
     "worker": """examples:
   ticketpulse worker                          # broker 127.0.0.1:9092, /metrics on :8790
-  ticketpulse worker --bootstrap-servers k1:9092,k2:9092 \
-      --metrics-port 8791 --data-dir /var/lib/tp/w2
+  ticketpulse worker --bootstrap-servers k1:9092,k2:9092 --metrics-port 8791 \\
+      --data-dir /var/lib/tp/w2 --instance-id w2
   TICKETPULSE_PARTITIONS=16 ticketpulse worker --config ticketpulse.toml
 
 Run several workers with the same --app-id to share the partitions of the input topic;
@@ -45,6 +45,14 @@ time-of-day curve, so mornings are busier). --speed maps simulated to wall time:
 Each line is produced as one record, keyed by its ticket_id so a ticket's events
 keep their order on one partition. Lines that are not JSON objects with a ticket_id
 are produced without a key (the worker will dead-letter them).""",
+    "report": """examples:
+  ticketpulse report day.jsonl > figures.json
+  ticketpulse report day.jsonl --config ticketpulse.toml --timezone Europe/Paris
+
+Computes every window and Now figure of a JSONL event log offline, with the same core
+the workers use: one partition in file order, windows ending at the log's newest
+event (the event clock). Prints JSON: per window and queue/channel, the additive
+components and the figures they make (service level, abandonment rate, AHT, NPS ...).""",
     "topics": """examples:
   ticketpulse topics --partitions 8
 
@@ -90,6 +98,17 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         help="dead-letter events this far ahead of the clock (default 300)",
     )
     g.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    k = parser.add_argument_group("figures")
+    k.add_argument(
+        "--clock",
+        choices=["wall", "event"],
+        help="windows end now (wall, default) or at each partition's event-time watermark (event: "
+        "replays, backfills, tests)",
+    )
+    k.add_argument(
+        "--lateness-seconds", type=float, help="allowed out-of-order lateness (default 600)"
+    )
+    k.add_argument("--timezone", help='time zone of the "today" window (default UTC)')
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -106,6 +125,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         "instance_id",
         "future_tolerance_seconds",
         "log_level",
+        "clock",
+        "lateness_seconds",
+        "timezone",
     ]
     return load_settings(args.config, **{n: getattr(args, n, None) for n in names})
 
@@ -200,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    rep = command("report", "Print the figures of a JSONL event log as JSON, computed offline.")
+    rep.add_argument("file", type=Path, help="JSONL file, one event per line")
+    _settings_flags(rep)
+    rep.add_argument("--lateness-seconds", type=float, help="allowed lateness (default 600)")
+    rep.add_argument("--timezone", help='time zone of the "today" window (default UTC)')
+
     run = command("run", "Local demo: broker, topics, one worker and live simulated traffic.")
     _settings_flags(run)
     _worker_flags(run)
@@ -290,6 +318,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import orjson
+
+    from streams.produce import read_jsonl
+    from streams.report import report
+
+    if not args.file.is_file():
+        print(f"error: no such file: {args.file}", file=sys.stderr)
+        return 2
+    result = report(read_jsonl(args.file), _settings(args), now=time.time())
+    sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
 def cmd_broker(args: argparse.Namespace) -> int:
     from streams.broker import launcher
 
@@ -340,7 +382,12 @@ def main(argv: list[str] | None = None) -> int:
             from streams.devstack import run_stack
 
             return run_stack(args, _settings(args))
-        handlers = {"simulate": cmd_simulate, "replay": cmd_replay, "broker": cmd_broker}
+        handlers = {
+            "simulate": cmd_simulate,
+            "replay": cmd_replay,
+            "broker": cmd_broker,
+            "report": cmd_report,
+        }
         return handlers[args.command](args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,6 +26,23 @@ Labels = tuple[tuple[str, str], ...]
 Metrics = dict[tuple[str, Labels], float]
 
 
+def differences(live: Metrics, oracle: Metrics) -> dict[tuple[str, Labels], tuple[float, float]]:
+    """Every series the oracle knows of whose live value differs (a missing series is 0)."""
+    names = {n for n, _ in oracle}
+    keys = {k for k in live if k[0] in names} | set(oracle)
+    return {
+        k: (live.get(k, 0.0), oracle.get(k, 0.0))
+        for k in keys
+        if abs(live.get(k, 0.0) - oracle.get(k, 0.0)) > 1e-6
+    }
+
+
+def assert_agree(live: Metrics, oracle: Metrics) -> None:
+    diff = differences(live, oracle)
+    assert not diff, f"{len(diff)} differences, e.g. {sorted(diff.items())[:8]}"
+    assert sum(1 for v in oracle.values() if v) > 200, "the comparison must cover real figures"
+
+
 def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
@@ -35,6 +52,7 @@ CREATE TABLE ev (p INT, off INT, ticket TEXT, eid TEXT, type TEXT, t REAL, queue
   channel TEXT, author TEXT, handle REAL, escalation INT, kind TEXT, score INT,
   complaint INT, to_queue TEXT);
 CREATE TABLE marks (p INT, t REAL, name TEXT, queue TEXT, channel TEXT);
+CREATE INDEX ev_ticket ON ev (ticket, eid, off);
 """
 
 # the ticket's events after dedupe (first offset wins), from its first "opened" on, in order
@@ -100,12 +118,14 @@ SELECT ticket,
   (SELECT MIN(seq) FROM o b WHERE b.ticket = a.ticket AND NOT b.is_open AND b.type = 'replied'
      AND b.author = 'agent') AS answer_seq
 FROM (SELECT DISTINCT ticket FROM o) a;
+CREATE INDEX firsts_ticket ON firsts (ticket);
 
 -- handling periods end at a transfer, any resolution, or a disconnect (abandon after an answer)
 CREATE TABLE ends AS
 SELECT o.*, (o.type IN ('transferred', 'resolved') OR (o.seq = f.abandon_seq
   AND f.answer_seq IS NOT NULL AND f.answer_seq < o.seq)) AS is_end
 FROM o JOIN firsts f ON f.ticket = o.ticket;
+CREATE INDEX ends_ticket ON ends (ticket, seq);
 """
 
 

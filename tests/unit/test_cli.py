@@ -6,7 +6,7 @@ import pytest
 
 from streams.cli import build_parser, main
 
-COMMANDS = ["worker", "broker", "topics", "simulate", "replay", "run"]
+COMMANDS = ["worker", "broker", "topics", "simulate", "replay", "report", "run"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -47,3 +47,20 @@ def test_simulate_to_file_needs_a_limit(tmp_path) -> None:
 def test_replay_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", "/nonexistent.jsonl"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_report_prints_figures_as_json(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import orjson
+
+    log = tmp_path / "log.jsonl"
+    assert main(["simulate", "--seed", "4", "--events", "3000", "--output", str(log)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(log)]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert result["records"]["accepted"] == 3000
+    day = result["windows"]["24h"]
+    offered = sum(v["components"]["contacts_offered"] for v in day.values())
+    opened = sum(1 for line in log.read_bytes().splitlines() if b'"type":"opened"' in line)
+    assert offered == opened
+    rates = [v["figures"]["abandonment_rate"] for v in day.values()]
+    assert any(r is not None and 0 <= r <= 1 for r in rates)

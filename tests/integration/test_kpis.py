@@ -1,0 +1,213 @@
+"""Live figures from workers on the real broker equal the SQL oracle exactly.
+
+A seeded simulated log (duplicates, out-of-order within lateness, late beyond it,
+malformed records) is replayed into Kafka; workers run with ``--clock event`` so
+windows end at each partition's watermark and the figures are deterministic.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+from streams.config import DEFAULT_WINDOWS, load_settings
+from streams.produce import key_of, read_jsonl
+from tests.conftest import wait_for
+from tests.oracle import Metrics, differences, expected
+
+pytestmark = pytest.mark.integration
+PARTITIONS = 4
+
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Metrics]:
+    """50,000+ records with every kind of fault, and what the oracle says of them."""
+    log = tmp_path_factory.mktemp("traffic") / "traffic.jsonl"
+    assert (
+        main(
+            [
+                "simulate",
+                "--seed",
+                "42",
+                "--rate",
+                "8",
+                "--events",
+                "52000",
+                "--output",
+                str(log),
+                "--duplicates",
+                "0.03",
+                "--out-of-order",
+                "0.05",
+                "--late",
+                "0.01",
+                "--malformed",
+                "0.01",
+                "--lateness",
+                "600",
+            ]
+        )
+        == 0
+    )
+    records = [(key_of(line), line) for line in read_jsonl(log)]
+    assert len(records) >= 50_000
+    settings = load_settings()
+    oracle = expected(
+        records,
+        partitions=PARTITIONS,
+        policy=settings.policy(),
+        now=time.time(),
+        windows=dict(DEFAULT_WINDOWS),
+    )
+    return log, oracle
+
+
+def replay(
+    kafka, names, log: Path, start: int = 0, stop: int | None = None, tmp: Path | None = None
+) -> None:
+    source = log
+    if start or stop is not None:
+        assert tmp is not None
+        lines = log.read_bytes().splitlines(keepends=True)[start:stop]
+        source = tmp / f"part-{start}.jsonl"
+        source.write_bytes(b"".join(lines))
+    assert (
+        main(
+            [
+                "replay",
+                str(source),
+                "--bootstrap-servers",
+                kafka.bootstrap,
+                "--topic",
+                names["topic"],
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+
+
+MAX_GAUGES = {"ticketpulse_oldest_waiting_contact_age_seconds"}  # max without (instance)
+
+
+def combined(*workers) -> Metrics:
+    """What PromQL's ``sum without (instance)`` (``max`` for the oldest wait) gives."""
+    total: Metrics = {}
+    for w in workers:
+        for key, value in w.metrics().items():
+            if key[0] in MAX_GAUGES:
+                total[key] = max(total.get(key, 0.0), value)
+            else:
+                total[key] = total.get(key, 0.0) + value
+    return total
+
+
+def wait_equal(oracle: Metrics, *workers, timeout: float = 240) -> None:
+    last: dict = {}
+
+    def agree() -> bool:
+        nonlocal last
+        try:
+            last = differences(combined(*workers), oracle)
+        except OSError:
+            return False
+        return not last
+
+    try:
+        wait_for(agree, timeout, "live figures to equal the oracle")
+    except pytest.fail.Exception:
+        pytest.fail(f"{len(last)} differences, e.g. {sorted(last.items())[:6]}\n{workers[0].log()}")
+
+
+def test_one_worker_equals_oracle(kafka, names, start_worker, traffic) -> None:
+    log, oracle = traffic
+    worker = start_worker("--clock", "event")
+    replay(kafka, names, log)
+    wait_equal(oracle, worker)
+    assert sum(1 for v in oracle.values() if v) > 500
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_restart_partway_equals_oracle(kafka, names, start_worker, traffic, tmp_path, sig) -> None:
+    log, oracle = traffic
+    data = tmp_path / "store"
+    first = start_worker("--clock", "event", data_dir=data)
+    replay(kafka, names, log, 0, 30_000, tmp_path)
+
+    def accepted(w) -> float:
+        return sum(
+            v for (n, _), v in w.metrics().items() if n == "ticketpulse_events_accepted_total"
+        )
+
+    wait_for(lambda: accepted(first) > 12_000, 120, "the first worker to be partway", first)
+    first.stop(sig)
+    replay(kafka, names, log, 30_000, None, tmp_path)
+    second = start_worker("--clock", "event", data_dir=data)
+    wait_equal(oracle, second)
+
+
+def test_two_workers_sum_to_oracle_without_overlap(kafka, names, start_worker, traffic) -> None:
+    log, oracle = traffic
+    a = start_worker("--clock", "event")
+    b = start_worker("--clock", "event", wait=False)
+
+    def balanced() -> bool:
+        try:
+            counts = [
+                w.metrics().get(("ticketpulse_partitions_assigned", (("role", "active"),)), 0)
+                for w in (a, b)
+            ]
+        except OSError:
+            return False
+        return all(counts) and sum(counts) == PARTITIONS
+
+    wait_for(balanced, 120, "both workers to own partitions")
+    replay(kafka, names, log)
+    wait_equal(oracle, a, b)
+    owned = [
+        {
+            dict(labels)["partition"]
+            for (n, labels) in w.metrics()
+            if n == "ticketpulse_event_time_watermark_timestamp_seconds"
+        }
+        for w in (a, b)
+    ]
+    assert owned[0] and owned[1]
+    assert not owned[0] & owned[1], "no partition may be exported by both workers"
+
+
+def test_now_gauges_move_with_the_wall_clock(kafka, names, start_worker) -> None:
+    from datetime import UTC, datetime
+
+    from kafka import KafkaProducer
+
+    worker = start_worker("--clock", "wall")
+    opened = datetime.fromtimestamp(time.time() - 30, UTC).isoformat()
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap)
+    for i in range(3):
+        doc = (
+            f'{{"event_id":"now-{i}","type":"opened","ticket_id":"N-{i}","occurred_at":"{opened}",'
+            f'"queue":"hotline","channel":"phone"}}'
+        )
+        producer.send(names["topic"], key=f"N-{i}".encode(), value=doc.encode())
+    producer.flush()
+    producer.close()
+    labels = (("channel", "phone"), ("queue", "hotline"))
+    age = ("ticketpulse_oldest_waiting_contact_age_seconds", labels)
+    wait_for(
+        lambda: worker.metrics().get(("ticketpulse_contacts_waiting", labels)) == 3,
+        60,
+        "three waiting contacts",
+        worker,
+    )
+    m1 = worker.metrics()
+    assert m1[("ticketpulse_first_response_breaches", labels)] == 3  # 30 s > phone target 20 s
+    assert m1[("ticketpulse_contacts_open", labels)] == 3
+    time.sleep(3)
+    m2 = worker.metrics()
+    assert m2[age] - m1[age] >= 2.5, "the oldest wait must grow while no event arrives"
+    assert m2[("ticketpulse_contacts_waiting", labels)] == 3
