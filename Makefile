@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint unit integration system-deps kafka-jars clean
+.PHONY: help run test lint unit integration bench system-deps kafka-jars clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,3 +41,6 @@ test: $(STAMP) kafka-jars lint ## install what is needed, lint, run every test (
 
 clean: ## remove the virtualenv and local data (broker, worker stores)
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+bench: $(STAMP) kafka-jars ## throughput of the worker vs Faust and aiokafka ceilings -> docs/performance.md
+	$(BIN)/python -m streams.bench

@@ -1,0 +1,306 @@
+"""``make bench``: throughput ceilings and the full worker, side by side, in one run.
+
+Replays one pre-generated log into a real local broker, then measures:
+
+1. a raw aiokafka consumer that decodes every record with orjson (the client ceiling);
+2. a Faust agent that only decodes and acks (the framework ceiling);
+3. ``ticketpulse worker`` computing every figure (the product);
+
+each reading the same topic from the beginning with its own consumer group, one at a
+time. Rates count records from the first to the last one consumed (startup excluded).
+Memory: the worker's resident set after the run, per ticket held in its tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+from streams.broker import launcher
+from streams.config import load_settings
+from streams.produce import make_producer, produce
+from streams.simulator import SimParams, generate
+from streams.topics import ensure_topics
+
+PASSTHROUGH_AGENT = r"""
+import sys, time, faust, orjson
+from pathlib import Path
+bootstrap, topic, n, out, data = sys.argv[1:3] + [int(sys.argv[3])] + sys.argv[4:6]
+app = faust.App("bench-passthrough", broker=f"kafka://{bootstrap}", web_enabled=False,
+                consumer_auto_offset_reset="earliest", datadir=data, store="memory://")
+source = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw",
+                   value_serializer="raw")
+seen = {"n": 0, "t0": 0.0}
+
+@app.agent(source)
+async def passthrough(stream):
+    async for event in stream.events():
+        orjson.loads(event.message.value) if event.message.value else None
+        seen["n"] += 1
+        if seen["n"] == 1:
+            seen["t0"] = time.perf_counter()
+        if seen["n"] >= n:
+            Path(out).write_text(f"{seen['n'] - 1} {time.perf_counter() - seen['t0']}")
+
+faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+"""
+
+
+async def raw_consumer(bootstrap: str, topic: str, n: int) -> tuple[int, float]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"bench-raw-{time.time_ns()}",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen, t0 = 0, 0.0
+    try:
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batches.values():
+                for r in records:
+                    if r.value:
+                        with contextlib.suppress(orjson.JSONDecodeError):
+                            orjson.loads(r.value)
+                    seen += 1
+                    if seen == 1:
+                        t0 = time.perf_counter()
+    finally:
+        await consumer.stop()
+    return seen - 1, time.perf_counter() - t0
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _processed(url: str) -> tuple[float, dict[str, float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback URL
+        text = response.read().decode()
+    total, gauges = 0.0, dict[str, float]()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in ("ticketpulse_events_accepted_total", "ticketpulse_events_rejected_total"):
+                total += s.value
+            if s.name == "ticketpulse_contacts_open":
+                gauges["open"] = gauges.get("open", 0) + s.value
+    return total, gauges
+
+
+def product_worker(bootstrap: str, topic: str, n: int, work: Path) -> dict[str, float]:
+    port = launcher.free_port()
+    log = (work / "worker.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "worker",
+            "--bootstrap-servers",
+            bootstrap,
+            "--topic",
+            topic,
+            "--app-id",
+            f"bench-product-{time.time_ns()}",
+            "--metrics-port",
+            str(port),
+            "--data-dir",
+            str(work / "store"),
+            "--clock",
+            "event",
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        idle_rss = 0
+        t0 = None
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                msg = f"worker exited with {proc.returncode}; see {work / 'worker.log'}"
+                raise RuntimeError(msg)
+            try:
+                done, gauges = _processed(url)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            if t0 is None:
+                idle_rss = _rss_kib(proc.pid)
+                if done > 0:
+                    t0, first = time.perf_counter(), done
+            if done >= n:
+                elapsed = time.perf_counter() - (t0 or time.perf_counter())
+                rss = _rss_kib(proc.pid)
+                return {
+                    "records": done - first,
+                    "seconds": elapsed,
+                    "rss_kib": rss,
+                    "idle_rss_kib": idle_rss,
+                    "open_tickets": gauges.get("open", 0),
+                }
+            time.sleep(0.1)
+        msg = "the worker did not finish in 30 minutes"
+        raise RuntimeError(msg)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="records to replay (200,000)")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--output", type=Path, default=Path("docs/performance.md"))
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="ticketpulse-bench-"))
+    print(f"bench: work dir {work}")
+    broker = launcher.start(work / "kafka", heap="1g")
+    try:
+        settings = load_settings(bootstrap_servers=broker.bootstrap, partitions=args.partitions)
+        ensure_topics(settings)
+        params = SimParams(
+            seed=7,
+            rate=20,
+            max_events=args.events,
+            duplicates=0.03,
+            out_of_order=0.05,
+            late=0.01,
+            malformed=0.001,
+        )
+        records = [(r.key, r.value) for r in generate(params)]
+        tickets = {orjson.loads(v)["ticket_id"] for k, v in records if k and _is_event(v)}
+        producer = make_producer(settings.bootstrap_list)
+        summary = produce(
+            producer, settings.topic, records, total=len(records), description="replay"
+        )
+        producer.close()
+        n = len(records)
+        results: list[tuple[str, int, float]] = []
+        print("bench: raw aiokafka consumer + orjson ...")
+        count, secs = asyncio.run(raw_consumer(broker.bootstrap, settings.topic, n))
+        results.append(("aiokafka consumer, orjson decode (client ceiling)", count, secs))
+        print("bench: faust pass-through agent ...")
+        out = work / "passthrough.txt"
+        agent = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                PASSTHROUGH_AGENT,
+                broker.bootstrap,
+                settings.topic,
+                str(n),
+                str(out),
+                str(work / "pt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 1800
+        while not out.exists() and agent.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        agent.terminate()
+        agent.wait(60)
+        pt_count, pt_secs = out.read_text().split()
+        results.append(
+            ("faust agent, decode + ack only (framework ceiling)", int(pt_count), float(pt_secs))
+        )
+        print("bench: ticketpulse worker, every figure ...")
+        product = product_worker(broker.bootstrap, settings.topic, n, work)
+        results.append(
+            (
+                "ticketpulse worker, every figure (product)",
+                int(product["records"]),
+                product["seconds"],
+            )
+        )
+    finally:
+        broker.stop()
+    text = render(results, summary.records / summary.seconds, product, len(tickets), n)
+    print(text)
+    args.output.write_text(text)
+    print(f"bench: wrote {args.output}")
+    return 0
+
+
+def _is_event(value: bytes) -> bool:
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("ticket_id"), str)
+
+
+def render(
+    results: list[tuple[str, int, float]],
+    produce_rate: float,
+    product: dict[str, float],
+    tickets: int,
+    n: int,
+) -> str:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    rows = "\n".join(
+        f"| {name} | {count:,} | {secs:.1f} | {count / secs:,.0f} |"
+        for name, count, secs in results
+    )
+    ceiling = results[1][1] / results[1][2]
+    prod = results[2][1] / results[2][2]
+    delta_kib = max(0, product["rss_kib"] - product["idle_rss_kib"])
+    return f"""# Performance
+
+Measured by `make bench` (`python -m streams.bench`): {n:,} simulated records (3 % duplicates,
+5 % out of order, 1 % late, 0.1 % malformed) replayed into a local single-node Kafka 4.1 broker
+with 8 partitions, then read from the beginning by each consumer in turn, on the same machine.
+Rates count from the first to the last record consumed (startup and recovery excluded).
+
+Machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()},
+{platform.system()} {platform.release()}.
+Broker, producer and consumers share the machine.
+
+| consumer | records | seconds | records/s |
+|---|---|---|---|
+{rows}
+
+- Producing the log (kafka-python, acks=all, one request in flight): {produce_rate:,.0f} records/s.
+- The product runs at **{prod / ceiling:.0%}** of the Faust pass-through ceiling
+  (target: at least a third, and at least 10,000 records/s per worker).
+- Worker resident memory after the run: {product["rss_kib"] / 1024:.0f} MiB
+  ({product["idle_rss_kib"] / 1024:.0f} MiB idle before the first record);
+  {tickets:,} tickets held in its tables, {product["open_tickets"]:.0f} of them open:
+  about {delta_kib * 1024 / max(tickets, 1):,.0f} bytes per ticket held.
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
