@@ -28,6 +28,7 @@ from streams.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 DLQ_HEADER_PREFIX = "ticketpulse."
+PRODUCER_BUFFER_RECORDS = 10_000
 
 
 @dataclass
@@ -77,8 +78,14 @@ def create_app(settings: Settings) -> Worker:
         web_host=settings.metrics_host,
         web_port=settings.metrics_port,
         web_in_thread=False,
-        producer_linger=0.005,
+        # changelog records are many and small: batch them (at-least-once commits still flush)
+        producer_linger=0.02,
+        producer_max_batch_size=1024 * 1024,
+        stream_buffer_maxsize=16_384,
     )
+    # faust blocks intake whenever more than 100 changelog records wait to be sent (faust#173);
+    # each event writes 2-3 table keys, so allow a deeper buffer (still flushed before commits).
+    app.producer.buffer.max_messages = PRODUCER_BUFFER_RECORDS
     state = PipelineState()
     source = app.topic(
         settings.topic,

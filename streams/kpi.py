@@ -31,11 +31,15 @@ from streams.core.policy import Policy
 from streams.core.ticket import StoredTicket, step
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TicketEvent))
+_TAGS = FIELDS.index("tags")
 HISTORY = 500  # watermark moves remembered; far more than records between two commits
 
 
 def encode_event(event: TicketEvent, offset: int) -> list[Any]:
-    return [*(list(v) if isinstance(v, tuple) else v for v in dataclasses.astuple(event)), offset]
+    row: list[Any] = [getattr(event, name) for name in FIELDS]
+    row[_TAGS] = list(event.tags)
+    row.append(offset)
+    return row
 
 
 def decode_event(row: list[Any]) -> tuple[TicketEvent, int]:
@@ -100,7 +104,8 @@ class KpiProcessor:
         s = self.settings
         meta = self.tables.meta.get(str(partition))
         wmb = watermark_before(meta, offset)
-        stored = decode_ticket(self.tables.tickets.get(event.ticket_id))
+        raw = self.tables.tickets.get(event.ticket_id)
+        stored = decode_ticket(raw)
         result = step(
             stored, event, offset, watermark=wmb, lateness_s=s.lateness_s, policy=s.policy
         )
@@ -112,7 +117,7 @@ class KpiProcessor:
             self._write_buckets(partition, offset, result.retract, result.add, wmb)
             self._count(result.add)
             if result.ticket is not None:
-                self._store_ticket(partition, event.ticket_id, result.ticket)
+                self._store_ticket(partition, event.ticket_id, result.ticket, raw, event, offset)
                 self._update_open(partition, event.ticket_id, result.ticket)
         if result.outcome != "late":
             self._advance(partition, offset, event.occurred_at, meta)
@@ -129,7 +134,7 @@ class KpiProcessor:
         s = self.settings
         horizon = wmb - s.bucket_retention_s
         changes: dict[str, dict[str, list[float]]] = defaultdict(dict)
-        bounds = s.policy.bounds()
+        bounds = s.policy.histogram_bounds
         for sign, facts in ((-1, retract), (1, add)):
             for f in facts:
                 start = bucket_start(f.at, s.bucket_s)
@@ -156,19 +161,24 @@ class KpiProcessor:
             self._bucket_keys(partition).setdefault(start, set()).add(key)
 
     def _count(self, facts: tuple[Fact, ...]) -> None:
-        bounds = self.settings.policy.bounds()
+        bounds = self.settings.policy.histogram_bounds
         for f in facts:
             for name, value in entries(f, bounds):
                 acc = self.cumulative.setdefault((name, f.queue, f.channel), [0.0, 0])
                 acc[0] += value
                 acc[1] += 1
 
-    def _store_ticket(self, partition: int, ticket_id: str, ticket: StoredTicket) -> None:
-        self.tables.tickets[ticket_id] = {
-            "p": partition,
-            "o": ticket.last_offset,
-            "e": [encode_event(e, o) for e, o in ticket.events],
-        }
+    def _store_ticket(
+        self,
+        partition: int,
+        ticket_id: str,
+        ticket: StoredTicket,
+        raw: dict[str, Any] | None,
+        event: TicketEvent,
+        offset: int,
+    ) -> None:
+        rows = [*(raw["e"] if raw is not None else []), encode_event(event, offset)]
+        self.tables.tickets[ticket_id] = {"p": partition, "o": ticket.last_offset, "e": rows}
         last = max(e.occurred_at for e, _ in ticket.events)
         heapq.heappush(self._tickets(partition), (last, ticket_id))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 ServiceLevelPreset = Literal["answered", "answered_abandoned", "answered_abandoned_minus_short"]
@@ -58,8 +59,19 @@ class Policy:
     recontact_days: tuple[int, ...] = (1, 2, 3)
     fcr_days: int = 3
     complaint_tag: str = "complaint"
+    _resolved: dict[tuple[str, str], QueuePolicy] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def for_queue(self, queue: str, channel: str) -> QueuePolicy:
+        """The rules of one queue and channel (memoised: called for every event)."""
+        key = (queue, channel)
+        rules = self._resolved.get(key)
+        if rules is None:
+            rules = self._resolved[key] = self._rules(queue, channel)
+        return rules
+
+    def _rules(self, queue: str, channel: str) -> QueuePolicy:
         o = self.queues.get(queue, QueueOverride())
         frt = o.first_response_target_s.get(
             channel, self.first_response_targets.get(channel, 3600.0)
@@ -72,6 +84,10 @@ class Policy:
             ),
             service_level=o.service_level or self.service_level,
         )
+
+    @cached_property
+    def histogram_bounds(self) -> tuple[float, ...]:
+        return self.bounds()
 
     def bounds(self) -> tuple[float, ...]:
         """Histogram bounds: the base set plus every configured target."""
