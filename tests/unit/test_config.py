@@ -64,3 +64,29 @@ def test_bad_value_names_the_key() -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings("/nonexistent/tp.toml")
+
+
+def test_sla_targets_per_queue_and_channel(tmp_path: Path) -> None:
+    cfg = tmp_path / "tp.toml"
+    cfg.write_text(
+        "[first_response_target_seconds]\nchat = 45\n"
+        "[queues.vip]\nshort_abandon_seconds = 10\n"
+        'service_level = "answered_abandoned_minus_short"\n'
+        "[queues.vip.first_response_target_seconds]\nphone = 15\n"
+    )
+    policy = load_settings(cfg).policy()
+    assert policy.for_queue("sales", "chat").first_response_target_s == 45
+    assert policy.for_queue("sales", "phone").first_response_target_s == 20  # default kept
+    vip = policy.for_queue("vip", "phone")
+    assert vip.first_response_target_s == 15
+    assert vip.service_level == "answered_abandoned_minus_short"
+    assert vip.short_abandon_s == 10
+    assert policy.for_queue("vip", "email").first_response_target_s == 3600
+    assert {15, 45}.issubset(policy.bounds()), "every target is a histogram bound"
+
+
+def test_unknown_queue_key_is_an_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "tp.toml"
+    cfg.write_text("[queues.vip]\nservice_levle = 'answered'\n")
+    with pytest.raises(ConfigError, match="service_levle"):
+        load_settings(cfg)
