@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DLQ_HEADER_PREFIX = "ticketpulse."
 PRODUCER_BUFFER_RECORDS = 10_000
+TABLES = ("tickets", "buckets", "open", "meta")
 
 
 @dataclass
@@ -100,9 +101,7 @@ def create_app(settings: Settings) -> Worker:
         # str keys use the raw codec (decoded back to str); values are JSON.
         return app.Table(name, default=None, partitions=settings.partitions, key_type=str)
 
-    tables = Tables(
-        tickets=table("tickets"), buckets=table("buckets"), open=table("open"), meta=table("meta")
-    )
+    tables = Tables(**{name: table(name) for name in TABLES})
     windows = settings.windows
     longest = max((span for span in windows.values() if span), default=86400.0)
     processor = KpiProcessor(
@@ -205,7 +204,7 @@ class TopicMismatchError(RuntimeError):
 def prepare_topics(settings: Settings) -> None:
     """Create missing topics before joining the group (a consumer subscribed to a missing
     topic gets no partitions until its next metadata refresh, minutes later)."""
-    counts = ensure_topics(settings)
+    counts = ensure_topics(settings, TABLES)
     if counts.get(settings.topic) != settings.partitions:
         msg = (
             f"topic {settings.topic} has {counts.get(settings.topic)} partitions but "

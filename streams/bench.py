@@ -90,6 +90,25 @@ async def raw_consumer(bootstrap: str, topic: str, n: int) -> tuple[int, float]:
     return seen - 1, time.perf_counter() - t0
 
 
+def core_only(records: list[tuple[bytes | None, bytes]]) -> tuple[str, int, float]:
+    """Validation + every figure over plain dicts: what the Python logic alone costs."""
+    from streams.kpi import KpiProcessor, Tables
+    from streams.schema import Accepted, classify
+
+    proc = KpiProcessor(Tables())
+    now = time.time()
+    t0 = time.perf_counter()
+    for offset, (key, value) in enumerate(records):
+        outcome = classify(key, value, now=now, future_tolerance_s=300)
+        if isinstance(outcome, Accepted):
+            proc.process(0, offset, outcome.event)
+    return (
+        "core alone: validate + every figure, dict tables, no Kafka",
+        len(records),
+        time.perf_counter() - t0,
+    )
+
+
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -142,6 +161,7 @@ def product_worker(bootstrap: str, topic: str, n: int, work: Path, store: str) -
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=launcher.die_with_parent,
     )
     url = f"http://127.0.0.1:{port}/metrics"
     try:
@@ -220,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         producer.close()
         n = len(records)
         results: list[tuple[str, int, float]] = []
+        print("bench: the pure core in-process (no Kafka) ...")
+        results.append(core_only(records))
         print("bench: raw aiokafka consumer + orjson ...")
         count, secs = asyncio.run(raw_consumer(broker.bootstrap, settings.topic, n))
         results.append(("aiokafka consumer, orjson decode (client ceiling)", count, secs))
@@ -290,8 +312,8 @@ def render(
         f"| {name} | {count:,} | {secs:.1f} | {count / secs:,.0f} |"
         for name, count, secs in results
     )
-    ceiling = results[1][1] / results[1][2]
-    prod = results[2][1] / results[2][2]
+    ceiling = results[2][1] / results[2][2]
+    prod = results[3][1] / results[3][2]
     delta_kib = max(0, product["rss_kib"] - product["idle_rss_kib"])
     return f"""# Performance
 
@@ -315,6 +337,17 @@ Broker, producer and consumers share the machine.
   ({product["idle_rss_kib"] / 1024:.0f} MiB idle before the first record);
   {tickets:,} tickets held in its tables, {product["open_tickets"]:.0f} of them open:
   about {delta_kib * 1024 / max(tickets, 1):,.0f} bytes per ticket held.
+
+## What limits the worker
+The first row is the product's own Python (validation, ticket facts, buckets) with no Kafka at
+all; the framework ceiling is a Faust agent that reads, decodes and acks. The worker is far below
+both, so its cost is neither the figures' logic nor Faust's consumer loop: it is Faust's table
+layer. Each event reads 2-4 table keys and writes 2-3 of them, and every write is serialised and
+produced to a changelog topic through Faust's producer buffer. A worker process is only about
+60 % busy under load (py-spy), so it also waits on those sends. The target (at least a third of
+the pass-through ceiling and 10,000 events/s per worker) is **not met**; candidates are batching
+table writes per commit instead of per event, keeping the bucket aggregates in memory and
+writing them once per bucket and commit, and a smaller ticket value.
 """
 
 

@@ -12,8 +12,18 @@ from streams.config import Settings
 DLQ_RETENTION_MS = 7 * 24 * 3600 * 1000  # the DLQ holds customer data: keep it short
 
 
-def ensure_topics(settings: Settings) -> dict[str, int]:
-    """Create missing topics; return the partition count of each, existing or new."""
+def changelog_topic(settings: Settings, table: str) -> str:
+    """Faust's name for a table's changelog topic."""
+    return f"{settings.app_id}-{table}-changelog"
+
+
+def ensure_topics(settings: Settings, tables: tuple[str, ...] = ()) -> dict[str, int]:
+    """Create missing topics; return the partition count of each, existing or new.
+
+    ``tables``: also create their compacted changelog topics, co-partitioned with the input.
+    Creating them before the worker joins its group avoids a race in which the first table
+    write happens before the consumer's metadata knows the new changelog topic.
+    """
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_list, client_id="ticketpulse-admin"
     )
@@ -26,6 +36,15 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
                 settings.replication_factor,
                 topic_configs={"retention.ms": str(DLQ_RETENTION_MS)},
             ),
+        ]
+        wanted += [
+            NewTopic(
+                changelog_topic(settings, table),
+                settings.partitions,
+                settings.replication_factor,
+                topic_configs={"cleanup.policy": "compact"},
+            )
+            for table in tables
         ]
         existing = set(admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]

@@ -113,7 +113,13 @@ def start_worker(tmp_path: Path, kafka: launcher.Broker, names: dict[str, str]) 
             *extra,
         ]
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ),
+                preexec_fn=launcher.die_with_parent,  # never outlive a killed test run
+            )
         worker = WorkerProcess(proc, port, log_path)
         started.append(worker)
         if wait:
@@ -153,3 +159,28 @@ def promtool() -> str:
         "promtool missing: `make test` installs Debian's prometheus package (make system-deps)"
     )
     return path
+
+
+_INTEGRATION: dict[str, int] = {"passed": 0, "failed": 0, "skipped": 0}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "integration" in report.keywords and (report.when == "call" or report.skipped):
+        _INTEGRATION[report.outcome] = _INTEGRATION.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    done = _INTEGRATION
+    where = (
+        f"real Apache Kafka {launcher.DEFAULT_KAFKA_VERSION} (KRaft) broker started by the tests"
+    )
+    terminalreporter.write_line(
+        f"integration tests against a {where}: {done['passed']} passed, {done['failed']} failed, "
+        f"{done['skipped']} skipped"
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """CI never skips the integration tests: a skipped one fails the run."""
+    if _INTEGRATION.get("skipped"):
+        session.exitstatus = 1

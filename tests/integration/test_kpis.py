@@ -124,9 +124,10 @@ def wait_equal(oracle: Metrics, *workers, timeout: float = 240) -> None:
 
 
 def test_one_worker_equals_oracle(kafka, names, start_worker, traffic) -> None:
+    """The backlog is in Kafka before the worker starts (its first write comes at once)."""
     log, oracle = traffic
-    worker = start_worker("--clock", "event")
     replay(kafka, names, log)
+    worker = start_worker("--clock", "event")
     wait_equal(oracle, worker)
     assert sum(1 for v in oracle.values() if v) > 500
 
