@@ -125,7 +125,17 @@ def wait_equal(oracle: Metrics, *workers, timeout: float = 240) -> None:
 
 def test_one_worker_equals_oracle(kafka, names, start_worker, traffic) -> None:
     """The backlog is in Kafka before the worker starts (its first write comes at once)."""
+    from streams.topics import ensure_topics
+
     log, oracle = traffic
+    ensure_topics(
+        load_settings(
+            bootstrap_servers=kafka.bootstrap,
+            topic=names["topic"],
+            dlq_topic=names["dlq"],
+            partitions=PARTITIONS,
+        )
+    )
     replay(kafka, names, log)
     worker = start_worker("--clock", "event")
     wait_equal(oracle, worker)
