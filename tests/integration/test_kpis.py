@@ -106,7 +106,7 @@ def combined(*workers) -> Metrics:
     return total
 
 
-def wait_equal(oracle: Metrics, *workers, timeout: float = 240) -> None:
+def wait_equal(oracle: Metrics, *workers, timeout: float = 600) -> None:
     last: dict = {}
 
     def agree() -> bool:
