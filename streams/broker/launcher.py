@@ -114,6 +114,15 @@ def fetch_jars(version: str = DEFAULT_KAFKA_VERSION, *, quiet: bool = False) -> 
     return libs
 
 
+def new_cluster_id() -> str:
+    """A Kafka-style base64url UUID that never starts with '-' (the storage tool would read
+    it as an option; Kafka's own Uuid.randomUuid avoids that prefix for the same reason)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
 def free_port() -> int:
     """A TCP port that was free on 127.0.0.1 a moment ago."""
     with socket.socket() as s:
@@ -211,7 +220,7 @@ def start(
     jvm_log = [f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={data_dir}"]
     cluster_file = data_dir / "cluster.id"
     if not cluster_file.exists():
-        cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        cluster_file.write_text(new_cluster_id())
     fmt = subprocess.run(
         [
             "java",
