@@ -103,16 +103,7 @@ def create_app(settings: Settings) -> Worker:
 
     tables = Tables(**{name: table(name) for name in TABLES})
     windows = settings.windows
-    longest = max((span for span in windows.values() if span), default=86400.0)
-    processor = KpiProcessor(
-        tables,
-        KpiSettings(
-            policy=settings.policy(),
-            bucket_s=settings.bucket_seconds,
-            lateness_s=settings.lateness_seconds,
-            window_retention_s=max(longest, 86400.0),
-        ),
-    )
+    processor = KpiProcessor(tables, KpiSettings.from_settings(settings))
     dead_letters = app.topic(
         settings.dlq_topic, key_serializer="raw", value_serializer="raw", internal=False
     )
@@ -174,7 +165,6 @@ def create_app(settings: Settings) -> Worker:
         windows=dict(windows),
         timezone=settings.timezone,
         fold=fold,
-        cumulative=processor.cumulative,
     )
     registry = build_registry([PipelineCollector(state, settings.partitions, owned), kpis])
 

@@ -29,6 +29,7 @@ import orjson
 
 from streams.broker import launcher
 from streams.config import load_settings
+from streams.processes import die_with_parent
 from streams.produce import make_producer, produce
 from streams.simulator import SimParams, generate
 from streams.topics import ensure_topics
@@ -161,7 +162,7 @@ def product_worker(bootstrap: str, topic: str, n: int, work: Path, store: str) -
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        preexec_fn=launcher.die_with_parent,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}/metrics"
     try:

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -284,7 +285,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 0
     settings = _settings(args)
     producer = make_producer(settings.bootstrap_list)
-    records = paced(((r) for r in generate(params)), params.start, args.speed)
+    records = paced(generate(params), params.start, args.speed)
     summary = produce(
         producer, settings.topic, records, total=params.max_events, description="simulate"
     )
@@ -346,13 +347,13 @@ def cmd_broker(args: argparse.Namespace) -> int:
     print(
         f"Kafka {version} ready on {broker.bootstrap} (data: {broker.data_dir}); Ctrl-C stops it."
     )
-    _wait_for_signal(lambda: broker.alive())
+    _wait_for_signal(broker.alive)
     code = broker.stop()
     print(f"broker stopped (exit {code})")
     return 0
 
 
-def _wait_for_signal(alive: object) -> None:
+def _wait_for_signal(alive: Callable[[], bool]) -> None:
     stop = {"now": False}
 
     def handler(signum: int, frame: object) -> None:
@@ -360,7 +361,7 @@ def _wait_for_signal(alive: object) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-    while not stop["now"] and alive():  # type: ignore[operator]
+    while not stop["now"] and alive():
         time.sleep(0.5)
 
 

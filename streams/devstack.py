@@ -17,6 +17,7 @@ from pathlib import Path
 
 from streams.broker import launcher
 from streams.config import Settings
+from streams.processes import stop
 from streams.topics import ensure_topics
 
 DATA = Path(".data")
@@ -34,14 +35,8 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> bool:
 
 
 def _stop(proc: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            print(f"{name} did not stop in {timeout:.0f}s; killing it", file=sys.stderr)
-            proc.kill()
-            proc.wait()
+    if stop(proc, timeout) == -signal.SIGKILL:
+        print(f"{name} did not stop in {timeout:.0f}s; it was killed", file=sys.stderr)
 
 
 def _interrupt(signum: int, frame: object) -> None:

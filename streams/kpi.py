@@ -23,6 +23,7 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.config import Settings
 from streams.core.buckets import bucket_start, entries
 from streams.core.events import TicketEvent
 from streams.core.facts import DAY, Fact
@@ -68,6 +69,17 @@ class KpiSettings:
     bucket_s: int = 60
     lateness_s: float = 600.0
     window_retention_s: float = DAY  # the longest window ("24h", "today")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KpiSettings:
+        """Keep buckets for the longest configured window ("today" needs a full day)."""
+        longest = max((span for span in settings.windows.values() if span), default=DAY)
+        return cls(
+            policy=settings.policy(),
+            bucket_s=settings.bucket_seconds,
+            lateness_s=settings.lateness_seconds,
+            window_retention_s=max(longest, DAY),
+        )
 
     @property
     def bucket_retention_s(self) -> float:
@@ -134,7 +146,7 @@ class KpiProcessor:
         s = self.settings
         horizon = wmb - s.bucket_retention_s
         changes: dict[str, dict[str, list[float]]] = defaultdict(dict)
-        bounds = s.policy.histogram_bounds
+        bounds = s.policy.bounds()
         for sign, facts in ((-1, retract), (1, add)):
             for f in facts:
                 start = bucket_start(f.at, s.bucket_s)
@@ -161,7 +173,7 @@ class KpiProcessor:
             self._bucket_keys(partition).setdefault(start, set()).add(key)
 
     def _count(self, facts: tuple[Fact, ...]) -> None:
-        bounds = self.settings.policy.histogram_bounds
+        bounds = self.settings.policy.bounds()
         for f in facts:
             for name, value in entries(f, bounds):
                 acc = self.cumulative.setdefault((name, f.queue, f.channel), [0.0, 0])

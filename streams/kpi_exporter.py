@@ -21,9 +21,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from streams.core.buckets import DISTRIBUTIONS, bound_label
+from streams.core.buckets import bound_label
 from streams.core.now import NowFigures, now_figures
-from streams.core.policy import Policy
+from streams.core.policy import Policy, service_level_denominator
 from streams.core.windows import Sums, merge_sums, window_sums
 from streams.kpi import KpiProcessor, bucket_rows, event_clock, open_rows
 
@@ -123,7 +123,6 @@ class KpiCollector(Collector):
         windows: dict[str, float | None],
         timezone: str,
         fold: LabelFolder,
-        cumulative: dict[tuple[str, str, str], list[float]],
     ) -> None:
         self.proc = processor
         self.owned = owned
@@ -131,7 +130,6 @@ class KpiCollector(Collector):
         self.windows = windows
         self.tz = timezone
         self.fold = fold
-        self.cumulative = cumulative  # (entry, queue, channel) -> [sum, count], added facts only
 
     @property
     def policy(self) -> Policy:
@@ -211,12 +209,12 @@ class KpiCollector(Collector):
         for w, sums in windows.items():
             for q, c in series:
                 count = {e: sums.get((e, q, c), (0.0, 0))[1] for e in _SL_ENTRIES}
-                preset = self.policy.for_queue(q, c).service_level
-                denominator = count["first_response"]
-                if preset != "answered":
-                    denominator += count["abandoned"]
-                if preset == "answered_abandoned_minus_short":
-                    denominator -= count["short_abandoned"]
+                denominator = service_level_denominator(
+                    self.policy.for_queue(q, c).service_level,
+                    count["first_response"],
+                    count["abandoned"],
+                    count["short_abandoned"],
+                )
                 num.add_metric([q, c, w], count["first_response_within_target"])
                 den.add_metric([q, c, w], denominator)
         yield num
@@ -261,7 +259,7 @@ class KpiCollector(Collector):
             yield fam
 
     def _cumulative_families(self) -> Iterator[Any]:
-        series = sorted({(q, c) for (_, q, c) in self.cumulative})
+        series = sorted({(q, c) for (_, q, c) in self.proc.cumulative})
         for entry in COUNTERS:
             name, doc = WINDOW_FIGURES[entry]
             fam = CounterMetricFamily(
@@ -270,7 +268,7 @@ class KpiCollector(Collector):
                 labels=["queue", "channel"],
             )
             for q, c in series:
-                fam.add_metric([q, c], self.cumulative.get((entry, q, c), [0.0, 0])[1])
+                fam.add_metric([q, c], self.proc.cumulative.get((entry, q, c), [0.0, 0])[1])
             yield fam
         bounds = self.policy.bounds()
         hist = HistogramMetricFamily(
@@ -278,7 +276,7 @@ class KpiCollector(Collector):
             "First response time since the worker started, for rate()-based alerting.",
             labels=["queue", "channel"],
         )
-        flat: Sums = {k: (v[0], int(v[1])) for k, v in self.cumulative.items()}
+        flat: Sums = {k: (v[0], int(v[1])) for k, v in self.proc.cumulative.items()}
         for q, c in series:
             hist.add_metric(
                 [q, c],
@@ -296,10 +294,7 @@ def _cumulate(
     for b in bounds:
         label = bound_label(b, bounds)
         running += sums.get((f"{entry}#{label}", q, c), (0.0, 0))[1]
-        out.append((label if label != "+Inf" else "+Inf", float(running)))
+        out.append((label, float(running)))
     running += sums.get((f"{entry}#+Inf", q, c), (0.0, 0))[1]
     out.append(("+Inf", float(running)))
     return out
-
-
-__all__ = ["DISTRIBUTIONS", "KpiCollector", "LabelFolder"]

@@ -19,7 +19,6 @@ from streams.schema import REJECT_REASONS
 class PipelineState:
     accepted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENT_TYPES, 0))
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
-    dead_lettered: int = 0
     watermark: dict[int, float] = field(default_factory=dict)
     last_processed_at: float = 0.0
 
@@ -31,5 +30,4 @@ class PipelineState:
 
     def record_rejected(self, reason: str, now: float) -> None:
         self.rejected[reason] += 1
-        self.dead_lettered += 1
         self.last_processed_at = now

@@ -12,6 +12,7 @@ from typing import Any
 
 from streams.config import Settings
 from streams.core.now import now_figures
+from streams.core.policy import ServiceLevelPreset, service_level_denominator
 from streams.core.windows import window_sums
 from streams.kpi import KpiProcessor, KpiSettings, Tables, bucket_rows, event_clock, open_rows
 from streams.kpi_exporter import HISTOGRAMS, WINDOW_FIGURES, WINDOW_SUMS
@@ -23,12 +24,13 @@ def _ratio(num: float, den: float) -> float | None:
     return round(num / den, 6) if den else None
 
 
-def _derived(c: dict[str, float], preset: str) -> dict[str, float | None]:
-    den = c["first_responses"]
-    if preset != "answered":
-        den += c["contacts_abandoned"]
-    if preset == "answered_abandoned_minus_short":
-        den -= c["contacts_short_abandoned"]
+def _derived(c: dict[str, float], preset: ServiceLevelPreset) -> dict[str, float | None]:
+    den = service_level_denominator(
+        preset,
+        int(c["first_responses"]),
+        int(c["contacts_abandoned"]),
+        int(c["contacts_short_abandoned"]),
+    )
     nps = c["nps_responses"]
     return {
         "service_level": _ratio(c["first_responses_within_target"], den),
@@ -51,16 +53,7 @@ def _derived(c: dict[str, float], preset: str) -> dict[str, float | None]:
 
 
 def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, Any]:
-    longest = max((s for s in settings.windows.values() if s), default=86400.0)
-    proc = KpiProcessor(
-        Tables(),
-        KpiSettings(
-            policy=settings.policy(),
-            bucket_s=settings.bucket_seconds,
-            lateness_s=settings.lateness_seconds,
-            window_retention_s=max(longest, 86400.0),
-        ),
-    )
+    proc = KpiProcessor(Tables(), KpiSettings.from_settings(settings))
     counts = {"records": 0, "accepted": 0, "rejected": 0, "duplicate": 0, "late": 0}
     for offset, line in enumerate(lines):
         counts["records"] += 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import jsonschema_rs
 import orjson
@@ -25,14 +25,7 @@ MAX_RECORD_BYTES: Final = 64 * 1024
 RejectReason = Literal[
     "not_json", "not_object", "schema", "too_large", "future_timestamp", "key_mismatch"
 ]
-REJECT_REASONS: Final[tuple[str, ...]] = (
-    "not_json",
-    "not_object",
-    "schema",
-    "too_large",
-    "future_timestamp",
-    "key_mismatch",
-)
+REJECT_REASONS: Final[tuple[str, ...]] = get_args(RejectReason)
 
 
 @dataclass(frozen=True, slots=True)

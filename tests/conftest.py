@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams import processes
 from streams.broker import launcher
 
 
@@ -72,14 +73,11 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return int(self.process.returncode)
+        return processes.stop(self.process, timeout, sig)
+
+    def counter_sum(self, *names: str) -> float:
+        """The sum of every sample of these metrics (e.g. all accepted + rejected records)."""
+        return sum(v for (name, _), v in self.metrics().items() if name in names)
 
 
 @pytest.fixture
@@ -118,7 +116,7 @@ def start_worker(tmp_path: Path, kafka: launcher.Broker, names: dict[str, str]) 
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=dict(os.environ),
-                preexec_fn=launcher.die_with_parent,  # never outlive a killed test run
+                preexec_fn=processes.die_with_parent,  # never outlive a killed test run
             )
         worker = WorkerProcess(proc, port, log_path)
         started.append(worker)

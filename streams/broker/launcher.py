@@ -10,19 +10,17 @@ process outlives a crashed test run.
 from __future__ import annotations
 
 import base64
-import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from streams.processes import die_with_parent, stop
 
 DEFAULT_KAFKA_VERSION = "4.1.0"
 POM = Path(__file__).with_name("pom.xml")
@@ -139,13 +137,6 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM the JVM if the Python process that started it dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @dataclass
 class Broker:
     """A running broker process; ``bootstrap`` is what clients connect to."""
@@ -168,14 +159,7 @@ class Broker:
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
         """Controlled shutdown (SIGTERM), then SIGKILL after ``timeout`` seconds."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return int(self.process.returncode)
+        return stop(self.process, timeout)
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
@@ -295,13 +279,3 @@ def wait_ready(broker: Broker, timeout: float = READY_TIMEOUT_S) -> None:
         f"last lines of {broker.log_path}:\n{log_tail(broker.log_path)}"
     )
     raise BrokerError(msg)
-
-
-@contextlib.contextmanager
-def running(data_dir: Path, **kwargs: object) -> Iterator[Broker]:
-    """Context manager: a started broker that is always stopped on exit."""
-    broker = start(data_dir, **kwargs)  # type: ignore[arg-type]
-    try:
-        yield broker
-    finally:
-        broker.stop()

@@ -27,6 +27,17 @@ BASE_BOUNDS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+def service_level_denominator(
+    preset: ServiceLevelPreset, answered: int, abandoned: int, short_abandoned: int
+) -> int:
+    """Outcomes counted against the target: the usual definitions, named by preset."""
+    if preset == "answered":
+        return answered
+    if preset == "answered_abandoned":
+        return answered + abandoned
+    return answered + abandoned - short_abandoned
+
+
 @dataclass(frozen=True)
 class QueuePolicy:
     """The figures' definitions for one queue and channel."""
@@ -85,12 +96,12 @@ class Policy:
             service_level=o.service_level or self.service_level,
         )
 
-    @cached_property
-    def histogram_bounds(self) -> tuple[float, ...]:
-        return self.bounds()
-
     def bounds(self) -> tuple[float, ...]:
-        """Histogram bounds: the base set plus every configured target."""
+        """Histogram bounds: the base set plus every configured target (computed once)."""
+        return self._bounds
+
+    @cached_property
+    def _bounds(self) -> tuple[float, ...]:
         extra = {*self.first_response_targets.values(), self.resolution_target_s}
         for o in self.queues.values():
             extra.update(o.first_response_target_s.values())

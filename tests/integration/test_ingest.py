@@ -115,11 +115,8 @@ def test_worker_counts_valid_events_and_dead_letters_the_rest(
     total = len(lines) + len(by_hand)
 
     def processed() -> float:
-        m = worker.metrics()
-        return sum(
-            v
-            for (name, _), v in m.items()
-            if name in ("ticketpulse_events_accepted_total", "ticketpulse_events_rejected_total")
+        return worker.counter_sum(
+            "ticketpulse_events_accepted_total", "ticketpulse_events_rejected_total"
         )
 
     wait_for(lambda: processed() >= total, 180, f"{total} records processed", worker)

@@ -150,9 +150,7 @@ def test_restart_partway_equals_oracle(kafka, names, start_worker, traffic, tmp_
     replay(kafka, names, log, 0, 30_000, tmp_path)
 
     def accepted(w) -> float:
-        return sum(
-            v for (n, _), v in w.metrics().items() if n == "ticketpulse_events_accepted_total"
-        )
+        return w.counter_sum("ticketpulse_events_accepted_total")
 
     wait_for(lambda: accepted(first) > 12_000, 120, "the first worker to be partway", first)
     first.stop(sig)

@@ -53,7 +53,6 @@ def scrape(proc: KpiProcessor, partitions: int) -> dict:
         windows=dict(DEFAULT_WINDOWS),
         timezone="UTC",
         fold=LabelFolder(None, 50, {}),
-        cumulative=proc.cumulative,
     )
     text = generate_latest(build_registry([collector])).decode()
     out = {}
