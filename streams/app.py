@@ -2,7 +2,10 @@
 
 The agent is deliberately thin: classify the raw record (``streams.schema``),
 send rejects to the DLQ with a reason, hand valid events on, bump counters.
-One agent with ``concurrency=1`` (faust#606: higher concurrency can commit past
+A contact change (opened, first resolution, reopen of a ticket with a customer) is
+forwarded to the contacts topic keyed by ``customer_id``, where a second agent
+brings each customer's tickets together for ACR and repeat contacts.
+Agents run with ``concurrency=1`` (faust#606: higher concurrency can commit past
 in-flight records), at-least-once delivery, no ``group_by``.
 """
 
@@ -18,6 +21,13 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.config import Settings
+from streams.customers import (
+    BadContactError,
+    CustomerProcessor,
+    CustomerTables,
+    decode_contact,
+    encode_contact,
+)
 from streams.exporter import PipelineCollector, build_registry
 from streams.kpi import KpiProcessor, KpiSettings, Tables
 from streams.kpi_exporter import KpiCollector, LabelFolder
@@ -29,7 +39,9 @@ log = logging.getLogger(__name__)
 
 DLQ_HEADER_PREFIX = "ticketpulse."
 PRODUCER_BUFFER_RECORDS = 10_000
-TABLES = ("tickets", "buckets", "open", "meta")
+TICKET_TABLES = ("tickets", "buckets", "open", "meta")
+CUSTOMER_TABLES = ("customers", "cbuckets", "cmeta")
+TABLES = TICKET_TABLES + CUSTOMER_TABLES
 
 
 @dataclass
@@ -40,6 +52,7 @@ class Worker:
     state: PipelineState
     settings: Settings
     processor: KpiProcessor
+    customers: CustomerProcessor
 
 
 def dlq_headers(message: Any, rejected: Rejected, now: float) -> list[tuple[str, bytes]]:
@@ -101,9 +114,19 @@ def create_app(settings: Settings) -> Worker:
         # str keys use the raw codec (decoded back to str); values are JSON.
         return app.Table(name, default=None, partitions=settings.partitions, key_type=str)
 
-    tables = Tables(**{name: table(name) for name in TABLES})
-    windows = settings.windows
-    processor = KpiProcessor(tables, KpiSettings.from_settings(settings))
+    kpi_settings = KpiSettings.from_settings(settings)
+    processor = KpiProcessor(Tables(**{n: table(n) for n in TICKET_TABLES}), kpi_settings)
+    customers = CustomerProcessor(
+        CustomerTables(**{n: table(n) for n in CUSTOMER_TABLES}), kpi_settings
+    )
+    contacts = app.topic(
+        settings.contacts_topic_name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
     dead_letters = app.topic(
         settings.dlq_topic, key_serializer="raw", value_serializer="raw", internal=False
     )
@@ -129,28 +152,50 @@ def create_app(settings: Settings) -> Worker:
                 state.record_rejected(outcome.reason, now)
                 continue
             state.record_accepted(message.partition, outcome.event, now)
-            processor.process(message.partition, message.offset, outcome.event)
+            done = processor.process(message.partition, message.offset, outcome.event)
+            if done.contact is not None:
+                customer_id, contact = done.contact
+                await contacts.send(
+                    key=customer_id.encode(), value=encode_contact(customer_id, contact)
+                )
+
+    @app.agent(contacts, name="customers", concurrency=1)
+    async def customer_contacts(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                customer_id, contact = decode_contact(message.value)
+            except BadContactError as exc:
+                now = time.time()
+                rejected = Rejected("bad_contact", str(exc))
+                headers = dlq_headers(message, rejected, now)
+                await dead_letters.send(key=message.key, value=message.value, headers=headers)
+                state.record_rejected(rejected.reason, now)
+                continue
+            customers.process(message.partition, message.offset, customer_id, contact)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust signal typing
     def revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         for tp in args[0] if args else kwargs.get("revoked", ()):
-            if tp.topic == settings.topic:
-                processor.forget_partition(tp.partition)
+            forget(tp)
+
+    def forget(tp: Any) -> None:
+        if tp.topic == settings.topic:
+            processor.forget_partition(tp.partition)
+        elif tp.topic == settings.contacts_topic_name:
+            customers.forget_partition(tp.partition)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust signal typing
     def assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         for tp in (
             args[0] if args else kwargs.get("assigned", ())
         ):  # tables are recovered afresh: rebuild indexes lazily
-            if tp.topic == settings.topic:
-                processor.forget_partition(tp.partition)
+            forget(tp)
 
-    def owned() -> tuple[set[int], set[int]]:
+    def owned(topic: str = settings.topic) -> tuple[set[int], set[int]]:
         assignor = app.assignor
-        actives = {tp.partition for tp in assignor.assigned_actives() if tp.topic == settings.topic}
-        standbys = {
-            tp.partition for tp in assignor.assigned_standbys() if tp.topic == settings.topic
-        }
+        actives = {tp.partition for tp in assignor.assigned_actives() if tp.topic == topic}
+        standbys = {tp.partition for tp in assignor.assigned_standbys() if tp.topic == topic}
         return actives, standbys
 
     fold = LabelFolder(
@@ -160,9 +205,11 @@ def create_app(settings: Settings) -> Worker:
     )
     kpis = KpiCollector(
         processor,
+        customers,
         owned=lambda: owned()[0],
+        owned_contacts=lambda: owned(settings.contacts_topic_name)[0],
         clock=settings.clock,
-        windows=dict(windows),
+        windows=dict(settings.windows),
         timezone=settings.timezone,
         fold=fold,
     )
@@ -184,7 +231,7 @@ def create_app(settings: Settings) -> Worker:
         busy = app.rebalancing or app.in_recovery or not app.consumer.assignment()
         return self.json({"ready": not busy}, status=503 if busy else 200)
 
-    return Worker(app=app, state=state, settings=settings, processor=processor)
+    return Worker(app=app, state=state, settings=settings, processor=processor, customers=customers)
 
 
 class TopicMismatchError(RuntimeError):
@@ -195,12 +242,13 @@ def prepare_topics(settings: Settings) -> None:
     """Create missing topics before joining the group (a consumer subscribed to a missing
     topic gets no partitions until its next metadata refresh, minutes later)."""
     counts = ensure_topics(settings, TABLES)
-    if counts.get(settings.topic) != settings.partitions:
-        msg = (
-            f"topic {settings.topic} has {counts.get(settings.topic)} partitions but "
-            f"partitions={settings.partitions} is configured; set --partitions to match"
-        )
-        raise TopicMismatchError(msg)
+    for topic in (settings.topic, settings.contacts_topic_name):
+        if counts.get(topic) != settings.partitions:
+            msg = (
+                f"topic {topic} has {counts.get(topic)} partitions but "
+                f"partitions={settings.partitions} is configured; set --partitions to match"
+            )
+            raise TopicMismatchError(msg)
 
 
 def run_worker(settings: Settings) -> None:

@@ -198,6 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="simulated seconds per wall second for Kafka; 0 = unpaced",
     )
+    g.add_argument(
+        "--recontact-mean",
+        type=float,
+        default=129_600.0,
+        help="mean seconds before a customer comes back with a new ticket (default 1.5 days)",
+    )
+    g.add_argument(
+        "--reopen-mean",
+        type=float,
+        default=86_400.0,
+        help="mean seconds before a resolved ticket is reopened (default 1 day)",
+    )
     f = simulate.add_argument_group("fault injection (fractions of records, 0-1)")
     f.add_argument(
         "--duplicates", type=float, default=0.0, help="exact re-sends of an event (same event_id)"
@@ -263,6 +275,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         malformed=args.malformed,
         lateness_s=args.lateness,
         key_mismatch=not to_file,
+        recontact_mean_s=args.recontact_mean,
+        reopen_mean_s=args.reopen_mean,
     )
     if params.duration is None and params.max_events is None and to_file:
         print("error: writing a file needs --events or --duration", file=sys.stderr)

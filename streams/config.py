@@ -12,7 +12,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -63,6 +70,10 @@ class Settings(BaseSettings):
     app_id: str = Field("ticketpulse", description="Faust app id = Kafka consumer group.")
     topic: str = Field("ticket-events", description="Input topic of ticket events.")
     dlq_topic: str = Field("ticket-events-dlq", description="Dead-letter topic.")
+    contacts_topic: str | None = Field(
+        None,
+        description="Internal topic of contacts keyed by customer (default: TOPIC-contacts).",
+    )
     partitions: int = Field(8, ge=1, le=1024, description="Partitions of the input topic.")
     replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
     metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on.")
@@ -93,8 +104,12 @@ class Settings(BaseSettings):
     short_abandon_seconds: float = 5.0
     service_level: ServiceLevelPreset = "answered_abandoned"
     queues: dict[str, QueueTargets] = Field(default_factory=dict)
-    recontact_days: list[int] = Field(default_factory=lambda: [1, 2, 3])
-    fcr_days: int = Field(3, ge=0, description="A reopen within this many days undoes FCR.")
+    recontact_days: list[PositiveFloat] = Field(
+        default_factory=lambda: [1.0, 2.0, 3.0],
+        min_length=1,
+        description="ACR recontact periods in days (fractions allowed, e.g. 0.5).",
+    )
+    fcr_days: float = Field(3, ge=0, description="A reopen within this many days undoes FCR.")
     complaint_tag: str = "complaint"
     queue_allowlist: list[str] | None = Field(
         None, description="Queues exported by name; every other queue is exported as 'other'."
@@ -137,6 +152,10 @@ class Settings(BaseSettings):
             fcr_days=self.fcr_days,
             complaint_tag=self.complaint_tag,
         )
+
+    @property
+    def contacts_topic_name(self) -> str:
+        return self.contacts_topic or f"{self.topic}-contacts"
 
     @property
     def bootstrap_list(self) -> list[str]:

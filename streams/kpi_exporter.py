@@ -21,11 +21,21 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from streams.bucket_store import Watermarks, bucket_maxima, bucket_rows
 from streams.core.buckets import bound_label
+from streams.core.contacts import days_label, repeat_contacts
 from streams.core.now import NowFigures, now_figures
 from streams.core.policy import Policy, service_level_denominator
-from streams.core.windows import Sums, merge_sums, window_sums
-from streams.kpi import KpiProcessor, bucket_rows, event_clock, open_rows
+from streams.core.windows import (
+    Maxima,
+    Sums,
+    merge_sums,
+    window_maxima,
+    window_range,
+    window_sums,
+)
+from streams.customers import CustomerProcessor, customer_rows
+from streams.kpi import KpiProcessor, open_rows
 
 # entry -> (metric name, help, "count" or "sum")
 WINDOW_FIGURES: dict[str, tuple[str, str]] = {
@@ -67,6 +77,10 @@ WINDOW_FIGURES: dict[str, tuple[str, str]] = {
     "ces_responses": ("ces_responses", "CES survey responses."),
     "duplicate_events": ("duplicate_events", "Events recognised as duplicates (same event_id)."),
     "late_events": ("late_events", "Events later than the allowed lateness: counted, not applied."),
+    "acr_resolved": (
+        "acr_resolutions",
+        "First resolutions of contacts with a customer_id (the ACR denominator).",
+    ),
 }
 WINDOW_SUMS: dict[str, tuple[str, str]] = {
     "handled": ("handle_time_seconds", "Sum of handle_seconds of the handling periods that ended."),
@@ -92,6 +106,32 @@ COUNTERS = (
     "resolved",
     "resolved_first_contact",
 )
+# ACR entries "<name>:<days>" -> (metric name, help)
+ACR_FIGURES: dict[str, tuple[str, str]] = {
+    "acr_recontacted": (
+        "acr_recontacted",
+        "Resolutions (with a customer) followed by a recontact or reopen within `days`, so far; "
+        "attributed to the resolution.",
+    ),
+    "acr_final": (
+        "acr_final_resolutions",
+        "Resolutions whose `days` recontact period ended in the window.",
+    ),
+    "acr_final_active": (
+        "acr_final_active_resolutions",
+        "Resolutions whose period ended in the window with no recontact (final ACR numerator).",
+    ),
+}
+REPEATS: dict[str, tuple[str, str]] = {
+    "repeat_customers": (
+        "repeat_customers",
+        "Customers with two or more contacts opened in the window (labelled by the first).",
+    ),
+    "repeat_contacts": (
+        "repeat_contacts",
+        "Contacts opened in the window after the same customer's first one in the window.",
+    ),
+}
 LABELS = ["queue", "channel", "window"]
 _SL_ENTRIES = ("first_response", "first_response_within_target", "abandoned", "short_abandoned")
 
@@ -117,15 +157,19 @@ class KpiCollector(Collector):
     def __init__(
         self,
         processor: KpiProcessor,
+        customers: CustomerProcessor,
         *,
         owned: Callable[[], set[int]],
+        owned_contacts: Callable[[], set[int]],
         clock: str,
         windows: dict[str, float | None],
         timezone: str,
         fold: LabelFolder,
     ) -> None:
         self.proc = processor
+        self.customers = customers
         self.owned = owned
+        self.owned_contacts = owned_contacts
         self.clock = clock
         self.windows = windows
         self.tz = timezone
@@ -135,31 +179,66 @@ class KpiCollector(Collector):
     def policy(self) -> Policy:
         return self.proc.settings.policy
 
-    def _ends(self, partitions: set[int]) -> dict[int, float]:
+    def _ends(self, partitions: set[int], clock: Watermarks) -> dict[int, float]:
         if self.clock == "wall":
             now = time.time()
             return dict.fromkeys(partitions, now)
         ends = {}
         for p in partitions:
-            end = event_clock(self.proc.tables.meta, p)
+            end = clock.clock(p)
             if end is not None:
                 ends[p] = end
         return ends
 
     def collect(self) -> Iterator[Any]:
-        active = self.owned()
-        ends = self._ends(active)
-        rows = bucket_rows(self.proc.tables.buckets, set(ends))
+        ends = self._ends(self.owned(), self.proc.clock)
+        cends = self._ends(self.owned_contacts(), self.customers.clock)
         windows: dict[str, Sums] = {w: {} for w in self.windows}
-        for p, end in ends.items():
-            per = window_sums(
-                rows.get(p, []), self.windows, end, self.proc.settings.bucket_s, self.tz
-            )
-            for w, sums in per.items():
-                windows[w] = merge_sums(windows[w], self._folded(sums))
+        maxima: dict[str, Maxima] = {w: {} for w in self.windows}
+        for table, partition_ends in (
+            (self.proc.tables.buckets, ends),
+            (self.customers.tables.cbuckets, cends),
+        ):
+            self._add_windows(windows, table, partition_ends)
+            self._add_maxima(maxima, table, partition_ends)
+        self._add_repeats(windows, cends)
         yield from self._window_families(windows)
+        yield from self._max_families(maxima)
         yield from self._now_families(ends)
         yield from self._cumulative_families()
+
+    def _add_windows(self, windows: dict[str, Sums], table: Any, ends: dict[int, float]) -> None:
+        rows = bucket_rows(table, set(ends))
+        width = self.proc.settings.bucket_s
+        for p, end in ends.items():
+            per = window_sums(rows.get(p, []), self.windows, end, width, self.tz)
+            for w, sums in per.items():
+                windows[w] = merge_sums(windows[w], self._folded(sums))
+
+    def _add_maxima(self, maxima: dict[str, Maxima], table: Any, ends: dict[int, float]) -> None:
+        rows = bucket_maxima(table, set(ends))
+        width = self.proc.settings.bucket_s
+        for p, end in ends.items():
+            per = window_maxima(rows.get(p, []), self.windows, end, width, self.tz)
+            for w, values in per.items():
+                for (name, q, c), value in values.items():
+                    key = (name, self.fold(q), c)
+                    maxima[w][key] = max(maxima[w].get(key, value), value)
+
+    def _add_repeats(self, windows: dict[str, Sums], ends: dict[int, float]) -> None:
+        """Repeat contacts are distinct counts per window: computed from the customers table."""
+        width = self.proc.settings.bucket_s
+        ranges = {
+            p: {w: window_range(w, span, end, width, self.tz) for w, span in self.windows.items()}
+            for p, end in ends.items()
+        }
+        for p, contacts in customer_rows(self.customers.tables.customers, set(ends)):
+            for w, (first, stop) in ranges[p].items():
+                sums = windows[w]
+                for name, q, c in repeat_contacts(contacts, first, stop):
+                    key = (name, self.fold(q), c)
+                    total, count = sums.get(key, (0.0, 0))
+                    sums[key] = (total + 1, count + 1)
 
     def _folded(self, sums: Sums) -> Sums:
         out: Sums = {}
@@ -182,6 +261,21 @@ class KpiCollector(Collector):
             for w, sums in windows.items():
                 for q, c in series:
                     fam.add_metric([q, c, w], sums.get((entry, q, c), (0.0, 0))[0])
+            yield fam
+        for entry, (name, doc) in REPEATS.items():
+            fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
+            for w, sums in windows.items():
+                for q, c in series:
+                    fam.add_metric([q, c, w], sums.get((entry, q, c), (0.0, 0))[1])
+            yield fam
+        days = [days_label(d) for d in self.policy.recontact_days]
+        for entry, (name, doc) in ACR_FIGURES.items():
+            fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=[*LABELS, "days"])
+            for w, sums in windows.items():
+                for q, c in series:
+                    for d in days:
+                        count = sums.get((f"{entry}:{d}", q, c), (0.0, 0))[1]
+                        fam.add_metric([q, c, w, d], count)
             yield fam
         yield from self._service_level(windows, series)
         bounds = self.policy.bounds()
@@ -219,6 +313,18 @@ class KpiCollector(Collector):
                 den.add_metric([q, c, w], denominator)
         yield num
         yield den
+
+    def _max_families(self, maxima: dict[str, Maxima]) -> Iterator[Any]:
+        fam = GaugeMetricFamily(
+            "ticketpulse_window_first_response_max_seconds",
+            "Longest first response in the window (aggregate across workers with max).",
+            labels=LABELS,
+        )
+        for w, values in maxima.items():
+            for (name, q, c), value in sorted(values.items()):
+                if name == "first_response":
+                    fam.add_metric([q, c, w], value)
+        yield fam
 
     def _now_families(self, ends: dict[int, float]) -> Iterator[Any]:
         figures: dict[tuple[str, str], NowFigures] = {}

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from streams.bucket_store import bucket_rows
 from streams.config import Settings
+from streams.core.contacts import days_label
 from streams.core.now import now_figures
 from streams.core.policy import ServiceLevelPreset, service_level_denominator
 from streams.core.windows import window_sums
-from streams.kpi import KpiProcessor, KpiSettings, Tables, bucket_rows, event_clock, open_rows
-from streams.kpi_exporter import HISTOGRAMS, WINDOW_FIGURES, WINDOW_SUMS
+from streams.customers import CustomerProcessor, CustomerTables
+from streams.kpi import KpiProcessor, KpiSettings, Tables, open_rows
+from streams.kpi_exporter import ACR_FIGURES, HISTOGRAMS, WINDOW_FIGURES, WINDOW_SUMS
 from streams.produce import key_of
 from streams.schema import Accepted, classify
 
@@ -53,7 +56,10 @@ def _derived(c: dict[str, float], preset: ServiceLevelPreset) -> dict[str, float
 
 
 def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, Any]:
-    proc = KpiProcessor(Tables(), KpiSettings.from_settings(settings))
+    kpi_settings = KpiSettings.from_settings(settings)
+    proc = KpiProcessor(Tables(), kpi_settings)
+    customers = CustomerProcessor(CustomerTables(), kpi_settings)
+    forwarded = 0
     counts = {"records": 0, "accepted": 0, "rejected": 0, "duplicate": 0, "late": 0}
     for offset, line in enumerate(lines):
         counts["records"] += 1
@@ -65,14 +71,19 @@ def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, 
             continue
         counts["accepted"] += 1
         result = proc.process(0, offset, outcome.event)
-        if result != "applied":
-            counts[result] += 1
-    end = event_clock(proc.tables.meta, 0)
+        if result.outcome != "applied":
+            counts[result.outcome] += 1
+        if result.contact is not None:
+            customers.process(0, forwarded, *result.contact)
+            forwarded += 1
+    end = proc.clock.clock(0)
     out: dict[str, Any] = {"records": counts, "window_end": end, "windows": {}, "now": {}}
     if end is None:
         return out
     rows = bucket_rows(proc.tables.buckets, {0}).get(0, [])
+    rows += bucket_rows(customers.tables.cbuckets, {0}).get(0, [])
     sums = window_sums(rows, settings.windows, end, settings.bucket_seconds, settings.timezone)
+    days = [days_label(d) for d in settings.recontact_days]
     policy = settings.policy()
     for window, figures in sums.items():
         per: dict[str, dict[str, Any]] = {}
@@ -84,8 +95,20 @@ def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, 
                 comp[name] = figures.get((entry, q, c), (0.0, 0))[0]
             for entry, (name, _) in HISTOGRAMS.items():
                 comp[f"{name}_sum"] = round(figures.get((entry, q, c), (0.0, 0))[0], 3)
+            for entry, (name, _) in ACR_FIGURES.items():
+                for d in days:
+                    comp[f"{name}_{d}d"] = figures.get((f"{entry}:{d}", q, c), (0.0, 0))[1]
             preset = policy.for_queue(q, c).service_level
-            per[f"{q}/{c}"] = {"components": comp, "figures": _derived(comp, preset)}
+            derived = _derived(comp, preset)
+            for d in days:
+                resolved = comp["acr_resolutions"]
+                derived[f"acr_provisional_{d}d"] = _ratio(
+                    resolved - comp[f"acr_recontacted_{d}d"], resolved
+                )
+                derived[f"acr_final_{d}d"] = _ratio(
+                    comp[f"acr_final_active_resolutions_{d}d"], comp[f"acr_final_resolutions_{d}d"]
+                )
+            per[f"{q}/{c}"] = {"components": comp, "figures": derived}
         out["windows"][window] = per
     tickets = [t for _, t in open_rows(proc.tables.open, {0})]
     for (q, c), fig in sorted(now_figures(tickets, end, policy).items()):

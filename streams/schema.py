@@ -23,7 +23,13 @@ SCHEMA_FILE: Final = "ticket-event.v1.json"
 MAX_RECORD_BYTES: Final = 64 * 1024
 
 RejectReason = Literal[
-    "not_json", "not_object", "schema", "too_large", "future_timestamp", "key_mismatch"
+    "not_json",
+    "not_object",
+    "schema",
+    "too_large",
+    "future_timestamp",
+    "key_mismatch",
+    "bad_contact",
 ]
 REJECT_REASONS: Final[tuple[str, ...]] = get_args(RejectReason)
 

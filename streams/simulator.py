@@ -93,6 +93,8 @@ class SimParams:
     malformed: float = 0.0
     lateness_s: float = 600.0  # the worker's allowed lateness: out-of-order stays inside it
     key_mismatch: bool = False  # only representable when writing to Kafka
+    recontact_mean_s: float = 129_600.0  # mean delay before a customer comes back (1.5 days)
+    reopen_mean_s: float = 86_400.0  # mean delay before a resolved ticket is reopened
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,14 +334,15 @@ class _Simulation:
                 lambda s: self.emit(s, ticket, "survey", survey_kind=kind, score=score),
             )
         if rng.random() < 0.05:
-            self.at(t + rng.expovariate(1 / 86400), lambda s: self.reopen(s, ticket))
+            self.at(t + rng.expovariate(1 / self.p.reopen_mean_s), lambda s: self.reopen(s, ticket))
         else:
             ticket.closed = True
         if ticket.customer and rng.random() < 0.12:
             customer, queue = ticket.customer, ticket.queue
             if queue is ESCALATIONS:
                 queue = QUEUES[1]
-            self.at(t + rng.expovariate(1 / 129600), lambda s: self.arrive(s, customer, queue))
+            delay = rng.expovariate(1 / self.p.recontact_mean_s)
+            self.at(t + delay, lambda s: self.arrive(s, customer, queue))
 
     def reopen(self, t: float, ticket: _Ticket) -> None:
         self.emit(t, ticket, "reopened")

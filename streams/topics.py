@@ -1,4 +1,4 @@
-"""Create the input and dead-letter topics with explicit partition counts."""
+"""Create the input, contacts and dead-letter topics with explicit partition counts."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def ensure_topics(settings: Settings, tables: tuple[str, ...] = ()) -> dict[str,
     try:
         wanted = [
             NewTopic(settings.topic, settings.partitions, settings.replication_factor),
+            NewTopic(
+                settings.contacts_topic_name, settings.partitions, settings.replication_factor
+            ),
             NewTopic(
                 settings.dlq_topic,
                 1,

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from kafka.partitioner.default import murmur2
 
+from streams.core.contacts import days_label
 from streams.core.policy import Policy
 from streams.schema import Accepted, classify
 
@@ -50,7 +51,7 @@ def partition_of(key: bytes, partitions: int) -> int:
 SCHEMA = """
 CREATE TABLE ev (p INT, off INT, ticket TEXT, eid TEXT, type TEXT, t REAL, queue TEXT,
   channel TEXT, author TEXT, handle REAL, escalation INT, kind TEXT, score INT,
-  complaint INT, to_queue TEXT);
+  complaint INT, to_queue TEXT, customer TEXT);
 CREATE TABLE marks (p INT, t REAL, name TEXT, queue TEXT, channel TEXT);
 CREATE INDEX ev_ticket ON ev (ticket, eid, off);
 """
@@ -176,6 +177,40 @@ FROM ends e WHERE e.is_end;
 INSERT INTO facts SELECT p, t, name, queue, channel, 1.0 FROM marks;
 """
 
+# one row per ticket whose opening event names a customer; cp = its contacts partition,
+# numbered from CONTACTS so that windows of ticket and contacts partitions never mix
+CONTACTS = 1000
+CUSTOMER_FACTS = """
+CREATE TABLE contacts AS
+SELECT op.ticket, op.customer, CONTACTS + part(op.customer) AS cp, op.t AS opened,
+  op.queue AS oq, op.channel AS oc, r.t AS resolved, r.queue AS rq, r.channel AS rc,
+  MAX(op.t, COALESCE(r.t, op.t), COALESCE((SELECT MAX(x.t) FROM o x
+      WHERE x.ticket = op.ticket AND x.type = 'reopened'), op.t)) AS latest
+FROM o op JOIN firsts f ON f.ticket = op.ticket
+LEFT JOIN o r ON r.ticket = op.ticket AND r.seq = f.resolve_seq
+WHERE op.is_open AND op.customer IS NOT NULL AND op.customer != '';
+CREATE INDEX contacts_customer ON contacts (customer, opened);
+INSERT INTO facts SELECT cp, resolved, 'acr_resolved', rq, rc, 1.0 FROM contacts
+  WHERE resolved IS NOT NULL;
+"""
+
+# per recontact period (:d seconds, labelled :label)
+RECONTACTED = """
+CREATE TEMP TABLE rec AS
+SELECT c.*, (EXISTS (SELECT 1 FROM contacts n WHERE n.customer = c.customer
+                       AND n.ticket != c.ticket AND n.opened > c.resolved
+                       AND n.opened <= c.resolved + :d)
+          OR EXISTS (SELECT 1 FROM o x WHERE x.ticket = c.ticket AND x.type = 'reopened'
+                       AND x.t >= c.resolved AND x.t <= c.resolved + :d)) AS recontacted
+FROM contacts c WHERE c.resolved IS NOT NULL;
+INSERT INTO facts SELECT cp, resolved, 'acr_recontacted:' || :label, rq, rc, 1.0 FROM rec
+  WHERE recontacted;
+INSERT INTO facts SELECT cp, resolved + :d, 'acr_final:' || :label, rq, rc, 1.0 FROM rec;
+INSERT INTO facts SELECT cp, resolved + :d, 'acr_final_active:' || :label, rq, rc, 1.0 FROM rec
+  WHERE NOT recontacted;
+DROP TABLE rec;
+"""
+
 OPEN = """
 SELECT o.p, o.ticket, o.t0, o.open_channel,
   (SELECT CASE WHEN l.type = 'transferred' THEN l.to_queue ELSE l.queue END FROM o l
@@ -230,7 +265,7 @@ def expected(
                 (p, at, "duplicate_events", e.queue, e.channel),
             )
         db.execute(
-            "INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 p,
                 off,
@@ -247,6 +282,7 @@ def expected(
                 e.score,
                 int(policy.complaint_tag in e.tags),
                 e.to_queue,
+                e.customer_id,
             ),
         )
     db.executescript(ORDERED)
@@ -255,7 +291,16 @@ def expected(
     for statement in TARGETED.split(";"):
         if statement.strip():
             db.execute(statement, {"fcr_s": policy.fcr_days * 86400.0})
+    db.create_function("part", 1, lambda c: partition_of(c.encode(), partitions))
+    db.executescript(CUSTOMER_FACTS.replace("CONTACTS", str(CONTACTS)))
+    for days in policy.recontact_days:
+        params = {"d": days * 86400.0, "label": days_label(days)}
+        for statement in RECONTACTED.split(";"):
+            if statement.strip():
+                db.execute(statement, params)
     ends = {p: math.floor(h / bucket_s) * bucket_s for p, h in high.items()}
+    for cp, latest in db.execute("SELECT cp, MAX(latest) FROM contacts GROUP BY cp"):
+        ends[cp] = math.floor(latest / bucket_s) * bucket_s
     out = _window_metrics(db, ends, windows, bucket_s, tz, policy)
     out.update(_now_metrics(db, ends, policy))
     return out
@@ -268,14 +313,32 @@ def _first_bucket(window: str, span: float | None, end: float, bucket_s: int, tz
     return end - span + bucket_s
 
 
+def _repeats(db, cp: int, lo: float, hi: float, counts) -> None:
+    """Customers with 2+ contacts opened in [lo, hi): once for the customer (labelled by the
+    first contact), once per contact after the first (labelled by that contact)."""
+    rows = db.execute(
+        "SELECT customer, oq, oc FROM contacts WHERE cp = ? AND opened >= ? AND opened < ? "
+        "AND customer IN (SELECT customer FROM contacts WHERE cp = ? AND opened >= ? "
+        "AND opened < ? GROUP BY customer HAVING COUNT(*) > 1) ORDER BY customer, opened, ticket",
+        (cp, lo, hi, cp, lo, hi),
+    )
+    previous = None
+    for customer, q, c in rows:
+        name = "repeat_contacts" if customer == previous else "repeat_customers"
+        counts[(name, q, c)][1] += 1
+        previous = customer
+
+
 def _window_metrics(db, ends, windows, bucket_s, tz, policy) -> Metrics:
-    from streams.kpi_exporter import HISTOGRAMS, WINDOW_FIGURES, WINDOW_SUMS
+    from streams.kpi_exporter import ACR_FIGURES, HISTOGRAMS, REPEATS, WINDOW_FIGURES, WINDOW_SUMS
 
     bounds = policy.bounds()
+    days = [days_label(d) for d in policy.recontact_days]
     out: Metrics = {}
     for w, span in windows.items():
         counts: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0])
         hist: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0] * (len(bounds) + 1))
+        longest: dict[tuple[str, str], float] = {}
         for p, end in ends.items():
             lo = _first_bucket(w, span, end, bucket_s, tz)
             rows = db.execute(
@@ -289,9 +352,21 @@ def _window_metrics(db, ends, windows, bucket_s, tz, policy) -> Metrics:
                 acc[1] += 1
                 if name in HISTOGRAMS:
                     hist[(name, q, c)][bisect_left(bounds, value)] += 1
+                if name == "first_response":
+                    longest[(q, c)] = max(longest.get((q, c), value), value)
+            if p >= CONTACTS:
+                _repeats(db, p, lo, end + bucket_s, counts)
         series = {(q, c) for (_, q, c) in counts}
         for q, c in series:
             labels = (("channel", c), ("queue", q), ("window", w))
+            if (q, c) in longest:
+                out[("ticketpulse_window_first_response_max_seconds", labels)] = longest[(q, c)]
+            for entry, (metric, _) in REPEATS.items():
+                out[(f"ticketpulse_window_{metric}", labels)] = counts[(entry, q, c)][1]
+            for entry, (metric, _) in ACR_FIGURES.items():
+                for d in days:
+                    key = (f"ticketpulse_window_{metric}", tuple(sorted((*labels, ("days", d)))))
+                    out[key] = counts[(f"{entry}:{d}", q, c)][1]
             for entry, (metric, _) in WINDOW_FIGURES.items():
                 out[(f"ticketpulse_window_{metric}", labels)] = counts[(entry, q, c)][1]
             for entry, (metric, _) in WINDOW_SUMS.items():

@@ -67,8 +67,8 @@ class Policy:
     short_abandon_s: float = 5.0
     service_level: ServiceLevelPreset = "answered_abandoned"
     queues: Mapping[str, QueueOverride] = field(default_factory=dict)
-    recontact_days: tuple[int, ...] = (1, 2, 3)
-    fcr_days: int = 3
+    recontact_days: tuple[float, ...] = (1, 2, 3)
+    fcr_days: float = 3
     complaint_tag: str = "complaint"
     _resolved: dict[tuple[str, str], QueuePolicy] = field(
         default_factory=dict, compare=False, repr=False

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from streams.core.buckets import delta
+from streams.core.contacts import Contact, contact_of
 from streams.core.events import TicketEvent
 from streams.core.facts import Fact, ticket_facts
 from streams.core.policy import Policy
@@ -28,6 +29,7 @@ class StoredTicket:
 
 
 Outcome = Literal["applied", "duplicate", "late"]
+CONTACT_EVENTS = frozenset({"opened", "resolved", "reopened"})  # the only ones a Contact reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ class Step:
     retract: tuple[Fact, ...] = ()
     add: tuple[Fact, ...] = ()
     ticket: StoredTicket | None = None  # the value to store, or None to leave it as it is
+    contact: tuple[str, Contact] | None = None  # (customer_id, contact) to forward when changed
 
 
 def step(
@@ -61,4 +64,15 @@ def step(
     if not replaying:
         base = stored.events if stored is not None else ()
         ticket = StoredTicket((*base, (event, offset)), offset)
-    return Step("applied", tuple(retract), tuple(add), ticket)
+    return Step("applied", tuple(retract), tuple(add), ticket, _changed_contact(prior, event))
+
+
+def _changed_contact(prior: list[TicketEvent], event: TicketEvent) -> tuple[str, Contact] | None:
+    if event.type not in CONTACT_EVENTS:
+        return None
+    after = contact_of([*prior, event])
+    if after is None:
+        return None
+    before = contact_of(prior)
+    same = before is not None and (before[0], before[1].key()) == (after[0], after[1].key())
+    return None if same else after

@@ -57,3 +57,31 @@ def merge_sums(*parts: Sums) -> Sums:
             s, c = out.get(key, (0.0, 0))
             out[key] = (s + total, c + count)
     return out
+
+
+def window_range(
+    window: str, span: float | None, end: float, width: int, tz: str
+) -> tuple[int, int]:
+    """[first, last) event-time range of the whole buckets a window covers."""
+    return first_bucket(window, span, end, width, tz), bucket_start(end, width) + width
+
+
+Maxima = dict[tuple[str, str, str], float]  # (figure, queue, channel) -> max
+
+
+def window_maxima(
+    rows: Iterable[tuple[int, str, str, str, float]],
+    windows: Mapping[str, float | None],
+    end: float,
+    width: int,
+    tz: str,
+) -> dict[str, Maxima]:
+    """The largest value per window of (start, figure, queue, channel, bucket max) rows."""
+    ranges = {w: window_range(w, span, end, width, tz) for w, span in windows.items()}
+    out: dict[str, Maxima] = {w: {} for w in windows}
+    for start, name, queue, channel, value in rows:
+        for w, (first, stop) in ranges.items():
+            if first <= start < stop:
+                key = (name, queue, channel)
+                out[w][key] = max(out[w].get(key, value), value)
+    return out

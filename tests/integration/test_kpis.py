@@ -21,6 +21,15 @@ from tests.oracle import Metrics, differences, expected
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 4
+RECONTACT_DAYS = "[0.01, 0.04]"  # 14.4 and 57.6 minutes: final ACR figures occur in the log
+
+
+@pytest.fixture(scope="module", autouse=True)
+def short_recontact_periods():
+    """Workers (started with this environment) and the oracle share the ACR periods."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TICKETPULSE_RECONTACT_DAYS", RECONTACT_DAYS)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +58,10 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Metrics]:
                 "0.01",
                 "--lateness",
                 "600",
+                "--recontact-mean",
+                "1800",
+                "--reopen-mean",
+                "1800",
             ]
         )
         == 0
@@ -63,6 +76,13 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Metrics]:
         now=time.time(),
         windows=dict(DEFAULT_WINDOWS),
     )
+    covered = {name for (name, _), value in oracle.items() if value}
+    assert {
+        "ticketpulse_window_acr_recontacted",
+        "ticketpulse_window_acr_final_active_resolutions",
+        "ticketpulse_window_repeat_contacts",
+        "ticketpulse_window_first_response_max_seconds",
+    } <= covered, "the log must exercise recontacts, final ACR and repeat contacts"
     return log, oracle
 
 
@@ -91,7 +111,10 @@ def replay(
     )
 
 
-MAX_GAUGES = {"ticketpulse_oldest_waiting_contact_age_seconds"}  # max without (instance)
+MAX_GAUGES = {  # aggregated with max without (instance)
+    "ticketpulse_oldest_waiting_contact_age_seconds",
+    "ticketpulse_window_first_response_max_seconds",
+}
 
 
 def combined(*workers) -> Metrics:

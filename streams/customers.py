@@ -1,0 +1,206 @@
+"""The customer side: contacts forwarded keyed by ``customer_id`` meet here, whatever
+ticket partition they came from, and feed ACR and repeat-contact figures.
+
+Tables (JSON values; the bucket and watermark tables work as in ``streams.bucket_store``):
+
+- ``customers``  customer_id -> {"p": partition, "o": last offset,
+                                 "t": {ticket_id: [[offset, contact row], ...]}}
+- ``cbuckets``, ``cmeta``: buckets and watermark of the contacts partitions.
+
+Every version of a ticket's contact is kept with the offset that brought it, so a
+redelivered record sees the customer as it was before it and writes the very
+same delta (each bucket key skips what it already has). There is no lateness
+rule here: contacts from ticket partitions that run at different speeds arrive
+interleaved, and dropping any would make the figures depend on that interleaving.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.bucket_store import BucketStore, Watermarks
+from streams.core.buckets import delta
+from streams.core.contacts import Contact, customer_facts
+from streams.kpi import KpiSettings
+
+TABLES = ("customers", "cbuckets", "cmeta")
+
+
+def encode_contact(customer_id: str, contact: Contact) -> bytes:
+    return orjson.dumps({"customer_id": customer_id, **_row_dict(contact)})
+
+
+class BadContactError(ValueError):
+    """A contacts-topic record the workers did not write."""
+
+
+def decode_contact(value: bytes | None) -> tuple[str, Contact]:
+    try:
+        doc = orjson.loads(value or b"")
+        customer_id = doc.pop("customer_id")
+        doc["reopens"] = tuple(doc["reopens"])
+        contact = Contact(**doc)
+        float(contact.opened_at)
+        float(contact.latest)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        msg = f"not a contact record: {exc}"
+        raise BadContactError(msg) from exc
+    if not isinstance(customer_id, str) or not isinstance(contact.version, int):
+        msg = "not a contact record: customer_id must be a string and version an integer"
+        raise BadContactError(msg)
+    return customer_id, contact
+
+
+def _row_dict(c: Contact) -> dict[str, Any]:
+    return {
+        "ticket_id": c.ticket_id,
+        "version": c.version,
+        "opened_at": c.opened_at,
+        "queue": c.queue,
+        "channel": c.channel,
+        "resolved_at": c.resolved_at,
+        "resolved_queue": c.resolved_queue,
+        "resolved_channel": c.resolved_channel,
+        "reopens": list(c.reopens),
+    }
+
+
+def _row(c: Contact) -> list[Any]:
+    return [
+        c.version,
+        c.opened_at,
+        c.queue,
+        c.channel,
+        c.resolved_at,
+        c.resolved_queue,
+        c.resolved_channel,
+        list(c.reopens),
+    ]
+
+
+def _contact(ticket_id: str, row: list[Any]) -> Contact:
+    version, opened_at, queue, channel, resolved_at, rq, rc, reopens = row
+    return Contact(
+        ticket_id, version, opened_at, queue, channel, resolved_at, rq, rc, tuple(reopens)
+    )
+
+
+def contacts_before(value: dict[str, Any] | None, offset: int | None = None) -> list[Contact]:
+    """The customer's contacts, newest version of each ticket (below ``offset`` when given)."""
+    out = []
+    for ticket_id, versions in (value or {}).get("t", {}).items():
+        rows = [row for off, row in versions if offset is None or off < offset]
+        if rows:
+            out.append(_contact(ticket_id, rows[-1]))
+    return out
+
+
+@dataclass
+class CustomerTables:
+    customers: MutableMapping[str, Any] = field(default_factory=dict)
+    cbuckets: MutableMapping[str, Any] = field(default_factory=dict)
+    cmeta: MutableMapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CustomerProcessor:
+    tables: CustomerTables
+    settings: KpiSettings = field(default_factory=KpiSettings)
+    _heap: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        retention = s.recontact_s + s.bucket_retention_s
+        self.store = BucketStore(self.tables.cbuckets, s.bucket_s, s.policy.bounds(), retention)
+        self.clock = Watermarks(self.tables.cmeta, s.bucket_s)
+        self.retention_s = retention
+
+    def process(self, partition: int, offset: int, customer_id: str, contact: Contact) -> bool:
+        """Apply one forwarded contact; True when it changed the customer's figures."""
+        raw = self.tables.customers.get(customer_id)
+        replaying = raw is not None and raw["o"] >= offset
+        before = contacts_before(raw, offset)
+        current = next((c for c in before if c.ticket_id == contact.ticket_id), None)
+        newer = current is None or contact.version > current.version
+        changed = False
+        if newer:
+            after = [c for c in before if c.ticket_id != contact.ticket_id] + [contact]
+            days = self.settings.policy.recontact_days
+            retract, add = delta(customer_facts(before, days), customer_facts(after, days))
+            wm = self.clock.before(partition, offset)
+            self.store.write(partition, offset, retract, add, wm)
+            changed = bool(retract or add)
+            if not replaying:
+                self._store(partition, offset, customer_id, raw, contact, wm)
+        moved = self.clock.advance(partition, offset, contact.latest)
+        if moved is not None:
+            self._expire(partition, moved)
+        return changed
+
+    def _store(
+        self,
+        partition: int,
+        offset: int,
+        customer_id: str,
+        raw: dict[str, Any] | None,
+        contact: Contact,
+        wm: float,
+    ) -> None:
+        cutoff = wm - self.retention_s
+        tickets = {
+            ticket_id: versions
+            for ticket_id, versions in (raw or {}).get("t", {}).items()
+            if _latest(versions[-1][1]) >= cutoff
+        }
+        tickets[contact.ticket_id] = [*tickets.get(contact.ticket_id, []), [offset, _row(contact)]]
+        self.tables.customers[customer_id] = {"p": partition, "o": offset, "t": tickets}
+        heapq.heappush(self._customers(partition), (contact.latest, customer_id))
+
+    def _customers(self, partition: int) -> list[tuple[float, str]]:
+        heap = self._heap.get(partition)
+        if heap is None:
+            heap = [
+                (_newest(value), cid)
+                for cid, value in list(self.tables.customers.items())
+                if value["p"] == partition
+            ]
+            heapq.heapify(heap)
+            self._heap[partition] = heap
+        return heap
+
+    def _expire(self, partition: int, wm: float) -> None:
+        self.store.expire(partition, wm)
+        heap = self._customers(partition)
+        cutoff = wm - self.retention_s
+        while heap and heap[0][0] < cutoff:
+            latest, customer_id = heapq.heappop(heap)
+            value = self.tables.customers.get(customer_id)
+            if value is not None and _newest(value) <= latest:
+                del self.tables.customers[customer_id]
+
+    def forget_partition(self, partition: int) -> None:
+        self.store.forget(partition)
+        self._heap.pop(partition, None)
+        self.clock.forget(partition)
+
+
+def _latest(row: list[Any]) -> float:
+    return _contact("", row).latest
+
+
+def _newest(value: dict[str, Any]) -> float:
+    return max(_latest(versions[-1][1]) for versions in value["t"].values())
+
+
+def customer_rows(
+    customers: MutableMapping[str, Any], partitions: set[int]
+) -> Iterator[tuple[int, list[Contact]]]:
+    """(partition, contacts) of every customer on the given partitions."""
+    for value in list(customers.values()):
+        if value["p"] in partitions:
+            yield value["p"], contacts_before(value)
