@@ -212,6 +212,11 @@ def create_app(settings: Settings) -> Worker:
         windows=dict(settings.windows),
         timezone=settings.timezone,
         fold=fold,
+        fold_agent=LabelFolder(
+            frozenset(settings.agent_allowlist) if settings.agent_allowlist is not None else None,
+            settings.max_agents,
+            {},
+        ),
     )
     registry = build_registry([PipelineCollector(state, settings.partitions, owned), kpis])
 

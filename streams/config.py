@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         None, description="Queues exported by name; every other queue is exported as 'other'."
     )
     max_queues: int = Field(50, ge=1, description="Without an allow-list, queues past this fold.")
+    per_agent: bool = Field(False, description="Also export FRT, AHT and ACR per agent.")
+    agent_allowlist: list[str] | None = Field(
+        None, description="Agents exported by name (exact across workers); others as 'other'."
+    )
+    max_agents: int = Field(
+        50, ge=1, description="Without an agent allow-list, agents past this fold into 'other'."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -151,6 +158,7 @@ class Settings(BaseSettings):
             recontact_days=tuple(self.recontact_days),
             fcr_days=self.fcr_days,
             complaint_tag=self.complaint_tag,
+            per_agent=self.per_agent,
         )
 
     @property

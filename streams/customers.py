@@ -67,6 +67,7 @@ def _row_dict(c: Contact) -> dict[str, Any]:
         "resolved_queue": c.resolved_queue,
         "resolved_channel": c.resolved_channel,
         "reopens": list(c.reopens),
+        "resolved_agent": c.resolved_agent,
     }
 
 
@@ -80,13 +81,14 @@ def _row(c: Contact) -> list[Any]:
         c.resolved_queue,
         c.resolved_channel,
         list(c.reopens),
+        c.resolved_agent,
     ]
 
 
 def _contact(ticket_id: str, row: list[Any]) -> Contact:
-    version, opened_at, queue, channel, resolved_at, rq, rc, reopens = row
+    version, opened_at, queue, channel, resolved_at, rq, rc, reopens, agent = row
     return Contact(
-        ticket_id, version, opened_at, queue, channel, resolved_at, rq, rc, tuple(reopens)
+        ticket_id, version, opened_at, queue, channel, resolved_at, rq, rc, tuple(reopens), agent
     )
 
 
@@ -130,8 +132,10 @@ class CustomerProcessor:
         changed = False
         if newer:
             after = [c for c in before if c.ticket_id != contact.ticket_id] + [contact]
-            days = self.settings.policy.recontact_days
-            retract, add = delta(customer_facts(before, days), customer_facts(after, days))
+            days, per_agent = self.settings.policy.recontact_days, self.settings.policy.per_agent
+            retract, add = delta(
+                customer_facts(before, days, per_agent), customer_facts(after, days, per_agent)
+            )
             wm = self.clock.before(partition, offset)
             self.store.write(partition, offset, retract, add, wm)
             changed = bool(retract or add)

@@ -132,6 +132,29 @@ REPEATS: dict[str, tuple[str, str]] = {
         "Contacts opened in the window after the same customer's first one in the window.",
     ),
 }
+# per-agent twins (opt-in): entry base -> (count metric, sum metric or None, help)
+AGENT_FIGURES: dict[str, tuple[str, str | None, str]] = {
+    "agent_first_response": (
+        "agent_first_responses",
+        "agent_first_response_wait_seconds",
+        "First agent replies by the replying agent (count; sum of waits).",
+    ),
+    "agent_handled": (
+        "agent_contacts_handled",
+        "agent_handle_time_seconds",
+        "Handling periods by the agent of the event ending them (count; sum of handle_seconds).",
+    ),
+    "agent_acr_resolved": (
+        "agent_acr_resolutions",
+        None,
+        "ACR resolutions by the resolving agent.",
+    ),
+    "agent_acr_recontacted": (
+        "agent_acr_recontacted",
+        None,
+        "ACR resolutions recontacted so far, by the resolving agent.",
+    ),
+}
 LABELS = ["queue", "channel", "window"]
 _SL_ENTRIES = ("first_response", "first_response_within_target", "abandoned", "short_abandoned")
 
@@ -165,6 +188,7 @@ class KpiCollector(Collector):
         windows: dict[str, float | None],
         timezone: str,
         fold: LabelFolder,
+        fold_agent: LabelFolder | None = None,
     ) -> None:
         self.proc = processor
         self.customers = customers
@@ -174,6 +198,7 @@ class KpiCollector(Collector):
         self.windows = windows
         self.tz = timezone
         self.fold = fold
+        self.fold_agent = fold_agent or LabelFolder(None, 50, {})
 
     @property
     def policy(self) -> Policy:
@@ -203,6 +228,8 @@ class KpiCollector(Collector):
             self._add_maxima(maxima, table, partition_ends)
         self._add_repeats(windows, cends)
         yield from self._window_families(windows)
+        if self.policy.per_agent:
+            yield from self._agent_families(windows)
         yield from self._max_families(maxima)
         yield from self._now_families(ends)
         yield from self._cumulative_families()
@@ -313,6 +340,37 @@ class KpiCollector(Collector):
                 den.add_metric([q, c, w], denominator)
         yield num
         yield den
+
+    def _agent_families(self, windows: dict[str, Sums]) -> Iterator[Any]:
+        """``agent_<figure>[:<days>]@<agent>`` entries, agents folded past the allow-list/cap."""
+        per: dict[str, dict[tuple[str, ...], list[float]]] = {base: {} for base in AGENT_FIGURES}
+        for w, sums in windows.items():
+            for (entry, q, c), (total, count) in sums.items():
+                if not entry.startswith("agent_") or "@" not in entry:
+                    continue
+                figure, agent = entry.split("@", 1)
+                base, _, days = figure.partition(":")
+                if base not in per:
+                    continue
+                key = (q, c, w, self.fold_agent(agent), *((days,) if days else ()))
+                acc = per[base].setdefault(key, [0.0, 0.0])
+                acc[0] += total
+                acc[1] += count
+        for base, (count_name, sum_name, doc) in AGENT_FIGURES.items():
+            labels = [*LABELS, "agent", *(["days"] if base == "agent_acr_recontacted" else [])]
+            counts = GaugeMetricFamily(f"ticketpulse_window_{count_name}", doc, labels=labels)
+            sums_fam = (
+                GaugeMetricFamily(f"ticketpulse_window_{sum_name}", doc, labels=labels)
+                if sum_name
+                else None
+            )
+            for key, (value_sum, n) in sorted(per[base].items()):
+                counts.add_metric(list(key), n)
+                if sums_fam is not None:
+                    sums_fam.add_metric(list(key), value_sum)
+            yield counts
+            if sums_fam is not None:
+                yield sums_fam
 
     def _max_families(self, maxima: dict[str, Maxima]) -> Iterator[Any]:
         fam = GaugeMetricFamily(

@@ -51,7 +51,7 @@ def partition_of(key: bytes, partitions: int) -> int:
 SCHEMA = """
 CREATE TABLE ev (p INT, off INT, ticket TEXT, eid TEXT, type TEXT, t REAL, queue TEXT,
   channel TEXT, author TEXT, handle REAL, escalation INT, kind TEXT, score INT,
-  complaint INT, to_queue TEXT, customer TEXT);
+  complaint INT, to_queue TEXT, customer TEXT, agent TEXT);
 CREATE TABLE marks (p INT, t REAL, name TEXT, queue TEXT, channel TEXT);
 CREATE INDEX ev_ticket ON ev (ticket, eid, off);
 """
@@ -184,6 +184,7 @@ CUSTOMER_FACTS = """
 CREATE TABLE contacts AS
 SELECT op.ticket, op.customer, CONTACTS + part(op.customer) AS cp, op.t AS opened,
   op.queue AS oq, op.channel AS oc, r.t AS resolved, r.queue AS rq, r.channel AS rc,
+  r.agent AS ragent,
   MAX(op.t, COALESCE(r.t, op.t), COALESCE((SELECT MAX(x.t) FROM o x
       WHERE x.ticket = op.ticket AND x.type = 'reopened'), op.t)) AS latest
 FROM o op JOIN firsts f ON f.ticket = op.ticket
@@ -208,7 +209,24 @@ INSERT INTO facts SELECT cp, resolved, 'acr_recontacted:' || :label, rq, rc, 1.0
 INSERT INTO facts SELECT cp, resolved + :d, 'acr_final:' || :label, rq, rc, 1.0 FROM rec;
 INSERT INTO facts SELECT cp, resolved + :d, 'acr_final_active:' || :label, rq, rc, 1.0 FROM rec
   WHERE NOT recontacted;
+INSERT INTO facts SELECT cp, resolved, 'agent_acr_recontacted:' || :label || '@' || ragent,
+  rq, rc, 1.0 FROM rec WHERE recontacted AND :per_agent;
 DROP TABLE rec;
+"""
+
+# per-agent twins: the replying agent of a first response, the agent of the event ending a
+# handling period, the resolving agent of an ACR resolution
+PER_AGENT = """
+INSERT INTO facts SELECT o.p, o.t, 'agent_first_response@' || o.agent, o.queue, o.channel,
+  o.t - o.t0 FROM o JOIN firsts fi ON fi.ticket = o.ticket WHERE o.seq = fi.answer_seq;
+INSERT INTO facts
+SELECT e.p, e.t, 'agent_handled@' || e.agent, e.queue, e.channel,
+  (SELECT COALESCE(SUM(h.handle), 0) FROM ends h WHERE h.ticket = e.ticket AND h.seq <= e.seq
+     AND h.seq > COALESCE((SELECT MAX(z.seq) FROM ends z WHERE z.ticket = e.ticket AND z.is_end
+                           AND z.seq < e.seq), 0))
+FROM ends e WHERE e.is_end;
+INSERT INTO facts SELECT cp, resolved, 'agent_acr_resolved@' || ragent, rq, rc, 1.0
+  FROM contacts WHERE resolved IS NOT NULL;
 """
 
 OPEN = """
@@ -234,6 +252,7 @@ def expected(
     lateness_s: float = 600.0,
     tz: str = "UTC",
     future_tolerance_s: float = 300.0,
+    agent_allowlist: frozenset[str] | None = None,
 ) -> Metrics:
     """Window and Now figures (clock = event) of records produced in this order."""
     db = sqlite3.connect(":memory:")
@@ -265,7 +284,7 @@ def expected(
                 (p, at, "duplicate_events", e.queue, e.channel),
             )
         db.execute(
-            "INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO ev VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 p,
                 off,
@@ -283,6 +302,7 @@ def expected(
                 int(policy.complaint_tag in e.tags),
                 e.to_queue,
                 e.customer_id,
+                e.agent_id or "unknown",
             ),
         )
     db.executescript(ORDERED)
@@ -293,8 +313,10 @@ def expected(
             db.execute(statement, {"fcr_s": policy.fcr_days * 86400.0})
     db.create_function("part", 1, lambda c: partition_of(c.encode(), partitions))
     db.executescript(CUSTOMER_FACTS.replace("CONTACTS", str(CONTACTS)))
+    if policy.per_agent:
+        db.executescript(PER_AGENT)
     for days in policy.recontact_days:
-        params = {"d": days * 86400.0, "label": days_label(days)}
+        params = {"d": days * 86400.0, "label": days_label(days), "per_agent": policy.per_agent}
         for statement in RECONTACTED.split(";"):
             if statement.strip():
                 db.execute(statement, params)
@@ -302,6 +324,8 @@ def expected(
     for cp, latest in db.execute("SELECT cp, MAX(latest) FROM contacts GROUP BY cp"):
         ends[cp] = math.floor(latest / bucket_s) * bucket_s
     out = _window_metrics(db, ends, windows, bucket_s, tz, policy)
+    if policy.per_agent:
+        out.update(_agent_metrics(db, ends, windows, bucket_s, tz, agent_allowlist))
     out.update(_now_metrics(db, ends, policy))
     return out
 
@@ -392,6 +416,43 @@ def _window_metrics(db, ends, windows, bucket_s, tz, policy) -> Metrics:
                 out[(f"ticketpulse_window_{metric}_bucket", _with_le(labels, "+Inf"))] = running
                 out[(f"ticketpulse_window_{metric}_gcount", labels)] = running
                 out[(f"ticketpulse_window_{metric}_gsum", labels)] = counts[(entry, q, c)][0]
+    return out
+
+
+AGENT_METRICS = {  # entry base -> (count metric, sum metric)
+    "agent_first_response": ("agent_first_responses", "agent_first_response_wait_seconds"),
+    "agent_handled": ("agent_contacts_handled", "agent_handle_time_seconds"),
+    "agent_acr_resolved": ("agent_acr_resolutions", None),
+    "agent_acr_recontacted": ("agent_acr_recontacted", None),
+}
+
+
+def _agent_metrics(db, ends, windows, bucket_s, tz, allowlist) -> Metrics:
+    """Per-agent figures; agents outside the allow-list are summed as agent="other"."""
+    out: Metrics = {}
+    for w, span in windows.items():
+        for p, end in ends.items():
+            lo = _first_bucket(w, span, end, bucket_s, tz)
+            rows = db.execute(
+                "SELECT name, queue, channel, value FROM facts WHERE p = ? AND name LIKE 'agent%' "
+                "AND (CAST(t AS INTEGER) / ?) * ? BETWEEN ? AND ?",
+                (p, bucket_s, bucket_s, lo, end),
+            )
+            for name, q, c, value in rows:
+                figure, agent = name.split("@", 1)
+                base, _, days = figure.partition(":")
+                if allowlist is not None and agent not in allowlist:
+                    agent = "other"
+                labels = [("queue", q), ("channel", c), ("window", w), ("agent", agent)]
+                if days:
+                    labels.append(("days", days))
+                key = tuple(sorted(labels))
+                count_metric, sum_metric = AGENT_METRICS[base]
+                count_key = (f"ticketpulse_window_{count_metric}", key)
+                out[count_key] = out.get(count_key, 0) + 1
+                if sum_metric:
+                    sum_key = (f"ticketpulse_window_{sum_metric}", key)
+                    out[sum_key] = out.get(sum_key, 0.0) + value
     return out
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from streams.core.events import TicketEvent
-from streams.core.facts import DAY, Fact, ordered
+from streams.core.facts import DAY, Fact, agent_entry, ordered
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,7 @@ class Contact:
     resolved_queue: str = ""
     resolved_channel: str = ""
     reopens: tuple[float, ...] = ()
+    resolved_agent: str | None = None
 
     @property
     def latest(self) -> float:
@@ -51,6 +52,7 @@ class Contact:
             self.resolved_queue,
             self.resolved_channel,
             self.reopens,
+            self.resolved_agent,
         )
 
 
@@ -72,6 +74,7 @@ def contact_of(events: Iterable[TicketEvent]) -> tuple[str, Contact] | None:
         resolved_queue=resolved.queue if resolved else "",
         resolved_channel=resolved.channel if resolved else "",
         reopens=tuple(e.occurred_at for e in later if e.type == "reopened"),
+        resolved_agent=resolved.agent_id if resolved else None,
     )
 
 
@@ -79,8 +82,11 @@ def days_label(days: float) -> str:
     return str(int(days)) if float(days).is_integer() else repr(float(days))
 
 
-def customer_facts(contacts: Sequence[Contact], recontact_days: Sequence[float]) -> list[Fact]:
-    """ACR facts of one customer's contacts (docs/metrics.md, ACR)."""
+def customer_facts(
+    contacts: Sequence[Contact], recontact_days: Sequence[float], per_agent: bool = False
+) -> list[Fact]:
+    """ACR facts of one customer's contacts (docs/metrics.md, ACR); per resolving agent too
+    with ``per_agent``."""
     out: list[Fact] = []
     for c in contacts:
         tr = c.resolved_at
@@ -88,6 +94,8 @@ def customer_facts(contacts: Sequence[Contact], recontact_days: Sequence[float])
             continue
         q, ch = c.resolved_queue, c.resolved_channel
         out.append(Fact(tr, "acr_resolved", q, ch))
+        if per_agent:
+            out.append(Fact(tr, agent_entry("acr_resolved", c.resolved_agent), q, ch))
         for days in recontact_days:
             label = days_label(days)
             horizon = tr + days * DAY
@@ -96,6 +104,9 @@ def customer_facts(contacts: Sequence[Contact], recontact_days: Sequence[float])
             ) or any(tr <= r <= horizon for r in c.reopens)
             if recontacted:
                 out.append(Fact(tr, f"acr_recontacted:{label}", q, ch))
+                if per_agent:
+                    name = agent_entry(f"acr_recontacted:{label}", c.resolved_agent)
+                    out.append(Fact(tr, name, q, ch))
             out.append(Fact(horizon, f"acr_final:{label}", q, ch))
             if not recontacted:
                 out.append(Fact(horizon, f"acr_final_active:{label}", q, ch))

@@ -8,7 +8,8 @@ additive buckets: a late correction, such as a reopen that cancels an FCR, lands
 in the bucket of the resolution it corrects.
 
 Every fact is attributed to one event: its time, and the queue and channel that
-event carries. docs/metrics.md defines each name.
+event carries. docs/metrics.md defines each name. With ``policy.per_agent``, first
+responses and handling periods are also counted as ``agent_<name>@<agent_id>``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from streams.core.policy import Policy
 
 DAY = 86400.0
 _RANK = {"opened": 0}
+UNKNOWN_AGENT = "unknown"
+
+
+def agent_entry(name: str, agent_id: str | None) -> str:
+    """The per-agent twin of a figure: ``agent_<name>@<agent_id>``."""
+    return f"agent_{name}@{agent_id or UNKNOWN_AGENT}"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -32,6 +39,9 @@ class Fact:
     queue: str
     channel: str
     value: float = 1.0
+
+
+PER_AGENT = frozenset({"first_response", "handled"})
 
 
 def ordered(events: Iterable[TicketEvent]) -> list[TicketEvent]:
@@ -54,6 +64,10 @@ def ticket_facts(events: Iterable[TicketEvent], policy: Policy) -> list[Fact]:
 
     def fact(e: TicketEvent, name: str, value: float = 1.0) -> None:
         out.append(Fact(e.occurred_at, name, e.queue, e.channel, value))
+        if policy.per_agent and name in PER_AGENT:
+            out.append(
+                Fact(e.occurred_at, agent_entry(name, e.agent_id), e.queue, e.channel, value)
+            )
 
     fact(opened, "offered")
     if policy.complaint_tag in opened.tags:

@@ -70,6 +70,7 @@ class Policy:
     recontact_days: tuple[float, ...] = (1, 2, 3)
     fcr_days: float = 3
     complaint_tag: str = "complaint"
+    per_agent: bool = False  # also count FRT, AHT and ACR per agent (opt-in: cardinality)
     _resolved: dict[tuple[str, str], QueuePolicy] = field(
         default_factory=dict, compare=False, repr=False
     )

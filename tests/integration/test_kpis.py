@@ -21,14 +21,21 @@ from tests.oracle import Metrics, differences, expected
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 4
-RECONTACT_DAYS = "[0.01, 0.04]"  # 14.4 and 57.6 minutes: final ACR figures occur in the log
+ENVIRONMENT = {
+    # 14.4 and 57.6 minutes: final ACR figures occur in the log
+    "TICKETPULSE_RECONTACT_DAYS": "[0.01, 0.04]",
+    # per-agent figures for a few agents by name, the rest as "other"
+    "TICKETPULSE_PER_AGENT": "true",
+    "TICKETPULSE_AGENT_ALLOWLIST": '["A-sales-1", "A-support-1", "A-support-2", "A-billing-1"]',
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def short_recontact_periods():
-    """Workers (started with this environment) and the oracle share the ACR periods."""
+def environment():
+    """Workers (started with this environment) and the oracle share these settings."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TICKETPULSE_RECONTACT_DAYS", RECONTACT_DAYS)
+        for name, value in ENVIRONMENT.items():
+            mp.setenv(name, value)
         yield
 
 
@@ -75,6 +82,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Metrics]:
         policy=settings.policy(),
         now=time.time(),
         windows=dict(DEFAULT_WINDOWS),
+        agent_allowlist=frozenset(settings.agent_allowlist or ()),
     )
     covered = {name for (name, _), value in oracle.items() if value}
     assert {
@@ -82,6 +90,8 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Metrics]:
         "ticketpulse_window_acr_final_active_resolutions",
         "ticketpulse_window_repeat_contacts",
         "ticketpulse_window_first_response_max_seconds",
+        "ticketpulse_window_agent_first_responses",
+        "ticketpulse_window_agent_acr_recontacted",
     } <= covered, "the log must exercise recontacts, final ACR and repeat contacts"
     return log, oracle
 

@@ -23,7 +23,10 @@ POLICY = Policy(
         "vip": QueueOverride(service_level="answered_abandoned_minus_short", short_abandon_s=10),
     },
     recontact_days=(0.01, 0.04),  # short periods, so that final ACR figures occur in the log
+    per_agent=True,
 )
+WINDOWS = dict(DEFAULT_WINDOWS)
+AGENTS = frozenset({"A-sales-1", "A-support-1", "A-support-2", "A-billing-1"})
 
 
 class Contacts:
@@ -89,6 +92,7 @@ def scrape(procs: tuple[KpiProcessor, CustomerProcessor], partitions: int) -> di
         windows=dict(DEFAULT_WINDOWS),
         timezone="UTC",
         fold=LabelFolder(None, 50, {}),
+        fold_agent=LabelFolder(AGENTS, 50, {}),
     )
     text = generate_latest(build_registry([collector])).decode()
     out = {}
@@ -110,11 +114,15 @@ def test_core_equals_oracle_with_faults(seed: int) -> None:
     records = traffic(
         seed=seed, max_events=12_000, duplicates=0.04, out_of_order=0.05, late=0.01, malformed=0.01
     )
-    oracle = expected(records, partitions=4, policy=POLICY, now=NOW, windows=dict(DEFAULT_WINDOWS))
+    oracle = expected(
+        records, partitions=4, policy=POLICY, now=NOW, windows=WINDOWS, agent_allowlist=AGENTS
+    )
     assert_agree(scrape(run_core(records, 4), 4), oracle)
 
 
 def test_replaying_after_a_crash_changes_nothing() -> None:
     records = traffic(seed=5, max_events=6000, duplicates=0.03, out_of_order=0.05)
-    oracle = expected(records, partitions=3, policy=POLICY, now=NOW, windows=dict(DEFAULT_WINDOWS))
+    oracle = expected(
+        records, partitions=3, policy=POLICY, now=NOW, windows=WINDOWS, agent_allowlist=AGENTS
+    )
     assert_agree(scrape(run_core(records, 3, replay_from=2500), 3), oracle)
