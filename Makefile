@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint unit integration bench system-deps kafka-jars clean
+.PHONY: help run test lint unit integration bench assets system-deps kafka-jars clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ kafka-jars: $(STAMP) system-deps ## fetch the Apache Kafka jars from Maven Centr
 
 run: $(STAMP) kafka-jars ## local broker + topics + one worker + live simulated traffic (Ctrl-C stops)
 	$(BIN)/ticketpulse run
+
+assets: $(STAMP) ## regenerate the recording rules and Grafana dashboards (commit the result)
+	$(BIN)/python -m streams.ops.generate
 
 lint: $(STAMP) ## ruff, ruff format --check, mypy
 	$(BIN)/ruff check streams tests

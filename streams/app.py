@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -136,6 +137,7 @@ def create_app(settings: Settings) -> Worker:
         async for event in stream.events():
             message = event.message
             now = time.time()
+            state.record_offset(message.partition, message.offset)
             outcome = classify(
                 message.key,
                 message.value,
@@ -191,6 +193,7 @@ def create_app(settings: Settings) -> Worker:
             args[0] if args else kwargs.get("assigned", ())
         ):  # tables are recovered afresh: rebuild indexes lazily
             forget(tp)
+        state.rebalances += 1
 
     def owned(topic: str = settings.topic) -> tuple[set[int], set[int]]:
         assignor = app.assignor
@@ -218,7 +221,15 @@ def create_app(settings: Settings) -> Worker:
             {},
         ),
     )
-    registry = build_registry([PipelineCollector(state, settings.partitions, owned), kpis])
+
+    def highwater(partition: int) -> int | None:
+        try:
+            return int(app.consumer.highwater(TP(settings.topic, partition)))
+        except (AssertionError, TypeError, ValueError, KeyError):
+            return None  # not known until the first fetch of the partition
+
+    pipeline = PipelineCollector(state, settings.partitions, owned, highwater)
+    registry = build_registry([pipeline, kpis])
 
     @app.page("/metrics")
     async def metrics(self: View, request: Request) -> Response:

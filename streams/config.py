@@ -51,6 +51,7 @@ class QueueTargets(BaseModel):
     resolution_target_seconds: float | None = None
     short_abandon_seconds: float | None = None
     service_level: ServiceLevelPreset | None = None
+    service_level_objective: float | None = Field(None, gt=0, lt=1)
 
 
 class Settings(BaseSettings):
@@ -103,6 +104,9 @@ class Settings(BaseSettings):
     resolution_target_seconds: float = 48 * 3600.0
     short_abandon_seconds: float = 5.0
     service_level: ServiceLevelPreset = "answered_abandoned"
+    service_level_objective: float = Field(
+        0.8, gt=0, lt=1, description="Share of first responses within target a queue aims for."
+    )
     queues: dict[str, QueueTargets] = Field(default_factory=dict)
     recontact_days: list[PositiveFloat] = Field(
         default_factory=lambda: [1.0, 2.0, 3.0],
@@ -146,12 +150,14 @@ class Settings(BaseSettings):
             resolution_target_s=self.resolution_target_seconds,
             short_abandon_s=self.short_abandon_seconds,
             service_level=self.service_level,
+            service_level_objective=self.service_level_objective,
             queues={
                 name: QueueOverride(
                     first_response_target_s=dict(q.first_response_target_seconds),
                     resolution_target_s=q.resolution_target_seconds,
                     short_abandon_s=q.short_abandon_seconds,
                     service_level=q.service_level,
+                    service_level_objective=q.service_level_objective,
                 )
                 for name, q in self.queues.items()
             },

@@ -27,10 +27,12 @@ class PipelineCollector(Collector):
         state: PipelineState,
         topic_partitions: int,
         owned: Callable[[], tuple[set[int], set[int]]],
+        highwater: Callable[[int], int | None] = lambda partition: None,
     ) -> None:
         self._state = state
         self._topic_partitions = topic_partitions
         self._owned = owned  # () -> (active partitions, standby partitions) of the input topic
+        self._highwater = highwater  # partition -> next offset the broker will assign
 
     def collect(self) -> Iterator[Metric]:
         state = self._state
@@ -73,6 +75,21 @@ class PipelineCollector(Collector):
             if partition in state.watermark:
                 watermark.add_metric([str(partition)], state.watermark[partition])
         yield watermark
+        lag = GaugeMetricFamily(
+            "ticketpulse_consumer_lag_records",
+            "Records in the input partition not processed yet (high-water mark - next offset).",
+            labels=["partition"],
+        )
+        for partition in sorted(active):
+            high, done = self._highwater(partition), state.next_offset.get(partition)
+            if high is not None and done is not None:  # known from the first record on
+                lag.add_metric([str(partition)], max(0, high - done))
+        yield lag
+        yield CounterMetricFamily(
+            "ticketpulse_rebalances",
+            "Partition assignments this worker received since it started.",
+            value=state.rebalances,
+        )
         yield GaugeMetricFamily(
             "ticketpulse_last_processed_timestamp_seconds",
             "Wall-clock time the worker last finished a record (heartbeat).",

@@ -422,8 +422,41 @@ class KpiCollector(Collector):
                 fam.add_metric([q, c], getattr(fig, attr))
             yield fam
 
+    def _target_families(self, series: list[tuple[str, str]]) -> Iterator[Any]:
+        """The configured targets of the queues this worker has seen, for rules and panels."""
+        specs = [
+            ("service_level_objective_ratio", "Service-level objective of the queue (0-1).",
+             "service_level_objective"),
+            ("first_response_target_seconds", "First-response target of the queue.",
+             "first_response_target_s"),
+            ("resolution_target_seconds", "Resolution target of the queue.",
+             "resolution_target_s"),
+        ]  # fmt: skip
+        for name, doc, attr in specs:
+            fam = GaugeMetricFamily(f"ticketpulse_{name}", doc, labels=["queue", "channel"])
+            for q, c in series:
+                fam.add_metric([q, c], getattr(self.policy.for_queue(q, c), attr))
+            yield fam
+
     def _cumulative_families(self) -> Iterator[Any]:
         series = sorted({(q, c) for (_, q, c) in self.proc.cumulative})
+        yield from self._target_families(series)
+        den = CounterMetricFamily(
+            "ticketpulse_service_level_denominator",
+            "Outcomes entering the service-level denominator (per the queue's preset) since the "
+            "worker started.",
+            labels=["queue", "channel"],
+        )
+        for q, c in series:
+            n = {e: int(self.proc.cumulative.get((e, q, c), [0.0, 0])[1]) for e in _SL_ENTRIES}
+            preset = self.policy.for_queue(q, c).service_level
+            den.add_metric(
+                [q, c],
+                service_level_denominator(
+                    preset, n["first_response"], n["abandoned"], n["short_abandoned"]
+                ),
+            )
+        yield den
         for entry in COUNTERS:
             name, doc = WINDOW_FIGURES[entry]
             fam = CounterMetricFamily(

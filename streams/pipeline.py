@@ -20,7 +20,12 @@ class PipelineState:
     accepted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENT_TYPES, 0))
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
     watermark: dict[int, float] = field(default_factory=dict)
+    next_offset: dict[int, int] = field(default_factory=dict)  # per input partition
     last_processed_at: float = 0.0
+    rebalances: int = 0
+
+    def record_offset(self, partition: int, offset: int) -> None:
+        self.next_offset[partition] = offset + 1
 
     def record_accepted(self, partition: int, event: TicketEvent, now: float) -> None:
         self.accepted[event.type] += 1

@@ -46,6 +46,7 @@ class QueuePolicy:
     resolution_target_s: float = 48 * 3600.0
     short_abandon_s: float = 5.0
     service_level: ServiceLevelPreset = "answered_abandoned"
+    service_level_objective: float = 0.8  # the share within target the queue aims for
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class QueueOverride:
     resolution_target_s: float | None = None
     short_abandon_s: float | None = None
     service_level: ServiceLevelPreset | None = None
+    service_level_objective: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Policy:
     resolution_target_s: float = 48 * 3600.0
     short_abandon_s: float = 5.0
     service_level: ServiceLevelPreset = "answered_abandoned"
+    service_level_objective: float = 0.8
     queues: Mapping[str, QueueOverride] = field(default_factory=dict)
     recontact_days: tuple[float, ...] = (1, 2, 3)
     fcr_days: float = 3
@@ -95,6 +98,7 @@ class Policy:
                 o.short_abandon_s if o.short_abandon_s is not None else self.short_abandon_s
             ),
             service_level=o.service_level or self.service_level,
+            service_level_objective=o.service_level_objective or self.service_level_objective,
         )
 
     def bounds(self) -> tuple[float, ...]:

@@ -1,0 +1,130 @@
+"""Prometheus recording rules, generated from the exporter's metric names.
+
+Every ratio is built the way docs/metrics.md defines it: numerator and denominator
+are summed ``without (instance)`` first (across workers), then divided, never the
+average of per-worker ratios. Three levels: ``queue_channel`` (drops instance),
+``queue`` (drops instance and channel) and ``job`` (drops queue and channel too).
+An empty denominator gives no sample rather than NaN (``/ (den > 0)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LEVELS: dict[str, str] = {
+    "queue_channel": "instance",
+    "queue": "instance, channel",
+    "job": "instance, queue, channel",
+}
+W = "ticketpulse_window_"
+
+# name -> (numerator, denominator): window-gauge ratios
+WINDOW_RATIOS: dict[str, tuple[str, str]] = {
+    "service_level": (f"{W}service_level_numerator", f"{W}service_level_denominator"),
+    "abandonment": (f"{W}contacts_abandoned", f"{W}contacts_offered"),
+    "short_abandonment": (f"{W}contacts_short_abandoned", f"{W}contacts_offered"),
+    "transfer": (f"{W}transfers_out", f"{W}first_responses"),
+    "first_contact_resolution": (
+        f"{W}contacts_resolved_first_contact",
+        f"{W}contacts_resolved",
+    ),
+    "resolution_within_target": (
+        f"{W}contacts_resolved_within_target",
+        f"{W}contacts_resolved",
+    ),
+    "csat": (f"{W}csat_satisfied_responses", f"{W}csat_responses"),
+    "acr_final": (f"{W}acr_final_active_resolutions", f"{W}acr_final_resolutions"),
+}
+# name -> (sum, count): window means, in the unit of the sum
+WINDOW_MEANS: dict[str, tuple[str, str]] = {
+    "first_response_seconds": (
+        f"{W}first_response_seconds_gsum",
+        f"{W}first_response_seconds_gcount",
+    ),
+    "reply_wait_seconds": (f"{W}reply_wait_seconds_gsum", f"{W}reply_wait_seconds_gcount"),
+    "resolution_seconds": (f"{W}resolution_seconds_gsum", f"{W}resolution_seconds_gcount"),
+    "handle_time_seconds": (f"{W}handle_time_seconds", f"{W}contacts_handled"),
+    "ces_score": (f"{W}ces_score_sum", f"{W}ces_responses"),
+}
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
+RATE_WINDOWS = ("5m", "30m", "1h", "2h", "6h")
+
+
+def _sum(metric: str, without: str) -> str:
+    return f"sum without ({without}) ({metric})"
+
+
+def _ratio(num: str, den: str, without: str) -> str:
+    return f"{_sum(num, without)}\n  / ({_sum(den, without)} > 0)"
+
+
+def window_rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for level, without in LEVELS.items():
+        for name, (num, den) in WINDOW_RATIOS.items():
+            rules.append({"record": f"{level}:{W}{name}:ratio", "expr": _ratio(num, den, without)})
+        nps = (
+            f"(\n  {_sum(f'{W}nps_promoter_responses', without)}\n"
+            f"  - {_sum(f'{W}nps_detractor_responses', without)}\n)"
+            f"\n  / ({_sum(f'{W}nps_responses', without)} > 0)"
+        )
+        rules.append({"record": f"{level}:{W}nps:ratio", "expr": nps})
+        acr = (
+            f"1 - {_sum(f'{W}acr_recontacted', without)}\n"
+            f"  / ignoring (days) group_left () ({_sum(f'{W}acr_resolutions', without)} > 0)"
+        )
+        rules.append({"record": f"{level}:{W}acr_provisional:ratio", "expr": acr})
+        for name, (total, count) in WINDOW_MEANS.items():
+            rules.append(
+                {"record": f"{level}:{W}{name}:mean", "expr": _ratio(total, count, without)}
+            )
+        for label, q in QUANTILES.items():
+            buckets = _sum(f"{W}first_response_seconds_bucket", without)
+            rules.append(
+                {
+                    "record": f"{level}:{W}first_response_seconds:{label}",
+                    "expr": f"histogram_quantile({q}, {buckets})",
+                }
+            )
+    return rules
+
+
+def rate_rules() -> list[dict[str, Any]]:
+    """Counter-based SLI error ratios, for burn-rate alerts (processing time, not event time)."""
+    rules: list[dict[str, Any]] = [
+        {
+            "record": "queue_channel:ticketpulse_service_level_objective:ratio",
+            "expr": "max without (instance) (ticketpulse_service_level_objective_ratio)",
+        }
+    ]
+    for window in RATE_WINDOWS:
+        good = _sum(f"rate(ticketpulse_first_responses_within_target_total[{window}])", "instance")
+        valid = _sum(f"rate(ticketpulse_service_level_denominator_total[{window}])", "instance")
+        rules.append(
+            {
+                "record": f"queue_channel:ticketpulse_first_response_errors:ratio_rate{window}",
+                "expr": f"1 - {good}\n  / ({valid} > 0)",
+            }
+        )
+    for window in ("5m", "1h"):
+        name = "queue_channel:ticketpulse_contacts_abandoned_per_offered:ratio_rate"
+        rules.append(
+            {
+                "record": f"{name}{window}",
+                "expr": _ratio(
+                    f"rate(ticketpulse_contacts_abandoned_total[{window}])",
+                    f"rate(ticketpulse_contacts_offered_total[{window}])",
+                    "instance",
+                ),
+            }
+        )
+    return rules
+
+
+def rule_groups() -> dict[str, Any]:
+    return {
+        "groups": [
+            {"name": "ticketpulse-window-figures", "rules": window_rules()},
+            {"name": "ticketpulse-rate-figures", "rules": rate_rules()},
+        ]
+    }
