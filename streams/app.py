@@ -160,11 +160,13 @@ def create_app(settings: Settings) -> Worker:
                 await contacts.send(
                     key=customer_id.encode(), value=encode_contact(customer_id, contact)
                 )
+                state.contacts_forwarded += 1
 
     @app.agent(contacts, name="customers", concurrency=1)
     async def customer_contacts(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
+            state.contacts_received += 1
             try:
                 customer_id, contact = decode_contact(message.value)
             except BadContactError as exc:

@@ -86,6 +86,17 @@ class PipelineCollector(Collector):
                 lag.add_metric([str(partition)], max(0, high - done))
         yield lag
         yield CounterMetricFamily(
+            "ticketpulse_contacts_forwarded",
+            "Contact changes sent to the contacts topic (keyed by customer) since start.",
+            value=state.contacts_forwarded,
+        )
+        yield CounterMetricFamily(
+            "ticketpulse_contacts_received",
+            "Contact records consumed from the contacts topic since start (summed over workers, "
+            "equals forwarded once the customer side has caught up).",
+            value=state.contacts_received,
+        )
+        yield CounterMetricFamily(
             "ticketpulse_rebalances",
             "Partition assignments this worker received since it started.",
             value=state.rebalances,

@@ -84,8 +84,8 @@ WINDOW_FIGURES: dict[str, tuple[str, str]] = {
 }
 WINDOW_SUMS: dict[str, tuple[str, str]] = {
     "handled": ("handle_time_seconds", "Sum of handle_seconds of the handling periods that ended."),
-    "ces_responses": ("ces_score_sum", "Sum of CES scores (mean = sum / responses)."),
-    "csat_responses": ("csat_score_sum", "Sum of CSAT scores."),
+    "ces_responses": ("ces_summed_score", "Sum of CES scores (mean = sum / responses)."),
+    "csat_responses": ("csat_summed_score", "Sum of CSAT scores."),
 }
 HISTOGRAMS: dict[str, tuple[str, str]] = {
     "first_response": (

@@ -23,6 +23,8 @@ class PipelineState:
     next_offset: dict[int, int] = field(default_factory=dict)  # per input partition
     last_processed_at: float = 0.0
     rebalances: int = 0
+    contacts_forwarded: int = 0  # contact records sent to the contacts topic
+    contacts_received: int = 0  # contact records the customer agent consumed
 
     def record_offset(self, partition: int, offset: int) -> None:
         self.next_offset[partition] = offset + 1

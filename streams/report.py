@@ -51,7 +51,7 @@ def _derived(c: dict[str, float], preset: ServiceLevelPreset) -> dict[str, float
             if nps
             else None
         ),
-        "ces": _ratio(c["ces_score_sum"], c["ces_responses"]),
+        "ces": _ratio(c["ces_summed_score"], c["ces_responses"]),
     }
 
 

@@ -44,7 +44,7 @@ WINDOW_MEANS: dict[str, tuple[str, str]] = {
     "reply_wait_seconds": (f"{W}reply_wait_seconds_gsum", f"{W}reply_wait_seconds_gcount"),
     "resolution_seconds": (f"{W}resolution_seconds_gsum", f"{W}resolution_seconds_gcount"),
     "handle_time_seconds": (f"{W}handle_time_seconds", f"{W}contacts_handled"),
-    "ces_score": (f"{W}ces_score_sum", f"{W}ces_responses"),
+    "ces_score": (f"{W}ces_summed_score", f"{W}ces_responses"),
 }
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 RATE_WINDOWS = ("5m", "30m", "1h", "2h", "6h")
