@@ -158,12 +158,19 @@ def _queue_vars() -> list[dict[str, Any]]:
     ]
 
 
+def _share(num: str, den: str, selector: str) -> str:
+    """A ratio of summed components (over workers and the selected channels)."""
+    return f"sum({num}{{{selector}}}) / sum({den}{{{selector}}})"
+
+
 def wallboard(settings: Settings) -> dict[str, Any]:
-    """Kiosk wallboard: one row of big tiles per queue, coloured from the configured targets."""
+    """Kiosk wallboard: one row of big tiles per queue, coloured from the configured targets.
+    Tiles divide summed components, so a channel filter still gives exact ratios."""
     objective = settings.service_level_objective
     phone = settings.policy().for_queue("", "phone").first_response_target_s
     layout = Layout()
-    q = 'queue="$queue"'
+    q = 'queue="$queue", channel=~"$channel"'
+    f15, f24 = f'{q}, window="15m"', f'{q}, window="24h"'
     row = {
         "id": layout.id(),
         "type": "row",
@@ -180,26 +187,28 @@ def wallboard(settings: Settings) -> dict[str, Any]:
          [("green", None), ("orange", 5), ("red", 15)]),
         ("Oldest wait", f"max(ticketpulse_oldest_waiting_contact_age_seconds{{{q}}})", "s",
          [("green", None), ("orange", phone), ("red", 2 * phone)]),
-        ("Service level (15m)", f'queue:{W}service_level:ratio{{{q}, window="15m"}}',
+        ("Service level (15m)",
+         _share(f"{W}service_level_numerator", f"{W}service_level_denominator", f15),
          "percentunit", [("red", None), ("orange", objective - 0.1), ("green", objective)]),
-        ("Abandonment (15m)", f'queue:{W}abandonment:ratio{{{q}, window="15m"}}',
+        ("Abandonment (15m)", _share(f"{W}contacts_abandoned", f"{W}contacts_offered", f15),
          "percentunit", [("green", None), ("orange", 0.05), ("red", 0.1)]),
-        ("First response p90 (15m)", f'queue:{W}first_response_seconds:p90{{{q}, window="15m"}}',
+        ("First response p90 (15m)",
+         f"histogram_quantile(0.9, sum by (le) ({W}first_response_seconds_bucket{{{f15}}}))",
          "s", [("green", None), ("orange", phone), ("red", 3 * phone)]),
         ("ACR (24h, provisional, longest period)",
-         f'min(queue:{W}acr_provisional:ratio{{{q}, window="24h"}})',
+         f"1 - max(sum by (days) ({W}acr_recontacted{{{f24}}}))"
+         f" / sum({W}acr_resolutions{{{f24}}})",
          "percentunit", [("red", None), ("orange", 0.7), ("green", 0.8)]),
     ]  # fmt: skip
     tiles = [
         panel(layout, title, [(expr, title)], kind="stat", unit=unit, w=4, h=6, thresholds=steps)
         for title, expr, unit, steps in specs
     ]
-    variables = [_variable("queue", f"label_values({W}contacts_offered, queue)")]
     return dashboard(
         "ticketpulse-wallboard",
         "ticketpulse / Wallboard",
         [row, *tiles],
-        variables,
+        _queue_vars(),
         refresh="10s",
         time_from="now-15m",
         description="For a TV in kiosk mode (?kiosk): the live state of every queue.",

@@ -93,7 +93,7 @@ def test_dashboards_have_fixed_uids_the_provisioned_datasource_and_no_inputs() -
         for p in board["panels"]:
             if p["type"] != "row":
                 assert p["datasource"] == {"type": "prometheus", "uid": "prometheus"}
-    for name in ("overview.json", "sla.json"):
+    for name in ("wallboard.json", "overview.json", "sla.json"):
         variables = {v["name"] for v in boards[name]["templating"]["list"]}
         assert {"queue", "channel"} <= variables
     provisioned = yaml.safe_load(
