@@ -177,6 +177,7 @@ def create_app(settings: Settings) -> Worker:
                 state.record_rejected(rejected.reason, now)
                 continue
             customers.process(message.partition, message.offset, customer_id, contact)
+            state.last_processed_at = time.time()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust signal typing
     def revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -123,6 +123,9 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+CONTACT_COUNTERS = ("ticketpulse_contacts_forwarded_total", "ticketpulse_contacts_received_total")
+
+
 def _processed(url: str) -> tuple[float, dict[str, float]]:
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -133,6 +136,11 @@ def _processed(url: str) -> tuple[float, dict[str, float]]:
         for s in family.samples:
             if s.name in ("ticketpulse_events_accepted_total", "ticketpulse_events_rejected_total"):
                 total += s.value
+            if s.name in (
+                "ticketpulse_contacts_forwarded_total",
+                "ticketpulse_contacts_received_total",
+            ):
+                gauges[s.name] = s.value
             if s.name == "ticketpulse_contacts_open":
                 gauges["open"] = gauges.get("open", 0) + s.value
             if s.name == "ticketpulse_last_processed_timestamp_seconds":
@@ -188,7 +196,10 @@ def product_worker(bootstrap: str, topic: str, n: int, work: Path, store: str) -
                 idle_rss = _rss_kib(proc.pid)
                 if done > 0:
                     t0, first = time.time(), done
-            if done >= n:
+            contacts_done = gauges.get("ticketpulse_contacts_forwarded_total") == gauges.get(
+                "ticketpulse_contacts_received_total"
+            )
+            if done >= n and contacts_done:  # the customer side has caught up too
                 # the worker's own timestamp of its last record: exact end, however we poll
                 elapsed = gauges["last"] - (t0 or gauges["last"])
                 rss = _rss_kib(proc.pid)
