@@ -240,6 +240,19 @@ def create_app(settings: Settings) -> Worker:
         content_type = CONTENT_TYPE_LATEST.split(";", 1)[0] + "; version=0.0.4"
         return self.bytes(generate_latest(registry), content_type=content_type)
 
+    @app.page("/stats")
+    async def stats(self: View, request: Request) -> Response:
+        """Cheap progress counters as JSON, for tools that poll often (never the tables)."""
+        return self.json(
+            {
+                "accepted": sum(state.accepted.values()),
+                "rejected": sum(state.rejected.values()),
+                "contacts_forwarded": state.contacts_forwarded,
+                "contacts_received": state.contacts_received,
+                "last_processed_at": state.last_processed_at,
+            }
+        )
+
     @app.page("/healthz")
     async def healthz(self: View, request: Request) -> Response:
         return self.json({"status": "ok"})

@@ -132,6 +132,10 @@ def test_rules_dashboards_and_alerts_on_a_real_prometheus(
         return sent > 0 and worker.counter_sum("ticketpulse_contacts_received_total") == sent
 
     wait_for(customers_caught_up, 300, "the customer side to catch up", worker)
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/stats", timeout=5) as response:
+        stats = json.load(response)  # the cheap progress endpoint agrees with the counters
+    assert stats["accepted"] + stats["rejected"] == records
+    assert stats["contacts_forwarded"] == stats["contacts_received"] > 0
 
     text = worker.raw_metrics()
     check = subprocess.run(
