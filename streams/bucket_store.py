@@ -173,30 +173,26 @@ def _add_values(
     return out
 
 
+def bucket_contents(
+    buckets: MutableMapping[str, Any], partitions: set[int]
+) -> tuple[dict[int, list[Row]], dict[int, list[MaxRow]]]:
+    """One pass over the table (a scrape's main cost): sum rows and maxima per owned partition."""
+    rows: dict[int, list[Row]] = defaultdict(list)
+    maxima: dict[int, list[MaxRow]] = defaultdict(list)
+    for key, value in list(buckets.items()):
+        p_text, start_text, queue, channel = key.split("|", 3)
+        p = int(p_text)
+        if p not in partitions:
+            continue
+        start = int(start_text)
+        out = rows[p]
+        for entry, (total, count) in value["v"].items():
+            out.append((start, entry, queue, channel, float(total), int(count)))
+        for name, values in value.get("m", {}).items():
+            maxima[p].append((start, name, queue, channel, float(values[-1])))
+    return rows, maxima
+
+
 def bucket_rows(buckets: MutableMapping[str, Any], partitions: set[int]) -> dict[int, list[Row]]:
     """Table contents as (start, entry, queue, channel, sum, count) rows per owned partition."""
-    rows: dict[int, list[Row]] = defaultdict(list)
-    for key, value in list(buckets.items()):
-        p_text, start, queue, channel = key.split("|", 3)
-        p = int(p_text)
-        if p in partitions:
-            out = rows[p]
-            for entry, (total, count) in value["v"].items():
-                out.append((int(start), entry, queue, channel, float(total), int(count)))
-    return rows
-
-
-def bucket_maxima(
-    buckets: MutableMapping[str, Any], partitions: set[int]
-) -> dict[int, list[MaxRow]]:
-    """(start, figure, queue, channel, max) per owned partition, for figures in ``MAXIMA``."""
-    rows: dict[int, list[MaxRow]] = defaultdict(list)
-    for key, value in list(buckets.items()):
-        if not value.get("m"):
-            continue
-        p_text, start, queue, channel = key.split("|", 3)
-        p = int(p_text)
-        if p in partitions:
-            for name, values in value["m"].items():
-                rows[p].append((int(start), name, queue, channel, float(values[-1])))
-    return rows
+    return bucket_contents(buckets, partitions)[0]

@@ -21,7 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from streams.bucket_store import Watermarks, bucket_maxima, bucket_rows
+from streams.bucket_store import MaxRow, Row, Watermarks, bucket_contents
 from streams.core.buckets import bound_label
 from streams.core.contacts import days_label, repeat_contacts
 from streams.core.now import NowFigures, now_figures
@@ -224,8 +224,9 @@ class KpiCollector(Collector):
             (self.proc.tables.buckets, ends),
             (self.customers.tables.cbuckets, cends),
         ):
-            self._add_windows(windows, table, partition_ends)
-            self._add_maxima(maxima, table, partition_ends)
+            rows, maxima_rows = bucket_contents(table, set(partition_ends))
+            self._add_windows(windows, rows, partition_ends)
+            self._add_maxima(maxima, maxima_rows, partition_ends)
         self._add_repeats(windows, cends)
         yield from self._window_families(windows)
         if self.policy.per_agent:
@@ -234,16 +235,18 @@ class KpiCollector(Collector):
         yield from self._now_families(ends)
         yield from self._cumulative_families()
 
-    def _add_windows(self, windows: dict[str, Sums], table: Any, ends: dict[int, float]) -> None:
-        rows = bucket_rows(table, set(ends))
+    def _add_windows(
+        self, windows: dict[str, Sums], rows: dict[int, list[Row]], ends: dict[int, float]
+    ) -> None:
         width = self.proc.settings.bucket_s
         for p, end in ends.items():
             per = window_sums(rows.get(p, []), self.windows, end, width, self.tz)
             for w, sums in per.items():
                 windows[w] = merge_sums(windows[w], self._folded(sums))
 
-    def _add_maxima(self, maxima: dict[str, Maxima], table: Any, ends: dict[int, float]) -> None:
-        rows = bucket_maxima(table, set(ends))
+    def _add_maxima(
+        self, maxima: dict[str, Maxima], rows: dict[int, list[MaxRow]], ends: dict[int, float]
+    ) -> None:
         width = self.proc.settings.bucket_s
         for p, end in ends.items():
             per = window_maxima(rows.get(p, []), self.windows, end, width, self.tz)
