@@ -247,6 +247,9 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # its own session: a terminal's Ctrl-C reaches the worker first, and whoever started
+            # the broker stops it last (it still dies with its parent, see die_with_parent)
+            start_new_session=True,
             preexec_fn=die_with_parent,
         )
     broker = Broker(port=port, controller_port=cport, data_dir=data_dir, process=process)
