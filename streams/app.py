@@ -102,14 +102,19 @@ def create_app(settings: Settings) -> Worker:
     # each event writes 2-3 table keys, so allow a deeper buffer (still flushed before commits).
     app.producer.buffer.max_messages = PRODUCER_BUFFER_RECORDS
     state = PipelineState()
-    source = app.topic(
-        settings.topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
+
+    def raw_topic(name: str) -> Any:
+        """A topic of raw bytes: the agents decode (and judge) the records themselves."""
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+
+    source = raw_topic(settings.topic)
 
     def table(name: str) -> Any:
         # str keys use the raw codec (decoded back to str); values are JSON.
@@ -120,14 +125,7 @@ def create_app(settings: Settings) -> Worker:
     customers = CustomerProcessor(
         CustomerTables(**{n: table(n) for n in CUSTOMER_TABLES}), kpi_settings
     )
-    contacts = app.topic(
-        settings.contacts_topic_name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
+    contacts = raw_topic(settings.contacts_topic_name)
     dead_letters = app.topic(
         settings.dlq_topic, key_serializer="raw", value_serializer="raw", internal=False
     )
@@ -179,16 +177,17 @@ def create_app(settings: Settings) -> Worker:
             customers.process(message.partition, message.offset, customer_id, contact)
             state.last_processed_at = time.time()
 
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust signal typing
-    def revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        for tp in args[0] if args else kwargs.get("revoked", ()):
-            forget(tp)
-
     def forget(tp: Any) -> None:
+        """Drop a partition's in-memory indexes: its tables may change hands."""
         if tp.topic == settings.topic:
             processor.forget_partition(tp.partition)
         elif tp.topic == settings.contacts_topic_name:
             customers.forget_partition(tp.partition)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust signal typing
+    def revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        for tp in args[0] if args else kwargs.get("revoked", ()):
+            forget(tp)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust signal typing
     def assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -204,11 +203,6 @@ def create_app(settings: Settings) -> Worker:
         standbys = {tp.partition for tp in assignor.assigned_standbys() if tp.topic == topic}
         return actives, standbys
 
-    fold = LabelFolder(
-        frozenset(settings.queue_allowlist) if settings.queue_allowlist is not None else None,
-        settings.max_queues,
-        {},
-    )
     kpis = KpiCollector(
         processor,
         customers,
@@ -217,12 +211,8 @@ def create_app(settings: Settings) -> Worker:
         clock=settings.clock,
         windows=dict(settings.windows),
         timezone=settings.timezone,
-        fold=fold,
-        fold_agent=LabelFolder(
-            frozenset(settings.agent_allowlist) if settings.agent_allowlist is not None else None,
-            settings.max_agents,
-            {},
-        ),
+        fold=LabelFolder.of(settings.queue_allowlist, settings.max_queues),
+        fold_agent=LabelFolder.of(settings.agent_allowlist, settings.max_agents),
     )
 
     def highwater(partition: int) -> int | None:

@@ -94,22 +94,16 @@ async def raw_consumer(bootstrap: str, topic: str, n: int) -> tuple[int, float]:
 
 def core_only(records: list[tuple[bytes | None, bytes]]) -> tuple[str, int, float]:
     """Validation + every figure over plain dicts: what the Python logic alone costs."""
-    from streams.customers import CustomerProcessor, CustomerTables
-    from streams.kpi import KpiProcessor, Tables
+    from streams.local import LocalPipeline
     from streams.schema import Accepted, classify
 
-    proc = KpiProcessor(Tables())
-    customers = CustomerProcessor(CustomerTables())
-    forwarded = 0
+    pipeline = LocalPipeline()
     now = time.time()
     t0 = time.perf_counter()
     for offset, (key, value) in enumerate(records):
         outcome = classify(key, value, now=now, future_tolerance_s=300)
         if isinstance(outcome, Accepted):
-            done = proc.process(0, offset, outcome.event)
-            if done.contact is not None:
-                customers.process(0, forwarded, *done.contact)
-                forwarded += 1
+            pipeline.process(offset, outcome.event)
     return (
         "core alone: validate + every figure, dict tables, no Kafka",
         len(records),

@@ -191,8 +191,3 @@ def bucket_contents(
         for name, values in value.get("m", {}).items():
             maxima[p].append((start, name, queue, channel, float(values[-1])))
     return rows, maxima
-
-
-def bucket_rows(buckets: MutableMapping[str, Any], partitions: set[int]) -> dict[int, list[Row]]:
-    """Table contents as (start, entry, queue, channel, sum, count) rows per owned partition."""
-    return bucket_contents(buckets, partitions)[0]

@@ -16,7 +16,6 @@ interleaved, and dropping any would make the figures depend on that interleaving
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from streams.bucket_store import BucketStore, Watermarks
 from streams.core.buckets import delta
 from streams.core.contacts import Contact, customer_facts
 from streams.kpi import KpiSettings
+from streams.retention import ExpiryHeap
 
 TABLES = ("customers", "cbuckets", "cmeta")
 
@@ -113,7 +113,6 @@ class CustomerTables:
 class CustomerProcessor:
     tables: CustomerTables
     settings: KpiSettings = field(default_factory=KpiSettings)
-    _heap: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -121,6 +120,7 @@ class CustomerProcessor:
         self.store = BucketStore(self.tables.cbuckets, s.bucket_s, s.policy.bounds(), retention)
         self.clock = Watermarks(self.tables.cmeta, s.bucket_s)
         self.retention_s = retention
+        self.retention = ExpiryHeap(self.tables.customers, _newest)
 
     def process(self, partition: int, offset: int, customer_id: str, contact: Contact) -> bool:
         """Apply one forwarded contact; True when it changed the customer's figures."""
@@ -163,33 +163,15 @@ class CustomerProcessor:
         }
         tickets[contact.ticket_id] = [*tickets.get(contact.ticket_id, []), [offset, _row(contact)]]
         self.tables.customers[customer_id] = {"p": partition, "o": offset, "t": tickets}
-        heapq.heappush(self._customers(partition), (contact.latest, customer_id))
-
-    def _customers(self, partition: int) -> list[tuple[float, str]]:
-        heap = self._heap.get(partition)
-        if heap is None:
-            heap = [
-                (_newest(value), cid)
-                for cid, value in list(self.tables.customers.items())
-                if value["p"] == partition
-            ]
-            heapq.heapify(heap)
-            self._heap[partition] = heap
-        return heap
+        self.retention.push(partition, contact.latest, customer_id)
 
     def _expire(self, partition: int, wm: float) -> None:
         self.store.expire(partition, wm)
-        heap = self._customers(partition)
-        cutoff = wm - self.retention_s
-        while heap and heap[0][0] < cutoff:
-            latest, customer_id = heapq.heappop(heap)
-            value = self.tables.customers.get(customer_id)
-            if value is not None and _newest(value) <= latest:
-                del self.tables.customers[customer_id]
+        self.retention.expire(partition, wm - self.retention_s)
 
     def forget_partition(self, partition: int) -> None:
         self.store.forget(partition)
-        self._heap.pop(partition, None)
+        self.retention.forget(partition)
         self.clock.forget(partition)
 
 

@@ -16,7 +16,6 @@ is returned to the caller, which forwards it keyed by customer (``streams.custom
 from __future__ import annotations
 
 import dataclasses
-import heapq
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from streams.core.facts import DAY, Fact
 from streams.core.now import OpenTicket, open_summary
 from streams.core.policy import Policy
 from streams.core.ticket import Outcome, StoredTicket, step
+from streams.retention import ExpiryHeap
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TicketEvent))
 _TAGS = FIELDS.index("tags")
@@ -109,11 +109,14 @@ class KpiProcessor:
     settings: KpiSettings = field(default_factory=KpiSettings)
     # (entry, queue, channel) -> [sum, count] of facts added since start (cumulative counters)
     cumulative: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
-    _ticket_heap: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.store = self.settings.bucket_store(self.tables.buckets)
         self.clock = Watermarks(self.tables.meta, self.settings.bucket_s)
+        # closed tickets go once no window or correction can reach them; open ones stay
+        self.retention = ExpiryHeap(
+            self.tables.tickets, _newest_event, keep=lambda ticket_id: ticket_id in self.tables.open
+        )
 
     # -- processing -----------------------------------------------------------
     def process(self, partition: int, offset: int, event: TicketEvent) -> Processed:
@@ -164,8 +167,7 @@ class KpiProcessor:
     ) -> None:
         rows = [*(raw["e"] if raw is not None else []), encode_event(event, offset)]
         self.tables.tickets[ticket_id] = {"p": partition, "o": ticket.last_offset, "e": rows}
-        last = max(e.occurred_at for e, _ in ticket.events)
-        heapq.heappush(self._tickets(partition), (last, ticket_id))
+        self.retention.push(partition, max(e.occurred_at for e, _ in ticket.events), ticket_id)
 
     def _update_open(self, partition: int, ticket_id: str, ticket: StoredTicket) -> None:
         summary = open_summary(e for e, _ in ticket.events)
@@ -179,35 +181,20 @@ class KpiProcessor:
             self.tables.open[ticket_id] = value
 
     # -- retention, in event time --------------------------------------------
-    def _tickets(self, partition: int) -> list[tuple[float, str]]:
-        heap = self._ticket_heap.get(partition)
-        if heap is None:
-            heap = []
-            for ticket_id, value in list(self.tables.tickets.items()):
-                if value["p"] == partition:
-                    heap.append((max(float(row[_AT]) for row in value["e"]), ticket_id))
-            heapq.heapify(heap)
-            self._ticket_heap[partition] = heap
-        return heap
-
     def _expire(self, partition: int, wmb: float) -> None:
         """Drop buckets and closed tickets that no window or correction can reach again."""
         self.store.expire(partition, wmb)
-        heap = self._tickets(partition)
-        cutoff = wmb - self.settings.ticket_retention_s
-        while heap and heap[0][0] < cutoff:
-            last, ticket_id = heapq.heappop(heap)
-            value = self.tables.tickets.get(ticket_id)
-            if value is None or ticket_id in self.tables.open:
-                continue  # gone already, or still open: backlog is kept
-            if max(float(row[_AT]) for row in value["e"]) <= last:
-                del self.tables.tickets[ticket_id]
+        self.retention.expire(partition, wmb - self.settings.ticket_retention_s)
 
     def forget_partition(self, partition: int) -> None:
         """Drop in-memory indexes when a partition is revoked (tables are Faust's business)."""
         self.store.forget(partition)
-        self._ticket_heap.pop(partition, None)
+        self.retention.forget(partition)
         self.clock.forget(partition)
+
+
+def _newest_event(value: dict[str, Any]) -> float:
+    return max(float(row[_AT]) for row in value["e"])
 
 
 def open_rows(

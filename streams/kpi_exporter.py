@@ -21,7 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from streams.bucket_store import MaxRow, Row, Watermarks, bucket_contents
+from streams.bucket_store import Watermarks, bucket_contents
 from streams.core.buckets import bound_label
 from streams.core.contacts import days_label, repeat_contacts
 from streams.core.now import NowFigures, now_figures
@@ -167,6 +167,10 @@ class LabelFolder:
     max_queues: int
     seen: dict[str, None]
 
+    @classmethod
+    def of(cls, allowlist: list[str] | None, cap: int) -> LabelFolder:
+        return cls(frozenset(allowlist) if allowlist is not None else None, cap, {})
+
     def __call__(self, queue: str) -> str:
         if self.allowlist is not None:
             return queue if queue in self.allowlist else "other"
@@ -224,9 +228,7 @@ class KpiCollector(Collector):
             (self.proc.tables.buckets, ends),
             (self.customers.tables.cbuckets, cends),
         ):
-            rows, maxima_rows = bucket_contents(table, set(partition_ends))
-            self._add_windows(windows, rows, partition_ends)
-            self._add_maxima(maxima, maxima_rows, partition_ends)
+            self._add_buckets(windows, maxima, table, partition_ends)
         self._add_repeats(windows, cends)
         yield from self._window_families(windows)
         if self.policy.per_agent:
@@ -235,22 +237,20 @@ class KpiCollector(Collector):
         yield from self._now_families(ends)
         yield from self._cumulative_families()
 
-    def _add_windows(
-        self, windows: dict[str, Sums], rows: dict[int, list[Row]], ends: dict[int, float]
+    def _add_buckets(
+        self,
+        windows: dict[str, Sums],
+        maxima: dict[str, Maxima],
+        table: Any,
+        ends: dict[int, float],
     ) -> None:
+        """Sums and maxima of each partition's windows, ending where that partition's clock is."""
+        rows, max_rows = bucket_contents(table, set(ends))
         width = self.proc.settings.bucket_s
         for p, end in ends.items():
-            per = window_sums(rows.get(p, []), self.windows, end, width, self.tz)
-            for w, sums in per.items():
+            for w, sums in window_sums(rows[p], self.windows, end, width, self.tz).items():
                 windows[w] = merge_sums(windows[w], self._folded(sums))
-
-    def _add_maxima(
-        self, maxima: dict[str, Maxima], rows: dict[int, list[MaxRow]], ends: dict[int, float]
-    ) -> None:
-        width = self.proc.settings.bucket_s
-        for p, end in ends.items():
-            per = window_maxima(rows.get(p, []), self.windows, end, width, self.tz)
-            for w, values in per.items():
+            for w, values in window_maxima(max_rows[p], self.windows, end, width, self.tz).items():
                 for (name, q, c), value in values.items():
                     key = (name, self.fold(q), c)
                     maxima[w][key] = max(maxima[w].get(key, value), value)

@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from streams.bucket_store import bucket_rows
+from streams.bucket_store import bucket_contents
 from streams.config import Settings
 from streams.core.contacts import days_label
 from streams.core.now import now_figures
 from streams.core.policy import ServiceLevelPreset, service_level_denominator
 from streams.core.windows import window_sums
-from streams.customers import CustomerProcessor, CustomerTables
-from streams.kpi import KpiProcessor, KpiSettings, Tables, open_rows
+from streams.kpi import KpiSettings, open_rows
 from streams.kpi_exporter import ACR_FIGURES, HISTOGRAMS, WINDOW_FIGURES, WINDOW_SUMS
+from streams.local import LocalPipeline
 from streams.produce import key_of
 from streams.schema import Accepted, classify
 
@@ -56,10 +56,8 @@ def _derived(c: dict[str, float], preset: ServiceLevelPreset) -> dict[str, float
 
 
 def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, Any]:
-    kpi_settings = KpiSettings.from_settings(settings)
-    proc = KpiProcessor(Tables(), kpi_settings)
-    customers = CustomerProcessor(CustomerTables(), kpi_settings)
-    forwarded = 0
+    pipeline = LocalPipeline(KpiSettings.from_settings(settings))
+    proc, customers = pipeline.tickets, pipeline.customers
     counts = {"records": 0, "accepted": 0, "rejected": 0, "duplicate": 0, "late": 0}
     for offset, line in enumerate(lines):
         counts["records"] += 1
@@ -70,18 +68,15 @@ def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, 
             counts["rejected"] += 1
             continue
         counts["accepted"] += 1
-        result = proc.process(0, offset, outcome.event)
+        result = pipeline.process(offset, outcome.event)
         if result.outcome != "applied":
             counts[result.outcome] += 1
-        if result.contact is not None:
-            customers.process(0, forwarded, *result.contact)
-            forwarded += 1
     end = proc.clock.clock(0)
     out: dict[str, Any] = {"records": counts, "window_end": end, "windows": {}, "now": {}}
     if end is None:
         return out
-    rows = bucket_rows(proc.tables.buckets, {0}).get(0, [])
-    rows += bucket_rows(customers.tables.cbuckets, {0}).get(0, [])
+    rows = bucket_contents(proc.tables.buckets, {0})[0][0]
+    rows += bucket_contents(customers.tables.cbuckets, {0})[0][0]
     sums = window_sums(rows, settings.windows, end, settings.bucket_seconds, settings.timezone)
     days = [days_label(d) for d in settings.recontact_days]
     policy = settings.policy()

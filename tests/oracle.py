@@ -337,6 +337,15 @@ def _first_bucket(window: str, span: float | None, end: float, bucket_s: int, tz
     return end - span + bucket_s
 
 
+def _facts_in(db, p: int, lo: float, end: float, bucket_s: int, name: str = "%"):
+    """(name, queue, channel, value) of partition p's facts whose bucket is in [lo, end]."""
+    return db.execute(
+        "SELECT name, queue, channel, value FROM facts WHERE p = ? AND name LIKE ? "
+        "AND (CAST(t AS INTEGER) / ?) * ? BETWEEN ? AND ?",
+        (p, name, bucket_s, bucket_s, lo, end),
+    )
+
+
 def _repeats(db, cp: int, lo: float, hi: float, counts) -> None:
     """Customers with 2+ contacts opened in [lo, hi): once for the customer (labelled by the
     first contact), once per contact after the first (labelled by that contact)."""
@@ -365,12 +374,7 @@ def _window_metrics(db, ends, windows, bucket_s, tz, policy) -> Metrics:
         longest: dict[tuple[str, str], float] = {}
         for p, end in ends.items():
             lo = _first_bucket(w, span, end, bucket_s, tz)
-            rows = db.execute(
-                "SELECT name, queue, channel, value FROM facts WHERE p = ? "
-                "AND (CAST(t AS INTEGER) / ?) * ? BETWEEN ? AND ?",
-                (p, bucket_s, bucket_s, lo, end),
-            )
-            for name, q, c, value in rows:
+            for name, q, c, value in _facts_in(db, p, lo, end, bucket_s):
                 acc = counts[(name, q, c)]
                 acc[0] += value
                 acc[1] += 1
@@ -433,12 +437,7 @@ def _agent_metrics(db, ends, windows, bucket_s, tz, allowlist) -> Metrics:
     for w, span in windows.items():
         for p, end in ends.items():
             lo = _first_bucket(w, span, end, bucket_s, tz)
-            rows = db.execute(
-                "SELECT name, queue, channel, value FROM facts WHERE p = ? AND name LIKE 'agent%' "
-                "AND (CAST(t AS INTEGER) / ?) * ? BETWEEN ? AND ?",
-                (p, bucket_s, bucket_s, lo, end),
-            )
-            for name, q, c, value in rows:
+            for name, q, c, value in _facts_in(db, p, lo, end, bucket_s, "agent%"):
                 figure, agent = name.split("@", 1)
                 base, _, days = figure.partition(":")
                 if allowlist is not None and agent not in allowlist:

@@ -16,10 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import load_settings
 from streams.core.policy import Policy
-from streams.customers import CustomerProcessor, CustomerTables
 from streams.exporter import PipelineCollector, build_registry
-from streams.kpi import KpiProcessor, KpiSettings, Tables
+from streams.kpi import KpiSettings
 from streams.kpi_exporter import KpiCollector, LabelFolder
+from streams.local import LocalPipeline
 from streams.ops import generate
 from streams.ops.dashboards import panel_queries
 from streams.pipeline import PipelineState
@@ -136,11 +136,7 @@ def test_dashboard_queries_parse_as_promql(tmp_path: Path, promtool: str) -> Non
 def exporter_names() -> set[str]:
     """Every sample name a populated worker exports, every family on."""
     policy = Policy(recontact_days=(0.01, 1), per_agent=True)
-    settings = KpiSettings(policy=policy)
-    proc, customers = (
-        KpiProcessor(Tables(), settings),
-        CustomerProcessor(CustomerTables(), settings),
-    )
+    pipeline = LocalPipeline(KpiSettings(policy=policy))
     state = PipelineState()
     params = SimParams(seed=2, rate=6, max_events=4000, recontact_mean_s=900, reopen_mean_s=900)
     for offset, record in enumerate(simulate(params)):
@@ -148,12 +144,10 @@ def exporter_names() -> set[str]:
         if isinstance(outcome, Accepted):
             state.record_offset(0, offset)
             state.record_accepted(0, outcome.event, 1.0)
-            done = proc.process(0, offset, outcome.event)
-            if done.contact is not None:
-                customers.process(0, offset, *done.contact)
+            pipeline.process(offset, outcome.event)
     kpis = KpiCollector(
-        proc,
-        customers,
+        pipeline.tickets,
+        pipeline.customers,
         owned=lambda: {0},
         owned_contacts=lambda: {0},
         clock="event",
