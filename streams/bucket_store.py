@@ -64,6 +64,12 @@ class Watermarks:
         self.meta[str(partition)] = {"o": offset, "h": history[-HISTORY:]}
         return float(new_wmb)
 
+    def current(self, partition: int) -> float:
+        """The newest bucketed watermark, whatever record is being (re)processed: what
+        retention is measured from, so a replayed old record cannot revive what expired."""
+        value = self.meta.get(str(partition))
+        return float(value["h"][-1][1]) if value and value["h"] else float("-inf")
+
     def clock(self, partition: int) -> float | None:
         """The bucketed watermark: where event-clock windows end."""
         value = self.meta.get(str(partition))
@@ -93,6 +99,7 @@ class BucketStore:
         add: Sequence[Fact],
         watermark: float,
     ) -> None:
+        """``watermark``: the partition's current one (``Watermarks.current``)."""
         horizon = watermark - self.retention_s
         sums: dict[str, dict[str, list[float]]] = defaultdict(dict)
         maxima: dict[str, list[tuple[str, int, float]]] = defaultdict(list)

@@ -137,9 +137,11 @@ class CustomerProcessor:
                 customer_facts(before, days, per_agent), customer_facts(after, days, per_agent)
             )
             wm = self.clock.before(partition, offset)
-            self.store.write(partition, offset, retract, add, wm)
+            newest_wm = self.clock.current(partition)  # == wm unless this record is a replay
+            self.store.write(partition, offset, retract, add, newest_wm)
             changed = bool(retract or add)
-            if not replaying:
+            expired = raw is None and contact.latest < newest_wm - self.retention_s
+            if not replaying and not expired:  # never revive a customer retention dropped
                 self._store(partition, offset, customer_id, raw, contact, wm)
         moved = self.clock.advance(partition, offset, contact.latest)
         if moved is not None:

@@ -132,13 +132,20 @@ class KpiProcessor:
             lateness_s=s.lateness_s,
             policy=s.policy,
         )
+        current = self.clock.current(partition)  # == wmb unless this record is a replay
         if result.outcome != "applied":
             at = wmb if wmb > float("-inf") else event.occurred_at
             mark = Fact(at, f"{result.outcome}_events", event.queue, event.channel)
-            self.store.write(partition, offset, [], [mark], wmb)
+            self.store.write(partition, offset, [], [mark], current)
+            contact = None
+        elif raw is None and event.occurred_at < current - s.ticket_retention_s:
+            # a replayed record of a ticket that retention dropped since: leave it dropped
+            # (its facts lie in expired buckets too; a new record this old would be late)
+            contact = None
         else:
-            self.store.write(partition, offset, result.retract, result.add, wmb)
+            self.store.write(partition, offset, result.retract, result.add, current)
             self._count(result.add)
+            contact = result.contact
             if result.ticket is not None:
                 self._store_ticket(partition, event.ticket_id, result.ticket, raw, event, offset)
                 self._update_open(partition, event.ticket_id, result.ticket)
@@ -146,7 +153,7 @@ class KpiProcessor:
             moved = self.clock.advance(partition, offset, event.occurred_at)
             if moved is not None:
                 self._expire(partition, moved)
-        return Processed(result.outcome, result.contact)
+        return Processed(result.outcome, contact)
 
     def _count(self, facts: tuple[Fact, ...]) -> None:
         bounds = self.store.bounds
