@@ -39,7 +39,8 @@ class Prometheus:
         assert binary, "Debian's prometheus package provides the server (make system-deps)"
         rules = ROOT / "deploy/prometheus/rules"
         config = {
-            "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+            # a loaded worker's scrape can take over a second: leave it room (timeout = interval)
+            "global": {"scrape_interval": "4s", "evaluation_interval": "2s"},
             "rule_files": [
                 str(rules / "ticketpulse.rules.yml"),
                 str(rules / "ticketpulse.alerts.yml"),
@@ -148,10 +149,19 @@ def test_rules_dashboards_and_alerts_on_a_real_prometheus(
 
     wait_for(rules_evaluated, 120, "prometheus to scrape the worker and evaluate the rules")
 
-    empty = [
-        (board, title, expr) for board, title, expr in dashboard_queries() if not prom.query(expr)
-    ]
-    assert not empty, f"panels without data: {empty}"
+    empty = dashboard_queries()
+
+    def every_panel_has_data() -> bool:
+        """Re-asks only the empty ones: a scrape that failed once leaves its series stale
+        until the next scrape, and a query landing in that gap sees nothing."""
+        nonlocal empty
+        empty = [(board, title, expr) for board, title, expr in empty if not prom.query(expr)]
+        return not empty
+
+    try:
+        wait_for(every_panel_has_data, 60, "every dashboard panel to return data")
+    except pytest.fail.Exception:
+        pytest.fail(f"panels without data: {empty}")
 
     _rules_agree_with_the_worker(prom, worker)
     _breach_fires_the_alert(prom, kafka, names)
