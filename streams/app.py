@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import faust
+import faust.streams as faust_streams
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.config import Settings
+from streams.core.contacts import Contact
 from streams.customers import (
     BadContactError,
     CustomerProcessor,
@@ -30,17 +36,18 @@ from streams.customers import (
     encode_contact,
 )
 from streams.exporter import PipelineCollector, build_registry
-from streams.kpi import KpiProcessor, KpiSettings, Tables
+from streams.kpi import KpiProcessor, KpiSettings, Tables, decode_ticket, encode_ticket
 from streams.kpi_exporter import KpiCollector, LabelFolder
 from streams.pipeline import PipelineState
 from streams.schema import Rejected, classify, load_schema
+from streams.table_cache import TableCache
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
 DLQ_HEADER_PREFIX = "ticketpulse."
 PRODUCER_BUFFER_RECORDS = 10_000
-TICKET_TABLES = ("tickets", "buckets", "open", "meta")
+TICKET_TABLES = ("tickets", "buckets", "meta")
 CUSTOMER_TABLES = ("customers", "cbuckets", "cmeta")
 TABLES = TICKET_TABLES + CUSTOMER_TABLES
 
@@ -69,6 +76,39 @@ def dlq_headers(message: Any, rejected: Rejected, now: float) -> list[tuple[str,
         "rejected_at": f"{now:.3f}",
     }
     return items + [(DLQ_HEADER_PREFIX + k, v.encode()) for k, v in ours.items()]
+
+
+def _batches(stream: faust.StreamT[bytes], settings: Settings) -> AsyncIterator[Sequence[Any]]:
+    """Events in batches, acked once the loop body is done with a batch (at-least-once)."""
+    # StreamT does not declare take_events; the stream an agent is given is a faust.Stream
+    batches = cast(faust.Stream[bytes], stream).take_events
+    return batches(settings.batch_records, within=settings.batch_seconds)
+
+
+def _current(events: Sequence[Any], app: faust.App) -> list[Any]:
+    """The batch without events taken before a rebalance (faust skips those too: the
+    partition's owner in the new generation replays them)."""
+    generation = app.consumer_generation_id
+    return [e for e in events if e.message.generation_id == generation]
+
+
+def _last_of(batch: Sequence[Any]) -> dict[int, Any]:
+    return {e.message.partition: e for e in batch}
+
+
+@contextmanager
+def as_current(last: dict[int, Any], partition: int) -> Iterator[None]:
+    """Make the partition's last event of the batch Faust's current event.
+
+    Faust routes a table write (its store partition and changelog partition) by the
+    current event, as inside ``stream.events()``; a batch from ``take_events`` has
+    none (faust#497), so each partition's keys are flushed under one of its events.
+    """
+    token = faust_streams._current_event.set(weakref.ref(last[partition]))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 def _broker_urls(settings: Settings) -> list[str]:
@@ -121,67 +161,93 @@ def create_app(settings: Settings) -> Worker:
         return app.Table(name, default=None, partitions=settings.partitions, key_type=str)
 
     kpi_settings = KpiSettings.from_settings(settings)
-    processor = KpiProcessor(Tables(**{n: table(n) for n in TICKET_TABLES}), kpi_settings)
+    # each agent reads and writes its tables through a write-back cache (streams.table_cache)
+    ticket_cache, customer_cache = TableCache(), TableCache()
+    processor = KpiProcessor(
+        Tables(
+            tickets=ticket_cache.table(table("tickets"), encode_ticket, decode_ticket),
+            buckets=ticket_cache.table(table("buckets")),
+            meta=ticket_cache.table(table("meta")),
+        ),
+        kpi_settings,
+    )
     customers = CustomerProcessor(
-        CustomerTables(**{n: table(n) for n in CUSTOMER_TABLES}), kpi_settings
+        CustomerTables(**{n: customer_cache.table(table(n)) for n in CUSTOMER_TABLES}),
+        kpi_settings,
     )
     contacts = raw_topic(settings.contacts_topic_name)
     dead_letters = app.topic(
         settings.dlq_topic, key_serializer="raw", value_serializer="raw", internal=False
     )
 
+    async def dead_letter(rejects: list[tuple[Any, Rejected]]) -> None:
+        for message, rejected in rejects:
+            headers = dlq_headers(message, rejected, time.time())
+            await dead_letters.send(key=message.key, value=message.value, headers=headers)
+
     @app.agent(source, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            now = time.time()
-            state.record_offset(message.partition, message.offset)
-            outcome = classify(
-                message.key,
-                message.value,
-                now=now,
-                future_tolerance_s=settings.future_tolerance_seconds,
-                max_bytes=settings.max_record_bytes,
-            )
-            if isinstance(outcome, Rejected):
-                await dead_letters.send(
-                    key=message.key,
-                    value=message.value,
-                    headers=dlq_headers(message, outcome, now),
+        async for events in _batches(stream, settings):
+            rejects: list[tuple[Any, Rejected]] = []
+            forward: list[tuple[str, Contact]] = []
+            batch = _current(events, app)
+            for event in batch:
+                message = event.message
+                now = time.time()
+                state.record_offset(message.partition, message.offset)
+                outcome = classify(
+                    message.key,
+                    message.value,
+                    now=now,
+                    future_tolerance_s=settings.future_tolerance_seconds,
+                    max_bytes=settings.max_record_bytes,
                 )
-                state.record_rejected(outcome.reason, now)
-                continue
-            state.record_accepted(message.partition, outcome.event, now)
-            done = processor.process(message.partition, message.offset, outcome.event)
-            if done.contact is not None:
-                customer_id, contact = done.contact
+                if isinstance(outcome, Rejected):
+                    rejects.append((message, outcome))
+                    state.record_rejected(outcome.reason, now)
+                    continue
+                state.record_accepted(message.partition, outcome.event, now)
+                ticket_cache.partition = message.partition
+                done = processor.process(message.partition, message.offset, outcome.event)
+                if done.contact is not None:
+                    forward.append(done.contact)
+            ticket_cache.flush(partial(as_current, _last_of(batch)))
+            # sent before the batch is acked, and flushed before its offsets are committed
+            await dead_letter(rejects)
+            for customer_id, contact in forward:
                 await contacts.send(
                     key=customer_id.encode(), value=encode_contact(customer_id, contact)
                 )
-                state.contacts_forwarded += 1
+            state.contacts_forwarded += len(forward)
 
     @app.agent(contacts, name="customers", concurrency=1)
     async def customer_contacts(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            state.contacts_received += 1
-            try:
-                customer_id, contact = decode_contact(message.value)
-            except BadContactError as exc:
-                now = time.time()
-                rejected = Rejected("bad_contact", str(exc))
-                headers = dlq_headers(message, rejected, now)
-                await dead_letters.send(key=message.key, value=message.value, headers=headers)
-                state.record_rejected(rejected.reason, now)
-                continue
-            customers.process(message.partition, message.offset, customer_id, contact)
+        async for events in _batches(stream, settings):
+            rejects: list[tuple[Any, Rejected]] = []
+            batch = _current(events, app)
+            for event in batch:
+                message = event.message
+                state.contacts_received += 1
+                try:
+                    customer_id, contact = decode_contact(message.value)
+                except BadContactError as exc:
+                    rejected = Rejected("bad_contact", str(exc))
+                    rejects.append((message, rejected))
+                    state.record_rejected(rejected.reason, time.time())
+                    continue
+                customer_cache.partition = message.partition
+                customers.process(message.partition, message.offset, customer_id, contact)
+            customer_cache.flush(partial(as_current, _last_of(batch)))
+            await dead_letter(rejects)
             state.last_processed_at = time.time()
 
     def forget(tp: Any) -> None:
-        """Drop a partition's in-memory indexes: its tables may change hands."""
+        """Drop a partition's in-memory indexes and table copies: its tables may change hands."""
         if tp.topic == settings.topic:
+            ticket_cache.reset()
             processor.forget_partition(tp.partition)
         elif tp.topic == settings.contacts_topic_name:
+            customer_cache.reset()
             customers.forget_partition(tp.partition)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust signal typing
@@ -196,6 +262,12 @@ def create_app(settings: Settings) -> Worker:
         ):  # tables are recovered afresh: rebuild indexes lazily
             forget(tp)
         state.rebalances += 1
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # faust signal typing
+    def recovered(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Tables are recovered now: a copy read during recovery (by a scrape) is incomplete."""
+        ticket_cache.reset()
+        customer_cache.reset()
 
     def owned(topic: str = settings.topic) -> tuple[set[int], set[int]]:
         assignor = app.assignor
@@ -278,9 +350,13 @@ def run_worker(settings: Settings) -> None:
     prepare_topics(settings)
     worker = create_app(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    faust.Worker(
+    runner = faust.Worker(
         worker.app,
         loglevel=settings.log_level.upper(),
         quiet=True,
         redirect_stdouts=False,
-    ).execute_from_commandline()
+    )
+    # faust's terminal spinner sets the root logger to DEBUG at levels >= warning, so every
+    # debug call of faust and aiokafka (several per record sent) would build a log record
+    runner.spinner = None
+    runner.execute_from_commandline()

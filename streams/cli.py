@@ -99,6 +99,17 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         help="dead-letter events this far ahead of the clock (default 300)",
     )
     g.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    g.add_argument(
+        "--batch-records",
+        type=int,
+        help="records an agent processes per batch, at most (default 2000); each changed table "
+        "key is written once per batch",
+    )
+    g.add_argument(
+        "--batch-seconds",
+        type=float,
+        help="longest wait for a batch to fill (default 0.1): the latency added at low traffic",
+    )
     k = parser.add_argument_group("figures")
     k.add_argument(
         "--clock",
@@ -126,6 +137,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "instance_id",
         "future_tolerance_seconds",
         "log_level",
+        "batch_records",
+        "batch_seconds",
         "clock",
         "lateness_seconds",
         "timezone",

@@ -120,7 +120,9 @@ class CustomerProcessor:
         self.store = BucketStore(self.tables.cbuckets, s.bucket_s, s.policy.bounds(), retention)
         self.clock = Watermarks(self.tables.cmeta, s.bucket_s)
         self.retention_s = retention
-        self.retention = ExpiryHeap(self.tables.customers, _newest)
+        self.retention = ExpiryHeap(
+            self.tables.customers, newest=_newest, partition=lambda value: value["p"]
+        )
 
     def process(self, partition: int, offset: int, customer_id: str, contact: Contact) -> bool:
         """Apply one forwarded contact; True when it changed the customer's figures."""

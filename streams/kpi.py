@@ -1,12 +1,16 @@
 """Apply accepted events to the KPI tables, exactly once in effect under at-least-once delivery.
 
-The tables are plain ``MutableMapping``s (Faust tables in the worker, dicts in tests
-and ``ticketpulse report``); all values are JSON-able. Every key a record changes
+The tables are plain ``MutableMapping``s (Faust tables behind a write-back cache in
+the worker, dicts in tests and ``ticketpulse report``). Every key a record changes
 remembers that record's offset, so a redelivered record changes nothing twice:
 
-- ``tickets``  ticket_id -> {"p": partition, "o": last offset, "e": [[event..., offset], ...]}
-- ``open``     ticket_id -> [partition, queue, channel, opened_at, answered]
-- ``buckets`` and ``meta``: see ``streams.bucket_store``.
+- ``tickets``  ticket_id -> ``TicketRecord`` (stored as ``TICKET_CODEC`` encodes it:
+               {"p": partition, "o": last offset, "e": [[event..., offset], ...]})
+- ``buckets`` and ``meta``: see ``streams.bucket_store`` (JSON values as they are).
+
+Whether a ticket is open, and its facts, are functions of its events: the record
+carries both in memory (never stored), so the Now gauges read the tickets table and
+an event computes the facts of the new event set only.
 
 Lateness and the event-time clock use the partition's watermark rounded down to
 a bucket. A change to what the customer side needs of a ticket (its ``Contact``)
@@ -33,7 +37,6 @@ from streams.retention import ExpiryHeap
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TicketEvent))
 _TAGS = FIELDS.index("tags")
-_AT = FIELDS.index("occurred_at")
 
 
 def encode_event(event: TicketEvent, offset: int) -> list[Any]:
@@ -49,17 +52,34 @@ def decode_event(row: list[Any]) -> tuple[TicketEvent, int]:
     return TicketEvent(**values), int(row[-1])
 
 
-def decode_ticket(value: dict[str, Any] | None) -> StoredTicket | None:
-    if value is None:
-        return None
-    return StoredTicket(tuple(decode_event(r) for r in value["e"]), int(value["o"]))
+@dataclass(frozen=True, slots=True)
+class TicketRecord:
+    """A ticket as the processor holds it: its events, plus what derives from them."""
+
+    partition: int
+    ticket: StoredTicket
+    open: OpenTicket | None  # None once resolved or abandoned
+    facts: tuple[Fact, ...] | None = None  # of all its events; None until first needed
+
+    @property
+    def newest(self) -> float:
+        return max(e.occurred_at for e, _ in self.ticket.events)
+
+
+def encode_ticket(record: TicketRecord) -> dict[str, Any]:
+    rows = [encode_event(e, offset) for e, offset in record.ticket.events]
+    return {"p": record.partition, "o": record.ticket.last_offset, "e": rows}
+
+
+def decode_ticket(value: dict[str, Any]) -> TicketRecord:
+    ticket = StoredTicket(tuple(decode_event(r) for r in value["e"]), int(value["o"]))
+    return TicketRecord(int(value["p"]), ticket, open_summary(e for e, _ in ticket.events))
 
 
 @dataclass
 class Tables:
     tickets: MutableMapping[str, Any] = field(default_factory=dict)
     buckets: MutableMapping[str, Any] = field(default_factory=dict)
-    open: MutableMapping[str, Any] = field(default_factory=dict)
     meta: MutableMapping[str, Any] = field(default_factory=dict)
 
 
@@ -115,7 +135,10 @@ class KpiProcessor:
         self.clock = Watermarks(self.tables.meta, self.settings.bucket_s)
         # closed tickets go once no window or correction can reach them; open ones stay
         self.retention = ExpiryHeap(
-            self.tables.tickets, _newest_event, keep=lambda ticket_id: ticket_id in self.tables.open
+            self.tables.tickets,
+            newest=lambda record: record.newest,
+            partition=lambda record: record.partition,
+            keep=lambda record: record.open is not None,
         )
 
     # -- processing -----------------------------------------------------------
@@ -123,14 +146,15 @@ class KpiProcessor:
         """Apply one accepted event: "applied", "duplicate" or "late", and any contact change."""
         s = self.settings
         wmb = self.clock.before(partition, offset)
-        raw = self.tables.tickets.get(event.ticket_id)
+        record: TicketRecord | None = self.tables.tickets.get(event.ticket_id)
         result = step(
-            decode_ticket(raw),
+            record.ticket if record is not None else None,
             event,
             offset,
             watermark=wmb,
             lateness_s=s.lateness_s,
             policy=s.policy,
+            known_facts=record.facts if record is not None else None,
         )
         current = self.clock.current(partition)  # == wmb unless this record is a replay
         if result.outcome != "applied":
@@ -138,7 +162,7 @@ class KpiProcessor:
             mark = Fact(at, f"{result.outcome}_events", event.queue, event.channel)
             self.store.write(partition, offset, [], [mark], current)
             contact = None
-        elif raw is None and event.occurred_at < current - s.ticket_retention_s:
+        elif record is None and event.occurred_at < current - s.ticket_retention_s:
             # a replayed record of a ticket that retention dropped since: leave it dropped
             # (its facts lie in expired buckets too; a new record this old would be late)
             contact = None
@@ -147,8 +171,7 @@ class KpiProcessor:
             self._count(result.add)
             contact = result.contact
             if result.ticket is not None:
-                self._store_ticket(partition, event.ticket_id, result.ticket, raw, event, offset)
-                self._update_open(partition, event.ticket_id, result.ticket)
+                self._store_ticket(partition, event.ticket_id, result.ticket, result.facts)
         if result.outcome != "late":
             moved = self.clock.advance(partition, offset, event.occurred_at)
             if moved is not None:
@@ -164,28 +187,12 @@ class KpiProcessor:
                 acc[1] += 1
 
     def _store_ticket(
-        self,
-        partition: int,
-        ticket_id: str,
-        ticket: StoredTicket,
-        raw: dict[str, Any] | None,
-        event: TicketEvent,
-        offset: int,
+        self, partition: int, ticket_id: str, ticket: StoredTicket, facts: tuple[Fact, ...]
     ) -> None:
-        rows = [*(raw["e"] if raw is not None else []), encode_event(event, offset)]
-        self.tables.tickets[ticket_id] = {"p": partition, "o": ticket.last_offset, "e": rows}
-        self.retention.push(partition, max(e.occurred_at for e, _ in ticket.events), ticket_id)
-
-    def _update_open(self, partition: int, ticket_id: str, ticket: StoredTicket) -> None:
         summary = open_summary(e for e, _ in ticket.events)
-        current = self.tables.open.get(ticket_id)
-        if summary is None:
-            if current is not None:
-                del self.tables.open[ticket_id]
-            return
-        value = [partition, summary.queue, summary.channel, summary.opened_at, summary.answered]
-        if current != value:
-            self.tables.open[ticket_id] = value
+        record = TicketRecord(partition, ticket, summary, facts)
+        self.tables.tickets[ticket_id] = record
+        self.retention.push(partition, record.newest, ticket_id)
 
     # -- retention, in event time --------------------------------------------
     def _expire(self, partition: int, wmb: float) -> None:
@@ -200,14 +207,10 @@ class KpiProcessor:
         self.clock.forget(partition)
 
 
-def _newest_event(value: dict[str, Any]) -> float:
-    return max(float(row[_AT]) for row in value["e"])
-
-
 def open_rows(
-    open_table: MutableMapping[str, Any], partitions: set[int]
+    tickets: MutableMapping[str, Any], partitions: set[int]
 ) -> Iterator[tuple[int, OpenTicket]]:
-    for value in list(open_table.values()):
-        p, queue, channel, opened_at, answered = value
-        if p in partitions:
-            yield p, OpenTicket(queue, channel, float(opened_at), bool(answered))
+    """(partition, summary) of every open ticket on the given partitions."""
+    for record in list(tickets.values()):
+        if record.open is not None and record.partition in partitions:
+            yield record.partition, record.open

@@ -390,7 +390,7 @@ class KpiCollector(Collector):
     def _now_families(self, ends: dict[int, float]) -> Iterator[Any]:
         figures: dict[tuple[str, str], NowFigures] = {}
         by_partition: dict[int, list[Any]] = {}
-        for p, ticket in open_rows(self.proc.tables.open, set(ends)):
+        for p, ticket in open_rows(self.proc.tables.tickets, set(ends)):
             by_partition.setdefault(p, []).append(ticket)
         for p, tickets in by_partition.items():
             for (q, c), fig in now_figures(tickets, ends[p], self.policy).items():

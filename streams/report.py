@@ -105,7 +105,7 @@ def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, 
                 )
             per[f"{q}/{c}"] = {"components": comp, "figures": derived}
         out["windows"][window] = per
-    tickets = [t for _, t in open_rows(proc.tables.open, {0})]
+    tickets = [t for _, t in open_rows(proc.tables.tickets, {0})]
     for (q, c), fig in sorted(now_figures(tickets, end, policy).items()):
         out["now"][f"{q}/{c}"] = vars(fig)
     return out

@@ -18,7 +18,8 @@ from typing import Any
 class ExpiryHeap:
     table: MutableMapping[str, Any]
     newest: Callable[[Any], float]  # a stored value -> the newest event time it holds
-    keep: Callable[[str], bool] = lambda key: False  # e.g. open tickets stay
+    partition: Callable[[Any], int]  # a stored value -> its partition
+    keep: Callable[[Any], bool] = lambda value: False  # e.g. open tickets stay
     _heaps: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
 
     def _heap(self, partition: int) -> list[tuple[float, str]]:
@@ -27,7 +28,7 @@ class ExpiryHeap:
             heap = [
                 (self.newest(value), key)
                 for key, value in list(self.table.items())
-                if value["p"] == partition
+                if self.partition(value) == partition
             ]
             heapq.heapify(heap)
             self._heaps[partition] = heap
@@ -42,7 +43,7 @@ class ExpiryHeap:
         while heap and heap[0][0] < cutoff:
             newest, key = heapq.heappop(heap)
             value = self.table.get(key)
-            if value is None or self.keep(key):
+            if value is None or self.keep(value):
                 continue
             if self.newest(value) <= newest:
                 del self.table[key]

@@ -11,7 +11,6 @@ which cumulative histogram buckets are built at read time.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from streams.core.facts import Fact
@@ -61,9 +60,20 @@ def add(
 
 
 def delta(old: Iterable[Fact], new: Iterable[Fact]) -> tuple[list[Fact], list[Fact]]:
-    """What to retract and what to add to move a ticket from ``old`` to ``new`` facts."""
-    before, after = Counter(old), Counter(new)
-    return list((before - after).elements()), list((after - before).elements())
+    """What to retract and what to add to move a ticket from ``old`` to ``new`` facts
+    (multiset difference both ways: a fact may occur more than once)."""
+    left: dict[Fact, int] = {}
+    for f in old:
+        left[f] = left.get(f, 0) + 1
+    add = []
+    for f in new:
+        n = left.get(f, 0)
+        if n:
+            left[f] = n - 1
+        else:
+            add.append(f)
+    retract = [f for f, n in left.items() for _ in range(n)]
+    return retract, add
 
 
 def merge(*parts: Mapping[BucketKey, tuple[float, int]]) -> Buckets:

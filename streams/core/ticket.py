@@ -39,6 +39,7 @@ class Step:
     add: tuple[Fact, ...] = ()
     ticket: StoredTicket | None = None  # the value to store, or None to leave it as it is
     contact: tuple[str, Contact] | None = None  # (customer_id, contact) to forward when changed
+    facts: tuple[Fact, ...] = ()  # all facts of ``ticket`` (when set), for the next step
 
 
 def step(
@@ -49,22 +50,31 @@ def step(
     watermark: float,
     lateness_s: float,
     policy: Policy,
+    known_facts: tuple[Fact, ...] | None = None,
 ) -> Step:
-    """Late beyond ``lateness_s`` behind the partition watermark: counted, not applied."""
+    """Late beyond ``lateness_s`` behind the partition watermark: counted, not applied.
+
+    ``known_facts``: the facts of all of ``stored``'s events, when the caller kept them
+    from the previous step (saves computing them again; ignored on a replay).
+    """
     if event.occurred_at < watermark - lateness_s:
         return Step("late")
+    replaying = stored is not None and stored.last_offset >= offset
     prior = stored.upto(offset) if stored is not None else []
     if any(e.event_id == event.event_id for e in prior):
         return Step("duplicate")
-    old = ticket_facts(prior, policy)
+    if known_facts is not None and not replaying:
+        old: list[Fact] | tuple[Fact, ...] = known_facts
+    else:
+        old = ticket_facts(prior, policy)
     new = ticket_facts([*prior, event], policy)
     retract, add = delta(old, new)
-    replaying = stored is not None and stored.last_offset >= offset
     ticket = None
     if not replaying:
         base = stored.events if stored is not None else ()
         ticket = StoredTicket((*base, (event, offset)), offset)
-    return Step("applied", tuple(retract), tuple(add), ticket, _changed_contact(prior, event))
+    contact = _changed_contact(prior, event)
+    return Step("applied", tuple(retract), tuple(add), ticket, contact, tuple(new))
 
 
 def _changed_contact(prior: list[TicketEvent], event: TicketEvent) -> tuple[str, Contact] | None:

@@ -1,0 +1,142 @@
+"""A write-back cache in front of the worker's Faust tables: one write per key per batch.
+
+Faust sends one changelog record for every table assignment and nothing coalesces
+them (docs/architecture.md, faust.md §1), and every read decodes JSON from RocksDB.
+The agents take records in batches, and most keys change many times per batch (a
+bucket is touched by every record of its minute, a partition's watermark by every
+record that moves it). So each table is read into a plain dict on first use after
+a rebalance, the processors read and write the dict, and ``flush`` writes every key
+a batch changed once, under an event of that key's partition, before the batch is
+acked. A crash before the flush loses nothing: the batch was not acked, so it is
+delivered again, and every key skips what it already holds (its stored offset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+_GONE = object()
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class CacheStateError(RuntimeError):
+    """The cache was dropped or reloaded while it held writes that were never flushed."""
+
+
+@dataclass
+class TableCache:
+    """The caches of one agent's tables, sharing the partition of the record in hand."""
+
+    partition: int = 0  # set by the agent before each record: its writes belong to it
+    tables: list[CachedTable] = field(default_factory=list)
+
+    def table(
+        self,
+        backing: MutableMapping[str, Any],
+        encode: Callable[[Any], Any] = _same,
+        decode: Callable[[Any], Any] = _same,
+    ) -> CachedTable:
+        """``decode`` turns a stored value into what the processor holds; ``encode`` back."""
+        cached = CachedTable(backing, self, encode, decode)
+        self.tables.append(cached)
+        return cached
+
+    def flush(self, under: Callable[[int], AbstractContextManager[Any]]) -> int:
+        """Write the changed keys; ``under(p)`` makes partition ``p``'s writes go to ``p``."""
+        return sum(t.flush(under) for t in self.tables)
+
+    def reset(self) -> None:
+        """Forget every table's copy (partitions changed hands; tables are recovered anew)."""
+        for t in self.tables:
+            t.reset()
+
+
+@dataclass(eq=False)
+class CachedTable(MutableMapping[str, Any]):
+    backing: MutableMapping[str, Any]
+    owner: TableCache
+    encode: Callable[[Any], Any] = _same
+    decode: Callable[[Any], Any] = _same
+    _data: dict[str, Any] | None = None
+    _dirty: dict[int, set[str]] = field(default_factory=dict)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            decode = self.decode
+            self._data = {key: decode(value) for key, value in self.backing.items()}
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = value
+        self._mark(key)
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+        self._mark(key)
+
+    def pop(self, key: str, default: Any = _GONE) -> Any:
+        if key in self.data:
+            self._mark(key)
+            return self.data.pop(key)
+        if default is _GONE:
+            raise KeyError(key)
+        return default
+
+    def keys(self) -> KeysView[str]:
+        return self.data.keys()
+
+    def values(self) -> ValuesView[Any]:
+        return self.data.values()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self.data.items()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def _mark(self, key: str) -> None:
+        dirty = self._dirty.get(self.owner.partition)
+        if dirty is None:
+            dirty = self._dirty[self.owner.partition] = set()
+        dirty.add(key)
+
+    def flush(self, under: Callable[[int], AbstractContextManager[Any]]) -> int:
+        written = 0
+        data = self.data
+        for partition, keys in self._dirty.items():
+            with under(partition):
+                for key in keys:
+                    value = data.get(key, _GONE)
+                    if value is _GONE:
+                        if key in self.backing:  # set and deleted in one batch: never stored
+                            del self.backing[key]
+                    else:
+                        self.backing[key] = self.encode(value)
+                    written += 1
+        self._dirty.clear()
+        return written
+
+    def reset(self) -> None:
+        if self._dirty:
+            msg = "a table cache was reset with unflushed writes"
+            raise CacheStateError(msg)
+        self._data = None

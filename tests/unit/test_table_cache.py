@@ -1,0 +1,113 @@
+"""The worker's write-back table cache: reads from memory, each changed key written once
+per flush under its own partition, deletes passed on, nothing lost or written twice."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+
+from streams.table_cache import CacheStateError, TableCache
+
+
+class Backing(dict):
+    """A table that records every write and the partition it was routed to."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.partition: int | None = None
+        self.writes: list[tuple[int | None, str, object]] = []
+
+    def __setitem__(self, key, value) -> None:
+        self.writes.append((self.partition, key, value))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key) -> None:
+        self.writes.append((self.partition, key, None))
+        super().__delitem__(key)
+
+
+def routed(*tables: Backing):
+    @contextmanager
+    def under(partition: int):
+        for t in tables:
+            t.partition = partition
+        yield
+        for t in tables:
+            t.partition = None
+
+    return under
+
+
+def test_reads_come_from_the_backing_table_once_then_from_memory() -> None:
+    backing = Backing({"a": 1})
+    cache = TableCache()
+    table = cache.table(backing)
+    assert table["a"] == 1
+    backing["a"] = 99  # the worker is the only writer: the copy is what counts
+    assert table.get("a") == 1
+    assert "a" in table and len(table) == 1
+    assert dict(table.items()) == {"a": 1}
+
+
+def test_each_changed_key_is_written_once_per_flush_under_its_partition() -> None:
+    backing = Backing({"gone": 0})
+    backing.writes.clear()
+    cache = TableCache()
+    table = cache.table(backing)
+    cache.partition = 3
+    for i in range(10):
+        table["bucket"] = i  # many changes to one key in a batch
+    del table["gone"]
+    cache.partition = 5
+    table["other"] = "x"
+    assert backing.writes == []  # nothing reaches the table before the flush
+    written = cache.flush(routed(backing))
+    assert written == 3
+    assert sorted(backing.writes, key=str) == sorted(
+        [(3, "bucket", 9), (3, "gone", None), (5, "other", "x")], key=str
+    )
+    assert backing == {"bucket": 9, "other": "x"}
+    backing.writes.clear()
+    assert cache.flush(routed(backing)) == 0  # a second flush has nothing to write
+    assert backing.writes == []
+
+
+def test_a_key_set_then_deleted_in_one_batch_is_deleted_once_or_not_at_all() -> None:
+    backing = Backing()
+    cache = TableCache()
+    table = cache.table(backing)
+    table["k"] = 1
+    assert table.pop("k") == 1
+    assert table.pop("k", None) is None
+    with pytest.raises(KeyError):
+        table.pop("k")
+    cache.flush(routed(backing))
+    assert backing == {}
+    assert backing.writes == []  # never stored, so no tombstone either
+
+
+def test_codec_applies_at_the_boundary_only() -> None:
+    backing = Backing({"t": [1, 2]})
+    cache = TableCache()
+    table = cache.table(backing, encode=list, decode=tuple)
+    assert table["t"] == (1, 2)
+    table["t"] = (*table["t"], 3)
+    cache.flush(routed(backing))
+    assert backing["t"] == [1, 2, 3]
+
+
+def test_reset_drops_the_copy_and_refuses_to_lose_writes() -> None:
+    backing = Backing({"a": 1})
+    cache = TableCache()
+    table = cache.table(backing)
+    assert table["a"] == 1
+    backing["a"] = 2  # e.g. recovered from the changelog after a rebalance
+    cache.reset()
+    assert table["a"] == 2
+    table["a"] = 3
+    with pytest.raises(CacheStateError):
+        cache.reset()
+    cache.flush(routed(backing))
+    cache.reset()
+    assert table["a"] == 3
