@@ -94,9 +94,11 @@ async def raw_consumer(bootstrap: str, topic: str, n: int) -> tuple[int, float]:
 
 def core_only(records: list[tuple[bytes | None, bytes]]) -> tuple[str, int, float]:
     """Validation + every figure over plain dicts: what the Python logic alone costs."""
+    from streams.app import tune_gc
     from streams.local import LocalPipeline
     from streams.schema import Accepted, classify
 
+    tune_gc()  # as the worker does
     pipeline = LocalPipeline()
     now = time.time()
     t0 = time.perf_counter()
@@ -203,6 +205,9 @@ def product_worker(bootstrap: str, topic: str, n: int, work: Path, store: str) -
                     "idle_rss_kib": idle_rss,
                     "open_tickets": open_now,
                     "scrape_s": scrape_s,
+                    "batches": stats.get("batches", 0),
+                    "table_writes": stats.get("table_writes", 0),
+                    "contacts": stats["contacts_received"],
                 }
             time.sleep(POLL_INTERVAL_S)
         msg = "the worker did not finish in 30 minutes"

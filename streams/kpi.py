@@ -19,7 +19,6 @@ is returned to the caller, which forwards it keyed by customer (``streams.custom
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,21 +34,24 @@ from streams.core.policy import Policy
 from streams.core.ticket import Outcome, StoredTicket, step
 from streams.retention import ExpiryHeap
 
-FIELDS = tuple(f.name for f in dataclasses.fields(TicketEvent))
+FIELDS = TicketEvent._fields
 _TAGS = FIELDS.index("tags")
 
 
 def encode_event(event: TicketEvent, offset: int) -> list[Any]:
-    row: list[Any] = [getattr(event, name) for name in FIELDS]
+    """The event's fields in schema order, then the offset (tags as a JSON list)."""
+    row: list[Any] = [*event, offset]
     row[_TAGS] = list(event.tags)
-    row.append(offset)
     return row
 
 
 def decode_event(row: list[Any]) -> tuple[TicketEvent, int]:
-    values = dict(zip(FIELDS, row[:-1], strict=True))
-    values["tags"] = tuple(values["tags"] or ())
-    return TicketEvent(**values), int(row[-1])
+    if len(row) != len(FIELDS) + 1:
+        msg = f"a stored event row has {len(row)} values, not {len(FIELDS) + 1}"
+        raise ValueError(msg)
+    values = row[:-1]
+    values[_TAGS] = tuple(values[_TAGS] or ())
+    return TicketEvent(*values), int(row[-1])
 
 
 @dataclass(frozen=True, slots=True)

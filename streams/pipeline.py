@@ -25,6 +25,8 @@ class PipelineState:
     rebalances: int = 0
     contacts_forwarded: int = 0  # contact records sent to the contacts topic
     contacts_received: int = 0  # contact records the customer agent consumed
+    batches: int = 0  # batches the agents processed
+    table_writes: int = 0  # table keys written (changelog records), after coalescing
 
     def record_offset(self, partition: int, offset: int) -> None:
         self.next_offset[partition] = offset + 1

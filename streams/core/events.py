@@ -6,8 +6,7 @@ the schema is the single source of truth and this is its typed mirror.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 EventType = Literal[
     "opened", "assigned", "replied", "transferred", "resolved", "reopened", "abandoned", "survey"
@@ -21,9 +20,12 @@ EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 CHANNELS: tuple[str, ...] = get_args(Channel)
 
 
-@dataclass(frozen=True, slots=True)
-class TicketEvent:
-    """One validated lifecycle event. ``occurred_at`` is event time in epoch seconds."""
+class TicketEvent(NamedTuple):
+    """One validated lifecycle event. ``occurred_at`` is event time in epoch seconds.
+
+    A tuple: built for every record and rebuilt from the tickets table, so cheap
+    construction (no per-field ``__setattr__``) and copying to a row matter.
+    """
 
     event_id: str
     type: EventType
