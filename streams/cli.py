@@ -102,13 +102,13 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--batch-records",
         type=int,
-        help="records an agent processes per batch, at most (default 2000); each changed table "
+        help="records an agent processes per batch, at most (default 5000); each changed table "
         "key is written once per batch",
     )
     g.add_argument(
         "--batch-seconds",
         type=float,
-        help="longest wait for a batch to fill (default 0.1): the latency added at low traffic",
+        help="longest wait for a batch to fill (default 0.5): the latency added at low traffic",
     )
     k = parser.add_argument_group("figures")
     k.add_argument(
