@@ -192,27 +192,28 @@ def create_app(settings: Settings) -> Worker:
             rejects: list[tuple[Any, Rejected]] = []
             forward: list[tuple[str, Contact]] = []
             batch = _current(events, app)
-            for event in batch:
-                message = event.message
-                now = time.time()
-                state.record_offset(message.partition, message.offset)
-                outcome = classify(
-                    message.key,
-                    message.value,
-                    now=now,
-                    future_tolerance_s=settings.future_tolerance_seconds,
-                    max_bytes=settings.max_record_bytes,
-                )
-                if isinstance(outcome, Rejected):
-                    rejects.append((message, outcome))
-                    state.record_rejected(outcome.reason, now)
-                    continue
-                state.record_accepted(message.partition, outcome.event, now)
-                ticket_cache.partition = message.partition
-                done = processor.process(message.partition, message.offset, outcome.event)
-                if done.contact is not None:
-                    forward.append(done.contact)
-            state.table_writes += ticket_cache.flush(partial(as_current, _last_of(batch)))
+            with ticket_cache.batch():
+                for event in batch:
+                    message = event.message
+                    now = time.time()
+                    state.record_offset(message.partition, message.offset)
+                    outcome = classify(
+                        message.key,
+                        message.value,
+                        now=now,
+                        future_tolerance_s=settings.future_tolerance_seconds,
+                        max_bytes=settings.max_record_bytes,
+                    )
+                    if isinstance(outcome, Rejected):
+                        rejects.append((message, outcome))
+                        state.record_rejected(outcome.reason, now)
+                        continue
+                    state.record_accepted(message.partition, outcome.event, now)
+                    ticket_cache.partition = message.partition
+                    done = processor.process(message.partition, message.offset, outcome.event)
+                    if done.contact is not None:
+                        forward.append(done.contact)
+                state.table_writes += ticket_cache.flush(partial(as_current, _last_of(batch)))
             state.batches += 1
             # sent before the batch is acked, and flushed before its offsets are committed
             await dead_letter(rejects)
@@ -227,19 +228,20 @@ def create_app(settings: Settings) -> Worker:
         async for events in _batches(stream, settings):
             rejects: list[tuple[Any, Rejected]] = []
             batch = _current(events, app)
-            for event in batch:
-                message = event.message
-                state.contacts_received += 1
-                try:
-                    customer_id, contact = decode_contact(message.value)
-                except BadContactError as exc:
-                    rejected = Rejected("bad_contact", str(exc))
-                    rejects.append((message, rejected))
-                    state.record_rejected(rejected.reason, time.time())
-                    continue
-                customer_cache.partition = message.partition
-                customers.process(message.partition, message.offset, customer_id, contact)
-            state.table_writes += customer_cache.flush(partial(as_current, _last_of(batch)))
+            with customer_cache.batch():
+                for event in batch:
+                    message = event.message
+                    state.contacts_received += 1
+                    try:
+                        customer_id, contact = decode_contact(message.value)
+                    except BadContactError as exc:
+                        rejected = Rejected("bad_contact", str(exc))
+                        rejects.append((message, rejected))
+                        state.record_rejected(rejected.reason, time.time())
+                        continue
+                    customer_cache.partition = message.partition
+                    customers.process(message.partition, message.offset, customer_id, contact)
+                state.table_writes += customer_cache.flush(partial(as_current, _last_of(batch)))
             state.batches += 1
             await dead_letter(rejects)
             state.last_processed_at = time.time()

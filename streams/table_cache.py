@@ -14,7 +14,7 @@ delivered again, and every key skips what it already holds (its stored offset).
 from __future__ import annotations
 
 from collections.abc import Callable, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,22 @@ class TableCache:
         """Forget every table's copy (partitions changed hands; tables are recovered anew)."""
         for t in self.tables:
             t.reset()
+
+    def discard(self) -> None:
+        """Drop the copies and the writes not flushed yet: a batch failed half-way, and its
+        records (never acked) will be processed again from what the tables hold."""
+        for t in self.tables:
+            t._dirty.clear()
+            t.reset()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Discard on any error inside, so a failed batch leaves no half-applied copy."""
+        try:
+            yield
+        except BaseException:
+            self.discard()
+            raise
 
 
 @dataclass(eq=False)

@@ -111,3 +111,15 @@ def test_reset_drops_the_copy_and_refuses_to_lose_writes() -> None:
     cache.flush(routed(backing))
     cache.reset()
     assert table["a"] == 3
+
+
+def test_a_failed_batch_leaves_nothing_half_applied() -> None:
+    backing = Backing({"a": 1})
+    cache = TableCache()
+    table = cache.table(backing)
+    with pytest.raises(ZeroDivisionError), cache.batch():
+        table["a"] = 2
+        table["b"] = 1 / 0
+    assert table["a"] == 1  # re-read from the table: the batch will come again
+    assert cache.flush(routed(backing)) == 0
+    assert backing.writes == []
