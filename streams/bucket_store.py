@@ -20,7 +20,7 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core.buckets import bucket_start, entries
+from streams.core.buckets import Cell, bucket_start, changes
 from streams.core.facts import Fact
 
 HISTORY = 500  # watermark moves remembered; far more than records between two commits
@@ -100,31 +100,26 @@ class BucketStore:
         watermark: float,
     ) -> None:
         """``watermark``: the partition's current one (``Watermarks.current``)."""
-        horizon = watermark - self.retention_s
-        sums: dict[str, dict[str, list[float]]] = defaultdict(dict)
-        maxima: dict[str, list[tuple[str, int, float]]] = defaultdict(list)
+        horizon = watermark - self.retention_s  # expired buckets are never resurrected
+        cells = changes(retract, add, self.bucket_s, self.bounds, since=horizon)
+        maxima: dict[Cell, list[tuple[str, int, float]]] = defaultdict(list)
         for sign, facts in ((-1, retract), (1, add)):
             for f in facts:
-                start = bucket_start(f.at, self.bucket_s)
-                if start < horizon:
-                    continue  # outside every window and already expired: never resurrect it
-                key = f"{partition}|{start}|{f.queue}|{f.channel}"
-                for name, value in entries(f, self.bounds):
-                    acc = sums[key].setdefault(name, [0.0, 0])
-                    acc[0] += sign * value
-                    acc[1] += sign
-                if f.name in MAXIMA:
-                    maxima[key].append((f.name, sign, f.value))
-        for key in sums.keys() | maxima.keys():
+                if f.name in MAXIMA and bucket_start(f.at, self.bucket_s) >= horizon:
+                    cell = (bucket_start(f.at, self.bucket_s), f.queue, f.channel)
+                    maxima[cell].append((f.name, sign, f.value))
+        for cell, sums in cells.items():  # a maximum's fact always has entries in its cell
+            start, queue, channel = cell
+            key = f"{partition}|{start}|{queue}|{channel}"
             current = self.buckets.get(key) or {"o": -1, "v": {}}
             if current["o"] >= offset:
                 continue  # this record already reached this key before a crash or rebalance
-            stored: dict[str, Any] = {"o": offset, "v": _add_sums(current["v"], sums.get(key, {}))}
-            m = _add_values(current.get("m", {}), maxima.get(key, []))
+            stored: dict[str, Any] = {"o": offset, "v": _add_sums(current["v"], sums)}
+            m = _add_values(current.get("m", {}), maxima.get(cell, []))
             if m:
                 stored["m"] = m
             self.buckets[key] = stored
-            self.keys(partition).setdefault(int(key.split("|", 2)[1]), set()).add(key)
+            self.keys(partition).setdefault(start, set()).add(key)
 
     def keys(self, partition: int) -> dict[int, set[str]]:
         """Bucket keys of a partition by bucket start (built from the table on first use)."""

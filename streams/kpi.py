@@ -4,7 +4,7 @@ The tables are plain ``MutableMapping``s (Faust tables behind a write-back cache
 the worker, dicts in tests and ``ticketpulse report``). Every key a record changes
 remembers that record's offset, so a redelivered record changes nothing twice:
 
-- ``tickets``  ticket_id -> ``TicketRecord`` (stored as ``TICKET_CODEC`` encodes it:
+- ``tickets``  ticket_id -> ``TicketRecord`` (stored as ``encode_ticket`` writes it:
                {"p": partition, "o": last offset, "e": [[event..., offset], ...]})
 - ``buckets`` and ``meta``: see ``streams.bucket_store`` (JSON values as they are).
 

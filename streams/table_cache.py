@@ -60,8 +60,7 @@ class TableCache:
         """Drop the copies and the writes not flushed yet: a batch failed half-way, and its
         records (never acked) will be processed again from what the tables hold."""
         for t in self.tables:
-            t._dirty.clear()
-            t.reset()
+            t.discard()
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -142,14 +141,19 @@ class CachedTable(MutableMapping[str, Any]):
             with under(partition):
                 for key in keys:
                     value = data.get(key, _GONE)
-                    if value is _GONE:
-                        if key in self.backing:  # set and deleted in one batch: never stored
-                            del self.backing[key]
-                    else:
+                    if value is not _GONE:
                         self.backing[key] = self.encode(value)
+                    elif key in self.backing:  # else set and deleted in one batch: never stored
+                        del self.backing[key]
+                    else:
+                        continue
                     written += 1
         self._dirty.clear()
         return written
+
+    def discard(self) -> None:
+        self._dirty.clear()
+        self._data = None
 
     def reset(self) -> None:
         if self._dirty:

@@ -3,7 +3,8 @@
 Everything is additive, so buckets from different partitions, workers or times
 merge by addition, in any order and grouping; a rolling window is the merge of
 the buckets it covers. A ticket's contribution changes by ``delta(old, new)``,
-which retracts what was counted before. Distribution figures also count into
+which retracts what was counted before; ``changes`` folds both sides into per-cell
+sums and ``fold`` applies them. Distribution figures also count into
 ``<name>#<bound>`` entries (the smallest bound >= value, or ``#+Inf``), from
 which cumulative histogram buckets are built at read time.
 """
@@ -20,6 +21,9 @@ DISTRIBUTIONS = frozenset({"first_response", "reply_wait", "resolved", "abandone
 # (bucket start, figure or figure#bound, queue, channel) -> (sum of values, count)
 BucketKey = tuple[int, str, str, str]
 Buckets = dict[BucketKey, tuple[float, int]]
+# (bucket start, queue, channel) -> {figure or figure#bound: [sum of values, count]}
+Cell = tuple[int, str, str]
+CellChanges = dict[Cell, dict[str, list[float]]]
 
 
 def bucket_start(at: float, width: int) -> int:
@@ -43,20 +47,48 @@ def entries(fact: Fact, bounds: tuple[float, ...]) -> list[tuple[str, float]]:
     return out
 
 
-def add(
-    buckets: Buckets, facts: Iterable[Fact], width: int, bounds: tuple[float, ...], sign: int = 1
-) -> None:
-    """Fold facts into ``buckets`` in place (``sign=-1`` retracts them); drops emptied keys."""
-    for f in facts:
-        start = bucket_start(f.at, width)
-        for name, value in entries(f, bounds):
-            key = (start, name, f.queue, f.channel)
-            total, count = buckets.get(key, (0.0, 0))
-            total, count = total + sign * value, count + sign
-            if count == 0:
+def changes(
+    retract: Iterable[Fact],
+    add: Iterable[Fact],
+    width: int,
+    bounds: tuple[float, ...],
+    since: float = float("-inf"),
+) -> CellChanges:
+    """What moving a ticket from ``retract`` to ``add`` does to each bucket cell.
+
+    Per cell, (sum, count) per entry, netted; an entry that nets to zero is kept, so
+    the caller knows the cell was touched. Facts in buckets that start before
+    ``since`` (expired ones) are left out. The worker's bucket store and the
+    property tests both fold facts through this.
+    """
+    out: CellChanges = {}
+    for sign, facts in ((-1, retract), (1, add)):
+        for f in facts:
+            start = bucket_start(f.at, width)
+            if start < since:
+                continue
+            cell = out.get((start, f.queue, f.channel))
+            if cell is None:
+                cell = out[(start, f.queue, f.channel)] = {}
+            for name, value in entries(f, bounds):
+                acc = cell.get(name)
+                if acc is None:
+                    acc = cell[name] = [0.0, 0]
+                acc[0] += sign * value
+                acc[1] += sign
+    return out
+
+
+def fold(buckets: Buckets, cells: CellChanges) -> None:
+    """Apply cell changes to a flat bucket map in place; keys whose count reaches 0 go."""
+    for (start, queue, channel), sums in cells.items():
+        for name, (total, count) in sums.items():
+            key = (start, name, queue, channel)
+            old_total, old_count = buckets.get(key, (0.0, 0))
+            if old_count + count == 0:
                 buckets.pop(key, None)
             else:
-                buckets[key] = (total, count)
+                buckets[key] = (old_total + total, int(old_count + count))
 
 
 def delta(old: Iterable[Fact], new: Iterable[Fact]) -> tuple[list[Fact], list[Fact]]:

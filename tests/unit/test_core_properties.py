@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.core.buckets import add, delta, merge
+from streams.core.buckets import changes, delta, fold, merge
 from streams.core.events import TicketEvent
 from streams.core.facts import ticket_facts
 from streams.core.policy import Policy
@@ -97,11 +97,10 @@ def test_incremental_deltas_equal_a_fresh_fold(a: list[TicketEvent], b: list[Tic
         seen.append(e)
         new = ticket_facts(seen, POLICY)
         retract, extra = delta(old, new)
-        add(live, retract, 60, BOUNDS, sign=-1)
-        add(live, extra, 60, BOUNDS)
+        fold(live, changes(retract, extra, 60, BOUNDS))  # as the worker's bucket store does
         old = new
     fresh: dict = {}
-    add(fresh, ticket_facts(events, POLICY), 60, BOUNDS)
+    fold(fresh, changes((), ticket_facts(events, POLICY), 60, BOUNDS))
     assert live.keys() == fresh.keys()
     for key, (total, count) in fresh.items():
         assert live[key][1] == count
