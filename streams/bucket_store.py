@@ -31,12 +31,18 @@ MaxRow = tuple[int, str, str, str, float]  # (start, figure, queue, channel, max
 
 
 def watermark_before(meta: dict[str, Any] | None, offset: int) -> float:
-    """The partition's bucketed watermark just before the record at ``offset``."""
-    wm = float("-inf")
-    for at_offset, wmb in (meta or {}).get("h", []):
-        if at_offset < offset:
-            wm = wmb
-    return wm
+    """The partition's bucketed watermark just before the record at ``offset``.
+
+    History entries are in offset order; a record that is not a replay comes after all
+    of them (one comparison), a replayed one is found by bisection, not a scan.
+    """
+    history = (meta or {}).get("h")
+    if not history:
+        return float("-inf")
+    if history[-1][0] < offset:
+        return float(history[-1][1])
+    i = bisect_left(history, offset, key=lambda entry: entry[0])
+    return float(history[i - 1][1]) if i else float("-inf")
 
 
 @dataclass

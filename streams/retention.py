@@ -2,8 +2,9 @@
 
 A per-partition heap of (newest event time, key), built from the table on first
 use, finds the keys whose values no window or correction can reach any more.
-A popped entry is stale when the value has had newer events since: it was pushed
-again with the newer time, so only the entry carrying the newest time deletes.
+A key is in the heap at most once: a value that gained newer events since its
+entry was pushed is pushed again with its newest time when the entry comes up,
+instead of once per event, so the heap holds about one entry per key held.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class ExpiryHeap:
     partition: Callable[[Any], int]  # a stored value -> its partition
     keep: Callable[[Any], bool] = lambda value: False  # e.g. open tickets stay
     _heaps: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
+    _queued: dict[int, set[str]] = field(default_factory=dict)  # keys with an entry
 
     def _heap(self, partition: int) -> list[tuple[float, str]]:
         heap = self._heaps.get(partition)
@@ -32,21 +34,34 @@ class ExpiryHeap:
             ]
             heapq.heapify(heap)
             self._heaps[partition] = heap
+            self._queued[partition] = {key for _, key in heap}
         return heap
 
     def push(self, partition: int, newest: float, key: str) -> None:
-        heapq.heappush(self._heap(partition), (newest, key))
+        """``key`` was stored with events up to ``newest`` (a no-op when already queued)."""
+        heap = self._heap(partition)
+        queued = self._queued[partition]
+        if key not in queued:
+            queued.add(key)
+            heapq.heappush(heap, (newest, key))
 
     def expire(self, partition: int, cutoff: float) -> None:
         """Delete the keys of this partition whose newest event is older than ``cutoff``."""
         heap = self._heap(partition)
+        queued = self._queued[partition]
         while heap and heap[0][0] < cutoff:
-            newest, key = heapq.heappop(heap)
+            _, key = heapq.heappop(heap)
+            queued.discard(key)
             value = self.table.get(key)
             if value is None or self.keep(value):
-                continue
-            if self.newest(value) <= newest:
+                continue  # gone already, or kept (queued again when it is next stored)
+            newest = self.newest(value)
+            if newest < cutoff:
                 del self.table[key]
+            else:  # newer events since this entry was pushed: look again at the newest
+                queued.add(key)
+                heapq.heappush(heap, (newest, key))
 
     def forget(self, partition: int) -> None:
         self._heaps.pop(partition, None)
+        self._queued.pop(partition, None)

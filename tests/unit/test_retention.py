@@ -53,3 +53,21 @@ def test_customers_expire_once_their_newest_contact_is_out_of_reach():
     restarted.process(0, 0, "C-old", old)  # replayed after a crash
     assert "C-old" not in restarted.tables.customers
     assert restarted.tables.cbuckets == before_replay
+
+
+def test_the_expiry_heap_holds_one_entry_per_ticket_not_per_event():
+    settings = KpiSettings()
+    proc = KpiProcessor(Tables(), settings)
+    events = [ev("o", "opened", "T", 0)]
+    events += [ev(f"r{i}", "replied", "T", 10 + i) for i in range(50)]
+    events += [ev("z", "resolved", "T", 100), ev("o2", "opened", "U", 5)]
+    for offset, event in enumerate(events):
+        proc.process(0, offset, event)
+    assert len(proc.retention._heaps[0]) == 2
+    # the entry of T carries an early time; T still goes only once its newest event is out
+    newest = T0 + 100
+    proc.retention.expire(0, newest)
+    assert "T" in proc.tables.tickets
+    proc.retention.expire(0, newest + 1)
+    assert "T" not in proc.tables.tickets
+    assert "U" in proc.tables.tickets  # open: kept
