@@ -124,9 +124,30 @@ def test_rules_dashboards_and_alerts_on_a_real_prometheus(
     worker = start_worker("--clock", "wall")
     prom = prometheus_factory(f"127.0.0.1:{worker.port}")  # scraping before the events arrive
     topic = ["--bootstrap-servers", kafka.bootstrap, "--topic", names["topic"], "--no-progress"]
-    assert main(["replay", str(log), *topic]) == 0
     done = ("ticketpulse_events_accepted_total", "ticketpulse_events_rejected_total")
-    wait_for(lambda: worker.counter_sum(*done) >= records, 300, "the worker to catch up", worker)
+    # in two halves, with a scrape in between: the worker takes a half in a few batches, and a
+    # counter rate() needs Prometheus to have seen the counters before they grew
+    lines = log.read_bytes().splitlines(keepends=True)
+    half = len(lines) // 2
+    for part, (start, stop) in enumerate(((0, half), (half, len(lines)))):
+        piece = tmp_path / f"part-{part}.jsonl"
+        piece.write_bytes(b"".join(lines[start:stop]))
+        assert main(["replay", str(piece), *topic]) == 0
+        expected_done = sum(1 for line in lines[:stop] if line.strip())
+        wait_for(
+            lambda n=expected_done: worker.counter_sum(*done) >= n,
+            300,
+            "the worker to catch up",
+            worker,
+        )
+
+        def scraped(n: int = expected_done) -> bool:
+            result = prom.query(
+                "sum(ticketpulse_events_accepted_total) + sum(ticketpulse_events_rejected_total)"
+            )
+            return bool(result) and float(result[0]["value"][1]) >= n
+
+        wait_for(scraped, 60, "prometheus to scrape the worker after this half")
 
     def customers_caught_up() -> bool:
         sent = worker.counter_sum("ticketpulse_contacts_forwarded_total")
