@@ -11,7 +11,6 @@ in-flight records), at-least-once delivery, no ``group_by``.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 import weakref
@@ -40,6 +39,7 @@ from streams.exporter import PipelineCollector, build_registry
 from streams.kpi import KpiProcessor, KpiSettings, Tables, decode_ticket, encode_ticket
 from streams.kpi_exporter import KpiCollector, LabelFolder
 from streams.pipeline import PipelineState
+from streams.processes import tune_gc
 from streams.schema import Rejected, classify, load_schema
 from streams.table_cache import TableCache
 from streams.topics import ensure_topics
@@ -350,20 +350,6 @@ def prepare_topics(settings: Settings) -> None:
                 f"partitions={settings.partitions} is configured; set --partitions to match"
             )
             raise TopicMismatchError(msg)
-
-
-GC_THRESHOLDS = (50_000, 20, 10)
-
-
-def tune_gc() -> None:
-    """Collect cycles less often than CPython's default (700, 10, 10).
-
-    The worker holds its tables in memory (hundreds of thousands of long-lived
-    objects) and allocates a few dozen objects per record, so the default thresholds
-    ran a collection every few records and a full one, which walks every table
-    object, every few thousand: 20-50 % more records/s with these (docs/performance.md).
-    """
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_worker(settings: Settings) -> None:

@@ -30,7 +30,7 @@ import orjson
 
 from streams.broker import launcher
 from streams.config import load_settings
-from streams.processes import die_with_parent
+from streams.processes import die_with_parent, tune_gc
 from streams.produce import make_producer, produce
 from streams.simulator import SimParams, generate
 from streams.topics import ensure_topics
@@ -94,7 +94,6 @@ async def raw_consumer(bootstrap: str, topic: str, n: int) -> tuple[int, float]:
 
 def core_only(records: list[tuple[bytes | None, bytes]]) -> tuple[str, int, float]:
     """Validation + every figure over plain dicts: what the Python logic alone costs."""
-    from streams.app import tune_gc
     from streams.local import LocalPipeline
     from streams.schema import Accepted, classify
 

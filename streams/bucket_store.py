@@ -111,9 +111,10 @@ class BucketStore:
         maxima: dict[Cell, list[tuple[str, int, float]]] = defaultdict(list)
         for sign, facts in ((-1, retract), (1, add)):
             for f in facts:
-                if f.name in MAXIMA and bucket_start(f.at, self.bucket_s) >= horizon:
-                    cell = (bucket_start(f.at, self.bucket_s), f.queue, f.channel)
-                    maxima[cell].append((f.name, sign, f.value))
+                if f.name in MAXIMA:
+                    start = bucket_start(f.at, self.bucket_s)
+                    if start >= horizon:
+                        maxima[(start, f.queue, f.channel)].append((f.name, sign, f.value))
         for cell, sums in cells.items():  # a maximum's fact always has entries in its cell
             start, queue, channel = cell
             key = f"{partition}|{start}|{queue}|{channel}"
