@@ -26,6 +26,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.acks import DoneRecords, done_only_transport
 from streams.config import Settings
 from streams.core.contacts import Contact
 from streams.customers import (
@@ -142,6 +143,9 @@ def create_app(settings: Settings) -> Worker:
     # faust blocks intake whenever more than 100 changelog records wait to be sent (faust#173);
     # each event writes 2-3 table keys, so allow a deeper buffer (still flushed before commits).
     app.producer.buffer.max_messages = PRODUCER_BUFFER_RECORDS
+    # only the offsets of records the agents have finished may be committed (streams.acks)
+    finished = DoneRecords((settings.topic, settings.contacts_topic_name))
+    app.transport = done_only_transport(app, finished)
     state = PipelineState()
 
     def raw_topic(name: str) -> Any:
@@ -222,6 +226,7 @@ def create_app(settings: Settings) -> Worker:
                     key=customer_id.encode(), value=encode_contact(customer_id, contact)
                 )
             state.contacts_forwarded += len(forward)
+            finished.mark(batch)
 
     @app.agent(contacts, name="customers", concurrency=1)
     async def customer_contacts(stream: faust.StreamT[bytes]) -> None:
@@ -245,6 +250,7 @@ def create_app(settings: Settings) -> Worker:
             state.batches += 1
             await dead_letter(rejects)
             state.last_processed_at = time.time()
+            finished.mark(batch)
 
     def forget(tp: Any) -> None:
         """Drop a partition's in-memory indexes and table copies: its tables may change hands."""
@@ -318,6 +324,7 @@ def create_app(settings: Settings) -> Worker:
                 "contacts_received": state.contacts_received,
                 "batches": state.batches,
                 "table_writes": state.table_writes,
+                "acks_released": finished.released,
                 "last_processed_at": state.last_processed_at,
             }
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -208,19 +207,11 @@ def test_two_workers_sum_to_oracle_without_overlap(kafka, names, start_worker, t
             return False
         return all(counts) and sum(counts) == PARTITIONS
 
-    wait_for(balanced, 120, "both workers to own partitions")
-    # Replay once both have recovered their tables and resumed, and stayed so. Records
-    # produced during the group's first rebalance were twice seen skipped by the worker that
-    # had held every partition alone (processed counts below the partitions' end offsets,
-    # lag 0): a known weakness, see docs/architecture.md, not what this test is about.
-    steady = [0]
-
-    def settled() -> bool:
-        steady[0] = steady[0] + 1 if all(_ready(w) for w in (a, b)) else 0
-        return steady[0] >= 6
-
-    wait_for(settled, 120, "both workers ready for 3 s")
+    # Replay while the second worker joins: the group rebalances while the first works through
+    # the backlog, with records fetched and batches in flight (records Faust skipped then were
+    # once committed unprocessed, and the partition's next owner skipped them: streams/acks.py)
     replay(kafka, names, log)
+    wait_for(balanced, 120, "both workers to own partitions")
     wait_equal(oracle, a, b)
     owned = [
         {
@@ -232,14 +223,6 @@ def test_two_workers_sum_to_oracle_without_overlap(kafka, names, start_worker, t
     ]
     assert owned[0] and owned[1]
     assert not owned[0] & owned[1], "no partition may be exported by both workers"
-
-
-def _ready(worker) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/ready", timeout=5) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 def test_now_gauges_move_with_the_wall_clock(kafka, names, start_worker) -> None:
