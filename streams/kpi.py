@@ -173,7 +173,9 @@ class KpiProcessor:
             self._count(result.add)
             contact = result.contact
             if result.ticket is not None:
-                self._store_ticket(partition, event.ticket_id, result.ticket, result.facts)
+                record = TicketRecord(partition, result.ticket, result.open, result.facts)
+                self.tables.tickets[event.ticket_id] = record
+                self.retention.push(partition, record.newest, event.ticket_id)
         if result.outcome != "late":
             moved = self.clock.advance(partition, offset, event.occurred_at)
             if moved is not None:
@@ -187,14 +189,6 @@ class KpiProcessor:
                 acc = self.cumulative.setdefault((name, f.queue, f.channel), [0.0, 0])
                 acc[0] += value
                 acc[1] += 1
-
-    def _store_ticket(
-        self, partition: int, ticket_id: str, ticket: StoredTicket, facts: tuple[Fact, ...]
-    ) -> None:
-        summary = open_summary(e for e, _ in ticket.events)
-        record = TicketRecord(partition, ticket, summary, facts)
-        self.tables.tickets[ticket_id] = record
-        self.retention.push(partition, record.newest, ticket_id)
 
     # -- retention, in event time --------------------------------------------
     def _expire(self, partition: int, wmb: float) -> None:

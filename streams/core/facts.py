@@ -57,7 +57,11 @@ def ordered(events: Iterable[TicketEvent]) -> list[TicketEvent]:
 
 def ticket_facts(events: Iterable[TicketEvent], policy: Policy) -> list[Fact]:
     """All facts of one ticket. Events before ``opened`` contribute nothing."""
-    evs = ordered(events)
+    return facts_of_ordered(ordered(events), policy)
+
+
+def facts_of_ordered(evs: list[TicketEvent], policy: Policy) -> list[Fact]:
+    """``ticket_facts`` of events already ``ordered`` (a caller deriving more from them)."""
     opened = next((e for e in evs if e.type == "opened"), None)
     if opened is None:
         return []

@@ -25,7 +25,11 @@ class OpenTicket:
 
 def open_summary(events: Iterable[TicketEvent]) -> OpenTicket | None:
     """None when the ticket is not open (never opened, resolved or abandoned last)."""
-    evs = ordered(events)
+    return open_of_ordered(ordered(events))
+
+
+def open_of_ordered(evs: list[TicketEvent]) -> OpenTicket | None:
+    """``open_summary`` of events already ``ordered``."""
     opened = next((e for e in evs if e.type == "opened"), None)
     if opened is None:
         return None

@@ -14,7 +14,8 @@ from typing import Literal
 from streams.core.buckets import delta
 from streams.core.contacts import Contact, contact_of
 from streams.core.events import TicketEvent
-from streams.core.facts import Fact, ticket_facts
+from streams.core.facts import Fact, facts_of_ordered, ordered, ticket_facts
+from streams.core.now import OpenTicket, open_of_ordered
 from streams.core.policy import Policy
 
 
@@ -40,6 +41,7 @@ class Step:
     ticket: StoredTicket | None = None  # the value to store, or None to leave it as it is
     contact: tuple[str, Contact] | None = None  # (customer_id, contact) to forward when changed
     facts: tuple[Fact, ...] = ()  # all facts of ``ticket`` (when set), for the next step
+    open: OpenTicket | None = None  # ``ticket`` (when set) is open: its summary
 
 
 def step(
@@ -67,14 +69,16 @@ def step(
         old: list[Fact] | tuple[Fact, ...] = known_facts
     else:
         old = ticket_facts(prior, policy)
-    new = ticket_facts([*prior, event], policy)
+    evs = ordered([*prior, event])  # sorted once for the facts and the open summary
+    new = facts_of_ordered(evs, policy)
     retract, add = delta(old, new)
-    ticket = None
+    ticket, summary = None, None
     if not replaying:
         base = stored.events if stored is not None else ()
         ticket = StoredTicket((*base, (event, offset)), offset)
+        summary = open_of_ordered(evs)  # not a replay: prior is every stored event
     contact = _changed_contact(prior, event)
-    return Step("applied", tuple(retract), tuple(add), ticket, contact, tuple(new))
+    return Step("applied", tuple(retract), tuple(add), ticket, contact, tuple(new), summary)
 
 
 def _changed_contact(prior: list[TicketEvent], event: TicketEvent) -> tuple[str, Contact] | None:
