@@ -26,8 +26,8 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.acks import DoneRecords, done_only_transport
 from streams.config import Settings
+from streams.consumer import DoneRecords, worker_transport
 from streams.core.contacts import Contact
 from streams.customers import (
     BadContactError,
@@ -143,9 +143,9 @@ def create_app(settings: Settings) -> Worker:
     # faust blocks intake whenever more than 100 changelog records wait to be sent (faust#173);
     # each event writes 2-3 table keys, so allow a deeper buffer (still flushed before commits).
     app.producer.buffer.max_messages = PRODUCER_BUFFER_RECORDS
-    # only the offsets of records the agents have finished may be committed (streams.acks)
+    # only the offsets of records the agents have finished may be committed (streams.consumer)
     finished = DoneRecords((settings.topic, settings.contacts_topic_name))
-    app.transport = done_only_transport(app, finished)
+    app.transport = worker_transport(app, finished)
     state = PipelineState()
 
     def raw_topic(name: str) -> Any:

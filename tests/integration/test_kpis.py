@@ -208,8 +208,8 @@ def test_two_workers_sum_to_oracle_without_overlap(kafka, names, start_worker, t
         return all(counts) and sum(counts) == PARTITIONS
 
     # Replay while the second worker joins: the group rebalances while the first works through
-    # the backlog, with records fetched and batches in flight (records Faust skipped then were
-    # once committed unprocessed, and the partition's next owner skipped them: streams/acks.py)
+    # the backlog, with records fetched and batches in flight (records dropped then, on a
+    # partition nothing had committed yet, were once never read again: streams/consumer.py)
     replay(kafka, names, log)
     wait_for(balanced, 120, "both workers to own partitions")
     wait_equal(oracle, a, b)

@@ -1,4 +1,4 @@
-"""Only records an agent finished reach the commit (streams.acks), on faust's own consumer."""
+"""The worker consumer's offset rules (streams.consumer), on Faust's own consumer class."""
 
 from __future__ import annotations
 
@@ -9,21 +9,21 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from streams.acks import DoneOnlyConsumer, DoneRecords, done_only_transport
+from streams.consumer import DoneRecords, WorkerConsumer, worker_transport
 
 OURS, FAUSTS = "events", "faust-internal"
 
 
 @pytest.fixture
-def setup() -> tuple[DoneOnlyConsumer, DoneRecords, faust.App]:
+def setup() -> tuple[WorkerConsumer, DoneRecords, faust.App]:
     app = faust.App("acks-test", broker="kafka://127.0.0.1:1", store="memory://")
     done = DoneRecords([OURS])
-    app.transport = done_only_transport(app, done)
+    app.transport = worker_transport(app, done)
     # agents that are not running subscribe no acking topics yet: enable acks for these two
     app.topics.acks_enabled_for = lambda topic: topic in (OURS, FAUSTS)  # type: ignore[method-assign]
     app.consumer_generation_id = 2
     consumer = app.consumer
-    assert isinstance(consumer, DoneOnlyConsumer)
+    assert isinstance(consumer, WorkerConsumer)
     return consumer, done, app
 
 
@@ -33,7 +33,7 @@ def message(topic: str, offset: int, generation: int = 2) -> ConsumerMessage:
     return m
 
 
-def committable(consumer: DoneOnlyConsumer, topic: str) -> list[int]:
+def committable(consumer: WorkerConsumer, topic: str) -> list[int]:
     return list(consumer._acked[TP(topic, 0)])
 
 
@@ -80,3 +80,28 @@ def test_a_batch_with_a_skipped_record_commits_up_to_it(setup) -> None:
     for m in batch:
         m.ack(consumer)
     assert consumer._new_offset(TP(OURS, 0)) == 13, "never past a record nobody processed"
+
+
+class FakeThread:
+    """Stands in for Faust's aiokafka consumer thread (which needs a broker): what is
+    committed, and which partitions were sought to their beginning."""
+
+    def __init__(self, committed: dict[TP, int | None]) -> None:
+        self.committed = committed
+        self.rewound: list[TP] = []
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        return self.committed
+
+    async def seek_to_beginning(self, *partitions: TP) -> None:
+        self.rewound.extend(partitions)
+
+
+async def test_our_partitions_with_nothing_committed_are_rewound(setup) -> None:
+    consumer, _, _ = setup
+    committed = {TP(OURS, 0): None, TP(OURS, 1): 0, TP(OURS, 2): 41, TP(FAUSTS, 0): None}
+    consumer._thread = FakeThread(committed)  # type: ignore[assignment]
+    assert await consumer.seek_to_committed() == committed
+    assert sorted(consumer._thread.rewound) == [TP(OURS, 0), TP(OURS, 1)], (
+        "aiokafka leaves these where they were (it seeks only above 0); 41 is sought by it"
+    )
