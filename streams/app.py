@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import faust
 import faust.streams as faust_streams
@@ -27,7 +27,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.config import Settings
-from streams.consumer import DoneRecords, worker_transport
+from streams.consumer import Bundle, DoneRecords, worker_transport
 from streams.core.contacts import Contact
 from streams.customers import (
     BadContactError,
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 DLQ_HEADER_PREFIX = "ticketpulse."
 PRODUCER_BUFFER_RECORDS = 10_000
+BUNDLES_AHEAD_PER_PARTITION = 2
 TICKET_TABLES = ("tickets", "buckets", "meta")
 CUSTOMER_TABLES = ("customers", "cbuckets", "cmeta")
 TABLES = TICKET_TABLES + CUSTOMER_TABLES
@@ -80,33 +81,28 @@ def dlq_headers(message: Any, rejected: Rejected, now: float) -> list[tuple[str,
     return items + [(DLQ_HEADER_PREFIX + k, v.encode()) for k, v in ours.items()]
 
 
-def _batches(stream: faust.StreamT[bytes], settings: Settings) -> AsyncIterator[Sequence[Any]]:
-    """Events in batches, acked once the loop body is done with a batch (at-least-once)."""
-    # StreamT does not declare take_events; the stream an agent is given is a faust.Stream
-    batches = cast(faust.Stream[bytes], stream).take_events
-    return batches(settings.batch_records, within=settings.batch_seconds)
-
-
-def _current(events: Sequence[Any], app: faust.App) -> list[Any]:
-    """The batch without events taken before a rebalance (faust skips those too: the
-    partition's owner in the new generation replays them)."""
-    generation = app.consumer_generation_id
-    return [e for e in events if e.message.generation_id == generation]
-
-
-def _last_of(batch: Sequence[Any]) -> dict[int, Any]:
-    return {e.message.partition: e for e in batch}
+def _records(event: Any, app: faust.App) -> list[Any]:
+    """The records of a bundle (streams.consumer), or none if it was fetched before a
+    rebalance (as Faust skips such events: the partition's owner in the new generation
+    replays them)."""
+    bundle = event.message
+    if not isinstance(bundle, Bundle) or bundle.generation_id != app.consumer_generation_id:
+        return []
+    return bundle.records
 
 
 @contextmanager
-def as_current(last: dict[int, Any], partition: int) -> Iterator[None]:
-    """Make the partition's last event of the batch Faust's current event.
+def as_current(event: Any, partition: int) -> Iterator[None]:
+    """Make the bundle's event Faust's current event while a partition's keys are flushed.
 
     Faust routes a table write (its store partition and changelog partition) by the
-    current event, as inside ``stream.events()``; a batch from ``take_events`` has
-    none (faust#497), so each partition's keys are flushed under one of its events.
+    current event; the agent's loop body runs after ``stream.events()`` yielded it, where
+    Faust no longer sets it (faust#497), and a bundle holds one partition's records.
     """
-    token = faust_streams._current_event.set(weakref.ref(last[partition]))
+    if partition != event.message.partition:
+        msg = f"a write of partition {partition} under an event of {event.message.partition}"
+        raise AssertionError(msg)
+    token = faust_streams._current_event.set(weakref.ref(event))
     try:
         yield
     finally:
@@ -145,7 +141,7 @@ def create_app(settings: Settings) -> Worker:
     app.producer.buffer.max_messages = PRODUCER_BUFFER_RECORDS
     # only the offsets of records the agents have finished may be committed (streams.consumer)
     finished = DoneRecords((settings.topic, settings.contacts_topic_name))
-    app.transport = worker_transport(app, finished)
+    app.transport = worker_transport(app, finished, bundle_records=settings.batch_records)
     state = PipelineState()
 
     def raw_topic(name: str) -> Any:
@@ -157,6 +153,9 @@ def create_app(settings: Settings) -> Worker:
             key_serializer="raw",
             value_serializer="raw",
             partitions=settings.partitions,
+            # its events are bundles of up to batch_records records: a few per partition
+            # bound what the fetcher reads ahead
+            maxsize=BUNDLES_AHEAD_PER_PARTITION * settings.partitions,
         )
 
     source = raw_topic(settings.topic)
@@ -192,13 +191,11 @@ def create_app(settings: Settings) -> Worker:
 
     @app.agent(source, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for events in _batches(stream, settings):
+        async for event in stream.events():
             rejects: list[tuple[Any, Rejected]] = []
             forward: list[tuple[str, Contact]] = []
-            batch = _current(events, app)
             with ticket_cache.batch():
-                for event in batch:
-                    message = event.message
+                for message in _records(event, app):
                     now = time.time()
                     state.record_offset(message.partition, message.offset)
                     outcome = classify(
@@ -217,7 +214,7 @@ def create_app(settings: Settings) -> Worker:
                     done = processor.process(message.partition, message.offset, outcome.event)
                     if done.contact is not None:
                         forward.append(done.contact)
-                state.table_writes += ticket_cache.flush(partial(as_current, _last_of(batch)))
+                state.table_writes += ticket_cache.flush(partial(as_current, event))
             state.batches += 1
             # sent before the batch is acked, and flushed before its offsets are committed
             await dead_letter(rejects)
@@ -226,16 +223,14 @@ def create_app(settings: Settings) -> Worker:
                     key=customer_id.encode(), value=encode_contact(customer_id, contact)
                 )
             state.contacts_forwarded += len(forward)
-            finished.mark(batch)
+            finished.mark(event)
 
     @app.agent(contacts, name="customers", concurrency=1)
     async def customer_contacts(stream: faust.StreamT[bytes]) -> None:
-        async for events in _batches(stream, settings):
+        async for event in stream.events():
             rejects: list[tuple[Any, Rejected]] = []
-            batch = _current(events, app)
             with customer_cache.batch():
-                for event in batch:
-                    message = event.message
+                for message in _records(event, app):
                     state.contacts_received += 1
                     try:
                         customer_id, contact = decode_contact(message.value)
@@ -246,11 +241,11 @@ def create_app(settings: Settings) -> Worker:
                         continue
                     customer_cache.partition = message.partition
                     customers.process(message.partition, message.offset, customer_id, contact)
-                state.table_writes += customer_cache.flush(partial(as_current, _last_of(batch)))
+                state.table_writes += customer_cache.flush(partial(as_current, event))
             state.batches += 1
             await dead_letter(rejects)
             state.last_processed_at = time.time()
-            finished.mark(batch)
+            finished.mark(event)
 
     def forget(tp: Any) -> None:
         """Drop a partition's in-memory indexes and table copies: its tables may change hands."""

@@ -102,13 +102,8 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--batch-records",
         type=int,
-        help="records an agent processes per batch, at most (default 5000); each changed table "
-        "key is written once per batch",
-    )
-    g.add_argument(
-        "--batch-seconds",
-        type=float,
-        help="longest wait for a batch to fill (default 0.5): the latency added at low traffic",
+        help="records of one partition an agent processes as one batch, at most (default 5000): "
+        "a batch is what one fetch brought, and each changed table key is written once per batch",
     )
     k = parser.add_argument_group("figures")
     k.add_argument(
@@ -138,7 +133,6 @@ def _settings(args: argparse.Namespace) -> Settings:
         "future_tolerance_seconds",
         "log_level",
         "batch_records",
-        "batch_seconds",
         "clock",
         "lateness_seconds",
         "timezone",

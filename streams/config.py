@@ -88,10 +88,7 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(64 * 1024, ge=1024, description="Larger records go to the DLQ.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     batch_records: int = Field(
-        5000, ge=1, le=100_000, description="Records an agent takes per batch (most)."
-    )
-    batch_seconds: float = Field(
-        0.5, gt=0, le=10, description="Longest wait for a batch to fill before it is processed."
+        5000, ge=1, le=100_000, description="Records of one partition per batch (most)."
     )
     clock: Literal["wall", "event"] = Field(
         "wall", description="Windows end now (wall) or at each partition's watermark (event)."

@@ -9,26 +9,74 @@ repro that starts a second worker while the first works through a backlog and bo
 scraped (the two-worker test failed the same way). So our partitions with no committed
 offset are sought to their beginning; the processors skip what they have already applied.
 
-Commit only what was processed. Faust's stream acks a record it *skips* during a
-rebalance (flow stopped, or fetched in an older generation), ``take_events`` acks the
-events an agent leaves out as taken before a rebalance, and after a revoke Faust commits
-the first run of acked offsets wherever it starts. So the consumer records an ack of our
-agents' topics only for a record an agent marked done in the current generation; any other
-ack just releases the record (Faust stops waiting for it) and its offset stays uncommitted.
+Commit only what was processed. Faust's stream acks an event it *skips* during a
+rebalance (flow stopped, or fetched in an older generation), an agent leaves out a bundle
+fetched before a rebalance, and after a revoke Faust commits the first run of acked
+offsets wherever it starts. So the consumer records an ack of our agents' topics only for
+a record or bundle an agent marked done in the current generation; any other ack just
+releases it (Faust stops waiting for it) and its offsets stay uncommitted.
 This hazard is read from Faust's code; no run has shown a released ack yet (``/stats``
 counts them as ``acks_released``).
+
+Deliver in bundles. Faust hands every record to a stream as its own event, through two
+tasks and four futures in the fetcher (``wait_first``), a lock, a decode and a queue:
+about 70-80 microseconds a record on the 2-core bench machine, as much as all our own
+code per record. The agents process records in batches anyway, so the fetcher delivers
+the consecutive records of one partition from one fetch (at most ``bundle_records``) as a
+single event, a ``Bundle``; its ack acks every record in it with Faust's bookkeeping, so
+commits, gaps and the rules above work per record as before. Faust's own topics
+(changelogs) keep Faust's per-record path.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from weakref import WeakSet
 
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer, Transport
 from faust.types import TP, AppT, Message
-from faust.types.tuples import ack_lock
+from faust.types.tuples import ConsumerMessage, ack_lock
+from mode import Service, ServiceT
 from mode.utils.futures import notify
+
+DEFAULT_BUNDLE_RECORDS = 5000
+YIELD_EVERY = 100  # records between yields to the event loop, as Faust's fetcher
+
+
+class Bundle(ConsumerMessage):
+    """Consecutive records of one partition, delivered to the agent as one event.
+
+    It stands at the offset of its last record; Faust tracks and acks the bundle, and
+    the consumer acks the records in it.
+    """
+
+    __slots__ = ("records",)
+
+    records: list[Message]
+
+    @classmethod
+    def of(cls, records: list[Message]) -> Bundle:
+        last = records[-1]
+        bundle = cls(
+            last.topic,
+            last.partition,
+            last.offset,
+            last.timestamp,
+            last.timestamp_type,
+            None,
+            None,
+            b"",
+            None,
+            0,
+            0,
+            last.tp,
+            generation_id=last.generation_id,
+        )
+        bundle.records = records
+        return bundle
 
 
 class DoneRecords:
@@ -39,10 +87,9 @@ class DoneRecords:
         self._done: WeakSet[Message] = WeakSet()  # an ack follows the mark: nothing piles up
         self.released = 0  # acks of records not done: never committed
 
-    def mark(self, events: Iterable[Any]) -> None:
-        add = self._done.add
-        for event in events:
-            add(event.message)
+    def mark(self, event: Any) -> None:
+        """The event's record (or bundle) is processed and its table writes flushed."""
+        self._done.add(event.message)
 
     def may_commit(self, message: Message, generation: int) -> bool:
         if message.topic not in self.topics:
@@ -54,6 +101,7 @@ class WorkerConsumer(Consumer):
     """Faust's aiokafka consumer, acking into the commit only what ``done`` allows."""
 
     done: ClassVar[DoneRecords]
+    bundle_records: ClassVar[int] = DEFAULT_BUNDLE_RECORDS
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Also rewind our partitions that have no committed offset yet.
@@ -73,21 +121,107 @@ class WorkerConsumer(Consumer):
         return committed
 
     def ack(self, message: Message) -> bool:
-        if self.done.may_commit(message, self.app.consumer_generation_id):
+        commit = self.done.may_commit(message, self.app.consumer_generation_id)
+        if isinstance(message, Bundle):
+            return self._ack_bundle(message, commit)
+        if commit:
             return bool(super().ack(message))
+        return self._release(message, 1)
+
+    def _ack_bundle(self, bundle: Bundle, commit: bool) -> bool:
+        if not commit:
+            return self._release(bundle, len(bundle.records))
+        with ack_lock:
+            if bundle.acked:
+                return False
+            bundle.acked = True
+            self._unacked_messages.discard(bundle)
+        ack = super().ack
+        return any([ack(record) for record in bundle.records])
+
+    def _release(self, message: Message, records: int) -> bool:
         with ack_lock:  # as Consumer.ack: acked, and no longer waited for
             if message.acked:
                 return False
             message.acked = True
             self._unacked_messages.discard(message)
-            self.done.released += 1
+            self.done.released += records
         notify(self._waiting_for_ack)
         return False
 
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        """Faust's fetcher loop (``Consumer._drain_messages``), bundling our topics.
 
-def worker_transport(app: AppT, done: DoneRecords) -> Transport:
+        The offset bookkeeping is Faust's, record by record (gaps, read offsets, commit
+        every n acks); our topics' records are gathered per partition and delivered as a
+        ``Bundle`` when the fetch is done or the bundle is full.
+        """
+        callback = self.callback
+        ours = self.done.topics
+        limit = self.bundle_records
+        consumer_should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        commit_every = self._commit_every
+
+        async def deliver(message: Message) -> None:
+            # as Faust: a rebalance (suspend_flow) abandons a delivery blocked on a full queue
+            await self.wait_first(callback(message), self.suspend_flow.wait())
+
+        since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                fetched = self.getmany(timeout=1.0)
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                pending: dict[TP, list[Message]] = {}
+                async for tp, message in fetched:
+                    since_yield += 1
+                    if since_yield > YIELD_EVERY:
+                        await asyncio.sleep(0)
+                        since_yield = 0
+                    offset = message.offset
+                    read = get_read_offset(tp)
+                    if read is not None and offset < read:
+                        continue  # Faust drops a record below its read offset too
+                    if read and offset - read > 1 and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, read + 1, offset)
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    if message.topic in ours:
+                        records = pending.setdefault(tp, [])
+                        records.append(message)
+                        if len(records) >= limit:
+                            await deliver(Bundle.of(pending.pop(tp)))
+                    else:
+                        await deliver(message)
+                    set_read_offset(tp, offset)
+                for records in pending.values():
+                    await deliver(Bundle.of(records))
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return  # stopping anyway
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+
+def worker_transport(
+    app: AppT, done: DoneRecords, bundle_records: int = DEFAULT_BUNDLE_RECORDS
+) -> Transport:
     """The app's ``kafka://`` transport, with a consumer bound to ``done``; set it as
     ``app.transport`` before the consumer is first used."""
-    consumer = type("WorkerConsumer", (WorkerConsumer,), {"done": done})
+    attrs = {"done": done, "bundle_records": bundle_records}
+    consumer = type("WorkerConsumer", (WorkerConsumer,), attrs)
     transport: type[Transport] = type("WorkerTransport", (Transport,), {"Consumer": consumer})
     return transport(app.conf.broker_consumer, app)
