@@ -58,16 +58,17 @@ class Watermarks:
 
     def advance(self, partition: int, offset: int, at: float) -> float | None:
         """Record event time ``at``; returns the new bucketed watermark when it moved."""
-        meta = self.meta.get(str(partition))
-        history = list((meta or {}).get("h", []))
+        key = str(partition)
+        meta = self.meta.get(key)
+        history = meta["h"] if meta is not None else []  # copied only when the mark moves
         last_wmb = history[-1][1] if history else float("-inf")
-        high = max(self.high.get(partition, last_wmb), at)
-        self.high[partition] = high
+        high = self.high.get(partition, last_wmb)
+        if at > high:
+            high = self.high[partition] = at
         new_wmb = bucket_start(high, self.bucket_s)
         if new_wmb <= last_wmb or (meta is not None and meta["o"] >= offset):
             return None
-        history.append([offset, new_wmb])
-        self.meta[str(partition)] = {"o": offset, "h": history[-HISTORY:]}
+        self.meta[key] = {"o": offset, "h": [*history[-(HISTORY - 1) :], [offset, new_wmb]]}
         return float(new_wmb)
 
     def current(self, partition: int) -> float:

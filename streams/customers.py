@@ -166,8 +166,8 @@ class CustomerProcessor:
             if _latest(versions[-1][1]) >= cutoff
         }
         tickets[contact.ticket_id] = [*tickets.get(contact.ticket_id, []), [offset, _row(contact)]]
-        self.tables.customers[customer_id] = {"p": partition, "o": offset, "t": tickets}
-        self.retention.push(partition, contact.latest, customer_id)
+        value = self.tables.customers[customer_id] = {"p": partition, "o": offset, "t": tickets}
+        self.retention.push(partition, customer_id, value)
 
     def _expire(self, partition: int, wm: float) -> None:
         self.store.expire(partition, wm)

@@ -175,7 +175,7 @@ class KpiProcessor:
             if result.ticket is not None:
                 record = TicketRecord(partition, result.ticket, result.open, result.facts)
                 self.tables.tickets[event.ticket_id] = record
-                self.retention.push(partition, record.newest, event.ticket_id)
+                self.retention.push(partition, event.ticket_id, record)
         if result.outcome != "late":
             moved = self.clock.advance(partition, offset, event.occurred_at)
             if moved is not None:

@@ -37,13 +37,14 @@ class ExpiryHeap:
             self._queued[partition] = {key for _, key in heap}
         return heap
 
-    def push(self, partition: int, newest: float, key: str) -> None:
-        """``key`` was stored with events up to ``newest`` (a no-op when already queued)."""
+    def push(self, partition: int, key: str, value: Any) -> None:
+        """``key`` was stored as ``value`` (a no-op when already queued: its newest event
+        time is then read when its entry comes up)."""
         heap = self._heap(partition)
         queued = self._queued[partition]
         if key not in queued:
             queued.add(key)
-            heapq.heappush(heap, (newest, key))
+            heapq.heappush(heap, (self.newest(value), key))
 
     def expire(self, partition: int, cutoff: float) -> None:
         """Delete the keys of this partition whose newest event is older than ``cutoff``."""

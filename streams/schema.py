@@ -70,7 +70,10 @@ def parse_time(value: str) -> float:
 
 
 def _first_error(doc: dict[str, Any]) -> str | None:
-    for error in validator().iter_errors(doc):
+    check = validator()
+    if check.is_valid(doc):  # the common case, without building an error iterator
+        return None
+    for error in check.iter_errors(doc):
         path = "/".join(str(p) for p in error.instance_path) or "(root)"
         return f"{path}: {error.message}"[:400]
     return None

@@ -21,7 +21,6 @@ from streams.core.events import TicketEvent
 from streams.core.policy import Policy
 
 DAY = 86400.0
-_RANK = {"opened": 0}
 UNKNOWN_AGENT = "unknown"
 
 
@@ -52,7 +51,11 @@ def ordered(events: Iterable[TicketEvent]) -> list[TicketEvent]:
     unique: dict[str, TicketEvent] = {}
     for e in events:
         unique.setdefault(e.event_id, e)
-    return sorted(unique.values(), key=lambda e: (e.occurred_at, _RANK.get(e.type, 1), e.event_id))
+    return sorted(unique.values(), key=_order)
+
+
+def _order(e: TicketEvent) -> tuple[float, bool, str]:
+    return (e.occurred_at, e.type != "opened", e.event_id)  # False sorts first: opened
 
 
 def ticket_facts(events: Iterable[TicketEvent], policy: Policy) -> list[Fact]:
@@ -68,13 +71,12 @@ def facts_of_ordered(evs: list[TicketEvent], policy: Policy) -> list[Fact]:
     start = opened.occurred_at
     evs = [e for e in evs if e.occurred_at >= start and e is not opened]
     out: list[Fact] = []
+    append, per_agent, rules_of = out.append, policy.per_agent, policy.for_queue
 
     def fact(e: TicketEvent, name: str, value: float = 1.0) -> None:
-        out.append(Fact(e.occurred_at, name, e.queue, e.channel, value))
-        if policy.per_agent and name in PER_AGENT:
-            out.append(
-                Fact(e.occurred_at, agent_entry(name, e.agent_id), e.queue, e.channel, value)
-            )
+        append(Fact(e.occurred_at, name, e.queue, e.channel, value))
+        if per_agent and name in PER_AGENT:
+            append(Fact(e.occurred_at, agent_entry(name, e.agent_id), e.queue, e.channel, value))
 
     fact(opened, "offered")
     if policy.complaint_tag in opened.tags:
@@ -84,14 +86,14 @@ def facts_of_ordered(evs: list[TicketEvent], policy: Policy) -> list[Fact]:
     waiting_since: float | None = start
     handle = opened.handle_seconds or 0.0
     for e in evs:
-        rules = policy.for_queue(e.queue, e.channel)
-        handle += e.handle_seconds or 0.0
+        if e.handle_seconds:
+            handle += e.handle_seconds
         if e.type == "replied" and e.author == "agent":
             if not answered:
                 answered = True
                 wait = e.occurred_at - start
                 fact(e, "first_response", wait)
-                if wait <= rules.first_response_target_s:
+                if wait <= rules_of(e.queue, e.channel).first_response_target_s:
                     fact(e, "first_response_within_target")
             if waiting_since is not None:
                 fact(e, "reply_wait", e.occurred_at - waiting_since)
@@ -107,7 +109,7 @@ def facts_of_ordered(evs: list[TicketEvent], policy: Policy) -> list[Fact]:
                 handle = 0.0
             else:
                 fact(e, "abandoned", wait)
-                if wait < rules.short_abandon_s:
+                if wait < rules_of(e.queue, e.channel).short_abandon_s:
                     fact(e, "short_abandoned", wait)
         elif e.type == "transferred":
             transferred = True
@@ -123,7 +125,7 @@ def facts_of_ordered(evs: list[TicketEvent], policy: Policy) -> list[Fact]:
                 resolved_at = e.occurred_at
                 took = resolved_at - start
                 fact(e, "resolved", took)
-                if took <= rules.resolution_target_s:
+                if took <= rules_of(e.queue, e.channel).resolution_target_s:
                     fact(e, "resolved_within_target")
                 horizon = resolved_at + policy.fcr_days * DAY
                 reopened = any(
