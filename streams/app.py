@@ -43,6 +43,7 @@ from streams.pipeline import PipelineState
 from streams.processes import tune_gc
 from streams.schema import Rejected, classify, load_schema
 from streams.table_cache import TableCache
+from streams.table_writer import TableWriter, write_changes
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,11 @@ def _records(event: Any, app: faust.App) -> list[Any]:
 
 @contextmanager
 def as_current(event: Any, partition: int) -> Iterator[None]:
-    """Make the bundle's event Faust's current event while a partition's keys are flushed.
+    """Make the bundle's event Faust's current event while a partition's keys are stored.
 
-    Faust routes a table write (its store partition and changelog partition) by the
-    current event; the agent's loop body runs after ``stream.events()`` yielded it, where
-    Faust no longer sets it (faust#497), and a bundle holds one partition's records.
+    Faust's RocksDB store routes a put by the current event; the agent's loop body runs
+    after ``stream.events()`` yielded it, where Faust no longer sets it (faust#497), and a
+    bundle holds one partition's records.
     """
     if partition != event.message.partition:
         msg = f"a write of partition {partition} under an event of {event.message.partition}"
@@ -131,13 +132,14 @@ def create_app(settings: Settings) -> Worker:
         web_host=settings.metrics_host,
         web_port=settings.metrics_port,
         web_in_thread=False,
-        # changelog records are many and small: batch them (at-least-once commits still flush)
+        # produced records are many and small: batch them (at-least-once commits still flush);
+        # a table writer's batch of changelog records is at most this big
         producer_linger=0.02,
         producer_max_batch_size=1024 * 1024,
         stream_buffer_maxsize=16_384,
     )
-    # faust blocks intake whenever more than 100 changelog records wait to be sent (faust#173);
-    # each event writes 2-3 table keys, so allow a deeper buffer (still flushed before commits).
+    # faust blocks intake whenever more than 100 records wait in its producer buffer (faust#173);
+    # a batch forwards hundreds of contacts, so allow a deeper one (still flushed before commits)
     app.producer.buffer.max_messages = PRODUCER_BUFFER_RECORDS
     # only the offsets of records the agents have finished may be committed (streams.consumer)
     finished = DoneRecords((settings.topic, settings.contacts_topic_name))
@@ -160,9 +162,13 @@ def create_app(settings: Settings) -> Worker:
 
     source = raw_topic(settings.topic)
 
+    writers: dict[int, TableWriter] = {}
+
     def table(name: str) -> Any:
         # str keys use the raw codec (decoded back to str); values are JSON.
-        return app.Table(name, default=None, partitions=settings.partitions, key_type=str)
+        t = app.Table(name, default=None, partitions=settings.partitions, key_type=str)
+        writers[id(t)] = TableWriter(app, t)  # the cache's changes are written by it
+        return t
 
     kpi_settings = KpiSettings.from_settings(settings)
     # each agent reads and writes its tables through a write-back cache (streams.table_cache)
@@ -214,7 +220,8 @@ def create_app(settings: Settings) -> Worker:
                     done = processor.process(message.partition, message.offset, outcome.event)
                     if done.contact is not None:
                         forward.append(done.contact)
-                state.table_writes += ticket_cache.flush(partial(as_current, event))
+                under = partial(as_current, event)
+                state.table_writes += await write_changes(writers, ticket_cache.changes(), under)
             state.batches += 1
             # sent before the batch is acked, and flushed before its offsets are committed
             await dead_letter(rejects)
@@ -241,7 +248,8 @@ def create_app(settings: Settings) -> Worker:
                         continue
                     customer_cache.partition = message.partition
                     customers.process(message.partition, message.offset, customer_id, contact)
-                state.table_writes += customer_cache.flush(partial(as_current, event))
+                under = partial(as_current, event)
+                state.table_writes += await write_changes(writers, customer_cache.changes(), under)
             state.batches += 1
             await dead_letter(rejects)
             state.last_processed_at = time.time()

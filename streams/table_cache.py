@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _GONE = object()
+DELETE = object()  # in ``changes``: the key was removed
+Changes = list[tuple["CachedTable", int, list[tuple[str, Any]]]]
 
 
 def _same(value: Any) -> Any:
@@ -50,6 +52,13 @@ class TableCache:
     def flush(self, under: Callable[[int], AbstractContextManager[Any]]) -> int:
         """Write the changed keys; ``under(p)`` makes partition ``p``'s writes go to ``p``."""
         return sum(t.flush(under) for t in self.tables)
+
+    def changes(self) -> Changes:
+        """What ``flush`` would write, for a writer that writes it itself (the worker's
+        ``streams.table_writer``): (table, partition, [(key, encoded value or DELETE)])."""
+        return [
+            (t, partition, items) for t in self.tables for partition, items in t.changes().items()
+        ]
 
     def reset(self) -> None:
         """Forget every table's copy (partitions changed hands; tables are recovered anew)."""
@@ -136,20 +145,32 @@ class CachedTable(MutableMapping[str, Any]):
 
     def flush(self, under: Callable[[int], AbstractContextManager[Any]]) -> int:
         written = 0
-        data = self.data
-        for partition, keys in self._dirty.items():
+        for partition, items in self.changes().items():
             with under(partition):
-                for key in keys:
-                    value = data.get(key, _GONE)
-                    if value is not _GONE:
-                        self.backing[key] = self.encode(value)
-                    elif key in self.backing:  # else set and deleted in one batch: never stored
+                for key, value in items:
+                    if value is DELETE:
                         del self.backing[key]
                     else:
-                        continue
+                        self.backing[key] = value
                     written += 1
-        self._dirty.clear()
         return written
+
+    def changes(self) -> dict[int, list[tuple[str, Any]]]:
+        """The changed keys per partition, encoded, and forget them (see ``flush``)."""
+        data = self.data
+        out: dict[int, list[tuple[str, Any]]] = {}
+        for partition, keys in self._dirty.items():
+            items = []
+            for key in keys:
+                value = data.get(key, _GONE)
+                if value is not _GONE:
+                    items.append((key, self.encode(value)))
+                elif key in self.backing:  # else set and deleted in one batch: never stored
+                    items.append((key, DELETE))
+            if items:
+                out[partition] = items
+        self._dirty.clear()
+        return out
 
     def discard(self) -> None:
         self._dirty.clear()

@@ -1,0 +1,116 @@
+"""Write a batch's changed table keys: changelog first, in producer batches, then the store.
+
+Faust's own path (``table[key] = value``) costs, for every key, a ``FutureMessage``
+through its producer buffer, an aiokafka ``send``, a callback and a RocksDB put of the
+changelog offset: most of the worker's time once records arrive in bundles
+(docs/performance.md). This writer produces the same records, the store's own encoding
+of key and value, which Faust's recovery applies verbatim, and sends each partition's
+records as aiokafka record batches. It waits until the broker has acknowledged them,
+then writes the store and records the last changelog offset as the partition's
+persisted offset, as Faust does after each send.
+
+Changelog before store: a crash in between leaves the changelog ahead, and the recovery
+that follows a restart (from the persisted offset) brings the store up to it. Faust's
+own order, store first with the changelog record still buffered, can leave a store
+ahead of its changelog, which a later owner of the partition never sees. The agent
+awaits the write before its batch is marked done, so a failed send fails the batch and
+nothing is committed past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from faust.stores.base import SerializedStore
+from faust.types import TP, AppT
+
+from streams.table_cache import DELETE, Changes
+
+
+@dataclass
+class TableWriter:
+    """Writes one Faust table's changed keys (``TableCache.changes``)."""
+
+    app: AppT
+    table: Any  # a faust Table
+
+    def encode(self, key: str, value: Any) -> tuple[bytes, bytes | None]:
+        t, serializers = self.table, self.app.serializers
+        key_bytes = serializers.dumps_key(t.key_type, key, serializer=t.key_serializer)
+        if key_bytes is None:
+            msg = "a table key cannot be None"
+            raise TypeError(msg)
+        if value is DELETE:
+            return key_bytes, None
+        return key_bytes, serializers.dumps_value(
+            t.value_type, value, serializer=t.value_serializer
+        )
+
+    async def write(
+        self,
+        partition: int,
+        items: list[tuple[str, Any]],
+        under: Callable[[int], AbstractContextManager[Any]],
+    ) -> int:
+        records = [self.encode(key, value) for key, value in items]
+        topic = self.table.changelog_topic.get_topic_name()
+        last = await send_batches(self.app, topic, partition, records)
+        store = self.table.data
+        with under(partition):  # a RocksDB store routes a put by Faust's current event
+            if isinstance(store, SerializedStore):
+                for (key_bytes, value_bytes), _ in zip(records, items, strict=True):
+                    if value_bytes is None:
+                        store._del(key_bytes)
+                    else:
+                        store._set(key_bytes, value_bytes)
+            else:  # the memory store holds decoded values
+                for key, value in items:
+                    if value is DELETE:
+                        store.pop(key, None)
+                    else:
+                        store[key] = value
+        store.set_persisted_offset(TP(topic, partition), last)
+        return len(records)
+
+
+async def send_batches(
+    app: AppT, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]
+) -> int:
+    """Send records to one partition in as few record batches as they fit in; the offset
+    of the last one, once the broker has acknowledged them all."""
+    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's
+    pending: list[tuple[asyncio.Future[Any], int]] = []
+    batch, count = producer.create_batch(), 0
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full
+            if not count:
+                msg = f"a {topic} record of {len(value or b'')} bytes exceeds a producer batch"
+                raise ValueError(msg)
+            pending.append((await producer.send_batch(batch, topic, partition=partition), count))
+            batch, count = producer.create_batch(), 0
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                msg = f"a {topic} record of {len(value or b'')} bytes exceeds a producer batch"
+                raise ValueError(msg)
+        count += 1
+    pending.append((await producer.send_batch(batch, topic, partition=partition), count))
+    last = -1
+    for future, sent in pending:
+        metadata = await future
+        last = metadata.offset + sent - 1  # a batch's records take consecutive offsets
+    return last
+
+
+async def write_changes(
+    writers: dict[int, TableWriter],
+    changes: Changes,
+    under: Callable[[int], AbstractContextManager[Any]],
+) -> int:
+    """Write every table's changes of a batch, all partitions' sends in flight at once."""
+    written = await asyncio.gather(
+        *(writers[id(t.backing)].write(partition, items, under) for t, partition, items in changes)
+    )
+    return sum(written)
