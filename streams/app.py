@@ -43,7 +43,7 @@ from streams.pipeline import PipelineState
 from streams.processes import tune_gc
 from streams.schema import Rejected, classify, load_schema
 from streams.table_cache import TableCache
-from streams.table_writer import TableWriter, write_changes
+from streams.table_writer import TableWriter, send_keyed, write_changes
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -223,12 +223,11 @@ def create_app(settings: Settings) -> Worker:
                 under = partial(as_current, event)
                 state.table_writes += await write_changes(writers, ticket_cache.changes(), under)
             state.batches += 1
-            # sent before the batch is acked, and flushed before its offsets are committed
+            # dead letters are flushed before offsets are committed; contacts acknowledged
+            # before the batch is done, like its table writes
             await dead_letter(rejects)
-            for customer_id, contact in forward:  # buffered like the changelog records
-                contacts.send_soon(
-                    key=customer_id.encode(), value=encode_contact(customer_id, contact)
-                )
+            records = [(c.encode(), encode_contact(c, contact)) for c, contact in forward]
+            await send_keyed(app, settings.contacts_topic_name, settings.partitions, records)
             state.contacts_forwarded += len(forward)
             finished.mark(event)
 

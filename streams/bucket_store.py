@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import defaultdict
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,19 +166,30 @@ def _add_sums(
 
 
 def _add_values(
-    current: dict[str, list[float]], changes: Iterable[tuple[str, int, float]]
+    current: dict[str, list[float]], changes: list[tuple[str, int, float]]
 ) -> dict[str, list[float]]:
-    """Keep every value of a maximum figure (sorted), so a retraction can remove the top."""
-    out = {name: list(values) for name, values in current.items()}
+    """Keep every value of a maximum figure (sorted), so a retraction can remove the top.
+
+    Stored values are never changed in place (a batch that fails is re-read from them):
+    without changes the current lists are shared, else the changed figure's list is copied.
+    """
+    if not changes:
+        return current
+    out = dict(current)
+    copied: set[str] = set()
     for name, sign, value in changes:
-        values = out.setdefault(name, [])
+        if name not in copied:
+            out[name] = list(out.get(name, ()))
+            copied.add(name)
+        values = out[name]
         if sign > 0:
             insort(values, value)
         else:
             i = bisect_left(values, value)
             if i < len(values) and values[i] == value:
                 values.pop(i)
-        if not values:
+    for name in copied:
+        if not out[name]:
             del out[name]
     return out
 

@@ -25,7 +25,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from faust.stores.base import SerializedStore
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, AppT
 
 from streams.table_cache import DELETE, Changes
@@ -60,7 +62,17 @@ class TableWriter:
         topic = self.table.changelog_topic.get_topic_name()
         last = await send_batches(self.app, topic, partition, records)
         store = self.table.data
-        with under(partition):  # a RocksDB store routes a put by Faust's current event
+        if isinstance(store, RocksDBStore):  # straight into the partition's database
+            db = store._db_for_partition(partition)
+            for key_bytes, value_bytes in records:
+                if value_bytes is None:
+                    db.delete(key_bytes)
+                    store._key_index.pop(key_bytes, None)
+                else:
+                    db.put(key_bytes, value_bytes)
+            store.set_persisted_offset(TP(topic, partition), last)
+            return len(records)
+        with under(partition):  # another store routes a put by Faust's current event
             if isinstance(store, SerializedStore):
                 for (key_bytes, value_bytes), _ in zip(records, items, strict=True):
                     if value_bytes is None:
@@ -84,24 +96,41 @@ async def send_batches(
     of the last one, once the broker has acknowledged them all."""
     producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's
     pending: list[tuple[asyncio.Future[Any], int]] = []
+
+    async def send(batch: Any, count: int) -> None:
+        batch.close()  # complete: sent now, not after the producer's linger (20 ms)
+        pending.append((await producer.send_batch(batch, topic, partition=partition), count))
+
     batch, count = producer.create_batch(), 0
     for key, value in records:
         if batch.append(key=key, value=value, timestamp=None) is None:  # full
             if not count:
                 msg = f"a {topic} record of {len(value or b'')} bytes exceeds a producer batch"
                 raise ValueError(msg)
-            pending.append((await producer.send_batch(batch, topic, partition=partition), count))
+            await send(batch, count)
             batch, count = producer.create_batch(), 0
             if batch.append(key=key, value=value, timestamp=None) is None:
                 msg = f"a {topic} record of {len(value or b'')} bytes exceeds a producer batch"
                 raise ValueError(msg)
         count += 1
-    pending.append((await producer.send_batch(batch, topic, partition=partition), count))
+    await send(batch, count)
     last = -1
     for future, sent in pending:
         metadata = await future
         last = metadata.offset + sent - 1  # a batch's records take consecutive offsets
     return last
+
+
+async def send_keyed(
+    app: AppT, topic: str, partitions: int, records: list[tuple[bytes, bytes]]
+) -> None:
+    """Send keyed records to the partitions Kafka's default partitioner picks (murmur2 of
+    the key, as Faust's ``send_soon`` does), in batches; return once all are acknowledged."""
+    choose, every = DefaultPartitioner(), list(range(partitions))
+    by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+    for key, value in records:
+        by_partition.setdefault(choose(key, every, every), []).append((key, value))
+    await asyncio.gather(*(send_batches(app, topic, p, batch) for p, batch in by_partition.items()))
 
 
 async def write_changes(

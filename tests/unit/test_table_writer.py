@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 
-from streams.table_writer import send_batches
+from streams.table_writer import send_batches, send_keyed
 
 
 class FakeBatch:
     def __init__(self, room: int) -> None:
-        self.room, self.records = room, []  # type: ignore[var-annotated]
+        self.room, self.records, self.closed = room, [], False  # type: ignore[var-annotated]
+
+    def close(self) -> None:
+        self.closed = True
 
     def append(self, *, key: bytes, value: bytes | None, timestamp: None) -> object | None:
         if len(self.records) == self.room:
@@ -35,6 +38,7 @@ class FakeProducer:
         return FakeBatch(self.room)
 
     async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
+        assert batch.closed, "closed before it is sent: no linger"
         self.sent.append((topic, partition, batch.records))
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         done.set_result(SimpleNamespace(offset=self.next_offset))  # a batch's base offset
@@ -66,3 +70,20 @@ async def test_a_record_too_big_for_any_batch_fails_loudly() -> None:
     producer = FakeProducer(room=0, start=0)
     with pytest.raises(ValueError, match="exceeds a producer batch"):
         await send_batches(app_with(producer), "t", 0, [(b"k", b"v")])
+
+
+async def test_keyed_records_go_where_kafkas_default_partitioner_puts_them() -> None:
+    """Contacts must land where Faust's producer put them before (aiokafka's murmur2
+    partitioner), so a customer's contacts stay on one partition across versions."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    producer = FakeProducer(room=100, start=0)
+    records = [(f"customer-{i % 5}".encode(), f"v{i}".encode()) for i in range(20)]
+    await send_keyed(app_with(producer), "contacts", 8, records)
+    every = list(range(8))
+    for _, partition, batch in producer.sent:
+        assert {DefaultPartitioner()(k, every, every) for k, _ in batch} == {partition}
+    sent = [rec for _, _, batch in producer.sent for rec in batch]
+    assert sorted(sent) == sorted(records)
+    for key in {k for k, _ in records}:  # each customer's records in their original order
+        assert [v for k, v in sent if k == key] == [v for k, v in records if k == key]
