@@ -132,14 +132,12 @@ def create_app(settings: Settings) -> Worker:
         web_host=settings.metrics_host,
         web_port=settings.metrics_port,
         web_in_thread=False,
-        # produced records are many and small: batch them (at-least-once commits still flush);
-        # a table writer's batch of changelog records is at most this big
-        producer_linger=0.02,
-        producer_max_batch_size=1024 * 1024,
+        producer_linger=0.02,  # dead letters; the table writer's batches are sent at once
+        producer_max_batch_size=1024 * 1024,  # the most a record batch of the writer holds
         stream_buffer_maxsize=16_384,
     )
     # faust blocks intake whenever more than 100 records wait in its producer buffer (faust#173);
-    # a batch forwards hundreds of contacts, so allow a deeper one (still flushed before commits)
+    # only dead letters use it, but a bad batch can hold thousands (still flushed before commits)
     app.producer.buffer.max_messages = PRODUCER_BUFFER_RECORDS
     # only the offsets of records the agents have finished may be committed (streams.consumer)
     finished = DoneRecords((settings.topic, settings.contacts_topic_name))
