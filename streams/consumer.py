@@ -120,6 +120,17 @@ class WorkerConsumer(Consumer):
             await self._thread.seek_to_beginning(*fresh)
         return committed
 
+    async def on_task_error(self, exc: BaseException) -> None:
+        """An agent failed a batch: stop the worker rather than go on without it.
+
+        Faust commits what was done and restarts the agent, which would apply later
+        records before the failed ones; when those come again (after a restart), every
+        key that moved on past them skips them, and their counts are lost. Stopping the
+        worker makes its supervisor start it again from the last commit, in order.
+        """
+        await super().on_task_error(exc)  # Faust's: commit what was done
+        await self.app.crash(exc)  # the worker exits, failed
+
     def ack(self, message: Message) -> bool:
         commit = self.done.may_commit(message, self.app.consumer_generation_id)
         if isinstance(message, Bundle):

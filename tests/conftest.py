@@ -85,14 +85,19 @@ def start_worker(tmp_path: Path, kafka: launcher.Broker, names: dict[str, str]) 
     """Start `ticketpulse worker` processes against the session broker; all stopped at teardown."""
     started: list[WorkerProcess] = []
 
-    def _start(*extra: str, data_dir: Path | None = None, wait: bool = True) -> WorkerProcess:
+    def _start(
+        *extra: str,
+        data_dir: Path | None = None,
+        wait: bool = True,
+        program: tuple[str, ...] = ("-m", "streams.cli"),
+        env: dict[str, str] | None = None,
+    ) -> WorkerProcess:
         port = launcher.free_port()
         data = data_dir or tmp_path / f"worker-{len(started)}"
         log_path = tmp_path / f"worker-{len(started)}-{port}.log"
         cmd = [
             sys.executable,
-            "-m",
-            "streams.cli",
+            *program,
             "worker",
             "--bootstrap-servers",
             kafka.bootstrap,
@@ -115,7 +120,7 @@ def start_worker(tmp_path: Path, kafka: launcher.Broker, names: dict[str, str]) 
                 cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=dict(os.environ),
+                env={**os.environ, **(env or {})},
                 preexec_fn=processes.die_with_parent,  # never outlive a killed test run
             )
         worker = WorkerProcess(proc, port, log_path)

@@ -8,6 +8,7 @@ windows end at each partition's watermark and the figures are deterministic.
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -188,6 +189,37 @@ def test_restart_partway_equals_oracle(kafka, names, start_worker, traffic, tmp_
     wait_for(lambda: accepted(first) > 12_000, 120, "the first worker to be partway", first)
     first.stop(sig)
     replay(kafka, names, log, 30_000, None, tmp_path)
+    second = start_worker("--clock", "event", data_dir=data)
+    wait_equal(oracle, second)
+
+
+FAILING_WORKER = Path(__file__).with_name("failing_write_worker.py")
+
+
+def test_a_failed_write_stops_the_worker_and_a_restart_equals_oracle(
+    kafka, names, start_worker, traffic, tmp_path
+) -> None:
+    """Faust would restart the agent and go on with later records; when the failed ones came
+    again, every key that had moved on would skip them. The worker must stop instead."""
+    log, oracle = traffic
+    data = tmp_path / "store"
+    topics = ["topics", "--bootstrap-servers", kafka.bootstrap, "--topic", names["topic"]]
+    assert main([*topics, "--dlq-topic", names["dlq"], "--partitions", "4"]) == 0
+    replay(kafka, names, log)  # a backlog: the write fails in the middle of it
+    first = start_worker(
+        "--clock",
+        "event",
+        data_dir=data,
+        wait=False,
+        program=(str(FAILING_WORKER),),
+        env={"FAIL_WRITE_AT": "12"},
+    )
+    try:
+        code = first.process.wait(120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker went on after a failed write:\n{first.log()}")
+    assert code != 0, first.log()
+    assert "the broker refused a write (injected)" in first.log_path.read_text(errors="replace")
     second = start_worker("--clock", "event", data_dir=data)
     wait_equal(oracle, second)
 
