@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import faust
-import faust.streams as faust_streams
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.batch_writes import TableWriter, send_keyed, write_changes
 from streams.config import Settings
 from streams.consumer import Bundle, DoneRecords, worker_transport
 from streams.core.contacts import Contact
@@ -43,7 +39,6 @@ from streams.pipeline import PipelineState
 from streams.processes import tune_gc
 from streams.schema import Rejected, classify, load_schema
 from streams.table_cache import TableCache
-from streams.table_writer import TableWriter, send_keyed, write_changes
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -90,24 +85,6 @@ def _records(event: Any, app: faust.App) -> list[Any]:
     if not isinstance(bundle, Bundle) or bundle.generation_id != app.consumer_generation_id:
         return []
     return bundle.records
-
-
-@contextmanager
-def as_current(event: Any, partition: int) -> Iterator[None]:
-    """Make the bundle's event Faust's current event while a partition's keys are stored.
-
-    Faust's RocksDB store routes a put by the current event; the agent's loop body runs
-    after ``stream.events()`` yielded it, where Faust no longer sets it (faust#497), and a
-    bundle holds one partition's records.
-    """
-    if partition != event.message.partition:
-        msg = f"a write of partition {partition} under an event of {event.message.partition}"
-        raise AssertionError(msg)
-    token = faust_streams._current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        faust_streams._current_event.reset(token)
 
 
 def _broker_urls(settings: Settings) -> list[str]:
@@ -218,8 +195,7 @@ def create_app(settings: Settings) -> Worker:
                     done = processor.process(message.partition, message.offset, outcome.event)
                     if done.contact is not None:
                         forward.append(done.contact)
-                under = partial(as_current, event)
-                state.table_writes += await write_changes(writers, ticket_cache.changes(), under)
+                state.table_writes += await write_changes(writers, ticket_cache.changes())
             state.batches += 1
             # dead letters are flushed before offsets are committed; contacts acknowledged
             # before the batch is done, like its table writes
@@ -245,8 +221,7 @@ def create_app(settings: Settings) -> Worker:
                         continue
                     customer_cache.partition = message.partition
                     customers.process(message.partition, message.offset, customer_id, contact)
-                under = partial(as_current, event)
-                state.table_writes += await write_changes(writers, customer_cache.changes(), under)
+                state.table_writes += await write_changes(writers, customer_cache.changes())
             state.batches += 1
             await dead_letter(rejects)
             state.last_processed_at = time.time()

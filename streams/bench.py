@@ -394,7 +394,7 @@ Faust's reading cost then.
 What remains is our code and the writes. Faust's own table write costs, for every key, a
 `FutureMessage` through its producer buffer, an aiokafka send, a callback and a RocksDB put of
 the changelog offset. So the worker writes each changed key once per batch
-(`streams/table_cache.py`), and `streams/table_writer.py` sends a batch's changelog records,
+(`streams/table_cache.py`), and `streams/batch_writes.py` sends a batch's changelog records,
 and its forwarded contacts, as closed aiokafka record batches per partition (no linger),
 waits for the broker's acknowledgement, then puts the values into RocksDB. In this run the
 product reached {prod / core:.0%} of the core-alone rate: what a record costs beyond our own

@@ -55,7 +55,7 @@ class TableCache:
 
     def changes(self) -> Changes:
         """What ``flush`` would write, for a writer that writes it itself (the worker's
-        ``streams.table_writer``): (table, partition, [(key, encoded value or DELETE)])."""
+        ``streams.batch_writes``): (table, partition, [(key, encoded value or DELETE)])."""
         return [
             (t, partition, items) for t in self.tables for partition, items in t.changes().items()
         ]

@@ -1,4 +1,4 @@
-"""streams.table_writer's batching: how records are split into producer batches and which
+"""streams.batch_writes's batching: how records are split into producer batches and which
 changelog offset becomes the partition's persisted offset (the real path runs in the
 integration tests, against the broker)."""
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from streams.table_writer import send_batches, send_keyed
+from streams.batch_writes import send_batches, send_keyed
 
 
 class FakeBatch:

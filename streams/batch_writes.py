@@ -1,4 +1,5 @@
-"""Write a batch's changed table keys: changelog first, in producer batches, then the store.
+"""What a batch sends: its changed table keys (changelog first, in producer record batches,
+then the store) and its forwarded contacts, each acknowledged before the batch is done.
 
 Faust's own path (``table[key] = value``) costs, for every key, a ``FutureMessage``
 through its producer buffer, an aiokafka ``send``, a callback and a RocksDB put of the
@@ -20,13 +21,11 @@ nothing is committed past it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
-from faust.stores.base import SerializedStore
+from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, AppT
 
@@ -52,12 +51,7 @@ class TableWriter:
             t.value_type, value, serializer=t.value_serializer
         )
 
-    async def write(
-        self,
-        partition: int,
-        items: list[tuple[str, Any]],
-        under: Callable[[int], AbstractContextManager[Any]],
-    ) -> int:
+    async def write(self, partition: int, items: list[tuple[str, Any]]) -> int:
         records = [self.encode(key, value) for key, value in items]
         topic = self.table.changelog_topic.get_topic_name()
         last = await send_batches(self.app, topic, partition, records)
@@ -70,21 +64,15 @@ class TableWriter:
                     store._key_index.pop(key_bytes, None)
                 else:
                     db.put(key_bytes, value_bytes)
-            store.set_persisted_offset(TP(topic, partition), last)
-            return len(records)
-        with under(partition):  # another store routes a put by Faust's current event
-            if isinstance(store, SerializedStore):
-                for (key_bytes, value_bytes), _ in zip(records, items, strict=True):
-                    if value_bytes is None:
-                        store._del(key_bytes)
-                    else:
-                        store._set(key_bytes, value_bytes)
-            else:  # the memory store holds decoded values
-                for key, value in items:
-                    if value is DELETE:
-                        store.pop(key, None)
-                    else:
-                        store[key] = value
+        elif isinstance(store, MemoryStore):  # decoded values, no partitions
+            for key, value in items:
+                if value is DELETE:
+                    store.pop(key, None)
+                else:
+                    store[key] = value
+        else:
+            msg = f"the table writer knows the rocksdb and memory stores, not {type(store)}"
+            raise TypeError(msg)
         store.set_persisted_offset(TP(topic, partition), last)
         return len(records)
 
@@ -103,15 +91,14 @@ async def send_batches(
 
     batch, count = producer.create_batch(), 0
     for key, value in records:
-        if batch.append(key=key, value=value, timestamp=None) is None:  # full
-            if not count:
-                msg = f"a {topic} record of {len(value or b'')} bytes exceeds a producer batch"
-                raise ValueError(msg)
+        appended = batch.append(key=key, value=value, timestamp=None) is not None
+        if not appended and count:  # full: send it and start the next
             await send(batch, count)
             batch, count = producer.create_batch(), 0
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                msg = f"a {topic} record of {len(value or b'')} bytes exceeds a producer batch"
-                raise ValueError(msg)
+            appended = batch.append(key=key, value=value, timestamp=None) is not None
+        if not appended:
+            msg = f"a {topic} record of {len(value or b'')} bytes exceeds a producer batch"
+            raise ValueError(msg)
         count += 1
     await send(batch, count)
     last = -1
@@ -133,13 +120,9 @@ async def send_keyed(
     await asyncio.gather(*(send_batches(app, topic, p, batch) for p, batch in by_partition.items()))
 
 
-async def write_changes(
-    writers: dict[int, TableWriter],
-    changes: Changes,
-    under: Callable[[int], AbstractContextManager[Any]],
-) -> int:
+async def write_changes(writers: dict[int, TableWriter], changes: Changes) -> int:
     """Write every table's changes of a batch, all partitions' sends in flight at once."""
     written = await asyncio.gather(
-        *(writers[id(t.backing)].write(partition, items, under) for t, partition, items in changes)
+        *(writers[id(t.backing)].write(partition, items) for t, partition, items in changes)
     )
     return sum(written)
