@@ -23,7 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.batch_writes import TableWriter, send_keyed, write_changes
 from streams.config import Settings
-from streams.consumer import Bundle, DoneRecords, worker_transport
+from streams.consumer import (
+    Bundle,
+    DoneRecords,
+    ProcessedOffsets,
+    route_acks_through_consumer,
+    worker_transport,
+)
 from streams.core.contacts import Contact
 from streams.customers import (
     BadContactError,
@@ -33,11 +39,12 @@ from streams.customers import (
     encode_contact,
 )
 from streams.exporter import PipelineCollector, build_registry
-from streams.kpi import KpiProcessor, KpiSettings, Tables, decode_ticket, encode_ticket
+from streams.kpi import KpiProcessor, KpiSettings, Tables, encode_ticket
 from streams.kpi_exporter import KpiCollector, LabelFolder
 from streams.pipeline import PipelineState
 from streams.processes import tune_gc
 from streams.schema import Rejected, classify, load_schema
+from streams.stored_rows import check_bucket, check_customer, check_meta, read_ticket
 from streams.table_cache import TableCache
 from streams.topics import ensure_topics
 
@@ -77,14 +84,14 @@ def dlq_headers(message: Any, rejected: Rejected, now: float) -> list[tuple[str,
     return items + [(DLQ_HEADER_PREFIX + k, v.encode()) for k, v in ours.items()]
 
 
-def _records(event: Any, app: faust.App) -> list[Any]:
-    """The records of a bundle (streams.consumer), or none if it was fetched before a
-    rebalance (as Faust skips such events: the partition's owner in the new generation
-    replays them)."""
+def _records(event: Any, app: faust.App, processed: ProcessedOffsets) -> list[Any]:
+    """The records of a bundle (streams.consumer) not processed yet, or none if it was
+    fetched before a rebalance (as Faust skips such events: the partition's owner in the
+    new generation replays them)."""
     bundle = event.message
     if not isinstance(bundle, Bundle) or bundle.generation_id != app.consumer_generation_id:
         return []
-    return bundle.records
+    return processed.fresh(bundle.records)
 
 
 def _broker_urls(settings: Settings) -> list[str]:
@@ -119,7 +126,9 @@ def create_app(settings: Settings) -> Worker:
     # only the offsets of records the agents have finished may be committed (streams.consumer)
     finished = DoneRecords((settings.topic, settings.contacts_topic_name))
     app.transport = worker_transport(app, finished, bundle_records=settings.batch_records)
+    route_acks_through_consumer()
     state = PipelineState()
+    processed = ProcessedOffsets()  # a record seen again after a seek back is left out
 
     def raw_topic(name: str) -> Any:
         """A topic of raw bytes: the agents decode (and judge) the records themselves."""
@@ -148,16 +157,24 @@ def create_app(settings: Settings) -> Worker:
     kpi_settings = KpiSettings.from_settings(settings)
     # each agent reads and writes its tables through a write-back cache (streams.table_cache)
     ticket_cache, customer_cache = TableCache(), TableCache()
+    # a stored row that cannot be read back is left out and counted (streams.stored_rows)
+    ticket_cache.bad_rows = customer_cache.bad_rows = state.bad_rows
     processor = KpiProcessor(
         Tables(
-            tickets=ticket_cache.table(table("tickets"), encode_ticket, decode_ticket),
-            buckets=ticket_cache.table(table("buckets")),
-            meta=ticket_cache.table(table("meta")),
+            tickets=ticket_cache.table(table("tickets"), encode_ticket, read_ticket, "tickets"),
+            buckets=ticket_cache.table(table("buckets"), decode=check_bucket, name="buckets"),
+            meta=ticket_cache.table(table("meta"), decode=check_meta, name="meta"),
         ),
         kpi_settings,
     )
     customers = CustomerProcessor(
-        CustomerTables(**{n: customer_cache.table(table(n)) for n in CUSTOMER_TABLES}),
+        CustomerTables(
+            customers=customer_cache.table(
+                table("customers"), decode=check_customer, name="customers"
+            ),
+            cbuckets=customer_cache.table(table("cbuckets"), decode=check_bucket, name="cbuckets"),
+            cmeta=customer_cache.table(table("cmeta"), decode=check_meta, name="cmeta"),
+        ),
         kpi_settings,
     )
     contacts = raw_topic(settings.contacts_topic_name)
@@ -175,8 +192,9 @@ def create_app(settings: Settings) -> Worker:
         async for event in stream.events():
             rejects: list[tuple[Any, Rejected]] = []
             forward: list[tuple[str, Contact]] = []
+            records = _records(event, app, processed)
             with ticket_cache.batch():
-                for message in _records(event, app):
+                for message in records:
                     now = time.time()
                     state.record_offset(message.partition, message.offset)
                     outcome = classify(
@@ -200,17 +218,19 @@ def create_app(settings: Settings) -> Worker:
             # dead letters are flushed before offsets are committed; contacts acknowledged
             # before the batch is done, like its table writes
             await dead_letter(rejects)
-            records = [(c.encode(), encode_contact(c, contact)) for c, contact in forward]
-            await send_keyed(app, settings.contacts_topic_name, settings.partitions, records)
+            contacts_out = [(c.encode(), encode_contact(c, contact)) for c, contact in forward]
+            await send_keyed(app, settings.contacts_topic_name, settings.partitions, contacts_out)
             state.contacts_forwarded += len(forward)
+            processed.done(records)
             finished.mark(event)
 
     @app.agent(contacts, name="customers", concurrency=1)
     async def customer_contacts(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             rejects: list[tuple[Any, Rejected]] = []
+            records = _records(event, app, processed)
             with customer_cache.batch():
-                for message in _records(event, app):
+                for message in records:
                     state.contacts_received += 1
                     try:
                         customer_id, contact = decode_contact(message.value)
@@ -225,6 +245,7 @@ def create_app(settings: Settings) -> Worker:
             state.batches += 1
             await dead_letter(rejects)
             state.last_processed_at = time.time()
+            processed.done(records)
             finished.mark(event)
 
     def forget(tp: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AliasChoices,
@@ -19,6 +20,7 @@ from pydantic import (
     Field,
     PositiveFloat,
     ValidationError,
+    field_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -73,7 +75,7 @@ class Settings(BaseSettings):
     dlq_topic: str = Field("ticket-events-dlq", description="Dead-letter topic.")
     contacts_topic: str | None = Field(
         None,
-        description="Internal topic of contacts keyed by customer (default: TOPIC-contacts).",
+        description="Internal topic of contacts keyed by customer (default: APP_ID-contacts).",
     )
     partitions: int = Field(8, ge=1, le=1024, description="Partitions of the input topic.")
     replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
@@ -130,6 +132,46 @@ class Settings(BaseSettings):
         50, ge=1, description="Without an agent allow-list, agents past this fold into 'other'."
     )
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _plain_host_ports(cls, value: str) -> str:
+        """``host:port`` only: a ``SASL_SSL://`` scheme used to be dropped silently, and a
+        user who thinks security is on must not be wrong about it."""
+        for server in (s.strip() for s in value.split(",")):
+            scheme, sep, _ = server.partition("://")
+            if sep and scheme.upper() != "PLAINTEXT":
+                msg = (
+                    f"{server!r}: ticketpulse connects in PLAINTEXT only (no TLS or SASL "
+                    "settings yet); give host:port, or PLAINTEXT://host:port"
+                )
+                raise ValueError(msg)
+        if not any(s.strip() for s in value.split(",")):
+            msg = "no bootstrap server given"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            msg = f"unknown time zone {value!r} (an IANA name such as 'Europe/Paris' or 'UTC')"
+            raise ValueError(msg) from exc
+        return value
+
+    @field_validator("windows")
+    @classmethod
+    def _positive_spans(cls, value: dict[str, float | None]) -> dict[str, float | None]:
+        if not value:
+            msg = "at least one window is needed"
+            raise ValueError(msg)
+        for name, span in value.items():
+            if span is not None and not (0 < span < float("inf")):
+                msg = f"window {name!r} spans {span} s: a span must be positive (null = today)"
+                raise ValueError(msg)
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -172,11 +214,15 @@ class Settings(BaseSettings):
 
     @property
     def contacts_topic_name(self) -> str:
-        return self.contacts_topic or f"{self.topic}-contacts"
+        """Namespaced by ``app_id`` (as Kafka Streams names its internal topics): two apps
+        reading one input topic must never consume each other's contacts."""
+        return self.contacts_topic or f"{self.app_id}-contacts"
 
     @property
     def bootstrap_list(self) -> list[str]:
-        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+        """``host:port`` of each server (an explicit ``PLAINTEXT://`` is dropped)."""
+        servers = (s.strip() for s in self.bootstrap_servers.split(","))
+        return [s.split("://", 1)[-1] for s in servers if s]
 
 
 def load_settings(config_file: Path | str | None = None, **flags: Any) -> Settings:
@@ -191,7 +237,9 @@ def load_settings(config_file: Path | str | None = None, **flags: Any) -> Settin
         return Settings(**{k: v for k, v in flags.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
         )
         msg = f"invalid settings: {problems}"
         raise ConfigError(msg) from exc

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from streams.pipeline import PipelineState
 
+TABLE_NAMES = ("tickets", "buckets", "meta", "customers", "cbuckets", "cmeta")
 Metric = CounterMetricFamily | GaugeMetricFamily | InfoMetricFamily
 
 
@@ -96,6 +97,15 @@ class PipelineCollector(Collector):
             "equals forwarded once the customer side has caught up).",
             value=state.contacts_received,
         )
+        unreadable = CounterMetricFamily(
+            "ticketpulse_stored_rows_unreadable",
+            "Stored table rows that could not be read back (left out, logged once per table); "
+            "anything above 0 needs a look (docs/runbooks.md).",
+            labels=["table"],
+        )
+        for table in TABLE_NAMES:
+            unreadable.add_metric([table], state.bad_rows.counts.get(table, 0))
+        yield unreadable
         yield CounterMetricFamily(
             "ticketpulse_rebalances",
             "Partition assignments this worker received since it started.",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from streams.core.events import EVENT_TYPES, TicketEvent
 from streams.schema import REJECT_REASONS
+from streams.table_cache import BadRows
 
 
 @dataclass
@@ -27,6 +28,7 @@ class PipelineState:
     contacts_received: int = 0  # contact records the customer agent consumed
     batches: int = 0  # batches the agents processed
     table_writes: int = 0  # table keys written (changelog records), after coalescing
+    bad_rows: BadRows = field(default_factory=BadRows)  # stored rows left out, per table
 
     def record_offset(self, partition: int, offset: int) -> None:
         self.next_offset[partition] = offset + 1

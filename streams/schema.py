@@ -21,6 +21,7 @@ from streams.core.events import TicketEvent
 
 SCHEMA_FILE: Final = "ticket-event.v1.json"
 MAX_RECORD_BYTES: Final = 64 * 1024
+NON_FINITE: Final = "number is infinity"  # orjson's message for a number past float range
 
 RejectReason = Literal[
     "not_json",
@@ -118,6 +119,8 @@ def classify(
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
+        if NON_FINITE in str(exc):  # valid JSON syntax, but no float can hold the number
+            return Rejected("schema", f"a number is not finite: {exc}"[:400])
         return Rejected("not_json", f"not valid UTF-8 JSON: {exc}"[:400])
     if not isinstance(doc, dict):
         return Rejected("not_object", f"JSON value is a {type(doc).__name__}, not an object")

@@ -13,10 +13,13 @@ delivered again, and every key skips what it already holds (its stored offset).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 _GONE = object()
 DELETE = object()  # in ``changes``: the key was removed
@@ -32,20 +35,41 @@ class CacheStateError(RuntimeError):
 
 
 @dataclass
+class BadRows:
+    """Stored rows that could not be read back, per table: left out, counted, logged once."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def record(self, table: str, key: str, error: Exception) -> None:
+        if table not in self.counts:
+            log.error(
+                "table %s: stored row %r cannot be read (%s); it is left out and counted on "
+                "ticketpulse_stored_rows_unreadable_total (further ones are not logged)",
+                table,
+                key,
+                error,
+            )
+        self.counts[table] = self.counts.get(table, 0) + 1
+
+
+@dataclass
 class TableCache:
     """The caches of one agent's tables, sharing the partition of the record in hand."""
 
     partition: int = 0  # set by the agent before each record: its writes belong to it
     tables: list[CachedTable] = field(default_factory=list)
+    bad_rows: BadRows = field(default_factory=BadRows)
 
     def table(
         self,
         backing: MutableMapping[str, Any],
         encode: Callable[[Any], Any] = _same,
         decode: Callable[[Any], Any] = _same,
+        name: str = "",
     ) -> CachedTable:
-        """``decode`` turns a stored value into what the processor holds; ``encode`` back."""
-        cached = CachedTable(backing, self, encode, decode)
+        """``decode`` turns a stored value into what the processor holds (raising for a row
+        it cannot use: the row is then left out and counted); ``encode`` back."""
+        cached = CachedTable(backing, self, encode, decode, name or f"table{len(self.tables)}")
         self.tables.append(cached)
         return cached
 
@@ -87,15 +111,31 @@ class CachedTable(MutableMapping[str, Any]):
     owner: TableCache
     encode: Callable[[Any], Any] = _same
     decode: Callable[[Any], Any] = _same
+    name: str = ""
     _data: dict[str, Any] | None = None
     _dirty: dict[int, set[str]] = field(default_factory=dict)
 
     @property
     def data(self) -> dict[str, Any]:
         if self._data is None:
-            decode = self.decode
-            self._data = {key: decode(value) for key, value in self.backing.items()}
+            self._data = self._load()
         return self._data
+
+    def _load(self) -> dict[str, Any]:
+        """Every readable row, decoded; an unreadable one (a value the store cannot decode,
+        or one ``decode`` refuses) is left out and counted, never fatal."""
+        decode, backing = self.decode, self.backing
+        data: dict[str, Any] = {}
+        for key in list(backing.keys()):
+            try:
+                value = backing[key]
+                if value is None:
+                    msg = "the stored value is null"
+                    raise ValueError(msg)
+                data[key] = decode(value)
+            except Exception as exc:  # any row, any error: contained, not fatal
+                self.owner.bad_rows.record(self.name, key, exc)
+        return data
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]

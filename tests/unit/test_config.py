@@ -90,3 +90,37 @@ def test_unknown_queue_key_is_an_error(tmp_path: Path) -> None:
     cfg.write_text("[queues.vip]\nservice_levle = 'answered'\n")
     with pytest.raises(ConfigError, match="service_levle"):
         load_settings(cfg)
+
+
+@pytest.mark.parametrize(
+    "servers", ["SASL_SSL://broker:9093", "SSL://b:9093", "k1:9092,SASL_PLAINTEXT://k2:9092", " , "]
+)
+def test_a_bootstrap_scheme_that_would_be_dropped_is_an_error(servers: str) -> None:
+    """Issue 11: the scheme was dropped and the client connected in plaintext, rc 0."""
+    with pytest.raises(ConfigError, match="bootstrap_servers"):
+        load_settings(bootstrap_servers=servers)
+
+
+def test_an_explicit_plaintext_scheme_is_accepted() -> None:
+    s = load_settings(bootstrap_servers="PLAINTEXT://k1:9092, k2:9092")
+    assert s.bootstrap_list == ["k1:9092", "k2:9092"]
+
+
+def test_an_unknown_time_zone_is_an_error_at_startup() -> None:
+    with pytest.raises(ConfigError, match="unknown time zone 'Mars/Olympus'"):
+        load_settings(timezone="Mars/Olympus")
+
+
+@pytest.mark.parametrize("span", [0, -60, float("nan"), float("inf")])
+def test_a_window_must_span_a_positive_time(span: float) -> None:
+    with pytest.raises(ConfigError, match="windows"):
+        load_settings(windows={"15m": 900, "bad": span})
+
+
+def test_the_contacts_topic_is_namespaced_by_app_id() -> None:
+    """Two apps on one input topic must not share (and consume each other's) contacts."""
+    a = load_settings(app_id="prod", topic="ticket-events")
+    b = load_settings(app_id="staging", topic="ticket-events")
+    assert a.contacts_topic_name == "prod-contacts"
+    assert a.contacts_topic_name != b.contacts_topic_name
+    assert load_settings(contacts_topic="legacy").contacts_topic_name == "legacy"

@@ -10,7 +10,13 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from streams.consumer import Bundle, DoneRecords, WorkerConsumer, worker_transport
+from streams.consumer import (
+    Bundle,
+    DoneRecords,
+    ProcessedOffsets,
+    WorkerConsumer,
+    worker_transport,
+)
 
 OURS, FAUSTS = "events", "faust-internal"
 
@@ -191,3 +197,18 @@ async def test_the_fetcher_bundles_our_records_per_partition() -> None:
         (OURS, 0, [4, 5]),
     ]
     assert consumer._read_offset[TP(OURS, 0)] == 5
+
+
+def test_records_processed_already_are_left_out_when_a_seek_brings_them_again() -> None:
+    """Faust seeks back after its fetcher started: records fetched and processed in between
+    came again and were counted and dead-lettered twice (issue 11)."""
+    processed = ProcessedOffsets()
+    first = [message(OURS, o) for o in range(5)]
+    assert processed.fresh(first) == first
+    processed.done(first)
+    again = [message(OURS, o) for o in range(3, 8)]
+    assert [m.offset for m in processed.fresh(again)] == [5, 6, 7]
+    other_partition = [message(OURS, 0, partition=1)]
+    assert processed.fresh(other_partition) == other_partition
+    processed.done([])  # an empty batch moves nothing
+    assert [m.offset for m in processed.fresh(again)] == [5, 6, 7]

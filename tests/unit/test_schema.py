@@ -80,3 +80,48 @@ def test_offset_times_are_converted_to_utc() -> None:
 def test_schema_file_name_is_versioned() -> None:
     assert re.fullmatch(r"ticket-event\.v\d+\.json", "ticket-event.v1.json")
     assert load_schema()["$schema"].endswith("2020-12/schema")
+
+
+@pytest.mark.parametrize(
+    ("number", "accepted"),
+    [
+        ("1e308", False),
+        ("1e400", False),  # past float range: no float holds it
+        ("-1e400", False),
+        ("86400.000001", False),
+        ("9223372036854775808", False),  # 2**63
+        ("18446744073709551616", False),  # 2**64
+        ("-0.0", True),
+        ("5e-324", True),  # the smallest subnormal
+        ("86400", True),
+        ("0", True),
+    ],
+)
+def test_handle_seconds_is_bounded_and_finite(number: str, accepted: bool) -> None:
+    """Issue 11: two events of 1e308 overflowed a sum to infinity, stored as JSON null."""
+    raw = (
+        b'{"event_id":"e","type":"resolved","ticket_id":"T","occurred_at":"2026-11-24T09:00:00Z",'
+        b'"queue":"q","channel":"chat","handle_seconds":' + number.encode() + b"}"
+    )
+    outcome = classify(b"T", raw, now=NOW, future_tolerance_s=300)
+    if accepted:
+        assert isinstance(outcome, Accepted), outcome
+    else:
+        assert isinstance(outcome, Rejected) and outcome.reason == "schema", outcome
+
+
+@pytest.mark.parametrize("score", ["9223372036854775808", "-1", "11", "1e400"])
+def test_every_score_is_bounded(score: str) -> None:
+    raw = (
+        b'{"event_id":"e","type":"survey","ticket_id":"T","occurred_at":"2026-11-24T09:00:00Z",'
+        b'"queue":"q","channel":"chat","survey_kind":"nps","score":' + score.encode() + b"}"
+    )
+    outcome = classify(b"T", raw, now=NOW, future_tolerance_s=300)
+    assert isinstance(outcome, Rejected) and outcome.reason == "schema", outcome
+
+
+def test_every_number_in_the_contract_has_bounds() -> None:
+    """A number without a maximum can overflow a sum (issue 11): none may lack one."""
+    for name, prop in load_schema()["properties"].items():
+        if prop.get("type") in ("number", "integer"):
+            assert "minimum" in prop and "maximum" in prop, f"{name} is unbounded"
