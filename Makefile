@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint unit integration bench assets system-deps kafka-jars clean
+.PHONY: help run test lint unit integration bench assets system-deps kafka-jars clean test-faust-latest
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,4 +46,12 @@ clean: ## remove the virtualenv and local data (broker, worker stores)
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 bench: $(STAMP) kafka-jars ## throughput of the worker vs Faust and aiokafka ceilings -> docs/performance.md
-	$(BIN)/python -m streams.bench
+	$(BIN)/python -m streams.tools.bench
+
+test-faust-latest: kafka-jars ## the integration suite and drift check on the newest faust-streaming (not in make test)
+	$(PYTHON) -m venv .venv-faust-latest
+	.venv-faust-latest/bin/pip install --quiet --upgrade pip
+	.venv-faust-latest/bin/pip install --quiet -e '.[dev]'
+	.venv-faust-latest/bin/pip install --quiet --upgrade faust-streaming
+	@.venv-faust-latest/bin/python -c "from importlib.metadata import version as v; print('faust-streaming', v('faust-streaming'), '(pinned: 0.15.3)')"
+	.venv-faust-latest/bin/pytest tests/unit/runtime/test_faust_drift.py tests/integration

@@ -162,21 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_flags(worker)
     _worker_flags(worker)
 
-    broker = command(
-        "broker", "Run a local single-node Apache Kafka broker (KRaft) in the foreground."
-    )
-    broker.add_argument("--data-dir", type=Path, default=Path(".data/kafka"), help="broker storage")
-    broker.add_argument("--port", type=int, default=None, help="client port (default 9092 if free)")
-    broker.add_argument(
-        "--kafka-version", default=None, help="Apache Kafka version from Maven Central"
-    )
-    broker.add_argument(
-        "--fetch-only", action="store_true", help="only download the jars, then exit"
-    )
+    _broker_commands(command)
+    _simulate_command(command)
+    _log_commands(command)
+    return parser
 
-    topics = command("topics", "Create the input and dead-letter topics.")
-    _settings_flags(topics)
 
+def _simulate_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """`simulate`: traffic shape and fault injection."""
     simulate = command(
         "simulate", "Generate realistic contact-centre traffic into Kafka or a JSONL file."
     )
@@ -232,6 +225,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--lateness", type=float, default=600.0, help="the worker's allowed lateness in seconds"
     )
 
+
+def _broker_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """`broker` and `topics`."""
+    broker = command(
+        "broker", "Run a local single-node Apache Kafka broker (KRaft) in the foreground."
+    )
+    broker.add_argument("--data-dir", type=Path, default=Path(".data/kafka"), help="broker storage")
+    broker.add_argument("--port", type=int, default=None, help="client port (default 9092 if free)")
+    broker.add_argument(
+        "--kafka-version", default=None, help="Apache Kafka version from Maven Central"
+    )
+    broker.add_argument(
+        "--fetch-only", action="store_true", help="only download the jars, then exit"
+    )
+
+    topics = command("topics", "Create the input and dead-letter topics.")
+    _settings_flags(topics)
+
+
+def _log_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """`replay`, `report` and `run`."""
     replay = command(
         "replay", "Produce a JSONL event log into the input topic, keyed by ticket_id."
     )
@@ -254,7 +268,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--rate", type=float, default=20.0, help="simulated events per second (default 20)"
     )
-    return parser
 
 
 def _start_time(text: str | None, to_file: bool) -> float:
@@ -266,8 +279,8 @@ def _start_time(text: str | None, to_file: bool) -> float:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from streams.produce import make_producer, paced, produce
-    from streams.simulator import SimParams, generate
+    from streams.tools.produce import make_producer, paced, produce
+    from streams.tools.simulator import SimParams, generate
 
     to_file = args.output is not None
     params = SimParams(
@@ -316,7 +329,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from streams.produce import key_of, make_producer, produce, read_jsonl
+    from streams.tools.produce import key_of, make_producer, produce, read_jsonl
 
     if not args.file.is_file():
         print(f"error: no such file: {args.file}", file=sys.stderr)
@@ -343,8 +356,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import orjson
 
-    from streams.produce import read_jsonl
-    from streams.report import report
+    from streams.tools.produce import read_jsonl
+    from streams.tools.report import report
 
     if not args.file.is_file():
         print(f"error: no such file: {args.file}", file=sys.stderr)
@@ -355,7 +368,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from streams.broker import launcher
+    from streams.tools.broker import launcher
 
     version = args.kafka_version or launcher.DEFAULT_KAFKA_VERSION
     if args.fetch_only:
@@ -390,18 +403,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "worker":
-            from streams.app import run_worker
+            from streams.runtime.launch import run_worker
 
             run_worker(_settings(args))
             return 0
         if args.command == "topics":
-            from streams.topics import ensure_topics
+            from streams.runtime.topics import ensure_topics
 
             for name, parts in ensure_topics(_settings(args)).items():
                 print(f"{name}: {parts} partitions")
             return 0
         if args.command == "run":
-            from streams.devstack import run_stack
+            from streams.tools.devstack import run_stack
 
             return run_stack(args, _settings(args))
         handlers = {
@@ -417,8 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from streams.app import TopicMismatchError
-        from streams.broker.launcher import BrokerError
+        from streams.runtime.launch import TopicMismatchError
+        from streams.tools.broker.launcher import BrokerError
 
         if isinstance(exc, BrokerError | TopicMismatchError):
             print(f"error: {exc}", file=sys.stderr)

@@ -29,12 +29,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from streams.core.facts import DAY
 from streams.core.policy import (
     DEFAULT_FIRST_RESPONSE_TARGETS,
     Policy,
     QueueOverride,
     ServiceLevelPreset,
 )
+from streams.processing.settings import KpiSettings
 
 DEFAULT_METRICS_PORT = 8790
 DEFAULT_WINDOWS: dict[str, float | None] = {"15m": 900, "1h": 3600, "24h": 86400, "today": None}
@@ -210,6 +212,17 @@ class Settings(BaseSettings):
             fcr_days=self.fcr_days,
             complaint_tag=self.complaint_tag,
             per_agent=self.per_agent,
+        )
+
+    def kpi_settings(self) -> KpiSettings:
+        """What the processors need; buckets are kept for the longest configured window
+        ("today" needs a full day)."""
+        longest = max((span for span in self.windows.values() if span), default=DAY)
+        return KpiSettings(
+            policy=self.policy(),
+            bucket_s=self.bucket_seconds,
+            lateness_s=self.lateness_seconds,
+            window_retention_s=max(longest, DAY),
         )
 
     @property

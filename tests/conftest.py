@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams import processes
-from streams.broker import launcher
+from streams.runtime import processes
+from streams.tools.broker import launcher
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """An independent reference computation of every window and Now figure, in SQL over SQLite.
 
-It shares only the ingest boundary (``streams.schema.classify``), the policy
+It shares only the ingest boundary (``streams.ingest.schema.classify``), the policy
 object (configuration) and the partitioner with the product. Per-ticket facts
 are derived with SQL window functions and correlated subqueries instead of the
 core's Python fold, so a mistake in one is unlikely to be repeated in the other.
@@ -21,7 +21,7 @@ from kafka.partitioner.default import murmur2
 
 from streams.core.contacts import days_label
 from streams.core.policy import Policy
-from streams.schema import Accepted, classify
+from streams.ingest.schema import Accepted, classify
 
 Labels = tuple[tuple[str, str], ...]
 Metrics = dict[tuple[str, Labels], float]
@@ -321,8 +321,11 @@ def expected(
             if statement.strip():
                 db.execute(statement, params)
     ends = {p: math.floor(h / bucket_s) * bucket_s for p, h in high.items()}
-    for cp, latest in db.execute("SELECT cp, MAX(latest) FROM contacts GROUP BY cp"):
-        ends[cp] = math.floor(latest / bucket_s) * bucket_s
+    # the customer side ends where the newest input partition's watermark is: every input
+    # partition tells every contacts partition when its watermark moves (docs/metrics.md)
+    newest = max(ends.values(), default=None)
+    for (cp,) in db.execute("SELECT DISTINCT cp FROM contacts"):
+        ends[cp] = newest
     out = _window_metrics(db, ends, windows, bucket_s, tz, policy)
     if policy.per_agent:
         out.update(_agent_metrics(db, ends, windows, bucket_s, tz, agent_allowlist))
@@ -363,7 +366,13 @@ def _repeats(db, cp: int, lo: float, hi: float, counts) -> None:
 
 
 def _window_metrics(db, ends, windows, bucket_s, tz, policy) -> Metrics:
-    from streams.kpi_exporter import ACR_FIGURES, HISTOGRAMS, REPEATS, WINDOW_FIGURES, WINDOW_SUMS
+    from streams.metrics.catalogue import (
+        ACR_FIGURES,
+        HISTOGRAMS,
+        REPEATS,
+        WINDOW_FIGURES,
+        WINDOW_SUMS,
+    )
 
     bounds = policy.bounds()
     days = [days_label(d) for d in policy.recontact_days]

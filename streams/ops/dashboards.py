@@ -1,7 +1,7 @@
 """Grafana dashboards, generated from the exporter's names and the recording rules.
 
 The panels are built from the same tables the exporter and the rules use
-(``streams.kpi_exporter``, ``streams.ops.rules``), so a renamed figure breaks the
+(``streams.metrics.kpi_exporter``, ``streams.ops.rules``), so a renamed figure breaks the
 generator or the name test instead of silently emptying a panel. Output is plain
 dashboard JSON (schema 39) with fixed uids and the provisioned datasource uid, no
 ``__inputs``: file provisioning does not resolve them.

@@ -8,7 +8,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.broker import launcher
+from streams.tools.broker import launcher
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from streams.cli import main
 from streams.config import DEFAULT_WINDOWS, load_settings
-from streams.produce import key_of, read_jsonl
-from streams.topics import ensure_topics
+from streams.runtime.topics import ensure_topics
+from streams.tools.produce import key_of, read_jsonl
 from tests.conftest import wait_for
 from tests.integration.test_ingest import consume_all
 from tests.integration.test_kpis import wait_equal

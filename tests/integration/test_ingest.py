@@ -14,8 +14,8 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from streams.cli import main
 from streams.config import load_settings
-from streams.produce import key_of, read_jsonl
-from streams.schema import REJECT_REASONS, Accepted, classify
+from streams.ingest.schema import REJECT_REASONS, Accepted, classify
+from streams.tools.produce import key_of, read_jsonl
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -156,7 +156,7 @@ def test_replay_keeps_each_tickets_order_on_one_partition(kafka, names, tmp_path
         dlq_topic=names["dlq"],
         partitions=4,
     )
-    from streams.topics import ensure_topics
+    from streams.runtime.topics import ensure_topics
 
     assert ensure_topics(settings)[settings.topic] == 4
     log = tmp_path / "t.jsonl"

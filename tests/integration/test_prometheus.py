@@ -22,12 +22,12 @@ import pytest
 import yaml
 from kafka import KafkaProducer
 
-from streams import processes
-from streams.broker import launcher
 from streams.cli import main
-from streams.produce import read_jsonl
+from streams.runtime import processes
+from streams.tools.broker import launcher
+from streams.tools.produce import read_jsonl
 from tests.conftest import wait_for
-from tests.unit.test_deploy import ROOT, dashboard_queries
+from tests.unit.ops.test_deploy import ROOT, dashboard_queries
 
 pytestmark = pytest.mark.integration
 SPAN_S = 4800  # the simulated log covers the last 80 minutes

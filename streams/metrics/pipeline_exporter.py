@@ -1,0 +1,149 @@
+"""Scrape-time Prometheus collector: builds every family afresh from live state.
+
+Nothing is cached between scrapes, so a partition this worker no longer owns
+simply stops being exported (Prometheus marks its series stale at once).
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterable, Iterator
+from importlib.metadata import version
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from streams.runtime.state import PipelineState
+
+TABLE_NAMES = ("tickets", "buckets", "meta", "customers", "cbuckets", "cmeta")
+Metric = CounterMetricFamily | GaugeMetricFamily | InfoMetricFamily
+
+
+class PipelineCollector(Collector):
+    """Ingest counters, partition ownership, watermark and build info."""
+
+    def __init__(
+        self,
+        state: PipelineState,
+        topic_partitions: int,
+        owned: Callable[[], tuple[set[int], set[int]]],
+        highwater: Callable[[int], int | None] = lambda partition: None,
+    ) -> None:
+        self._state = state
+        self._topic_partitions = topic_partitions
+        self._owned = owned  # () -> (active partitions, standby partitions) of the input topic
+        self._highwater = highwater  # partition -> next offset the broker will assign
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._ingest()
+        yield from self._partitions()
+        yield from self._process()
+
+    def _ingest(self) -> Iterator[Metric]:
+        """Records accepted and rejected, by type and reason."""
+        state = self._state
+        accepted = CounterMetricFamily(
+            "ticketpulse_events_accepted",
+            "Valid ticket events accepted, by event type.",
+            labels=["type"],
+        )
+        for kind, n in state.accepted.items():
+            accepted.add_metric([kind], n)
+        yield accepted
+        rejected = CounterMetricFamily(
+            "ticketpulse_events_rejected",
+            "Records sent to the dead-letter topic, by reason (see docs/events.md).",
+            labels=["reason"],
+        )
+        for reason, n in state.rejected.items():
+            rejected.add_metric([reason], n)
+        yield rejected
+
+    def _partitions(self) -> Iterator[Metric]:
+        """Ownership, watermark and lag of the input partitions."""
+        state = self._state
+        active, standby = self._owned()
+        assigned = GaugeMetricFamily(
+            "ticketpulse_partitions_assigned",
+            "Input-topic partitions this worker holds, by role (active or standby).",
+            labels=["role"],
+        )
+        assigned.add_metric(["active"], len(active))
+        assigned.add_metric(["standby"], len(standby))
+        yield assigned
+        yield GaugeMetricFamily(
+            "ticketpulse_topic_partitions",
+            "Partitions of the input topic; sum of active partitions should equal it.",
+            value=self._topic_partitions,
+        )
+        watermark = GaugeMetricFamily(
+            "ticketpulse_event_time_watermark_timestamp_seconds",
+            "Largest event time (occurred_at) accepted, per actively owned partition.",
+            labels=["partition"],
+        )
+        for partition in sorted(active):
+            if partition in state.watermark:
+                watermark.add_metric([str(partition)], state.watermark[partition])
+        yield watermark
+        lag = GaugeMetricFamily(
+            "ticketpulse_consumer_lag_records",
+            "Records in the input partition not processed yet (high-water mark - next offset).",
+            labels=["partition"],
+        )
+        for partition in sorted(active):
+            high, done = self._highwater(partition), state.next_offset.get(partition)
+            if high is not None and done is not None:  # known from the first record on
+                lag.add_metric([str(partition)], max(0, high - done))
+        yield lag
+
+    def _process(self) -> Iterator[Metric]:
+        """Contacts, stored rows, rebalances, heartbeat and build info."""
+        state = self._state
+        yield CounterMetricFamily(
+            "ticketpulse_contacts_forwarded",
+            "Contact changes sent to the contacts topic (keyed by customer) since start.",
+            value=state.contacts_forwarded,
+        )
+        yield CounterMetricFamily(
+            "ticketpulse_contacts_received",
+            "Contact records consumed from the contacts topic since start (summed over workers, "
+            "equals forwarded once the customer side has caught up).",
+            value=state.contacts_received,
+        )
+        unreadable = CounterMetricFamily(
+            "ticketpulse_stored_rows_unreadable",
+            "Stored table rows that could not be read back (left out, logged once per table); "
+            "anything above 0 needs a look (docs/runbooks.md).",
+            labels=["table"],
+        )
+        for table in TABLE_NAMES:
+            unreadable.add_metric([table], state.bad_rows.counts.get(table, 0))
+        yield unreadable
+        yield CounterMetricFamily(
+            "ticketpulse_rebalances",
+            "Partition assignments this worker received since it started.",
+            value=state.rebalances,
+        )
+        yield GaugeMetricFamily(
+            "ticketpulse_last_processed_timestamp_seconds",
+            "Wall-clock time the worker last finished a record (heartbeat).",
+            value=state.last_processed_at,
+        )
+        yield InfoMetricFamily(
+            "ticketpulse_build",
+            "Versions this worker runs.",
+            value={
+                "version": version("ticketpulse"),
+                "faust_version": version("faust-streaming"),
+                "python_version": platform.python_version(),
+            },
+        )
+
+
+def build_registry(collectors: Iterable[Collector]) -> CollectorRegistry:
+    """A private registry (never the global one), so tests and workers cannot collide."""
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in collectors:
+        registry.register(collector)
+    return registry

@@ -1,0 +1,232 @@
+"""The customer side: contacts forwarded keyed by ``customer_id`` meet here, whatever
+ticket partition they came from, and feed ACR and repeat-contact figures.
+
+Tables (JSON values; the bucket and watermark tables work as in
+``streams.processing.bucket_store``):
+
+- ``customers``  customer_id -> {"p": partition, "o": last offset,
+                                 "t": {ticket_id: [[offset, contact row], ...]}}
+- ``cbuckets``, ``cmeta``: buckets and watermark of the contacts partitions.
+
+Every version of a ticket's contact is kept with the offset that brought it, so a
+redelivered record sees the customer as it was before it and writes the very
+same delta (each bucket key skips what it already has). There is no lateness
+rule here: contacts from ticket partitions that run at different speeds arrive
+interleaved, and dropping any would make the figures depend on that interleaving.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+
+from streams.core.buckets import delta
+from streams.core.contacts import Contact, customer_facts
+from streams.processing.bucket_store import BucketStore, Watermarks
+from streams.processing.retention import ExpiryHeap
+from streams.processing.settings import KpiSettings
+
+TABLES = ("customers", "cbuckets", "cmeta")
+
+
+def encode_contact(customer_id: str, contact: Contact) -> bytes:
+    return orjson.dumps({"customer_id": customer_id, **_row_dict(contact)})
+
+
+class BadContactError(ValueError):
+    """A contacts-topic record the workers did not write."""
+
+
+class WatermarkMark(NamedTuple):
+    """A ticket partition's bucketed watermark moved to ``watermark``: sent to every
+    contacts partition, so the customer side's window end follows the input's."""
+
+    watermark: float
+
+
+def encode_mark(source_partition: int, watermark: float) -> bytes:
+    return orjson.dumps({"watermark": watermark, "source_partition": source_partition})
+
+
+def decode_forwarded(value: bytes | None) -> tuple[str, Contact] | WatermarkMark:
+    """A contacts-topic record: a contact keyed by customer, or a watermark mark."""
+    if value and value.startswith(b'{"watermark":'):
+        try:
+            at = orjson.loads(value)["watermark"]
+        except (ValueError, TypeError, KeyError) as exc:
+            msg = f"not a watermark mark: {exc}"
+            raise BadContactError(msg) from exc
+        if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+            msg = f"not a watermark mark: watermark {at!r}"
+            raise BadContactError(msg)
+        return WatermarkMark(float(at))
+    return decode_contact(value)
+
+
+def decode_contact(value: bytes | None) -> tuple[str, Contact]:
+    try:
+        doc = orjson.loads(value or b"")
+        customer_id = doc.pop("customer_id")
+        doc["reopens"] = tuple(doc["reopens"])
+        contact = Contact(**doc)
+        float(contact.opened_at)
+        float(contact.latest)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        msg = f"not a contact record: {exc}"
+        raise BadContactError(msg) from exc
+    if not isinstance(customer_id, str) or not isinstance(contact.version, int):
+        msg = "not a contact record: customer_id must be a string and version an integer"
+        raise BadContactError(msg)
+    return customer_id, contact
+
+
+def _row_dict(c: Contact) -> dict[str, Any]:
+    return {
+        "ticket_id": c.ticket_id,
+        "version": c.version,
+        "opened_at": c.opened_at,
+        "queue": c.queue,
+        "channel": c.channel,
+        "resolved_at": c.resolved_at,
+        "resolved_queue": c.resolved_queue,
+        "resolved_channel": c.resolved_channel,
+        "reopens": list(c.reopens),
+        "resolved_agent": c.resolved_agent,
+    }
+
+
+def _row(c: Contact) -> list[Any]:
+    return [
+        c.version,
+        c.opened_at,
+        c.queue,
+        c.channel,
+        c.resolved_at,
+        c.resolved_queue,
+        c.resolved_channel,
+        list(c.reopens),
+        c.resolved_agent,
+    ]
+
+
+def _contact(ticket_id: str, row: list[Any]) -> Contact:
+    version, opened_at, queue, channel, resolved_at, rq, rc, reopens, agent = row
+    return Contact(
+        ticket_id, version, opened_at, queue, channel, resolved_at, rq, rc, tuple(reopens), agent
+    )
+
+
+def contacts_before(value: dict[str, Any] | None, offset: int | None = None) -> list[Contact]:
+    """The customer's contacts, newest version of each ticket (below ``offset`` when given)."""
+    out = []
+    for ticket_id, versions in (value or {}).get("t", {}).items():
+        rows = [row for off, row in versions if offset is None or off < offset]
+        if rows:
+            out.append(_contact(ticket_id, rows[-1]))
+    return out
+
+
+@dataclass
+class CustomerTables:
+    customers: MutableMapping[str, Any] = field(default_factory=dict)
+    cbuckets: MutableMapping[str, Any] = field(default_factory=dict)
+    cmeta: MutableMapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CustomerProcessor:
+    tables: CustomerTables
+    settings: KpiSettings = field(default_factory=KpiSettings)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        retention = s.recontact_s + s.bucket_retention_s
+        self.store = BucketStore(self.tables.cbuckets, s.bucket_s, s.policy.bounds(), retention)
+        self.clock = Watermarks(self.tables.cmeta, s.bucket_s)
+        self.retention_s = retention
+        self.retention = ExpiryHeap(
+            self.tables.customers, newest=_newest, partition=lambda value: value["p"]
+        )
+
+    def process(self, partition: int, offset: int, customer_id: str, contact: Contact) -> bool:
+        """Apply one forwarded contact; True when it changed the customer's figures."""
+        raw = self.tables.customers.get(customer_id)
+        replaying = raw is not None and raw["o"] >= offset
+        before = contacts_before(raw, offset)
+        current = next((c for c in before if c.ticket_id == contact.ticket_id), None)
+        newer = current is None or contact.version > current.version
+        changed = False
+        if newer:
+            after = [c for c in before if c.ticket_id != contact.ticket_id] + [contact]
+            days, per_agent = self.settings.policy.recontact_days, self.settings.policy.per_agent
+            retract, add = delta(
+                customer_facts(before, days, per_agent), customer_facts(after, days, per_agent)
+            )
+            wm = self.clock.before(partition, offset)
+            newest_wm = self.clock.current(partition)  # == wm unless this record is a replay
+            self.store.write(partition, offset, retract, add, newest_wm)
+            changed = bool(retract or add)
+            expired = raw is None and contact.latest < newest_wm - self.retention_s
+            if not replaying and not expired:  # never revive a customer retention dropped
+                self._store(partition, offset, customer_id, raw, contact, wm)
+        moved = self.clock.advance(partition, offset, contact.latest)
+        if moved is not None:
+            self._expire(partition, moved)
+        return changed
+
+    def advance(self, partition: int, offset: int, at: float) -> None:
+        """A ticket partition's watermark reached ``at`` (a ``WatermarkMark``): with
+        ``clock = event`` the customer figures end where the input's watermark is, not at
+        the newest contact time, which lags it (docs/metrics.md, "Window ends")."""
+        moved = self.clock.advance(partition, offset, at)
+        if moved is not None:
+            self._expire(partition, moved)
+
+    def _store(
+        self,
+        partition: int,
+        offset: int,
+        customer_id: str,
+        raw: dict[str, Any] | None,
+        contact: Contact,
+        wm: float,
+    ) -> None:
+        cutoff = wm - self.retention_s
+        tickets = {
+            ticket_id: versions
+            for ticket_id, versions in (raw or {}).get("t", {}).items()
+            if _latest(versions[-1][1]) >= cutoff
+        }
+        tickets[contact.ticket_id] = [*tickets.get(contact.ticket_id, []), [offset, _row(contact)]]
+        value = self.tables.customers[customer_id] = {"p": partition, "o": offset, "t": tickets}
+        self.retention.push(partition, customer_id, value)
+
+    def _expire(self, partition: int, wm: float) -> None:
+        self.store.expire(partition, wm)
+        self.retention.expire(partition, wm - self.retention_s)
+
+    def forget_partition(self, partition: int) -> None:
+        self.store.forget(partition)
+        self.retention.forget(partition)
+        self.clock.forget(partition)
+
+
+def _latest(row: list[Any]) -> float:
+    return _contact("", row).latest
+
+
+def _newest(value: dict[str, Any]) -> float:
+    return max(_latest(versions[-1][1]) for versions in value["t"].values())
+
+
+def customer_rows(
+    customers: MutableMapping[str, Any], partitions: set[int]
+) -> Iterator[tuple[int, list[Contact]]]:
+    """(partition, contacts) of every customer on the given partitions."""
+    for value in list(customers.values()):
+        if value["p"] in partitions:
+            yield value["p"], contacts_before(value)

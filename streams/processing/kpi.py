@@ -1,0 +1,179 @@
+"""Apply accepted events to the KPI tables, exactly once in effect under at-least-once delivery.
+
+The tables are plain ``MutableMapping``s (Faust tables behind a write-back cache in
+the worker, dicts in tests and ``ticketpulse report``). Every key a record changes
+remembers that record's offset, so a redelivered record changes nothing twice:
+
+- ``tickets``  ticket_id -> ``TicketRecord`` (stored as ``encode_ticket`` writes it:
+               {"p": partition, "o": last offset, "e": [[event..., offset], ...]})
+- ``buckets`` and ``meta``: see ``streams.processing.bucket_store`` (JSON values as they are).
+
+Whether a ticket is open, and its facts, are functions of its events: the record
+carries both in memory (never stored), so the Now gauges read the tickets table and
+an event computes the facts of the new event set only.
+
+Lateness and the event-time clock use the partition's watermark rounded down to
+a bucket. A change to what the customer side needs of a ticket (its ``Contact``)
+is returned to the caller, which forwards it keyed by customer (``streams.processing.customers``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.core.buckets import entries
+from streams.core.contacts import Contact
+from streams.core.events import TicketEvent
+from streams.core.facts import Fact
+from streams.core.now import OpenTicket, open_summary
+from streams.core.ticket import Outcome, StoredTicket, step
+from streams.processing.bucket_store import Watermarks
+from streams.processing.retention import ExpiryHeap
+from streams.processing.settings import KpiSettings
+
+FIELDS = TicketEvent._fields
+_TAGS = FIELDS.index("tags")
+
+
+def encode_event(event: TicketEvent, offset: int) -> list[Any]:
+    """The event's fields in schema order, then the offset (tags as a JSON list)."""
+    row: list[Any] = [*event, offset]
+    row[_TAGS] = list(event.tags)
+    return row
+
+
+def decode_event(row: list[Any]) -> tuple[TicketEvent, int]:
+    if len(row) != len(FIELDS) + 1:
+        msg = f"a stored event row has {len(row)} values, not {len(FIELDS) + 1}"
+        raise ValueError(msg)
+    values = row[:-1]
+    values[_TAGS] = tuple(values[_TAGS] or ())
+    return TicketEvent(*values), int(row[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRecord:
+    """A ticket as the processor holds it: its events, plus what derives from them."""
+
+    partition: int
+    ticket: StoredTicket
+    open: OpenTicket | None  # None once resolved or abandoned
+    facts: tuple[Fact, ...] | None = None  # of all its events; None until first needed
+
+    @property
+    def newest(self) -> float:
+        return max(e.occurred_at for e, _ in self.ticket.events)
+
+
+def encode_ticket(record: TicketRecord) -> dict[str, Any]:
+    rows = [encode_event(e, offset) for e, offset in record.ticket.events]
+    return {"p": record.partition, "o": record.ticket.last_offset, "e": rows}
+
+
+def decode_ticket(value: dict[str, Any]) -> TicketRecord:
+    ticket = StoredTicket(tuple(decode_event(r) for r in value["e"]), int(value["o"]))
+    return TicketRecord(int(value["p"]), ticket, open_summary(e for e, _ in ticket.events))
+
+
+@dataclass
+class Tables:
+    tickets: MutableMapping[str, Any] = field(default_factory=dict)
+    buckets: MutableMapping[str, Any] = field(default_factory=dict)
+    meta: MutableMapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    outcome: Outcome
+    contact: tuple[str, Contact] | None = None  # forward to the customer side when set
+    watermark: float | None = None  # the partition's new bucketed watermark, when it moved
+
+
+@dataclass
+class KpiProcessor:
+    tables: Tables
+    settings: KpiSettings = field(default_factory=KpiSettings)
+    # (entry, queue, channel) -> [sum, count] of facts added since start (cumulative counters)
+    cumulative: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.store = self.settings.bucket_store(self.tables.buckets)
+        self.clock = Watermarks(self.tables.meta, self.settings.bucket_s)
+        # closed tickets go once no window or correction can reach them; open ones stay
+        self.retention = ExpiryHeap(
+            self.tables.tickets,
+            newest=lambda record: record.newest,
+            partition=lambda record: record.partition,
+            keep=lambda record: record.open is not None,
+        )
+
+    # -- processing -----------------------------------------------------------
+    def process(self, partition: int, offset: int, event: TicketEvent) -> Processed:
+        """Apply one accepted event: "applied", "duplicate" or "late", and any contact change."""
+        s = self.settings
+        wmb = self.clock.before(partition, offset)
+        record: TicketRecord | None = self.tables.tickets.get(event.ticket_id)
+        result = step(
+            record.ticket if record is not None else None,
+            event,
+            offset,
+            watermark=wmb,
+            lateness_s=s.lateness_s,
+            policy=s.policy,
+            known_facts=record.facts if record is not None else None,
+        )
+        current = self.clock.current(partition)  # == wmb unless this record is a replay
+        if result.outcome != "applied":
+            at = wmb if wmb > float("-inf") else event.occurred_at
+            mark = Fact(at, f"{result.outcome}_events", event.queue, event.channel)
+            self.store.write(partition, offset, [], [mark], current)
+            contact = None
+        elif record is None and event.occurred_at < current - s.ticket_retention_s:
+            # a replayed record of a ticket that retention dropped since: leave it dropped
+            # (its facts lie in expired buckets too; a new record this old would be late)
+            contact = None
+        else:
+            self.store.write(partition, offset, result.retract, result.add, current)
+            self._count(result.add)
+            contact = result.contact
+            if result.ticket is not None:
+                record = TicketRecord(partition, result.ticket, result.open, result.facts)
+                self.tables.tickets[event.ticket_id] = record
+                self.retention.push(partition, event.ticket_id, record)
+        moved = None
+        if result.outcome != "late":
+            moved = self.clock.advance(partition, offset, event.occurred_at)
+            if moved is not None:
+                self._expire(partition, moved)
+        return Processed(result.outcome, contact, moved)
+
+    def _count(self, facts: tuple[Fact, ...]) -> None:
+        bounds = self.store.bounds
+        for f in facts:
+            for name, value in entries(f, bounds):
+                acc = self.cumulative.setdefault((name, f.queue, f.channel), [0.0, 0])
+                acc[0] += value
+                acc[1] += 1
+
+    # -- retention, in event time --------------------------------------------
+    def _expire(self, partition: int, wmb: float) -> None:
+        """Drop buckets and closed tickets that no window or correction can reach again."""
+        self.store.expire(partition, wmb)
+        self.retention.expire(partition, wmb - self.settings.ticket_retention_s)
+
+    def forget_partition(self, partition: int) -> None:
+        """Drop in-memory indexes when a partition is revoked (tables are Faust's business)."""
+        self.store.forget(partition)
+        self.retention.forget(partition)
+        self.clock.forget(partition)
+
+
+def open_rows(
+    tickets: MutableMapping[str, Any], partitions: set[int]
+) -> Iterator[tuple[int, OpenTicket]]:
+    """(partition, summary) of every open ticket on the given partitions."""
+    for record in list(tickets.values()):
+        if record.open is not None and record.partition in partitions:
+            yield record.partition, record.open

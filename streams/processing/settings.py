@@ -1,0 +1,37 @@
+"""What the processors need to know of the settings: plain values, no settings library.
+
+``streams.config.Settings.kpi_settings()`` builds it from the user's settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.core.facts import DAY
+from streams.core.policy import Policy
+from streams.processing.bucket_store import BucketStore
+
+
+@dataclass(frozen=True)
+class KpiSettings:
+    policy: Policy = field(default_factory=Policy)
+    bucket_s: int = 60
+    lateness_s: float = 600.0
+    window_retention_s: float = DAY  # the longest window ("24h", "today")
+
+    @property
+    def bucket_retention_s(self) -> float:
+        return self.window_retention_s + self.lateness_s + self.bucket_s
+
+    @property
+    def recontact_s(self) -> float:
+        return max((*self.policy.recontact_days, self.policy.fcr_days)) * DAY
+
+    @property
+    def ticket_retention_s(self) -> float:
+        return max(self.recontact_s, self.window_retention_s) + self.lateness_s
+
+    def bucket_store(self, buckets: MutableMapping[str, Any]) -> BucketStore:
+        return BucketStore(buckets, self.bucket_s, self.policy.bounds(), self.bucket_retention_s)

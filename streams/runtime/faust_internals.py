@@ -1,0 +1,399 @@
+"""Everything that touches a private attribute of faust, mode or aiokafka, in one place.
+
+A faust-streaming upgrade can change any of these without notice, and exactness rests on
+them, so each relied-on function is listed in ``RELIED_ON`` with why, and
+``tests/unit/runtime/test_faust_drift.py`` compares the installed source of each with the
+fingerprint recorded in ``faust_fingerprints.json``: a mismatch fails and names what to
+re-read (``python -m streams.runtime.faust_internals --record`` records them afresh, once
+re-read). No other module of ``streams`` uses a private name of these packages.
+
+The worker's Kafka consumer is Faust's aiokafka consumer with three rules of its own.
+
+Rewind what was dropped. After a rebalance Faust drops the records it fetched meanwhile
+(those of partitions it paused for table recovery among them) and seeks back to the
+committed offsets, but aiokafka seeks only to a committed offset above 0. A partition of a
+new group, with nothing committed yet, kept its position past the dropped records and they
+were never processed: 2,000-2,500 records of one or two partitions in 3 of 4 rounds of a
+repro that starts a second worker while the first works through a backlog and both are
+scraped. So our partitions with no committed offset are sought to their beginning; the
+agents leave out what this process processed already (``streams.runtime.commit``).
+
+Commit only what was processed. Faust's stream acks an event it *skips* during a
+rebalance (flow stopped, or fetched in an older generation), an agent leaves out a bundle
+fetched before a rebalance, and after a revoke Faust commits the first run of acked
+offsets wherever it starts. So the consumer records an ack of our agents' topics only for
+a record or bundle an agent marked done in the current generation; any other ack just
+releases it (Faust stops waiting for it) and its offsets stay uncommitted. Faust's
+compiled stream iterator inlines ``Consumer.ack`` and bypassed both this rule and the
+bundle's per-record acks (issue 11), so the worker uses Faust's Python iterator.
+
+Deliver in bundles. Faust hands every record to a stream as its own event, through two
+tasks and four futures in the fetcher (``wait_first``), a lock, a decode and a queue:
+about 70-80 microseconds a record on the 2-core bench machine, as much as all our own
+code per record. The fetcher delivers the consecutive records of one partition from one
+fetch (at most ``bundle_records``) as a single event, a ``Bundle``; its ack acks every
+record in it with Faust's bookkeeping, so commits, gaps and the rules above work per record.
+Faust's own topics (changelogs) keep Faust's per-record path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import inspect
+import json
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, cast
+from weakref import WeakSet
+
+import faust.streams
+from faust.stores.base import SerializedStore
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import Consumer, Transport
+from faust.types import TP, AppT, Message
+from faust.types.tuples import ConsumerMessage, ack_lock
+from mode import Service, ServiceT
+from mode.utils.futures import notify
+
+DEFAULT_BUNDLE_RECORDS = 5000
+YIELD_EVERY = 100  # records between yields to the event loop, as Faust's fetcher
+
+
+class Bundle(ConsumerMessage):
+    """Consecutive records of one partition, delivered to the agent as one event.
+
+    It stands at the offset of its last record; Faust tracks and acks the bundle, and
+    the consumer acks the records in it.
+    """
+
+    __slots__ = ("records",)
+
+    records: list[Message]
+
+    @classmethod
+    def of(cls, records: list[Message]) -> Bundle:
+        last = records[-1]
+        bundle = cls(
+            last.topic,
+            last.partition,
+            last.offset,
+            last.timestamp,
+            last.timestamp_type,
+            None,
+            None,
+            b"",
+            None,
+            0,
+            0,
+            last.tp,
+            generation_id=last.generation_id,
+        )
+        bundle.records = records
+        return bundle
+
+
+class DoneRecords:
+    """The records our agents have processed, with their table writes flushed."""
+
+    def __init__(self, topics: Iterable[str]) -> None:
+        self.topics = frozenset(topics)
+        self._done: WeakSet[Message] = WeakSet()  # an ack follows the mark: nothing piles up
+        self.released = 0  # acks of records not done: never committed
+
+    def mark(self, event: Any) -> None:
+        """The event's record (or bundle) is processed and its table writes flushed."""
+        self._done.add(event.message)
+
+    def may_commit(self, message: Message, generation: int) -> bool:
+        if message.topic not in self.topics:
+            return True  # faust's own topics keep faust's rules
+        return message.generation_id == generation and message in self._done
+
+
+class WorkerConsumer(Consumer):
+    """Faust's aiokafka consumer, acking into the commit only what ``done`` allows."""
+
+    done: ClassVar[DoneRecords]
+    bundle_records: ClassVar[int] = DEFAULT_BUNDLE_RECORDS
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Also rewind our partitions that have no committed offset yet.
+
+        Faust seeks back to the committed offsets after a rebalance because it drops
+        records fetched meanwhile (those of partitions paused for recovery among them),
+        but aiokafka seeks only to a committed offset above 0: a partition of a new
+        group kept its position past the dropped records, and the records were skipped
+        (seen in the two-worker test: 1,920 records of a partition nobody had committed).
+        """
+        committed = await super().seek_to_committed()
+        fresh = [
+            tp for tp, offset in committed.items() if not offset and tp.topic in self.done.topics
+        ]
+        if fresh:
+            await self._thread.seek_to_beginning(*fresh)
+        return committed
+
+    async def on_task_error(self, exc: BaseException) -> None:
+        """An agent failed a batch: stop the worker rather than go on without it.
+
+        Faust commits what was done and restarts the agent, which would apply later
+        records before the failed ones; when those come again (after a restart), every
+        key that moved on past them skips them, and their counts are lost. Stopping the
+        worker makes its supervisor start it again from the last commit, in order.
+        """
+        await super().on_task_error(exc)  # Faust's: commit what was done
+        await self.app.crash(exc)  # the worker exits, failed
+
+    def ack(self, message: Message) -> bool:
+        commit = self.done.may_commit(message, self.app.consumer_generation_id)
+        if isinstance(message, Bundle):
+            return self._ack_bundle(message, commit)
+        if commit:
+            return bool(super().ack(message))
+        return self._release(message, 1)
+
+    def _ack_bundle(self, bundle: Bundle, commit: bool) -> bool:
+        if not commit:
+            return self._release(bundle, len(bundle.records))
+        with ack_lock:
+            if bundle.acked:
+                return False
+            bundle.acked = True
+            self._unacked_messages.discard(bundle)
+        ack = super().ack
+        return any([ack(record) for record in bundle.records])
+
+    def _release(self, message: Message, records: int) -> bool:
+        with ack_lock:  # as Consumer.ack: acked, and no longer waited for
+            if message.acked:
+                return False
+            message.acked = True
+            self._unacked_messages.discard(message)
+            self.done.released += records
+        notify(self._waiting_for_ack)
+        return False
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        """Faust's fetcher loop (``Consumer._drain_messages``), bundling our topics.
+
+        The offset bookkeeping is Faust's, record by record (gaps, read offsets, commit
+        every n acks); our topics' records are gathered per partition and delivered as a
+        ``Bundle`` when the fetch is done or the bundle is full.
+        """
+        callback = self.callback
+        ours = self.done.topics
+        limit = self.bundle_records
+        consumer_should_stop = cast(Service, self)._stopped.is_set
+        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        commit_every = self._commit_every
+
+        async def deliver(message: Message) -> None:
+            # as Faust: a rebalance (suspend_flow) abandons a delivery blocked on a full queue
+            await self.wait_first(callback(message), self.suspend_flow.wait())
+
+        since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                fetched = self.getmany(timeout=1.0)
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                pending: dict[TP, list[Message]] = {}
+
+                async def deliver_bundle(tp: TP, pending: dict[TP, list[Message]]) -> None:
+                    # as Faust: the read offset moves once the records are delivered
+                    records = pending.pop(tp)
+                    await deliver(Bundle.of(records))
+                    set_read_offset(tp, records[-1].offset)
+
+                async for tp, message in fetched:
+                    since_yield += 1
+                    if since_yield > YIELD_EVERY:
+                        await asyncio.sleep(0)
+                        since_yield = 0
+                    offset = message.offset
+                    queued = pending.get(tp)
+                    read = queued[-1].offset if queued else get_read_offset(tp)
+                    if read is not None and offset < read:
+                        continue  # Faust drops a record below its read offset too
+                    if read and offset - read > 1 and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, read + 1, offset)
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    if message.topic in ours:
+                        pending.setdefault(tp, []).append(message)
+                        if len(pending[tp]) >= limit:
+                            await deliver_bundle(tp, pending)
+                    else:
+                        await deliver(message)
+                        set_read_offset(tp, offset)
+                for tp in list(pending):
+                    await deliver_bundle(tp, pending)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return  # stopping anyway
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+
+def route_acks_through_consumer() -> None:
+    """Make every stream ack go through ``Consumer.ack`` (so ``WorkerConsumer.ack``).
+
+    Faust's compiled stream iterator (``faust._cython.streams.StreamIterator.after``)
+    inlines ``Message.ack`` and ``Consumer.ack``: it appends the *event's* offset to the
+    consumer's acked list itself. A bundle is one event standing at its last record's
+    offset, so only that offset was acked, never the records before it; the first
+    commit went to the end of the first bundle and every later one found a gap before
+    the next bundle's offset and committed nothing (issue 11: committed 3,875 of 20,000).
+    It also skipped the done-only rule above. The pure-Python iterator calls
+    ``event.ack()`` -> ``Message.ack`` -> ``consumer.ack``, as our consumer needs; its
+    extra cost is per event, and an event is a whole bundle here.
+    """
+    faust.streams._CStreamIterator = None  # type: ignore[attr-defined]  # not exported
+
+
+def aiokafka_producer(app: AppT) -> Any:
+    """The aiokafka producer under Faust's, started (record batches are built on it)."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+
+def allow_buffered_records(app: AppT, records: int) -> None:
+    """Faust blocks intake once more than 100 records wait in its producer buffer
+    (faust#173); dead letters of one bad batch can be thousands (flushed before commits)."""
+    app.producer.buffer.max_messages = records
+
+
+def stored_rows(table: Any) -> Iterator[tuple[Any, Any]]:
+    """(key, value) of every row the table's store holds for this worker's active
+    partitions, each decoded on its own: a value the table's codec cannot decode comes as
+    the exception it raised, so one bad row is contained (``TableCache``), never fatal.
+
+    Not ``table[key]``: inside an agent Faust looks a key up in the database of the
+    current event's partition only, so rows of the worker's other partitions went missing.
+    """
+    store = table.data
+    if not isinstance(store, SerializedStore):  # the memory store holds decoded values
+        yield from list(store.items())
+        return
+    for key_bytes, value_bytes in store._iteritems():
+        try:
+            key = store._decode_key(key_bytes)
+        except Exception as exc:  # an undecodable key: the row cannot even be named
+            yield repr(key_bytes), exc
+            continue
+        try:
+            yield key, store._decode_value(value_bytes)
+        except Exception as exc:
+            yield key, exc
+
+
+def put_rocksdb(store: Any, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
+    """Write encoded records straight into a partition's RocksDB database (no Faust
+    "current event" needed), keeping Faust's key index in step for deletes."""
+    db = store._db_for_partition(partition)
+    for key_bytes, value_bytes in records:
+        if value_bytes is None:
+            db.delete(key_bytes)
+            store._key_index.pop(key_bytes, None)
+        else:
+            db.put(key_bytes, value_bytes)
+
+
+def worker_transport(
+    app: AppT, done: DoneRecords, bundle_records: int = DEFAULT_BUNDLE_RECORDS
+) -> Transport:
+    """The app's ``kafka://`` transport, with a consumer bound to ``done``; set it as
+    ``app.transport`` before the consumer is first used."""
+    attrs = {"done": done, "bundle_records": bundle_records}
+    consumer = type("WorkerConsumer", (WorkerConsumer,), attrs)
+    transport: type[Transport] = type("WorkerTransport", (Transport,), {"Consumer": consumer})
+    return transport(app.conf.broker_consumer, app)
+
+
+# -- what the worker relies on, fingerprinted (tests/unit/runtime/test_faust_drift.py) -----------
+FINGERPRINTS = Path(__file__).with_name("faust_fingerprints.json")
+RELIED_ON: dict[str, str] = {
+    "faust.transport.consumer.Consumer._drain_messages": (
+        "copied into WorkerConsumer._drain_messages (bundles): re-read and copy its changes"
+    ),
+    "faust.transport.consumer.Consumer.ack": (
+        "WorkerConsumer.ack acks a bundle's records through it; _release mirrors its bookkeeping"
+    ),
+    "faust.transport.consumer.Consumer._new_offset": (
+        "commits need every record's offset acked, with no gap: why bundles ack per record"
+    ),
+    "faust.transport.consumer.Consumer.perform_seek": (
+        "resets read offsets after seek_to_committed: why ProcessedOffsets exists"
+    ),
+    "faust.transport.consumer.Consumer._add_gap": "called by the copied fetch loop",
+    "faust.transport.drivers.aiokafka.Consumer.seek_to_committed": (
+        "WorkerConsumer.seek_to_committed rewinds partitions it leaves uncommitted"
+    ),
+    "faust.types.tuples.Message.ack": "the path an event's ack takes to Consumer.ack",
+    "faust.types.tuples.ConsumerMessage.on_final_ack": "calls consumer.ack(self)",
+    "faust.types.tuples.Message.__init__": "Bundle.of builds a ConsumerMessage positionally",
+    "faust.streams.Stream._py_aiter": (
+        "the iterator the worker uses: it must ack through event.ack() (issue 11)"
+    ),
+    "faust.streams.Stream._c_aiter": (
+        "disabled by route_acks_through_consumer: its StreamIterator inlines Consumer.ack"
+    ),
+    "faust.stores.rocksdb.Store._db_for_partition": "put_rocksdb writes the database directly",
+    "faust.stores.rocksdb.Store._iteritems": "stored_rows reads the raw rows of active partitions",
+    "faust.stores.rocksdb.Store._get": (
+        "looks up the current event's partition only: why stored_rows, not table[key]"
+    ),
+    "faust.stores.base.SerializedStore._decode_value": "stored_rows decodes each row alone",
+    "faust.stores.rocksdb.Store.set_persisted_offset": "the writer records the changelog offset",
+    "faust.transport.producer.Producer.__init__": "buffer.max_messages (allow_buffered_records)",
+    "faust.transport.drivers.aiokafka.Producer._ensure_producer": "aiokafka_producer",
+    "aiokafka.producer.AIOKafkaProducer.send_batch": "the table writer sends record batches",
+}
+
+
+def _resolve(dotted: str) -> Any:
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            target: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            target = getattr(target, name)
+        return target
+    msg = f"cannot import {dotted}"
+    raise ImportError(msg)
+
+
+def fingerprint(dotted: str) -> str:
+    """sha256 of the installed source of a function or class, whitespace-normalised."""
+    source = inspect.getsource(_resolve(dotted))
+    normal = "\n".join(line.rstrip() for line in source.splitlines() if line.strip())
+    return hashlib.sha256(normal.encode()).hexdigest()[:16]
+
+
+def record_fingerprints() -> None:
+    """Write the fingerprints of the installed versions (after re-reading what changed)."""
+    found = {name: fingerprint(name) for name in RELIED_ON}
+    FINGERPRINTS.write_text(json.dumps(found, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":  # python -m streams.runtime.faust_internals --record
+    if sys.argv[1:] != ["--record"]:
+        sys.exit("usage: python -m streams.runtime.faust_internals --record")
+    record_fingerprints()
+    print(f"recorded {len(RELIED_ON)} fingerprints in {FINGERPRINTS}")

@@ -1,0 +1,376 @@
+"""The Faust adapter: a worker object whose agents decode, apply and hand over to the commit.
+
+The ingest agent classifies each raw record (``streams.ingest.schema``), applies the accepted
+ones to the ticket tables (``streams.processing.kpi``) and collects the rejects and the contacts to
+forward; the customer agent applies forwarded contacts (``streams.processing.customers``). Both hand
+their batch to a ``BatchCommit`` (``streams.runtime.commit``), the one owner of the
+sequence that makes it exactly-once in effect. Agents run with ``concurrency=1``
+(faust#606), at-least-once delivery, no ``group_by``. HTTP pages and collectors are
+methods, wired by name in ``_pages``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+from typing import Any, cast
+
+import faust
+from faust.types import TP
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.config import Settings
+from streams.ingest.schema import Rejected, classify, load_schema
+from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
+from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
+from streams.processing.customers import (
+    TABLES as CUSTOMER_TABLES,
+)
+from streams.processing.customers import (
+    BadContactError,
+    CustomerProcessor,
+    CustomerTables,
+    WatermarkMark,
+    decode_forwarded,
+    encode_contact,
+    encode_mark,
+)
+from streams.processing.kpi import KpiProcessor, Tables, encode_ticket
+from streams.processing.stored_rows import check_bucket, check_customer, check_meta, read_ticket
+from streams.processing.table_cache import TableCache
+from streams.runtime.commit import Batch, BatchCommit, Forward, ProcessedOffsets
+from streams.runtime.faust_internals import (
+    Bundle,
+    DoneRecords,
+    allow_buffered_records,
+    route_acks_through_consumer,
+    stored_rows,
+    worker_transport,
+)
+from streams.runtime.state import PipelineState
+from streams.runtime.writers import ContactForwarder, DeadLetterSender, FaustChangelog, FaustStore
+
+log = logging.getLogger(__name__)
+
+PRODUCER_BUFFER_RECORDS = 10_000
+BUNDLES_AHEAD_PER_PARTITION = 2
+TICKET_TABLES = ("tickets", "buckets", "meta")
+TABLES = TICKET_TABLES + CUSTOMER_TABLES
+CHECKS = {  # how each table's stored rows are read back (streams.processing.stored_rows)
+    "tickets": read_ticket,
+    "buckets": check_bucket,
+    "meta": check_meta,
+    "customers": check_customer,
+    "cbuckets": check_bucket,
+    "cmeta": check_meta,
+}
+
+
+def faust_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_list],
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        consumer_group_instance_id=settings.instance_id,
+        web_enabled=True,
+        web_bind=settings.metrics_host,
+        web_host=settings.metrics_host,
+        web_port=settings.metrics_port,
+        web_in_thread=False,
+        producer_linger=0.02,  # dead letters; the table writer's batches are sent at once
+        producer_max_batch_size=1024 * 1024,  # the most a record batch of the writer holds
+        stream_buffer_maxsize=16_384,
+    )
+
+
+class Worker:
+    """One worker process: the Faust app, its tables, processors, commits and pages."""
+
+    # the changelog step of both commits; tests/integration/failing_write_worker.py
+    # replaces it to make the broker refuse a write
+    changelog_class: Any = FaustChangelog  # a Changelog (streams.runtime.commit)
+
+    def __init__(self, settings: Settings) -> None:
+        load_schema()  # fail at startup on a broken schema, not on the first record
+        self.settings = settings
+        self.app = app = faust_app(settings)
+        allow_buffered_records(app, PRODUCER_BUFFER_RECORDS)
+        self.finished = DoneRecords((settings.topic, settings.contacts_topic_name))
+        app.transport = worker_transport(app, self.finished, settings.batch_records)
+        route_acks_through_consumer()
+        self.state = PipelineState()
+        self.processed = ProcessedOffsets()
+        self.faust_tables = {name: self._table(name) for name in TABLES}
+        self.ticket_cache, self.customer_cache = TableCache(), TableCache()
+        self.ticket_cache.bad_rows = self.customer_cache.bad_rows = self.state.bad_rows
+        kpi_settings = settings.kpi_settings()
+        self.processor = KpiProcessor(
+            Tables(**self._cached(self.ticket_cache, TICKET_TABLES)), kpi_settings
+        )
+        self.customers = CustomerProcessor(
+            CustomerTables(**self._cached(self.customer_cache, CUSTOMER_TABLES)), kpi_settings
+        )
+        self.source = self._raw_topic(settings.topic)
+        self.contacts = self._raw_topic(settings.contacts_topic_name)
+        self.ingest_commit = self._commit(self.ticket_cache)
+        self.customer_commit = self._commit(self.customer_cache)
+        app.agent(self.source, name="ingest", concurrency=1)(self.ingest)
+        app.agent(self.contacts, name="customers", concurrency=1)(self.customer_contacts)
+        self._rebalance_hooks()
+        self.registry = build_registry([self._pipeline_collector(), self._kpi_collector()])
+        self._pages()
+
+    # -- wiring ------------------------------------------------------------------------
+    def _table(self, name: str) -> Any:
+        # str keys and JSON values; the commit writes them (streams.runtime.writers)
+        return self.app.Table(name, default=None, partitions=self.settings.partitions, key_type=str)
+
+    def _cached(self, cache: TableCache, names: tuple[str, ...]) -> dict[str, Any]:
+        encode = {"tickets": encode_ticket}
+        return {n: self._cached_table(cache, n, encode.get(n, _same)) for n in names}
+
+    def _cached_table(self, cache: TableCache, name: str, encode: Any) -> Any:
+        table = self.faust_tables[name]
+        return cache.table(table, encode, CHECKS[name], name, partial(stored_rows, table))
+
+    def _raw_topic(self, name: str) -> Any:
+        """Raw bytes: the agents decode (and judge) records themselves. Its events are
+        bundles, so a few per partition bound how far the fetcher reads ahead."""
+        return self.app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=self.settings.partitions,
+            maxsize=BUNDLES_AHEAD_PER_PARTITION * self.settings.partitions,
+        )
+
+    def _commit(self, cache: TableCache) -> BatchCommit:
+        s = self.settings
+        dlq = self.app.topic(
+            s.dlq_topic, key_serializer="raw", value_serializer="raw", internal=False
+        )
+        return BatchCommit(
+            changelog=self.changelog_class(self.app, self.faust_tables),
+            store=FaustStore(self.faust_tables),
+            dead_letters=DeadLetterSender(dlq),
+            contacts=ContactForwarder(self.app, s.contacts_topic_name, s.partitions),
+            done=self.finished,
+            processed=self.processed,
+            copies=cache,
+        )
+
+    # -- agents: decode, apply, hand over ----------------------------------------------
+    def _records(self, event: Any) -> list[Any]:
+        """A bundle's records not processed yet, or none if it was fetched before a
+        rebalance (Faust skips such events: the new owner replays them)."""
+        bundle = event.message
+        if (
+            not isinstance(bundle, Bundle)
+            or bundle.generation_id != self.app.consumer_generation_id
+        ):
+            return []
+        return self.processed.fresh(bundle.records)
+
+    async def ingest(self, stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            records = self._records(event)
+            batch = await self.ingest_commit.run(event, partial(self.apply_tickets, records))
+            if batch is None:
+                continue  # an earlier batch failed: the worker is stopping
+            self.state.table_writes += sum(len(c.items) for c in batch.changes)
+            self.state.contacts_forwarded += sum(1 for f in batch.contacts if f.partition is None)
+            self.state.batches += 1
+
+    async def customer_contacts(self, stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            records = self._records(event)
+            batch = await self.customer_commit.run(event, partial(self.apply_contacts, records))
+            if batch is None:
+                continue
+            self.state.table_writes += sum(len(c.items) for c in batch.changes)
+            self.state.batches += 1
+            self.state.last_processed_at = time.time()
+
+    def apply_tickets(self, records: list[Any]) -> Batch:
+        """Step 1 of the ingest commit: classify and apply one partition's records."""
+        batch, state, s = Batch(records), self.state, self.settings
+        moved: float | None = None
+        with self.ticket_cache.batch(records[0].partition if records else 0):
+            for message in records:
+                now = time.time()
+                state.record_offset(message.partition, message.offset)
+                outcome = classify(
+                    message.key,
+                    message.value,
+                    now=now,
+                    future_tolerance_s=s.future_tolerance_seconds,
+                    max_bytes=s.max_record_bytes,
+                )
+                if isinstance(outcome, Rejected):
+                    batch.dead_letters.append((message, outcome))
+                    state.record_rejected(outcome.reason, now)
+                    continue
+                state.record_accepted(message.partition, outcome.event, now)
+                done = self.processor.process(message.partition, message.offset, outcome.event)
+                if done.contact is not None:
+                    customer_id, contact = done.contact
+                    batch.contacts.append(
+                        Forward(customer_id.encode(), encode_contact(customer_id, contact))
+                    )
+                if done.watermark is not None:
+                    moved = max(moved or done.watermark, done.watermark)
+            batch.changes = self.ticket_cache.changes()
+        if moved is not None:
+            batch.contacts += self._marks(records[0].partition, moved)
+        return batch
+
+    def _marks(self, source: int, watermark: float) -> list[Forward]:
+        """The partition's watermark moved: tell every contacts partition (after the
+        batch's contacts), so the customer figures end where the input's do."""
+        value = encode_mark(source, watermark)
+        return [Forward(b"~watermark", value, cp) for cp in range(self.settings.partitions)]
+
+    def apply_contacts(self, records: list[Any]) -> Batch:
+        """Step 1 of the customer commit: apply one contacts partition's records."""
+        batch = Batch(records)
+        with self.customer_cache.batch(records[0].partition if records else 0):
+            for message in records:
+                try:
+                    forwarded = decode_forwarded(message.value)
+                except BadContactError as exc:
+                    self.state.contacts_received += 1
+                    batch.dead_letters.append((message, Rejected("bad_contact", str(exc))))
+                    self.state.record_rejected("bad_contact", time.time())
+                    continue
+                if isinstance(forwarded, WatermarkMark):
+                    self.customers.advance(message.partition, message.offset, forwarded.watermark)
+                    continue
+                self.state.contacts_received += 1
+                self.customers.process(message.partition, message.offset, *forwarded)
+            batch.changes = self.customer_cache.changes()
+        return batch
+
+    # -- rebalances ------------------------------------------------------------------------
+    def _rebalance_hooks(self) -> None:
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self.app.on_rebalance_complete.connect(self._on_recovered)  # type: ignore[arg-type]
+
+    def forget(self, tp: Any) -> None:
+        """Drop a partition's in-memory indexes and table copies: its tables may change hands."""
+        if tp.topic == self.settings.topic:
+            self.ticket_cache.reset()
+            self.processor.forget_partition(tp.partition)
+        elif tp.topic == self.settings.contacts_topic_name:
+            self.customer_cache.reset()
+            self.customers.forget_partition(tp.partition)
+
+    def _on_revoked(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        for tp in args[0] if args else kwargs.get("revoked", ()):
+            self.forget(tp)
+
+    def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        for tp in args[0] if args else kwargs.get("assigned", ()):  # tables are recovered afresh
+            self.forget(tp)
+        self.state.rebalances += 1
+
+    def _on_recovered(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Tables are recovered now: a copy read during recovery (by a scrape) is incomplete."""
+        self.ticket_cache.reset()
+        self.customer_cache.reset()
+
+    # -- collectors and pages ---------------------------------------------------------------
+    def owned(self, topic: str | None = None) -> tuple[set[int], set[int]]:
+        topic = topic or self.settings.topic
+        assignor = self.app.assignor
+        actives = {tp.partition for tp in assignor.assigned_actives() if tp.topic == topic}
+        standbys = {tp.partition for tp in assignor.assigned_standbys() if tp.topic == topic}
+        return actives, standbys
+
+    def highwater(self, partition: int) -> int | None:
+        try:
+            return int(self.app.consumer.highwater(TP(self.settings.topic, partition)))
+        except (AssertionError, TypeError, ValueError, KeyError):
+            return None  # not known until the first fetch of the partition
+
+    def _pipeline_collector(self) -> PipelineCollector:
+        return PipelineCollector(self.state, self.settings.partitions, self.owned, self.highwater)
+
+    def _kpi_collector(self) -> KpiCollector:
+        s = self.settings
+        return KpiCollector(
+            self.processor,
+            self.customers,
+            owned=lambda: self.owned()[0],
+            owned_contacts=lambda: self.owned(s.contacts_topic_name)[0],
+            clock=s.clock,
+            windows=dict(s.windows),
+            timezone=s.timezone,
+            fold=LabelFolder.of(s.queue_allowlist, s.max_queues),
+            fold_agent=LabelFolder.of(s.agent_allowlist, s.max_agents),
+        )
+
+    def _pages(self) -> None:
+        for path, handler in (
+            ("/metrics", self.metrics_page),
+            ("/stats", self.stats_page),
+            ("/healthz", self.healthz_page),
+            ("/ready", self.ready_page),
+        ):
+            self.app.page(path)(_view_handler(handler))
+
+    async def metrics_page(self, view: View, request: Request) -> Response:
+        # aiohttp refuses a charset inside content_type; the text format is UTF-8 by definition
+        content_type = CONTENT_TYPE_LATEST.split(";", 1)[0] + "; version=0.0.4"
+        return view.bytes(generate_latest(self.registry), content_type=content_type)
+
+    async def stats_page(self, view: View, request: Request) -> Response:
+        """Cheap progress counters as JSON, for tools that poll often (never the tables)."""
+        s = self.state
+        return view.json(
+            {
+                "accepted": sum(s.accepted.values()),
+                "rejected": sum(s.rejected.values()),
+                "contacts_forwarded": s.contacts_forwarded,
+                "contacts_received": s.contacts_received,
+                "batches": s.batches,
+                "table_writes": s.table_writes,
+                "acks_released": self.finished.released,
+                "last_processed_at": s.last_processed_at,
+            }
+        )
+
+    async def healthz_page(self, view: View, request: Request) -> Response:
+        return view.json({"status": "ok"})
+
+    async def ready_page(self, view: View, request: Request) -> Response:
+        """Ready once partitions are assigned and tables recovered; 503 while rebalancing."""
+        app = self.app
+        busy = app.rebalancing or app.in_recovery or not app.consumer.assignment()
+        return view.json({"ready": not busy}, status=503 if busy else 200)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _view_handler(handler: Any) -> Any:
+    """Faust makes a page's function the view's ``get`` (bound to the view): a plain
+    function that passes the view on to the worker's method."""
+
+    async def page(view: View, request: Request) -> Response:
+        return cast(Response, await handler(view, request))
+
+    page.__name__ = handler.__name__
+    page.__doc__ = handler.__doc__
+    return page

@@ -1,0 +1,122 @@
+"""``make run``: a local broker, the topics, one worker and live simulated traffic.
+
+Each part is a child process; Ctrl-C (or SIGTERM) stops them in reverse order:
+simulator, worker (which commits and leaves the group), then the broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from streams.config import Settings
+from streams.runtime.processes import stop
+from streams.runtime.topics import ensure_topics
+from streams.tools.broker import launcher
+
+DATA = Path(".data")
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback URL we built
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def _stop(proc: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
+    if stop(proc, timeout) == -signal.SIGKILL:
+        print(f"{name} did not stop in {timeout:.0f}s; it was killed", file=sys.stderr)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_stack(args: argparse.Namespace, settings: Settings) -> int:
+    # Install our own handlers: a shell may start us with SIGINT ignored (background jobs).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    broker = None
+    env = dict(os.environ)
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and args.bootstrap_servers is None:
+        print("Starting the local Kafka broker (data in .data/kafka) ...")
+        first_run = not (DATA / "kafka" / "ports.json").exists()
+        port = 9092 if first_run and launcher.port_is_free(9092) else None
+        broker = launcher.start(DATA / "kafka", port=port)
+        env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+        settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap})
+    bootstrap = settings.bootstrap_servers
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        for name, parts in ensure_topics(settings).items():
+            print(f"topic {name}: {parts} partitions")
+        exe = [sys.executable, "-m", "streams.cli"]
+        common = [
+            "--bootstrap-servers",
+            bootstrap,
+            "--topic",
+            settings.topic,
+            "--dlq-topic",
+            settings.dlq_topic,
+            "--partitions",
+            str(settings.partitions),
+        ]
+        worker = subprocess.Popen(
+            [
+                *exe,
+                "worker",
+                *common,
+                "--metrics-host",
+                settings.metrics_host,
+                "--metrics-port",
+                str(settings.metrics_port),
+                "--data-dir",
+                str(settings.data_dir),
+            ],
+            env=env,
+        )
+        children.append(("worker", worker))
+        url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+        if not _wait_http(url, 120, worker):
+            print("error: the worker did not come up; see its log above", file=sys.stderr)
+            return 1
+        simulator = subprocess.Popen(
+            [*exe, "simulate", *common, "--rate", str(args.rate), "--start", "now", "--speed", "1"],
+            env=env,
+        )
+        children.append(("simulator", simulator))
+        print(
+            "\nticketpulse is running:\n"
+            f"  Kafka bootstrap  {bootstrap}\n"
+            f"  metrics          {url}\n"
+            f"  readiness        http://{settings.metrics_host}:{settings.metrics_port}/ready\n"
+            f"  topics           {settings.topic} -> {settings.dlq_topic} (dead letters)\n"
+            "Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
+        while all(proc.poll() is None for _, proc in children):
+            time.sleep(0.5)
+        for name, proc in children:
+            if proc.poll() is not None:
+                print(f"error: {name} exited with code {proc.returncode}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        for name, proc in reversed(children):
+            _stop(proc, name)
+        if broker is not None:
+            broker.stop()
+            print("stopped broker")

@@ -1,0 +1,111 @@
+"""``ticketpulse report FILE``: the figures of a JSONL log, computed offline by the core.
+
+The log is read as one partition in file order, with the event clock: windows
+end at the log's watermark. Components are printed next to the ratios they make,
+so a number on a wallboard can be traced back to its counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from streams.config import Settings
+from streams.core.contacts import days_label
+from streams.core.now import now_figures
+from streams.core.policy import ServiceLevelPreset, service_level_denominator
+from streams.core.windows import window_sums
+from streams.ingest.schema import Accepted, classify
+from streams.metrics.catalogue import ACR_FIGURES, HISTOGRAMS, WINDOW_FIGURES, WINDOW_SUMS
+from streams.processing.bucket_store import bucket_contents
+from streams.processing.kpi import open_rows
+from streams.processing.local import LocalPipeline
+from streams.tools.produce import key_of
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+def _derived(c: dict[str, float], preset: ServiceLevelPreset) -> dict[str, float | None]:
+    den = service_level_denominator(
+        preset,
+        int(c["first_responses"]),
+        int(c["contacts_abandoned"]),
+        int(c["contacts_short_abandoned"]),
+    )
+    nps = c["nps_responses"]
+    return {
+        "service_level": _ratio(c["first_responses_within_target"], den),
+        "abandonment_rate": _ratio(c["contacts_abandoned"], c["contacts_offered"]),
+        "transfer_rate": _ratio(c["transfers_out"], c["first_responses"]),
+        "fcr_rate": _ratio(c["contacts_resolved_first_contact"], c["contacts_resolved"]),
+        "first_response_mean_seconds": _ratio(
+            c["first_response_seconds_sum"], c["first_responses"]
+        ),
+        "resolution_mean_seconds": _ratio(c["resolution_seconds_sum"], c["contacts_resolved"]),
+        "aht_seconds": _ratio(c["handle_time_seconds"], c["contacts_handled"]),
+        "csat": _ratio(c["csat_satisfied_responses"], c["csat_responses"]),
+        "nps": (
+            round(100 * (c["nps_promoter_responses"] - c["nps_detractor_responses"]) / nps, 3)
+            if nps
+            else None
+        ),
+        "ces": _ratio(c["ces_summed_score"], c["ces_responses"]),
+    }
+
+
+def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, Any]:
+    pipeline = LocalPipeline(settings.kpi_settings())
+    proc, customers = pipeline.tickets, pipeline.customers
+    counts = {"records": 0, "accepted": 0, "rejected": 0, "duplicate": 0, "late": 0}
+    for offset, line in enumerate(lines):
+        counts["records"] += 1
+        outcome = classify(
+            key_of(line), line, now=now, future_tolerance_s=settings.future_tolerance_seconds
+        )
+        if not isinstance(outcome, Accepted):
+            counts["rejected"] += 1
+            continue
+        counts["accepted"] += 1
+        result = pipeline.process(offset, outcome.event)
+        if result.outcome != "applied":
+            counts[result.outcome] += 1
+    end = proc.clock.clock(0)
+    out: dict[str, Any] = {"records": counts, "window_end": end, "windows": {}, "now": {}}
+    if end is None:
+        return out
+    rows = bucket_contents(proc.tables.buckets, {0})[0][0]
+    rows += bucket_contents(customers.tables.cbuckets, {0})[0][0]
+    sums = window_sums(rows, settings.windows, end, settings.bucket_seconds, settings.timezone)
+    days = [days_label(d) for d in settings.recontact_days]
+    policy = settings.policy()
+    for window, figures in sums.items():
+        per: dict[str, dict[str, Any]] = {}
+        for q, c in sorted({(q, c) for (_, q, c) in figures}):
+            comp: dict[str, float] = {}
+            for entry, (name, _) in WINDOW_FIGURES.items():
+                comp[name] = figures.get((entry, q, c), (0.0, 0))[1]
+            for entry, (name, _) in WINDOW_SUMS.items():
+                comp[name] = figures.get((entry, q, c), (0.0, 0))[0]
+            for entry, (name, _) in HISTOGRAMS.items():
+                comp[f"{name}_sum"] = round(figures.get((entry, q, c), (0.0, 0))[0], 3)
+            for entry, (name, _) in ACR_FIGURES.items():
+                for d in days:
+                    comp[f"{name}_{d}d"] = figures.get((f"{entry}:{d}", q, c), (0.0, 0))[1]
+            preset = policy.for_queue(q, c).service_level
+            derived = _derived(comp, preset)
+            for d in days:
+                resolved = comp["acr_resolutions"]
+                derived[f"acr_provisional_{d}d"] = _ratio(
+                    resolved - comp[f"acr_recontacted_{d}d"], resolved
+                )
+                derived[f"acr_final_{d}d"] = _ratio(
+                    comp[f"acr_final_active_resolutions_{d}d"], comp[f"acr_final_resolutions_{d}d"]
+                )
+            per[f"{q}/{c}"] = {"components": comp, "figures": derived}
+        out["windows"][window] = per
+    tickets = [t for _, t in open_rows(proc.tables.tickets, {0})]
+    for (q, c), fig in sorted(now_figures(tickets, end, policy).items()):
+        out["now"][f"{q}/{c}"] = vars(fig)
+    return out

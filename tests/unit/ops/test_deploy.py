@@ -1,0 +1,230 @@
+"""The deploy assets, checked by real tooling: promtool, the Compose specification schema
+(check-jsonschema's vendored copy) and the Kubernetes OpenAPI schemas (kubernetes-validate)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.config import load_settings
+from streams.core.policy import Policy
+from streams.ingest.schema import Accepted, classify
+from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
+from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
+from streams.ops import generate
+from streams.ops.dashboards import panel_queries
+from streams.processing.local import LocalPipeline
+from streams.processing.settings import KpiSettings
+from streams.runtime.state import PipelineState
+from streams.tools.simulator import SimParams
+from streams.tools.simulator import generate as simulate
+
+ROOT = Path(__file__).resolve().parents[3]
+PROM = ROOT / "deploy/prometheus"
+DASHBOARDS = ROOT / "deploy/grafana/dashboards"
+BIN = Path(sys.executable).parent
+NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+KEYWORDS = {
+    "sum", "max", "min", "without", "by", "rate", "increase", "and", "or", "unless", "ignoring",
+    "on", "group_left", "group_right", "histogram_quantile", "clamp_max", "time", "absent",
+    "bool", "count", "avg",
+}  # fmt: skip
+
+
+def run(*cmd: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+def test_prometheus_config_and_rules_pass_promtool_with_lint_fatal(promtool: str) -> None:
+    lint = ("--lint=all", "--lint-fatal")
+    config = run(promtool, "check", "config", *lint, "prometheus.yml", cwd=PROM)
+    assert config.returncode == 0, config.stdout + config.stderr
+    rules = sorted((PROM / "rules").glob("*.yml"))
+    check = run(promtool, "check", "rules", *lint, *rules)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_every_alert_has_promtool_tests_that_pass(promtool: str) -> None:
+    result = run(promtool, "test", "rules", "tests/alerts.test.yml", cwd=PROM)
+    assert result.returncode == 0, result.stdout + result.stderr
+    alerts = yaml.safe_load((PROM / "rules/ticketpulse.alerts.yml").read_text())
+    names = {r["alert"] for g in alerts["groups"] for r in g["rules"]}
+    tests = yaml.safe_load((PROM / "tests/alerts.test.yml").read_text())["tests"]
+    tested: dict[str, list[bool]] = {}
+    for t in tests:
+        for case in t.get("alert_rule_test", []):
+            tested.setdefault(case["alertname"], []).append(bool(case["exp_alerts"]))
+    for name in names:
+        outcomes = tested.get(name, [])
+        assert True in outcomes and outcomes.count(False) >= 2, f"{name}: fire, quiet and resolve"
+    for group in alerts["groups"]:
+        for rule in group["rules"]:
+            assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+            assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])
+            assert "{{" not in rule["annotations"]["summary"], "summary is static"
+            assert "{{" in rule["annotations"]["description"], "description is templated"
+            anchor = rule["annotations"]["runbook_url"].split("#")[1]
+            runbooks = (ROOT / "docs/runbooks.md").read_text().lower()
+            assert f"## {anchor}" in runbooks, f"docs/runbooks.md has no section {anchor}"
+
+
+def test_generated_rules_and_dashboards_are_up_to_date() -> None:
+    assert generate.main(["--check"]) == 0, "run `make assets` and commit the result"
+
+
+def test_dashboards_have_fixed_uids_the_provisioned_datasource_and_no_inputs() -> None:
+    boards = {p.name: json.loads(p.read_text()) for p in DASHBOARDS.glob("*.json")}
+    assert set(boards) == {"wallboard.json", "overview.json", "sla.json", "pipeline.json"}
+    uids = [b["uid"] for b in boards.values()]
+    assert len(set(uids)) == 4 and all(u.startswith("ticketpulse-") for u in uids)
+    for board in boards.values():
+        text = json.dumps(board)
+        assert "__inputs" not in text and "${DS_" not in text
+        for p in board["panels"]:
+            if p["type"] != "row":
+                assert p["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+    for name in ("wallboard.json", "overview.json", "sla.json"):
+        variables = {v["name"] for v in boards[name]["templating"]["list"]}
+        assert {"queue", "channel"} <= variables
+    provisioned = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
+    assert provisioned["datasources"][0]["uid"] == "prometheus"
+
+
+def substitute(expr: str, queue: str = "sales") -> str:
+    """Dashboard variables as Grafana would fill them in."""
+    return (
+        expr.replace('queue="$queue"', f'queue="{queue}"')
+        .replace("$queue", ".*")
+        .replace("$channel", ".*")
+        .replace("$window", "15m")
+        .replace("$__rate_interval", "1m")
+    )
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    out = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        for title, expr in panel_queries(json.loads(path.read_text())):
+            out.append((path.name, title, substitute(expr)))
+    return out
+
+
+def test_dashboard_queries_parse_as_promql(tmp_path: Path, promtool: str) -> None:
+    """promtool parses each panel query, wrapped in a throwaway recording rule."""
+    rules = [
+        {"record": f"panel:check_{i}:expr", "expr": expr}
+        for i, (_, _, expr) in enumerate(dashboard_queries())
+    ]
+    path = tmp_path / "panels.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+    result = run(promtool, "check", "rules", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def exporter_names() -> set[str]:
+    """Every sample name a populated worker exports, every family on."""
+    policy = Policy(recontact_days=(0.01, 1), per_agent=True)
+    pipeline = LocalPipeline(KpiSettings(policy=policy))
+    state = PipelineState()
+    params = SimParams(seed=2, rate=6, max_events=4000, recontact_mean_s=900, reopen_mean_s=900)
+    for offset, record in enumerate(simulate(params)):
+        outcome = classify(record.key, record.value, now=2e9, future_tolerance_s=300)
+        if isinstance(outcome, Accepted):
+            state.record_offset(0, offset)
+            state.record_accepted(0, outcome.event, 1.0)
+            pipeline.process(offset, outcome.event)
+    kpis = KpiCollector(
+        pipeline.tickets,
+        pipeline.customers,
+        owned=lambda: {0},
+        owned_contacts=lambda: {0},
+        clock="event",
+        windows={"15m": 900, "1h": 3600, "24h": 86400, "today": None},
+        timezone="UTC",
+        fold=LabelFolder(None, 50, {}),
+    )
+    pipeline = PipelineCollector(state, 1, lambda: ({0}, set()), highwater=lambda p: 5000)
+    text = generate_latest(build_registry([pipeline, kpis])).decode()
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_every_metric_in_rules_and_dashboards_is_exported() -> None:
+    exported = exporter_names() | {"up"}
+    rules = yaml.safe_load((PROM / "rules/ticketpulse.rules.yml").read_text())
+    recorded = {r["record"] for g in rules["groups"] for r in g["rules"]}
+    alerts = yaml.safe_load((PROM / "rules/ticketpulse.alerts.yml").read_text())
+    exprs = [r["expr"] for doc in (rules, alerts) for g in doc["groups"] for r in g["rules"]]
+    exprs += [expr for _, _, expr in dashboard_queries()]
+    missing = set()
+    for expr in exprs:
+        for name in NAME.findall(re.sub(r'"[^"]*"|\[[^]]*\]', "", expr)):
+            if ":" in name:
+                if name not in recorded:
+                    missing.add(name)
+            elif name.startswith("ticketpulse_") and name not in exported:
+                missing.add(name)
+    assert not missing, f"used but never produced: {sorted(missing)}"
+    assert len(recorded) > 50
+
+
+def test_compose_file_validates_against_the_compose_specification() -> None:
+    result = run(
+        BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec", "docker-compose.yml"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {
+        "kafka",
+        "worker-1",
+        "worker-2",
+        "simulator",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    } <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    for name, service in services.items():
+        image = service["image"]
+        assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image version"
+        assert "healthcheck" in service, f"{name}: needs a healthcheck"
+    mounts = services["grafana"]["volumes"] + services["prometheus"]["volumes"]
+    for mount in mounts:
+        if mount.startswith("./deploy/"):
+            assert mount.endswith(":ro"), f"{mount} must be read-only"
+    for mount in mounts:
+        if mount.startswith("./"):
+            assert (ROOT / mount.split(":")[0]).exists(), mount
+
+
+@pytest.mark.parametrize(
+    "manifest", sorted((ROOT / "deploy/k8s").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_kubernetes_manifests_validate_strictly(manifest: Path) -> None:
+    result = run(BIN / "kubernetes-validate", "--strict", manifest)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_kubernetes_config_map_is_a_valid_settings_file(tmp_path: Path) -> None:
+    config_map = yaml.safe_load((ROOT / "deploy/k8s/configmap.yaml").read_text())
+    path = tmp_path / "ticketpulse.toml"
+    path.write_text(config_map["data"]["ticketpulse.toml"])
+    settings = load_settings(path)
+    assert settings.policy().for_queue("vip", "phone").service_level_objective == 0.9
+    workers = yaml.safe_load((ROOT / "deploy/k8s/statefulset.yaml").read_text())
+    pod = workers["spec"]["template"]["spec"]["containers"][0]
+    assert pod["readinessProbe"]["httpGet"]["path"] == "/ready"
+    env = {e["name"]: e for e in pod["env"]}
+    assert env["TICKETPULSE_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"

@@ -1,0 +1,33 @@
+"""The watermark a record saw is found in the history by offset: the newest move made by
+an earlier record, whatever the history's length (a replay looks back by bisection)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.processing.bucket_store import Watermarks, watermark_before
+
+
+def scanned(history: list[list[int]], offset: int) -> float:
+    """The definition, read straight: the last move recorded at an earlier offset."""
+    before = [wmb for at, wmb in history if at < offset]
+    return float(before[-1]) if before else float("-inf")
+
+
+@given(st.sets(st.integers(0, 10_000), max_size=60), st.integers(-1, 10_100))
+def test_watermark_before_is_the_newest_earlier_move(offsets: set[int], offset: int) -> None:
+    history = [[at, i * 60] for i, at in enumerate(sorted(offsets))]
+    meta = {"o": max(offsets, default=-1), "h": history}
+    assert watermark_before(meta, offset) == scanned(history, offset)
+
+
+def test_a_replayed_record_sees_the_watermark_it_saw_first() -> None:
+    clock = Watermarks({}, 60)
+    seen = {}
+    for offset, at in enumerate([0, 30, 65, 10, 130, 200, 61]):
+        seen[offset] = clock.before(0, offset)
+        clock.advance(0, offset, at)
+    replay = Watermarks(dict(clock.meta), 60)  # a restarted worker, tables recovered
+    assert {o: replay.before(0, o) for o in seen} == seen
+    assert seen[3] == 60 and seen[6] == 180  # late ones see the moves made before them

@@ -1,0 +1,214 @@
+"""The worker consumer's offset rules (streams.runtime.faust_internals), on Faust's consumer."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import faust
+import pytest
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+from streams.runtime.commit import ProcessedOffsets
+from streams.runtime.faust_internals import (
+    Bundle,
+    DoneRecords,
+    WorkerConsumer,
+    worker_transport,
+)
+
+OURS, FAUSTS = "events", "faust-internal"
+
+
+@pytest.fixture
+def setup() -> tuple[WorkerConsumer, DoneRecords, faust.App]:
+    return build()
+
+
+def build() -> tuple[WorkerConsumer, DoneRecords, faust.App]:
+    app = faust.App("acks-test", broker="kafka://127.0.0.1:1", store="memory://")
+    done = DoneRecords([OURS])
+    app.transport = worker_transport(app, done)
+    # agents that are not running subscribe no acking topics yet: enable acks for these two
+    app.topics.acks_enabled_for = lambda topic: topic in (OURS, FAUSTS)  # type: ignore[method-assign]
+    app.consumer_generation_id = 2
+    consumer = app.consumer
+    assert isinstance(consumer, WorkerConsumer)
+    return consumer, done, app
+
+
+def message(topic: str, offset: int, generation: int = 2, partition: int = 0) -> ConsumerMessage:
+    m = ConsumerMessage(
+        topic, partition, offset, 0.0, 0, [], b"k", b"v", None, generation_id=generation
+    )
+    m.incref()
+    return m
+
+
+def committable(consumer: WorkerConsumer, topic: str) -> list[int]:
+    return list(consumer._acked[TP(topic, 0)])
+
+
+def test_a_finished_record_of_this_generation_is_committed(setup) -> None:
+    consumer, done, _ = setup
+    m = message(OURS, 7)
+    done.mark(SimpleNamespace(message=m))
+    assert m.ack(consumer) is True
+    assert committable(consumer, OURS) == [7]
+    assert done.released == 0
+
+
+def test_a_record_faust_skipped_is_released_not_committed(setup) -> None:
+    consumer, done, _ = setup
+    m = message(OURS, 8)  # the stream skipped it during a rebalance, and acked it
+    consumer._unacked_messages.add(m)
+    assert m.ack(consumer) is False
+    assert m.acked, "released: faust no longer waits for it (wait_empty would hang)"
+    assert m not in consumer._unacked_messages
+    assert committable(consumer, OURS) == []
+    assert done.released == 1
+    assert m.ack(consumer) is False and done.released == 1, "released once"
+
+
+def test_a_record_finished_in_an_older_generation_is_not_committed(setup) -> None:
+    consumer, done, _ = setup
+    m = message(OURS, 9, generation=1)
+    done.mark(SimpleNamespace(message=m))
+    assert m.ack(consumer) is False
+    assert committable(consumer, OURS) == []
+
+
+def test_other_topics_keep_fausts_rules(setup) -> None:
+    consumer, _, _ = setup
+    m = message(FAUSTS, 3)
+    assert m.ack(consumer) is True
+    assert committable(consumer, FAUSTS) == [3]
+
+
+def test_a_batch_with_a_skipped_record_commits_up_to_it(setup) -> None:
+    consumer, done, _ = setup
+    batch = [message(OURS, o) for o in range(10, 15)]
+    for m in batch[:3]:
+        done.mark(SimpleNamespace(message=m))  # 13, 14 left out of the batch
+    for m in batch:
+        m.ack(consumer)
+    assert consumer._new_offset(TP(OURS, 0)) == 13, "never past a record nobody processed"
+
+
+class FakeThread:
+    """Stands in for Faust's aiokafka consumer thread (which needs a broker): what is
+    committed, and which partitions were sought to their beginning."""
+
+    def __init__(self, committed: dict[TP, int | None]) -> None:
+        self.committed = committed
+        self.rewound: list[TP] = []
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        return self.committed
+
+    async def seek_to_beginning(self, *partitions: TP) -> None:
+        self.rewound.extend(partitions)
+
+
+async def test_our_partitions_with_nothing_committed_are_rewound(setup) -> None:
+    consumer, _, _ = setup
+    committed = {TP(OURS, 0): None, TP(OURS, 1): 0, TP(OURS, 2): 41, TP(FAUSTS, 0): None}
+    consumer._thread = FakeThread(committed)  # type: ignore[assignment]
+    assert await consumer.seek_to_committed() == committed
+    assert sorted(consumer._thread.rewound) == [TP(OURS, 0), TP(OURS, 1)], (
+        "aiokafka leaves these where they were (it seeks only above 0); 41 is sought by it"
+    )
+
+
+def bundle(offsets: range, generation: int = 2) -> Bundle:
+    b = Bundle.of([message(OURS, o, generation) for o in offsets])
+    b.incref()
+    return b
+
+
+def test_a_finished_bundle_commits_every_record_in_it(setup) -> None:
+    consumer, done, _ = setup
+    b = bundle(range(20, 25))
+    assert (b.partition, b.offset, b.generation_id) == (0, 24, 2), "it stands at its last record"
+    consumer._unacked_messages.add(b)
+    done.mark(SimpleNamespace(message=b))
+    assert b.ack(consumer) is True
+    assert committable(consumer, OURS) == [20, 21, 22, 23, 24]
+    assert b not in consumer._unacked_messages
+    assert b.ack(consumer) is False and committable(consumer, OURS) == [20, 21, 22, 23, 24]
+
+
+def test_a_bundle_faust_skipped_releases_all_its_records(setup) -> None:
+    consumer, done, _ = setup
+    b = bundle(range(30, 34))  # skipped by the stream during a rebalance, and acked
+    consumer._unacked_messages.add(b)
+    assert b.ack(consumer) is False
+    assert b.acked and b not in consumer._unacked_messages
+    assert committable(consumer, OURS) == []
+    assert done.released == 4
+
+
+def test_a_bundle_of_an_older_generation_is_not_committed(setup) -> None:
+    consumer, done, _ = setup
+    b = bundle(range(40, 42), generation=1)
+    done.mark(SimpleNamespace(message=b))
+    assert b.ack(consumer) is False
+    assert committable(consumer, OURS) == []
+
+
+async def test_the_fetcher_bundles_our_records_per_partition() -> None:
+    """One fetch: our records become bundles of consecutive records of one partition (at most
+    bundle_records each, in offset order); Faust's own topics keep one event per record; a
+    record below the read offset is dropped, as Faust's fetcher drops it."""
+    consumer, _, _ = build()  # inside the test's event loop: the fetcher waits on its events
+    fetched = [
+        *[(TP(OURS, 0), message(OURS, o)) for o in range(0, 3)],
+        (TP(FAUSTS, 0), message(FAUSTS, 7)),
+        *[(TP(OURS, 1), message(OURS, o, partition=1)) for o in range(10, 12)],
+        *[(TP(OURS, 0), message(OURS, o)) for o in range(3, 6)],
+        (TP(OURS, 2), message(OURS, 4, partition=2)),  # below partition 2's read offset
+    ]
+    consumer._read_offset[TP(OURS, 2)] = 5
+    delivered: list[object] = []
+
+    async def getmany(timeout: float):  # type: ignore[no-untyped-def]
+        for tp, m in fetched:
+            yield tp, m
+        consumer._stopped.set()  # one fetch, then the loop ends
+
+    async def callback(m: object) -> None:
+        delivered.append(m)
+
+    consumer.getmany = getmany  # type: ignore[method-assign]
+    consumer.callback = callback  # type: ignore[method-assign]
+    type(consumer).bundle_records = 4
+    await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
+    shapes = [
+        (m.topic, m.partition, [r.offset for r in m.records])
+        if isinstance(m, Bundle)
+        else (m.topic, m.partition, m.offset)
+        for m in delivered
+    ]
+    assert shapes == [
+        (FAUSTS, 0, 7),
+        (OURS, 0, [0, 1, 2, 3]),  # full: delivered at once
+        (OURS, 1, [10, 11]),  # the rest when the fetch is done
+        (OURS, 0, [4, 5]),
+    ]
+    assert consumer._read_offset[TP(OURS, 0)] == 5
+
+
+def test_records_processed_already_are_left_out_when_a_seek_brings_them_again() -> None:
+    """Faust seeks back after its fetcher started: records fetched and processed in between
+    came again and were counted and dead-lettered twice (issue 11)."""
+    processed = ProcessedOffsets()
+    first = [message(OURS, o) for o in range(5)]
+    assert processed.fresh(first) == first
+    processed.done(first)
+    again = [message(OURS, o) for o in range(3, 8)]
+    assert [m.offset for m in processed.fresh(again)] == [5, 6, 7]
+    other_partition = [message(OURS, 0, partition=1)]
+    assert processed.fresh(other_partition) == other_partition
+    processed.done([])  # an empty batch moves nothing
+    assert [m.offset for m in processed.fresh(again)] == [5, 6, 7]
