@@ -113,8 +113,7 @@ class TableCache:
         While a batch is in flight (applied to the copies, not yet in the store) the reset
         waits for its end: dropping the copies then, a scrape could read them back from a
         store that lacks the batch, and every later batch would build on that stale copy
-        (the likely cause of ACR counts short by a few dozen after a restart, in 2 of 9
-        restart runs before this rule)."""
+        (a hazard read from the code: a rebalance hook may run during a batch's awaits)."""
         if self._in_flight:
             self._reset_pending = True
             return

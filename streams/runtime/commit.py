@@ -172,10 +172,10 @@ class BatchCommit:
         """The batch once done; None for a batch offered after a failed one, which is
         neither applied nor done (so never committed): the worker is stopping."""
         if self.failed is not None:
-            # Faust's supervisor restarts a crashed agent at once, and it took the next
-            # bundles before the worker stopped: their records, applied after the failed
-            # ones, made every key they touched skip the failed records on the replay, and
-            # their counts were lost (a failed write early in a backlog: 3,783 series off)
+            # Faust's supervisor restarts a crashed agent at once (the log shows it), so it
+            # can take the next bundles before the worker stops: their records, applied
+            # after the failed ones, would make every key they touch skip the failed
+            # records on the replay, and their counts would be lost
             return None
         with self.copies.in_flight():
             try:
