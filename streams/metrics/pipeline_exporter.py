@@ -43,22 +43,18 @@ class PipelineCollector(Collector):
     def _ingest(self) -> Iterator[Metric]:
         """Records accepted and rejected, by type and reason."""
         state = self._state
-        accepted = CounterMetricFamily(
+        yield _labelled_counter(
             "ticketpulse_events_accepted",
             "Valid ticket events accepted, by event type.",
-            labels=["type"],
+            "type",
+            state.accepted,
         )
-        for kind, n in state.accepted.items():
-            accepted.add_metric([kind], n)
-        yield accepted
-        rejected = CounterMetricFamily(
+        yield _labelled_counter(
             "ticketpulse_events_rejected",
             "Records sent to the dead-letter topic, by reason (see docs/events.md).",
-            labels=["reason"],
+            "reason",
+            state.rejected,
         )
-        for reason, n in state.rejected.items():
-            rejected.add_metric([reason], n)
-        yield rejected
 
     def _partitions(self) -> Iterator[Metric]:
         """Ownership, watermark and lag of the input partitions."""
@@ -111,15 +107,14 @@ class PipelineCollector(Collector):
             "equals forwarded once the customer side has caught up).",
             value=state.contacts_received,
         )
-        unreadable = CounterMetricFamily(
+        counts = state.bad_rows.counts
+        yield _labelled_counter(
             "ticketpulse_stored_rows_unreadable",
             "Stored table rows that could not be read back (left out, logged once per table); "
             "anything above 0 needs a look (docs/runbooks.md).",
-            labels=["table"],
+            "table",
+            {table: counts.get(table, 0) for table in TABLE_NAMES},
         )
-        for table in TABLE_NAMES:
-            unreadable.add_metric([table], state.bad_rows.counts.get(table, 0))
-        yield unreadable
         yield CounterMetricFamily(
             "ticketpulse_rebalances",
             "Partition assignments this worker received since it started.",
@@ -139,6 +134,13 @@ class PipelineCollector(Collector):
                 "python_version": platform.python_version(),
             },
         )
+
+
+def _labelled_counter(name: str, doc: str, label: str, values: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for value, n in values.items():
+        family.add_metric([value], n)
+    return family
 
 
 def build_registry(collectors: Iterable[Collector]) -> CollectorRegistry:

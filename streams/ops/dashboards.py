@@ -347,9 +347,9 @@ def sla(settings: Settings) -> dict[str, Any]:
     )
 
 
-def pipeline(settings: Settings) -> dict[str, Any]:
-    layout = Layout()
-    panels = [
+def _flow_panels(layout: Layout) -> list[dict[str, Any]]:
+    """Throughput, dead letters, lag and event-time delay."""
+    return [
         panel(
             layout,
             "Events accepted per second",
@@ -388,6 +388,12 @@ def pipeline(settings: Settings) -> dict[str, Any]:
             ],
             unit="s",
         ),
+    ]
+
+
+def _ownership_panels(layout: Layout) -> list[dict[str, Any]]:
+    """Partition ownership, rebalances, duplicates and late events, heartbeat."""
+    return [
         panel(
             layout,
             "Partitions per worker",
@@ -426,6 +432,11 @@ def pipeline(settings: Settings) -> dict[str, Any]:
             unit="s",
         ),
     ]
+
+
+def pipeline(settings: Settings) -> dict[str, Any]:
+    layout = Layout()
+    panels = _flow_panels(layout) + _ownership_panels(layout)
     return dashboard(
         "ticketpulse-pipeline",
         "ticketpulse / Pipeline",
