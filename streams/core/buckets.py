@@ -7,23 +7,38 @@ which retracts what was counted before; ``changes`` folds both sides into per-ce
 sums and ``fold`` applies them. Distribution figures also count into
 ``<name>#<bound>`` entries (the smallest bound >= value, or ``#+Inf``), from
 which cumulative histogram buckets are built at read time.
+
+An entry is an ``Entry`` tuple, never a string to parse back: the figure, the ACR
+period (``days``), the agent of a per-agent twin and the histogram bound (``le``).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from streams.core.facts import Fact
 
 DISTRIBUTIONS = frozenset({"first_response", "reply_wait", "resolved", "abandoned"})
 
-# (bucket start, figure or figure#bound, queue, channel) -> (sum of values, count)
-BucketKey = tuple[int, str, str, str]
+
+class Entry(NamedTuple):
+    """What a bucket sums: a figure, or one of its parts (an ACR period, an agent's
+    twin, a histogram bucket). Empty strings mean "not that kind of part"."""
+
+    figure: str
+    days: str = ""  # ACR period label ("3"), as exported in the ``days`` label
+    agent: str = ""  # per-agent twins only
+    le: str = ""  # histogram bucket upper bound ("30", "+Inf")
+
+
+# (bucket start, entry, queue, channel) -> (sum of values, count)
+BucketKey = tuple[int, Entry, str, str]
 Buckets = dict[BucketKey, tuple[float, int]]
-# (bucket start, queue, channel) -> {figure or figure#bound: [sum of values, count]}
+# (bucket start, queue, channel) -> {entry: [sum of values, count]}
 Cell = tuple[int, str, str]
-CellChanges = dict[Cell, dict[str, list[float]]]
+CellChanges = dict[Cell, dict[Entry, list[float]]]
 
 
 def bucket_start(at: float, width: int) -> int:
@@ -39,11 +54,12 @@ def _fmt(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else repr(bound)
 
 
-def entries(fact: Fact, bounds: tuple[float, ...]) -> list[tuple[str, float]]:
-    """The (entry name, value) pairs one fact adds to its bucket."""
-    out = [(fact.name, fact.value)]
+def entries(fact: Fact, bounds: tuple[float, ...]) -> list[tuple[Entry, float]]:
+    """The (entry, value) pairs one fact adds to its bucket."""
+    entry = Entry(fact.name, fact.days, fact.agent)
+    out = [(entry, fact.value)]
     if fact.name in DISTRIBUTIONS:
-        out.append((f"{fact.name}#{bound_label(fact.value, bounds)}", fact.value))
+        out.append((entry._replace(le=bound_label(fact.value, bounds)), fact.value))
     return out
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from streams.core.events import TicketEvent
-from streams.core.facts import DAY, Fact, agent_entry, ordered
+from streams.core.facts import DAY, Fact, ordered
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +93,10 @@ def customer_facts(
         if tr is None:
             continue
         q, ch = c.resolved_queue, c.resolved_channel
-        out.append(Fact(tr, "acr_resolved", q, ch))
+        resolution = Fact(tr, "acr_resolved", q, ch)
+        out.append(resolution)
         if per_agent:
-            out.append(Fact(tr, agent_entry("acr_resolved", c.resolved_agent), q, ch))
+            out.append(resolution.for_agent(c.resolved_agent))
         for days in recontact_days:
             label = days_label(days)
             horizon = tr + days * DAY
@@ -103,13 +104,13 @@ def customer_facts(
                 o.ticket_id != c.ticket_id and tr < o.opened_at <= horizon for o in contacts
             ) or any(tr <= r <= horizon for r in c.reopens)
             if recontacted:
-                out.append(Fact(tr, f"acr_recontacted:{label}", q, ch))
+                recontact = Fact(tr, "acr_recontacted", q, ch, days=label)
+                out.append(recontact)
                 if per_agent:
-                    name = agent_entry(f"acr_recontacted:{label}", c.resolved_agent)
-                    out.append(Fact(tr, name, q, ch))
-            out.append(Fact(horizon, f"acr_final:{label}", q, ch))
+                    out.append(recontact.for_agent(c.resolved_agent))
+            out.append(Fact(horizon, "acr_final", q, ch, days=label))
             if not recontacted:
-                out.append(Fact(horizon, f"acr_final_active:{label}", q, ch))
+                out.append(Fact(horizon, "acr_final_active", q, ch, days=label))
     return out
 
 

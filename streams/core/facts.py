@@ -9,7 +9,7 @@ in the bucket of the resolution it corrects.
 
 Every fact is attributed to one event: its time, and the queue and channel that
 event carries. docs/metrics.md defines each name. With ``policy.per_agent``, first
-responses and handling periods are also counted as ``agent_<name>@<agent_id>``.
+responses and handling periods also count as ``agent_<name>`` facts carrying the agent.
 """
 
 from __future__ import annotations
@@ -24,11 +24,6 @@ DAY = 86400.0
 UNKNOWN_AGENT = "unknown"
 
 
-def agent_entry(name: str, agent_id: str | None) -> str:
-    """The per-agent twin of a figure: ``agent_<name>@<agent_id>``."""
-    return f"agent_{name}@{agent_id or UNKNOWN_AGENT}"
-
-
 class Fact(NamedTuple):
     """One countable thing: ``value`` is summed (seconds for durations, 1 for counts).
 
@@ -41,6 +36,12 @@ class Fact(NamedTuple):
     queue: str
     channel: str
     value: float = 1.0
+    days: str = ""  # the ACR period of an ACR fact (``contacts.days_label``)
+    agent: str = ""  # the agent of a per-agent twin (``agent_<name>``)
+
+    def for_agent(self, agent_id: str | None) -> Fact:
+        """The per-agent twin: ``agent_<name>``, carrying the agent (or "unknown")."""
+        return self._replace(name=f"agent_{self.name}", agent=agent_id or UNKNOWN_AGENT)
 
 
 PER_AGENT = frozenset({"first_response", "handled"})
@@ -74,9 +75,10 @@ def facts_of_ordered(evs: list[TicketEvent], policy: Policy) -> list[Fact]:
     append, per_agent, rules_of = out.append, policy.per_agent, policy.for_queue
 
     def fact(e: TicketEvent, name: str, value: float = 1.0) -> None:
-        append(Fact(e.occurred_at, name, e.queue, e.channel, value))
+        f = Fact(e.occurred_at, name, e.queue, e.channel, value)
+        append(f)
         if per_agent and name in PER_AGENT:
-            append(Fact(e.occurred_at, agent_entry(name, e.agent_id), e.queue, e.channel, value))
+            append(f.for_agent(e.agent_id))
 
     fact(opened, "offered")
     if policy.complaint_tag in opened.tags:

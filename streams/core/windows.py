@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from streams.core.buckets import bucket_start
+from streams.core.buckets import Entry, bucket_start
 
-Sums = dict[tuple[str, str, str], tuple[float, int]]  # (entry, queue, channel) -> (sum, count)
+Sums = dict[tuple[Entry, str, str], tuple[float, int]]  # (entry, queue, channel) -> (sum, count)
 TODAY = "today"
 
 
@@ -29,7 +29,7 @@ def first_bucket(window: str, span: float | None, end: float, width: int, tz: st
 
 
 def window_sums(
-    buckets: Iterable[tuple[int, str, str, str, float, int]],
+    buckets: Iterable[tuple[int, Entry, str, str, float, int]],
     windows: Mapping[str, float | None],
     end: float,
     width: int,

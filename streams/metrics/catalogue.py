@@ -77,7 +77,7 @@ COUNTERS = (
     "resolved",
     "resolved_first_contact",
 )
-# ACR entries "<name>:<days>" -> (metric name, help)
+# ACR figures, one per recontact period (``Entry.days``) -> (metric name, help)
 ACR_FIGURES: dict[str, tuple[str, str]] = {
     "acr_recontacted": (
         "acr_recontacted",
@@ -126,4 +126,77 @@ AGENT_FIGURES: dict[str, tuple[str, str | None, str]] = {
         "ACR resolutions recontacted so far, by the resolving agent.",
     ),
 }
+SERVICE_LEVEL: dict[str, str] = {
+    "service_level_numerator": (
+        "First responses within target (service level = numerator / denominator)."
+    ),
+    "service_level_denominator": (
+        "Outcomes in the service-level denominator, per the queue's preset (docs/metrics.md)."
+    ),
+}
+WINDOW_MAXIMA: dict[str, tuple[str, str]] = {
+    "first_response": (
+        "first_response_max_seconds",
+        "Longest first response in the window (aggregate across workers with max).",
+    ),
+}
+# Now gauges: metric name (after ``ticketpulse_``) -> (help, ``NowFigures`` attribute)
+NOW_GAUGES: dict[str, tuple[str, str]] = {
+    "contacts_open": ("Open contacts now.", "open"),
+    "contacts_waiting": ("Open contacts with no agent reply yet.", "waiting"),
+    "oldest_waiting_contact_age_seconds": (
+        "Age of the oldest contact waiting for a first agent reply (aggregate with max).",
+        "oldest_wait_s",
+    ),
+    "first_response_breaches": (
+        "Contacts waiting longer than their first-response target now.",
+        "first_response_breaches",
+    ),
+    "resolution_breaches": (
+        "Open contacts older than their resolution target now.",
+        "resolution_breaches",
+    ),
+}
+# configured targets: metric name (after ``ticketpulse_``) -> (help, ``QueueRules`` attribute)
+TARGETS: dict[str, tuple[str, str]] = {
+    "service_level_objective_ratio": (
+        "Service-level objective of the queue (0-1).",
+        "service_level_objective",
+    ),
+    "first_response_target_seconds": (
+        "First-response target of the queue.",
+        "first_response_target_s",
+    ),
+    "resolution_target_seconds": ("Resolution target of the queue.", "resolution_target_s"),
+}
 LABELS = ["queue", "channel", "window"]
+WINDOW_PREFIX = "ticketpulse_window_"
+
+
+def window_names() -> set[str]:
+    """Every window gauge's name after ``ticketpulse_window_`` (histograms without suffix)."""
+    tables: list[dict[str, tuple[str, str]]] = [
+        WINDOW_FIGURES, WINDOW_SUMS, HISTOGRAMS, ACR_FIGURES, REPEATS, WINDOW_MAXIMA,
+    ]  # fmt: skip
+    names = {name for table in tables for name, _ in table.values()}
+    names |= set(SERVICE_LEVEL)
+    names |= {n for count, total, _ in AGENT_FIGURES.values() for n in (count, total) if n}
+    return names
+
+
+def window_metric(name: str, suffix: str = "") -> str:
+    """``ticketpulse_window_<name><suffix>``, for a name the catalogue has: the rules and
+    dashboards take names from here, so a renamed figure fails their generator."""
+    if name not in window_names():
+        msg = f"{name!r} is not a window figure of streams.metrics.catalogue"
+        raise KeyError(msg)
+    return f"{WINDOW_PREFIX}{name}{suffix}"
+
+
+def now_metric(name: str) -> str:
+    """``ticketpulse_<name>`` for a Now gauge, target or counter of the catalogue."""
+    counters = {WINDOW_FIGURES[entry][0] + "_total" for entry in COUNTERS}
+    if name not in {*NOW_GAUGES, *TARGETS, *counters, "service_level_denominator_total"}:
+        msg = f"{name!r} is not a Now gauge, target or counter of streams.metrics.catalogue"
+        raise KeyError(msg)
+    return f"ticketpulse_{name}"

@@ -21,7 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from streams.core.buckets import bound_label
+from streams.core.buckets import Entry, bound_label
 from streams.core.contacts import days_label, repeat_contacts
 from streams.core.now import NowFigures, now_figures
 from streams.core.policy import Policy, service_level_denominator
@@ -39,9 +39,14 @@ from streams.metrics.catalogue import (
     COUNTERS,
     HISTOGRAMS,
     LABELS,
+    NOW_GAUGES,
     REPEATS,
+    SERVICE_LEVEL,
+    TARGETS,
     WINDOW_FIGURES,
+    WINDOW_MAXIMA,
     WINDOW_SUMS,
+    window_metric,
 )
 from streams.processing.bucket_store import Watermarks, bucket_contents
 from streams.processing.customers import CustomerProcessor, customer_rows
@@ -157,7 +162,7 @@ class KpiCollector(Collector):
             for w, (first, stop) in ranges[p].items():
                 sums = windows[w]
                 for name, q, c in repeat_contacts(contacts, first, stop):
-                    key = (name, self.fold(q), c)
+                    key = (Entry(name), self.fold(q), c)
                     total, count = sums.get(key, (0.0, 0))
                     sums[key] = (total + 1, count + 1)
 
@@ -171,59 +176,44 @@ class KpiCollector(Collector):
 
     def _window_families(self, windows: dict[str, Sums]) -> Iterator[Any]:
         series = sorted({(q, c) for sums in windows.values() for (_, q, c) in sums})
-        for entry, (name, doc) in WINDOW_FIGURES.items():
-            fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
-            for w, sums in windows.items():
-                for q, c in series:
-                    fam.add_metric([q, c, w], sums.get((entry, q, c), (0.0, 0))[1])
-            yield fam
-        for entry, (name, doc) in WINDOW_SUMS.items():
-            fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
-            for w, sums in windows.items():
-                for q, c in series:
-                    fam.add_metric([q, c, w], sums.get((entry, q, c), (0.0, 0))[0])
-            yield fam
-        for entry, (name, doc) in REPEATS.items():
-            fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
-            for w, sums in windows.items():
-                for q, c in series:
-                    fam.add_metric([q, c, w], sums.get((entry, q, c), (0.0, 0))[1])
-            yield fam
+        for figures, part in ((WINDOW_FIGURES, 1), (WINDOW_SUMS, 0), (REPEATS, 1)):
+            for figure, (name, doc) in figures.items():
+                fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
+                entry = Entry(figure)
+                for w, sums in windows.items():
+                    for q, c in series:
+                        fam.add_metric([q, c, w], sums.get((entry, q, c), (0.0, 0))[part])
+                yield fam
         days = [days_label(d) for d in self.policy.recontact_days]
-        for entry, (name, doc) in ACR_FIGURES.items():
+        for acr, (name, doc) in ACR_FIGURES.items():
             fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=[*LABELS, "days"])
             for w, sums in windows.items():
                 for q, c in series:
                     for d in days:
-                        count = sums.get((f"{entry}:{d}", q, c), (0.0, 0))[1]
+                        count = sums.get((Entry(acr, days=d), q, c), (0.0, 0))[1]
                         fam.add_metric([q, c, w, d], count)
             yield fam
         yield from self._service_level(windows, series)
         bounds = self.policy.bounds()
-        for entry, (name, doc) in HISTOGRAMS.items():
+        for histogram, (name, doc) in HISTOGRAMS.items():
             hist = GaugeHistogramMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
             for w, sums in windows.items():
                 for q, c in series:
-                    total = sums.get((entry, q, c), (0.0, 0))
-                    hist.add_metric([q, c, w], _cumulate(sums, entry, q, c, bounds), total[0])
+                    total = sums.get((Entry(histogram), q, c), (0.0, 0))
+                    buckets = _cumulate(sums, histogram, q, c, bounds)
+                    hist.add_metric([q, c, w], buckets, total[0])
             yield hist
 
     def _service_level(
         self, windows: dict[str, Sums], series: list[tuple[str, str]]
     ) -> Iterator[Any]:
-        num = GaugeMetricFamily(
-            "ticketpulse_window_service_level_numerator",
-            "First responses within target (service level = numerator / denominator).",
-            labels=LABELS,
-        )
-        den = GaugeMetricFamily(
-            "ticketpulse_window_service_level_denominator",
-            "Outcomes in the service-level denominator, per the queue's preset (docs/metrics.md).",
-            labels=LABELS,
+        num, den = (
+            GaugeMetricFamily(window_metric(name), doc, labels=LABELS)
+            for name, doc in SERVICE_LEVEL.items()
         )
         for w, sums in windows.items():
             for q, c in series:
-                count = {e: sums.get((e, q, c), (0.0, 0))[1] for e in _SL_ENTRIES}
+                count = {e: sums.get((Entry(e), q, c), (0.0, 0))[1] for e in _SL_ENTRIES}
                 denominator = service_level_denominator(
                     self.policy.for_queue(q, c).service_level,
                     count["first_response"],
@@ -236,17 +226,15 @@ class KpiCollector(Collector):
         yield den
 
     def _agent_families(self, windows: dict[str, Sums]) -> Iterator[Any]:
-        """``agent_<figure>[:<days>]@<agent>`` entries, agents folded past the allow-list/cap."""
+        """Entries of per-agent twins, agents folded past the allow-list/cap."""
         per: dict[str, dict[tuple[str, ...], list[float]]] = {base: {} for base in AGENT_FIGURES}
         for w, sums in windows.items():
             for (entry, q, c), (total, count) in sums.items():
-                if not entry.startswith("agent_") or "@" not in entry:
+                if not entry.agent or entry.figure not in per:
                     continue
-                figure, agent = entry.split("@", 1)
-                base, _, days = figure.partition(":")
-                if base not in per:
-                    continue
-                key = (q, c, w, self.fold_agent(agent), *((days,) if days else ()))
+                days = (entry.days,) if entry.days else ()
+                key = (q, c, w, self.fold_agent(entry.agent), *days)
+                base = entry.figure
                 acc = per[base].setdefault(key, [0.0, 0.0])
                 acc[0] += total
                 acc[1] += count
@@ -267,16 +255,13 @@ class KpiCollector(Collector):
                 yield sums_fam
 
     def _max_families(self, maxima: dict[str, Maxima]) -> Iterator[Any]:
-        fam = GaugeMetricFamily(
-            "ticketpulse_window_first_response_max_seconds",
-            "Longest first response in the window (aggregate across workers with max).",
-            labels=LABELS,
-        )
-        for w, values in maxima.items():
-            for (name, q, c), value in sorted(values.items()):
-                if name == "first_response":
-                    fam.add_metric([q, c, w], value)
-        yield fam
+        for figure, (metric, doc) in WINDOW_MAXIMA.items():
+            fam = GaugeMetricFamily(window_metric(metric), doc, labels=LABELS)
+            for w, values in maxima.items():
+                for (name, q, c), value in sorted(values.items()):
+                    if name == figure:
+                        fam.add_metric([q, c, w], value)
+            yield fam
 
     def _now_families(self, ends: dict[int, float]) -> Iterator[Any]:
         figures: dict[tuple[str, str], NowFigures] = {}
@@ -291,26 +276,7 @@ class KpiCollector(Collector):
                 total.oldest_wait_s = max(total.oldest_wait_s, fig.oldest_wait_s)
                 total.first_response_breaches += fig.first_response_breaches
                 total.resolution_breaches += fig.resolution_breaches
-        specs = [
-            ("contacts_open", "Open contacts now.", "open"),
-            ("contacts_waiting", "Open contacts with no agent reply yet.", "waiting"),
-            (
-                "oldest_waiting_contact_age_seconds",
-                "Age of the oldest contact waiting for a first agent reply (aggregate with max).",
-                "oldest_wait_s",
-            ),
-            (
-                "first_response_breaches",
-                "Contacts waiting longer than their first-response target now.",
-                "first_response_breaches",
-            ),
-            (
-                "resolution_breaches",
-                "Open contacts older than their resolution target now.",
-                "resolution_breaches",
-            ),
-        ]
-        for name, doc, attr in specs:
+        for name, (doc, attr) in NOW_GAUGES.items():
             fam = GaugeMetricFamily(f"ticketpulse_{name}", doc, labels=["queue", "channel"])
             for (q, c), fig in sorted(figures.items()):
                 fam.add_metric([q, c], getattr(fig, attr))
@@ -318,15 +284,7 @@ class KpiCollector(Collector):
 
     def _target_families(self, series: list[tuple[str, str]]) -> Iterator[Any]:
         """The configured targets of the queues this worker has seen, for rules and panels."""
-        specs = [
-            ("service_level_objective_ratio", "Service-level objective of the queue (0-1).",
-             "service_level_objective"),
-            ("first_response_target_seconds", "First-response target of the queue.",
-             "first_response_target_s"),
-            ("resolution_target_seconds", "Resolution target of the queue.",
-             "resolution_target_s"),
-        ]  # fmt: skip
-        for name, doc, attr in specs:
+        for name, (doc, attr) in TARGETS.items():
             fam = GaugeMetricFamily(f"ticketpulse_{name}", doc, labels=["queue", "channel"])
             for q, c in series:
                 fam.add_metric([q, c], getattr(self.policy.for_queue(q, c), attr))
@@ -342,7 +300,9 @@ class KpiCollector(Collector):
             labels=["queue", "channel"],
         )
         for q, c in series:
-            n = {e: int(self.proc.cumulative.get((e, q, c), [0.0, 0])[1]) for e in _SL_ENTRIES}
+            n = {
+                e: int(self.proc.cumulative.get((Entry(e), q, c), [0.0, 0])[1]) for e in _SL_ENTRIES
+            }
             preset = self.policy.for_queue(q, c).service_level
             den.add_metric(
                 [q, c],
@@ -359,7 +319,8 @@ class KpiCollector(Collector):
                 labels=["queue", "channel"],
             )
             for q, c in series:
-                fam.add_metric([q, c], self.proc.cumulative.get((entry, q, c), [0.0, 0])[1])
+                count = self.proc.cumulative.get((Entry(entry), q, c), [0.0, 0])[1]
+                fam.add_metric([q, c], count)
             yield fam
         bounds = self.policy.bounds()
         hist = HistogramMetricFamily(
@@ -372,7 +333,7 @@ class KpiCollector(Collector):
             hist.add_metric(
                 [q, c],
                 _cumulate(flat, "first_response", q, c, bounds),
-                flat.get(("first_response", q, c), (0.0, 0))[0],
+                flat.get((Entry("first_response"), q, c), (0.0, 0))[0],
             )
         yield hist
 
@@ -382,10 +343,7 @@ def _cumulate(
 ) -> list[tuple[str, float]]:
     running = 0
     out: list[tuple[str, float]] = []
-    for b in bounds:
-        label = bound_label(b, bounds)
-        running += sums.get((f"{entry}#{label}", q, c), (0.0, 0))[1]
+    for label in [*(bound_label(b, bounds) for b in bounds), "+Inf"]:
+        running += sums.get((Entry(entry, le=label), q, c), (0.0, 0))[1]
         out.append((label, float(running)))
-    running += sums.get((f"{entry}#+Inf", q, c), (0.0, 0))[1]
-    out.append(("+Inf", float(running)))
     return out

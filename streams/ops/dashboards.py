@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from streams.config import Settings
+from streams.metrics.catalogue import WINDOW_PREFIX as RECORDED  # recorded rule names
+from streams.metrics.catalogue import now_metric as N
+from streams.metrics.catalogue import window_metric as W
 from streams.ops.rules import WINDOW_MEANS, WINDOW_RATIOS
 
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
-W = "ticketpulse_window_"
 SEL = 'queue=~"$queue", channel=~"$channel"'
 WSEL = f'{SEL}, window="$window"'
 TAGS = ["ticketpulse"]
@@ -153,8 +155,8 @@ def dashboard(
 
 def _queue_vars() -> list[dict[str, Any]]:
     return [
-        _variable("queue", f"label_values({W}contacts_offered, queue)"),
-        _variable("channel", f"label_values({W}contacts_offered, channel)"),
+        _variable("queue", f"label_values({W('contacts_offered')}, queue)"),
+        _variable("channel", f"label_values({W('contacts_offered')}, channel)"),
     ]
 
 
@@ -181,23 +183,24 @@ def wallboard(settings: Settings) -> dict[str, Any]:
         "panels": [],
     }
     layout.new_row()
+    frt_buckets = W("first_response_seconds", "_bucket")
     # (title, expr, unit, thresholds as (colour, from value)); one stat tile each
     specs: list[tuple[str, str, str, list[tuple[str, float | None]]]] = [
-        ("Waiting now", f"sum(ticketpulse_contacts_waiting{{{q}}})", "short",
+        ("Waiting now", f"sum({N('contacts_waiting')}{{{q}}})", "short",
          [("green", None), ("orange", 5), ("red", 15)]),
-        ("Oldest wait", f"max(ticketpulse_oldest_waiting_contact_age_seconds{{{q}}})", "s",
+        ("Oldest wait", f"max({N('oldest_waiting_contact_age_seconds')}{{{q}}})", "s",
          [("green", None), ("orange", phone), ("red", 2 * phone)]),
         ("Service level (15m)",
-         _share(f"{W}service_level_numerator", f"{W}service_level_denominator", f15),
+         _share(W("service_level_numerator"), W("service_level_denominator"), f15),
          "percentunit", [("red", None), ("orange", objective - 0.1), ("green", objective)]),
-        ("Abandonment (15m)", _share(f"{W}contacts_abandoned", f"{W}contacts_offered", f15),
+        ("Abandonment (15m)", _share(W("contacts_abandoned"), W("contacts_offered"), f15),
          "percentunit", [("green", None), ("orange", 0.05), ("red", 0.1)]),
         ("First response p90 (15m)",
-         f"histogram_quantile(0.9, sum by (le) ({W}first_response_seconds_bucket{{{f15}}}))",
+         f"histogram_quantile(0.9, sum by (le) ({frt_buckets}{{{f15}}}))",
          "s", [("green", None), ("orange", phone), ("red", 3 * phone)]),
         ("ACR (24h, provisional, longest period)",
-         f"1 - max(sum by (days) ({W}acr_recontacted{{{f24}}}))"
-         f" / sum({W}acr_resolutions{{{f24}}})",
+         f"1 - max(sum by (days) ({W('acr_recontacted')}{{{f24}}}))"
+         f" / sum({W('acr_resolutions')}{{{f24}}})",
          "percentunit", [("red", None), ("orange", 0.7), ("green", 0.8)]),
     ]  # fmt: skip
     tiles = [
@@ -222,11 +225,11 @@ def overview(settings: Settings) -> dict[str, Any]:
     panels: list[dict[str, Any]] = []
 
     def counts(title: str, metric: str, **kw: Any) -> None:
-        expr = f"sum without (instance) ({W}{metric}{{{WSEL}}})"
+        expr = f"sum without (instance) ({W(metric)}{{{WSEL}}})"
         panels.append(panel(layout, title, [(expr, legend)], **kw))
 
     def rule(title: str, record: str, unit: str = "percentunit", **kw: Any) -> None:
-        expr = f"queue_channel:{W}{record}{{{WSEL}}}"
+        expr = f"queue_channel:{RECORDED}{record}{{{WSEL}}}"
         panels.append(panel(layout, title, [(expr, legend)], unit=unit, **kw))
 
     counts("Contacts offered", "contacts_offered")
@@ -244,12 +247,12 @@ def overview(settings: Settings) -> dict[str, Any]:
             layout,
             "First response time quantiles",
             [
-                (f"queue_channel:{W}first_response_seconds:{p}{{{WSEL}}}", f"{p} {legend}")
+                (f"queue_channel:{W('first_response_seconds')}:{p}{{{WSEL}}}", f"{p} {legend}")
                 for p in ("p50", "p90", "p99")
             ]
             + [
                 (
-                    f"max without (instance) ({W}first_response_max_seconds{{{WSEL}}})",
+                    f"max without (instance) ({W('first_response_max_seconds')}{{{WSEL}}})",
                     f"max {legend}",
                 )
             ],
@@ -265,9 +268,9 @@ def overview(settings: Settings) -> dict[str, Any]:
             layout,
             "Backlog now",
             [
-                (f"sum without (instance) (ticketpulse_contacts_open{{{SEL}}})", f"open {legend}"),
+                (f"sum without (instance) ({N('contacts_open')}{{{SEL}}})", f"open {legend}"),
                 (
-                    f"sum without (instance) (ticketpulse_contacts_waiting{{{SEL}}})",
+                    f"sum without (instance) ({N('contacts_waiting')}{{{SEL}}})",
                     f"waiting {legend}",
                 ),
             ],
@@ -291,7 +294,7 @@ def sla(settings: Settings) -> dict[str, Any]:
             layout,
             "Service level against objective",
             [
-                (f"queue_channel:{W}service_level:ratio{{{WSEL}}}", f"{legend}"),
+                (f"queue_channel:{RECORDED}service_level:ratio{{{WSEL}}}", f"{legend}"),
                 (obj, f"objective {legend}"),
             ],
             unit="percentunit",
@@ -314,24 +317,23 @@ def sla(settings: Settings) -> dict[str, Any]:
         panel(
             layout,
             "First-response breaches now",
-            [(f"sum without (instance) (ticketpulse_first_response_breaches{{{SEL}}})", legend)],
+            [(f"sum without (instance) ({N('first_response_breaches')}{{{SEL}}})", legend)],
         ),
         panel(
             layout,
             "Resolution breaches now",
-            [(f"sum without (instance) (ticketpulse_resolution_breaches{{{SEL}}})", legend)],
+            [(f"sum without (instance) ({N('resolution_breaches')}{{{SEL}}})", legend)],
         ),
         panel(
             layout,
             "Oldest wait against target",
             [
                 (
-                    f"max without (instance) (ticketpulse_oldest_waiting_contact_age_seconds"
-                    f"{{{SEL}}})",
+                    f"max without (instance) ({N('oldest_waiting_contact_age_seconds')}{{{SEL}}})",
                     legend,
                 ),
                 (
-                    f"max without (instance) (ticketpulse_first_response_target_seconds{{{SEL}}})",
+                    f"max without (instance) ({N('first_response_target_seconds')}{{{SEL}}})",
                     f"target {legend}",
                 ),
             ],
@@ -421,8 +423,8 @@ def _ownership_panels(layout: Layout) -> list[dict[str, Any]]:
             layout,
             "Duplicate and late events (24h)",
             [
-                (f'sum({W}duplicate_events{{window="24h"}})', "duplicates"),
-                (f'sum({W}late_events{{window="24h"}})', "late"),
+                (f'sum({W("duplicate_events")}{{window="24h"}})', "duplicates"),
+                (f'sum({W("late_events")}{{window="24h"}})', "late"),
             ],
         ),
         panel(

@@ -11,40 +11,43 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.metrics.catalogue import WINDOW_PREFIX as RECORDED  # recorded rule names
+from streams.metrics.catalogue import now_metric as N
+from streams.metrics.catalogue import window_metric as W
+
 LEVELS: dict[str, str] = {
     "queue_channel": "instance",
     "queue": "instance, channel",
     "job": "instance, queue, channel",
 }
-W = "ticketpulse_window_"
 
 # name -> (numerator, denominator): window-gauge ratios
 WINDOW_RATIOS: dict[str, tuple[str, str]] = {
-    "service_level": (f"{W}service_level_numerator", f"{W}service_level_denominator"),
-    "abandonment": (f"{W}contacts_abandoned", f"{W}contacts_offered"),
-    "short_abandonment": (f"{W}contacts_short_abandoned", f"{W}contacts_offered"),
-    "transfer": (f"{W}transfers_out", f"{W}first_responses"),
+    "service_level": (W("service_level_numerator"), W("service_level_denominator")),
+    "abandonment": (W("contacts_abandoned"), W("contacts_offered")),
+    "short_abandonment": (W("contacts_short_abandoned"), W("contacts_offered")),
+    "transfer": (W("transfers_out"), W("first_responses")),
     "first_contact_resolution": (
-        f"{W}contacts_resolved_first_contact",
-        f"{W}contacts_resolved",
+        W("contacts_resolved_first_contact"),
+        W("contacts_resolved"),
     ),
     "resolution_within_target": (
-        f"{W}contacts_resolved_within_target",
-        f"{W}contacts_resolved",
+        W("contacts_resolved_within_target"),
+        W("contacts_resolved"),
     ),
-    "csat": (f"{W}csat_satisfied_responses", f"{W}csat_responses"),
-    "acr_final": (f"{W}acr_final_active_resolutions", f"{W}acr_final_resolutions"),
+    "csat": (W("csat_satisfied_responses"), W("csat_responses")),
+    "acr_final": (W("acr_final_active_resolutions"), W("acr_final_resolutions")),
 }
 # name -> (sum, count): window means, in the unit of the sum
 WINDOW_MEANS: dict[str, tuple[str, str]] = {
     "first_response_seconds": (
-        f"{W}first_response_seconds_gsum",
-        f"{W}first_response_seconds_gcount",
+        W("first_response_seconds", "_gsum"),
+        W("first_response_seconds", "_gcount"),
     ),
-    "reply_wait_seconds": (f"{W}reply_wait_seconds_gsum", f"{W}reply_wait_seconds_gcount"),
-    "resolution_seconds": (f"{W}resolution_seconds_gsum", f"{W}resolution_seconds_gcount"),
-    "handle_time_seconds": (f"{W}handle_time_seconds", f"{W}contacts_handled"),
-    "ces_score": (f"{W}ces_summed_score", f"{W}ces_responses"),
+    "reply_wait_seconds": (W("reply_wait_seconds", "_gsum"), W("reply_wait_seconds", "_gcount")),
+    "resolution_seconds": (W("resolution_seconds", "_gsum"), W("resolution_seconds", "_gcount")),
+    "handle_time_seconds": (W("handle_time_seconds"), W("contacts_handled")),
+    "ces_score": (W("ces_summed_score"), W("ces_responses")),
 }
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 RATE_WINDOWS = ("5m", "30m", "1h", "2h", "6h")
@@ -62,27 +65,29 @@ def window_rules() -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     for level, without in LEVELS.items():
         for name, (num, den) in WINDOW_RATIOS.items():
-            rules.append({"record": f"{level}:{W}{name}:ratio", "expr": _ratio(num, den, without)})
+            rules.append(
+                {"record": f"{level}:{RECORDED}{name}:ratio", "expr": _ratio(num, den, without)}
+            )
         nps = (
-            f"(\n  {_sum(f'{W}nps_promoter_responses', without)}\n"
-            f"  - {_sum(f'{W}nps_detractor_responses', without)}\n)"
-            f"\n  / ({_sum(f'{W}nps_responses', without)} > 0)"
+            f"(\n  {_sum(W('nps_promoter_responses'), without)}\n"
+            f"  - {_sum(W('nps_detractor_responses'), without)}\n)"
+            f"\n  / ({_sum(W('nps_responses'), without)} > 0)"
         )
-        rules.append({"record": f"{level}:{W}nps:ratio", "expr": nps})
+        rules.append({"record": f"{level}:{RECORDED}nps:ratio", "expr": nps})
         acr = (
-            f"1 - {_sum(f'{W}acr_recontacted', without)}\n"
-            f"  / ignoring (days) group_left () ({_sum(f'{W}acr_resolutions', without)} > 0)"
+            f"1 - {_sum(W('acr_recontacted'), without)}\n"
+            f"  / ignoring (days) group_left () ({_sum(W('acr_resolutions'), without)} > 0)"
         )
-        rules.append({"record": f"{level}:{W}acr_provisional:ratio", "expr": acr})
+        rules.append({"record": f"{level}:{RECORDED}acr_provisional:ratio", "expr": acr})
         for name, (total, count) in WINDOW_MEANS.items():
             rules.append(
-                {"record": f"{level}:{W}{name}:mean", "expr": _ratio(total, count, without)}
+                {"record": f"{level}:{RECORDED}{name}:mean", "expr": _ratio(total, count, without)}
             )
         for label, q in QUANTILES.items():
-            buckets = _sum(f"{W}first_response_seconds_bucket", without)
+            buckets = _sum(W("first_response_seconds", "_bucket"), without)
             rules.append(
                 {
-                    "record": f"{level}:{W}first_response_seconds:{label}",
+                    "record": f"{level}:{W('first_response_seconds')}:{label}",
                     "expr": f"histogram_quantile({q}, {buckets})",
                 }
             )
@@ -94,12 +99,12 @@ def rate_rules() -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = [
         {
             "record": "queue_channel:ticketpulse_service_level_objective:ratio",
-            "expr": "max without (instance) (ticketpulse_service_level_objective_ratio)",
+            "expr": f"max without (instance) ({N('service_level_objective_ratio')})",
         }
     ]
     for window in RATE_WINDOWS:
-        good = _sum(f"rate(ticketpulse_first_responses_within_target_total[{window}])", "instance")
-        valid = _sum(f"rate(ticketpulse_service_level_denominator_total[{window}])", "instance")
+        good = _sum(f"rate({N('first_responses_within_target_total')}[{window}])", "instance")
+        valid = _sum(f"rate({N('service_level_denominator_total')}[{window}])", "instance")
         rules.append(
             {
                 "record": f"queue_channel:ticketpulse_first_response_errors:ratio_rate{window}",
@@ -112,8 +117,8 @@ def rate_rules() -> list[dict[str, Any]]:
             {
                 "record": f"{name}{window}",
                 "expr": _ratio(
-                    f"rate(ticketpulse_contacts_abandoned_total[{window}])",
-                    f"rate(ticketpulse_contacts_offered_total[{window}])",
+                    f"rate({N('contacts_abandoned_total')}[{window}])",
+                    f"rate({N('contacts_offered_total')}[{window}])",
                     "instance",
                 ),
             }

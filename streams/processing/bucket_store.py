@@ -1,10 +1,10 @@
 """Tumbling-bucket and watermark tables shared by the ticket and customer processors.
 
-Both tables are plain ``MutableMapping``s (Faust tables in the worker) with JSON values:
+Both tables are plain ``MutableMapping``s (Faust tables in the worker) of typed rows
+(``streams.processing.stored_rows``):
 
-- buckets  "p|start|queue|channel" -> {"o": last offset, "v": {entry: [sum, count]},
-                                        "m": {figure: [values...]}}   ("m" only for maxima)
-- meta     "p" -> {"o": last offset, "h": [[offset, watermark bucket], ...]}
+- buckets  "p|start|queue|channel" -> ``BucketRow`` (last offset, sums per entry, maxima)
+- meta     "p" -> ``WatermarkRow`` (last offset, [(offset, watermark bucket), ...])
 
 Every key remembers the offset of the record that last changed it, so a
 redelivered record (offset <= that) changes nothing twice. ``meta`` records the
@@ -20,23 +20,24 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core.buckets import Cell, bucket_start, changes
+from streams.core.buckets import Cell, Entry, bucket_start, changes
 from streams.core.facts import Fact
+from streams.processing.stored_rows import BucketRow, EntrySum, WatermarkRow
 
 HISTORY = 500  # watermark moves remembered; far more than records between two commits
 MAXIMA = frozenset({"first_response"})  # figures whose per-bucket maximum is exported
 
-Row = tuple[int, str, str, str, float, int]  # (start, entry, queue, channel, sum, count)
+Row = tuple[int, Entry, str, str, float, int]  # (start, entry, queue, channel, sum, count)
 MaxRow = tuple[int, str, str, str, float]  # (start, figure, queue, channel, max)
 
 
-def watermark_before(meta: dict[str, Any] | None, offset: int) -> float:
+def watermark_before(meta: WatermarkRow | None, offset: int) -> float:
     """The partition's bucketed watermark just before the record at ``offset``.
 
     History entries are in offset order; a record that is not a replay comes after all
     of them (one comparison), a replayed one is found by bisection, not a scan.
     """
-    history = (meta or {}).get("h")
+    history = meta.history if meta is not None else ()
     if not history:
         return float("-inf")
     if history[-1][0] < offset:
@@ -59,30 +60,31 @@ class Watermarks:
     def advance(self, partition: int, offset: int, at: float) -> float | None:
         """Record event time ``at``; returns the new bucketed watermark when it moved."""
         key = str(partition)
-        meta = self.meta.get(key)
-        history = meta["h"] if meta is not None else []  # copied only when the mark moves
+        meta: WatermarkRow | None = self.meta.get(key)
+        history = meta.history if meta is not None else ()
         last_wmb = history[-1][1] if history else float("-inf")
         high = self.high.get(partition, last_wmb)
         if at > high:
             high = self.high[partition] = at
         new_wmb = bucket_start(high, self.bucket_s)
-        if new_wmb <= last_wmb or (meta is not None and meta["o"] >= offset):
+        if new_wmb <= last_wmb or (meta is not None and meta.offset >= offset):
             return None
-        self.meta[key] = {"o": offset, "h": [*history[-(HISTORY - 1) :], [offset, new_wmb]]}
+        moved = (*history[-(HISTORY - 1) :], (offset, float(new_wmb)))
+        self.meta[key] = WatermarkRow(offset, moved)
         return float(new_wmb)
 
     def current(self, partition: int) -> float:
         """The newest bucketed watermark, whatever record is being (re)processed: what
         retention is measured from, so a replayed old record cannot revive what expired."""
-        value = self.meta.get(str(partition))
-        return float(value["h"][-1][1]) if value and value["h"] else float("-inf")
+        value = self.clock(partition)
+        return float("-inf") if value is None else value
 
     def clock(self, partition: int) -> float | None:
         """The bucketed watermark: where event-clock windows end."""
-        value = self.meta.get(str(partition))
-        if not value or not value["h"]:
+        value: WatermarkRow | None = self.meta.get(str(partition))
+        if value is None or not value.history:
             return None
-        return float(value["h"][-1][1])
+        return float(value.history[-1][1])
 
     def forget(self, partition: int) -> None:
         self.high.pop(partition, None)
@@ -110,6 +112,7 @@ class BucketStore:
         horizon = watermark - self.retention_s  # expired buckets are never resurrected
         cells = changes(retract, add, self.bucket_s, self.bounds, since=horizon)
         maxima: dict[Cell, list[tuple[str, int, float]]] = defaultdict(list)
+        empty = BucketRow(-1, ())
         for sign, facts in ((-1, retract), (1, add)):
             for f in facts:
                 if f.name in MAXIMA:
@@ -119,14 +122,11 @@ class BucketStore:
         for cell, sums in cells.items():  # a maximum's fact always has entries in its cell
             start, queue, channel = cell
             key = f"{partition}|{start}|{queue}|{channel}"
-            current = self.buckets.get(key) or {"o": -1, "v": {}}
-            if current["o"] >= offset:
+            current: BucketRow = self.buckets.get(key) or empty
+            if current.offset >= offset:
                 continue  # this record already reached this key before a crash or rebalance
-            stored: dict[str, Any] = {"o": offset, "v": _add_sums(current["v"], sums)}
-            m = _add_values(current.get("m", {}), maxima.get(cell, []))
-            if m:
-                stored["m"] = m
-            self.buckets[key] = stored
+            m = _add_values(current.maxima, maxima.get(cell, []))
+            self.buckets[key] = BucketRow(offset, _add_sums(current.sums, sums), m)
             self.keys(partition).setdefault(start, set()).add(key)
 
     def keys(self, partition: int) -> dict[int, set[str]]:
@@ -153,44 +153,45 @@ class BucketStore:
 
 
 def _add_sums(
-    current: dict[str, list[float]], delta: dict[str, list[float]]
-) -> dict[str, list[float]]:
-    values = dict(current)
-    for name, (total, count) in delta.items():
-        old_total, old_count = values.get(name, (0.0, 0))
+    current: tuple[EntrySum, ...], delta: dict[Entry, list[float]]
+) -> tuple[EntrySum, ...]:
+    values = {entry: (total, count) for entry, total, count in current}
+    for entry, (total, count) in delta.items():
+        old_total, old_count = values.get(entry, (0.0, 0))
         if old_count + count == 0:
-            values.pop(name, None)
+            values.pop(entry, None)
         else:
-            values[name] = [old_total + total, old_count + count]
-    return values
+            values[entry] = (old_total + total, int(old_count + count))
+    return tuple((entry, total, count) for entry, (total, count) in values.items())
 
 
 def _add_values(
-    current: dict[str, list[float]], changes: list[tuple[str, int, float]]
-) -> dict[str, list[float]]:
+    current: dict[str, tuple[float, ...]], changes: list[tuple[str, int, float]]
+) -> dict[str, tuple[float, ...]]:
     """Keep every value of a maximum figure (sorted), so a retraction can remove the top.
 
-    Stored values are never changed in place (a batch that fails is re-read from them):
-    without changes the current lists are shared, else the changed figure's list is copied.
+    Stored rows are never changed in place (a batch that fails is re-read from them):
+    the changed figures get new tuples, the others are shared.
     """
     if not changes:
         return current
-    out = dict(current)
-    copied: set[str] = set()
+    lists: dict[str, list[float]] = {}
     for name, sign, value in changes:
-        if name not in copied:
-            out[name] = list(out.get(name, ()))
-            copied.add(name)
-        values = out[name]
+        values = lists.get(name)
+        if values is None:
+            values = lists[name] = list(current.get(name, ()))
         if sign > 0:
             insort(values, value)
         else:
             i = bisect_left(values, value)
             if i < len(values) and values[i] == value:
                 values.pop(i)
-    for name in copied:
-        if not out[name]:
-            del out[name]
+    out = dict(current)
+    for name, values in lists.items():
+        if values:
+            out[name] = tuple(values)
+        else:
+            out.pop(name, None)
     return out
 
 
@@ -207,8 +208,8 @@ def bucket_contents(
             continue
         start = int(start_text)
         out = rows[p]
-        for entry, (total, count) in value["v"].items():
-            out.append((start, entry, queue, channel, float(total), int(count)))
-        for name, values in value.get("m", {}).items():
-            maxima[p].append((start, name, queue, channel, float(values[-1])))
+        for entry, total, count in value.sums:
+            out.append((start, entry, queue, channel, total, count))
+        for name, values in value.maxima.items():
+            maxima[p].append((start, name, queue, channel, values[-1]))
     return rows, maxima

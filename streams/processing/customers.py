@@ -1,11 +1,11 @@
 """The customer side: contacts forwarded keyed by ``customer_id`` meet here, whatever
 ticket partition they came from, and feed ACR and repeat-contact figures.
 
-Tables (JSON values; the bucket and watermark tables work as in
-``streams.processing.bucket_store``):
+Tables (typed rows, ``streams.processing.stored_rows``; the bucket and watermark tables
+work as in ``streams.processing.bucket_store``):
 
-- ``customers``  customer_id -> {"p": partition, "o": last offset,
-                                 "t": {ticket_id: [[offset, contact row], ...]}}
+- ``customers``  customer_id -> ``CustomerRow`` (partition, last offset,
+                                 {ticket_id: ((offset, contact row), ...)})
 - ``cbuckets``, ``cmeta``: buckets and watermark of the contacts partitions.
 
 Every version of a ticket's contact is kept with the offset that brought it, so a
@@ -29,6 +29,7 @@ from streams.core.contacts import Contact, customer_facts
 from streams.processing.bucket_store import BucketStore, Watermarks
 from streams.processing.retention import ExpiryHeap
 from streams.processing.settings import KpiSettings
+from streams.processing.stored_rows import ContactRow, ContactVersions, CustomerRow
 
 TABLES = ("customers", "cbuckets", "cmeta")
 
@@ -99,8 +100,8 @@ def _row_dict(c: Contact) -> dict[str, Any]:
     }
 
 
-def _row(c: Contact) -> list[Any]:
-    return [
+def _row(c: Contact) -> ContactRow:
+    return (
         c.version,
         c.opened_at,
         c.queue,
@@ -108,22 +109,22 @@ def _row(c: Contact) -> list[Any]:
         c.resolved_at,
         c.resolved_queue,
         c.resolved_channel,
-        list(c.reopens),
+        c.reopens,
         c.resolved_agent,
-    ]
+    )
 
 
-def _contact(ticket_id: str, row: list[Any]) -> Contact:
+def _contact(ticket_id: str, row: ContactRow) -> Contact:
     version, opened_at, queue, channel, resolved_at, rq, rc, reopens, agent = row
     return Contact(
         ticket_id, version, opened_at, queue, channel, resolved_at, rq, rc, tuple(reopens), agent
     )
 
 
-def contacts_before(value: dict[str, Any] | None, offset: int | None = None) -> list[Contact]:
+def contacts_before(value: CustomerRow | None, offset: int | None = None) -> list[Contact]:
     """The customer's contacts, newest version of each ticket (below ``offset`` when given)."""
     out = []
-    for ticket_id, versions in (value or {}).get("t", {}).items():
+    for ticket_id, versions in (value.tickets if value is not None else {}).items():
         rows = [row for off, row in versions if offset is None or off < offset]
         if rows:
             out.append(_contact(ticket_id, rows[-1]))
@@ -149,13 +150,13 @@ class CustomerProcessor:
         self.clock = Watermarks(self.tables.cmeta, s.bucket_s)
         self.retention_s = retention
         self.retention = ExpiryHeap(
-            self.tables.customers, newest=_newest, partition=lambda value: value["p"]
+            self.tables.customers, newest=_newest, partition=lambda value: value.partition
         )
 
     def process(self, partition: int, offset: int, customer_id: str, contact: Contact) -> bool:
         """Apply one forwarded contact; True when it changed the customer's figures."""
-        raw = self.tables.customers.get(customer_id)
-        replaying = raw is not None and raw["o"] >= offset
+        raw: CustomerRow | None = self.tables.customers.get(customer_id)
+        replaying = raw is not None and raw.offset >= offset
         before = contacts_before(raw, offset)
         current = next((c for c in before if c.ticket_id == contact.ticket_id), None)
         newer = current is None or contact.version > current.version
@@ -191,18 +192,18 @@ class CustomerProcessor:
         partition: int,
         offset: int,
         customer_id: str,
-        raw: dict[str, Any] | None,
+        raw: CustomerRow | None,
         contact: Contact,
         wm: float,
     ) -> None:
         cutoff = wm - self.retention_s
-        tickets = {
+        tickets: dict[str, ContactVersions] = {
             ticket_id: versions
-            for ticket_id, versions in (raw or {}).get("t", {}).items()
+            for ticket_id, versions in (raw.tickets if raw is not None else {}).items()
             if _latest(versions[-1][1]) >= cutoff
         }
-        tickets[contact.ticket_id] = [*tickets.get(contact.ticket_id, []), [offset, _row(contact)]]
-        value = self.tables.customers[customer_id] = {"p": partition, "o": offset, "t": tickets}
+        tickets[contact.ticket_id] = (*tickets.get(contact.ticket_id, ()), (offset, _row(contact)))
+        value = self.tables.customers[customer_id] = CustomerRow(partition, offset, tickets)
         self.retention.push(partition, customer_id, value)
 
     def _expire(self, partition: int, wm: float) -> None:
@@ -215,12 +216,12 @@ class CustomerProcessor:
         self.clock.forget(partition)
 
 
-def _latest(row: list[Any]) -> float:
+def _latest(row: ContactRow) -> float:
     return _contact("", row).latest
 
 
-def _newest(value: dict[str, Any]) -> float:
-    return max(_latest(versions[-1][1]) for versions in value["t"].values())
+def _newest(value: CustomerRow) -> float:
+    return max(_latest(versions[-1][1]) for versions in value.tickets.values())
 
 
 def customer_rows(
@@ -228,5 +229,5 @@ def customer_rows(
 ) -> Iterator[tuple[int, list[Contact]]]:
     """(partition, contacts) of every customer on the given partitions."""
     for value in list(customers.values()):
-        if value["p"] in partitions:
-            yield value["p"], contacts_before(value)
+        if value.partition in partitions:
+            yield value.partition, contacts_before(value)

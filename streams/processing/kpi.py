@@ -4,9 +4,9 @@ The tables are plain ``MutableMapping``s (Faust tables behind a write-back cache
 the worker, dicts in tests and ``ticketpulse report``). Every key a record changes
 remembers that record's offset, so a redelivered record changes nothing twice:
 
-- ``tickets``  ticket_id -> ``TicketRecord`` (stored as ``encode_ticket`` writes it:
-               {"p": partition, "o": last offset, "e": [[event..., offset], ...]})
-- ``buckets`` and ``meta``: see ``streams.processing.bucket_store`` (JSON values as they are).
+- ``tickets``  ticket_id -> ``TicketRecord`` (stored as a ``TicketRow``: partition, last
+               offset, and each event with its offset; ``streams.processing.stored_rows``)
+- ``buckets`` and ``meta``: see ``streams.processing.bucket_store``.
 
 Whether a ticket is open, and its facts, are functions of its events: the record
 carries both in memory (never stored), so the Now gauges read the tickets table and
@@ -23,7 +23,7 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.core.buckets import entries
+from streams.core.buckets import Entry, entries
 from streams.core.contacts import Contact
 from streams.core.events import TicketEvent
 from streams.core.facts import Fact
@@ -32,25 +32,9 @@ from streams.core.ticket import Outcome, StoredTicket, step
 from streams.processing.bucket_store import Watermarks
 from streams.processing.retention import ExpiryHeap
 from streams.processing.settings import KpiSettings
+from streams.processing.stored_rows import TicketRow, read_ticket_row
 
-FIELDS = TicketEvent._fields
-_TAGS = FIELDS.index("tags")
-
-
-def encode_event(event: TicketEvent, offset: int) -> list[Any]:
-    """The event's fields in schema order, then the offset (tags as a JSON list)."""
-    row: list[Any] = [*event, offset]
-    row[_TAGS] = list(event.tags)
-    return row
-
-
-def decode_event(row: list[Any]) -> tuple[TicketEvent, int]:
-    if len(row) != len(FIELDS) + 1:
-        msg = f"a stored event row has {len(row)} values, not {len(FIELDS) + 1}"
-        raise ValueError(msg)
-    values = row[:-1]
-    values[_TAGS] = tuple(values[_TAGS] or ())
-    return TicketEvent(*values), int(row[-1])
+TABLES = ("tickets", "buckets", "meta")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +51,15 @@ class TicketRecord:
         return max(e.occurred_at for e, _ in self.ticket.events)
 
 
-def encode_ticket(record: TicketRecord) -> dict[str, Any]:
-    rows = [encode_event(e, offset) for e, offset in record.ticket.events]
-    return {"p": record.partition, "o": record.ticket.last_offset, "e": rows}
+def ticket_row(record: TicketRecord) -> TicketRow:
+    return TicketRow(record.partition, record.ticket.last_offset, record.ticket.events)
 
 
-def decode_ticket(value: dict[str, Any]) -> TicketRecord:
-    ticket = StoredTicket(tuple(decode_event(r) for r in value["e"]), int(value["o"]))
-    return TicketRecord(int(value["p"]), ticket, open_summary(e for e, _ in ticket.events))
+def read_ticket(value: Any) -> TicketRecord:
+    """A stored ticket (``TicketRow`` bytes) as the processor holds it, or ``BadRowError``."""
+    row = read_ticket_row(value)
+    ticket = StoredTicket(row.events, row.offset)
+    return TicketRecord(row.partition, ticket, open_summary(e for e, _ in ticket.events))
 
 
 @dataclass
@@ -96,7 +81,7 @@ class KpiProcessor:
     tables: Tables
     settings: KpiSettings = field(default_factory=KpiSettings)
     # (entry, queue, channel) -> [sum, count] of facts added since start (cumulative counters)
-    cumulative: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
+    cumulative: dict[tuple[Entry, str, str], list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.store = self.settings.bucket_store(self.tables.buckets)

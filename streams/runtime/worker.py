@@ -37,9 +37,10 @@ from streams.processing.customers import (
     encode_contact,
     encode_mark,
 )
-from streams.processing.kpi import KpiProcessor, Tables, encode_ticket
-from streams.processing.stored_rows import check_bucket, check_customer, check_meta, read_ticket
+from streams.processing.kpi import TABLES as TICKET_TABLES
+from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.table_cache import TableCache
+from streams.processing.table_codecs import CODECS
 from streams.runtime.commit import Batch, BatchCommit, Forward, ProcessedOffsets
 from streams.runtime.faust_internals import (
     Bundle,
@@ -56,16 +57,7 @@ log = logging.getLogger(__name__)
 
 PRODUCER_BUFFER_RECORDS = 10_000
 BUNDLES_AHEAD_PER_PARTITION = 2
-TICKET_TABLES = ("tickets", "buckets", "meta")
 TABLES = TICKET_TABLES + CUSTOMER_TABLES
-CHECKS = {  # how each table's stored rows are read back (streams.processing.stored_rows)
-    "tickets": read_ticket,
-    "buckets": check_bucket,
-    "meta": check_meta,
-    "customers": check_customer,
-    "cbuckets": check_bucket,
-    "cmeta": check_meta,
-}
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -130,16 +122,22 @@ class Worker:
 
     # -- wiring ------------------------------------------------------------------------
     def _table(self, name: str) -> Any:
-        # str keys and JSON values; the commit writes them (streams.runtime.writers)
-        return self.app.Table(name, default=None, partitions=self.settings.partitions, key_type=str)
+        # str keys; values are the bytes of typed rows (streams.processing.table_codecs),
+        # and the commit writes them (streams.runtime.writers)
+        return self.app.Table(
+            name,
+            default=None,
+            partitions=self.settings.partitions,
+            key_type=str,
+            value_type=bytes,  # Faust's "raw" serializer: the bytes pass through as they are
+        )
 
     def _cached(self, cache: TableCache, names: tuple[str, ...]) -> dict[str, Any]:
-        encode = {"tickets": encode_ticket}
-        return {n: self._cached_table(cache, n, encode.get(n, _same)) for n in names}
+        return {n: self._cached_table(cache, n) for n in names}
 
-    def _cached_table(self, cache: TableCache, name: str, encode: Any) -> Any:
-        table = self.faust_tables[name]
-        return cache.table(table, encode, CHECKS[name], name, partial(stored_rows, table))
+    def _cached_table(self, cache: TableCache, name: str) -> Any:
+        table, (encode, decode) = self.faust_tables[name], CODECS[name]
+        return cache.table(table, encode, decode, name, partial(stored_rows, table))
 
     def _raw_topic(self, name: str) -> Any:
         """Raw bytes: the agents decode (and judge) records themselves. Its events are
@@ -358,10 +356,6 @@ class Worker:
         app = self.app
         busy = app.rebalancing or app.in_recovery or not app.consumer.assignment()
         return view.json({"ready": not busy}, status=503 if busy else 200)
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def _view_handler(handler: Any) -> Any:

@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from streams.config import Settings
+from streams.core.buckets import Entry
 from streams.core.contacts import days_label
 from streams.core.now import now_figures
 from streams.core.policy import ServiceLevelPreset, service_level_denominator
-from streams.core.windows import window_sums
+from streams.core.windows import Sums, window_sums
 from streams.ingest.schema import Accepted, classify
 from streams.metrics.catalogue import ACR_FIGURES, HISTOGRAMS, WINDOW_FIGURES, WINDOW_SUMS
 from streams.processing.bucket_store import bucket_contents
@@ -56,8 +57,36 @@ def _derived(c: dict[str, float], preset: ServiceLevelPreset) -> dict[str, float
 
 
 def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, Any]:
+    """Every figure of a log as one worker with one partition computes it (event clock)."""
     pipeline = LocalPipeline(settings.kpi_settings())
+    counts = _apply(pipeline, lines, settings, now)
     proc, customers = pipeline.tickets, pipeline.customers
+    end = proc.clock.clock(0)
+    out: dict[str, Any] = {"records": counts, "window_end": end, "windows": {}, "now": {}}
+    if end is None:
+        return out
+    rows = bucket_contents(proc.tables.buckets, {0})[0][0]
+    rows += bucket_contents(customers.tables.cbuckets, {0})[0][0]
+    sums = window_sums(rows, settings.windows, end, settings.bucket_seconds, settings.timezone)
+    days = [days_label(d) for d in settings.recontact_days]
+    policy = settings.policy()
+    for window, figures in sums.items():
+        per: dict[str, dict[str, Any]] = {}
+        for q, c in sorted({(q, c) for (_, q, c) in figures}):
+            comp = _components(figures, q, c, days)
+            derived = _derived(comp, policy.for_queue(q, c).service_level)
+            derived.update(_acr(comp, days))
+            per[f"{q}/{c}"] = {"components": comp, "figures": derived}
+        out["windows"][window] = per
+    tickets = [t for _, t in open_rows(proc.tables.tickets, {0})]
+    for (q, c), fig in sorted(now_figures(tickets, end, policy).items()):
+        out["now"][f"{q}/{c}"] = vars(fig)
+    return out
+
+
+def _apply(
+    pipeline: LocalPipeline, lines: Iterable[bytes], settings: Settings, now: float
+) -> dict[str, int]:
     counts = {"records": 0, "accepted": 0, "rejected": 0, "duplicate": 0, "late": 0}
     for offset, line in enumerate(lines):
         counts["records"] += 1
@@ -71,41 +100,34 @@ def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, 
         result = pipeline.process(offset, outcome.event)
         if result.outcome != "applied":
             counts[result.outcome] += 1
-    end = proc.clock.clock(0)
-    out: dict[str, Any] = {"records": counts, "window_end": end, "windows": {}, "now": {}}
-    if end is None:
-        return out
-    rows = bucket_contents(proc.tables.buckets, {0})[0][0]
-    rows += bucket_contents(customers.tables.cbuckets, {0})[0][0]
-    sums = window_sums(rows, settings.windows, end, settings.bucket_seconds, settings.timezone)
-    days = [days_label(d) for d in settings.recontact_days]
-    policy = settings.policy()
-    for window, figures in sums.items():
-        per: dict[str, dict[str, Any]] = {}
-        for q, c in sorted({(q, c) for (_, q, c) in figures}):
-            comp: dict[str, float] = {}
-            for entry, (name, _) in WINDOW_FIGURES.items():
-                comp[name] = figures.get((entry, q, c), (0.0, 0))[1]
-            for entry, (name, _) in WINDOW_SUMS.items():
-                comp[name] = figures.get((entry, q, c), (0.0, 0))[0]
-            for entry, (name, _) in HISTOGRAMS.items():
-                comp[f"{name}_sum"] = round(figures.get((entry, q, c), (0.0, 0))[0], 3)
-            for entry, (name, _) in ACR_FIGURES.items():
-                for d in days:
-                    comp[f"{name}_{d}d"] = figures.get((f"{entry}:{d}", q, c), (0.0, 0))[1]
-            preset = policy.for_queue(q, c).service_level
-            derived = _derived(comp, preset)
-            for d in days:
-                resolved = comp["acr_resolutions"]
-                derived[f"acr_provisional_{d}d"] = _ratio(
-                    resolved - comp[f"acr_recontacted_{d}d"], resolved
-                )
-                derived[f"acr_final_{d}d"] = _ratio(
-                    comp[f"acr_final_active_resolutions_{d}d"], comp[f"acr_final_resolutions_{d}d"]
-                )
-            per[f"{q}/{c}"] = {"components": comp, "figures": derived}
-        out["windows"][window] = per
-    tickets = [t for _, t in open_rows(proc.tables.tickets, {0})]
-    for (q, c), fig in sorted(now_figures(tickets, end, policy).items()):
-        out["now"][f"{q}/{c}"] = vars(fig)
+    return counts
+
+
+def _components(figures: Sums, q: str, c: str, days: list[str]) -> dict[str, float]:
+    """The additive components of one queue x channel, named as the exporter names them."""
+
+    def get(entry: Entry) -> tuple[float, int]:
+        return figures.get((entry, q, c), (0.0, 0))
+
+    comp: dict[str, float] = {}
+    for figure, (name, _) in WINDOW_FIGURES.items():
+        comp[name] = get(Entry(figure))[1]
+    for figure, (name, _) in WINDOW_SUMS.items():
+        comp[name] = get(Entry(figure))[0]
+    for figure, (name, _) in HISTOGRAMS.items():
+        comp[f"{name}_sum"] = round(get(Entry(figure))[0], 3)
+    for figure, (name, _) in ACR_FIGURES.items():
+        for d in days:
+            comp[f"{name}_{d}d"] = get(Entry(figure, days=d))[1]
+    return comp
+
+
+def _acr(comp: dict[str, float], days: list[str]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for d in days:
+        resolved = comp["acr_resolutions"]
+        out[f"acr_provisional_{d}d"] = _ratio(resolved - comp[f"acr_recontacted_{d}d"], resolved)
+        out[f"acr_final_{d}d"] = _ratio(
+            comp[f"acr_final_active_resolutions_{d}d"], comp[f"acr_final_resolutions_{d}d"]
+        )
     return out

@@ -246,7 +246,7 @@ def test_an_unreadable_stored_row_is_contained_and_counted(
     _topics(kafka, names, partitions=1, tables=("buckets",))
     start = 1_767_600_000  # 2026-01-05T08:00:00Z
     producer = KafkaProducer(bootstrap_servers=kafka.bootstrap)
-    poisoned = {"o": 0, "v": {"handled": [None, 2]}}
+    poisoned = [0, [[["handled", "", "", ""], None, 2]], {}]  # a BucketRow, sum null
     producer.send(
         f"{names['app_id']}-buckets-changelog",
         key=orjson.dumps(f"0|{start}|inf|chat"),  # table keys are JSON strings

@@ -25,7 +25,8 @@ def ev(eid: str, kind: str, t: float, ticket: str = "T1", customer: str | None =
 
 
 def names(facts) -> list[tuple[str, float]]:
-    return sorted((f.name, f.at - T0) for f in facts)
+    """(figure, time) of each fact, an ACR period written as ``figure:days``."""
+    return sorted((f"{f.name}:{f.days}" if f.days else f.name, f.at - T0) for f in facts)
 
 
 def test_contact_needs_an_opened_event_with_a_customer() -> None:
@@ -113,7 +114,11 @@ def apply(records: list[tuple[str, Contact]], replay_from: int | None = None) ->
         proc = CustomerProcessor(proc.tables, settings)
         for off, (customer, contact) in enumerate(records[replay_from:], start=replay_from):
             proc.process(0, off, customer, contact)
-    return {k: v["v"] for k, v in proc.tables.cbuckets.items() if v["v"]}
+    return {
+        key: {entry: (total, count) for entry, total, count in row.sums}
+        for key, row in proc.tables.cbuckets.items()
+        if row.sums
+    }
 
 
 @st.composite

@@ -7,9 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.processing.bucket_store import Watermarks, watermark_before
+from streams.processing.stored_rows import WatermarkRow
 
 
-def scanned(history: list[list[int]], offset: int) -> float:
+def scanned(history: tuple[tuple[int, float], ...], offset: int) -> float:
     """The definition, read straight: the last move recorded at an earlier offset."""
     before = [wmb for at, wmb in history if at < offset]
     return float(before[-1]) if before else float("-inf")
@@ -17,8 +18,8 @@ def scanned(history: list[list[int]], offset: int) -> float:
 
 @given(st.sets(st.integers(0, 10_000), max_size=60), st.integers(-1, 10_100))
 def test_watermark_before_is_the_newest_earlier_move(offsets: set[int], offset: int) -> None:
-    history = [[at, i * 60] for i, at in enumerate(sorted(offsets))]
-    meta = {"o": max(offsets, default=-1), "h": history}
+    history = tuple((at, float(i * 60)) for i, at in enumerate(sorted(offsets)))
+    meta = WatermarkRow(max(offsets, default=-1), history)
     assert watermark_before(meta, offset) == scanned(history, offset)
 
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from streams.ingest.schema import Accepted, Rejected, classify
-from streams.processing.kpi import KpiProcessor, Tables, encode_ticket
+from streams.processing.kpi import TABLES as TICKET_TABLES
+from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.settings import KpiSettings
-from streams.processing.stored_rows import check_bucket, check_meta, read_ticket
 from streams.processing.table_cache import DELETE, TableCache, TableChanges
+from streams.processing.table_codecs import CODECS
 from streams.runtime.commit import (
     ApplyFailedError,
     Batch,
@@ -100,9 +101,7 @@ def process_once(fakes: Fakes) -> tuple[BatchCommit, Any]:
     """A fresh process: table copies over the store, a processor, a commit."""
     cache = TableCache()
     tables = Tables(
-        tickets=cache.table(fakes.store["tickets"], encode_ticket, read_ticket, "tickets"),
-        buckets=cache.table(fakes.store["buckets"], decode=check_bucket, name="buckets"),
-        meta=cache.table(fakes.store["meta"], decode=check_meta, name="meta"),
+        **{name: cache.table(fakes.store[name], *CODECS[name], name) for name in TICKET_TABLES}
     )
     processor = KpiProcessor(tables, KpiSettings())
 

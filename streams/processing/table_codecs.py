@@ -1,0 +1,38 @@
+"""How each table's rows become the bytes a store and its changelog hold, and back.
+
+One place for the worker (``streams.runtime.worker``) and the tests to look up a
+table's codec by name. Reading raises ``BadRowError`` for a row the code cannot use
+(``streams.processing.stored_rows``); ``TableCache`` contains it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from streams.processing.kpi import TicketRecord, read_ticket, ticket_row
+from streams.processing.stored_rows import (
+    encode_row,
+    read_bucket,
+    read_customer,
+    read_watermark,
+)
+
+
+class TableCodec(NamedTuple):
+    encode: Callable[[Any], bytes]
+    decode: Callable[[Any], Any]
+
+
+def _encode_ticket(record: TicketRecord) -> bytes:
+    return encode_row(ticket_row(record))
+
+
+CODECS: dict[str, TableCodec] = {
+    "tickets": TableCodec(_encode_ticket, read_ticket),
+    "buckets": TableCodec(encode_row, read_bucket),
+    "meta": TableCodec(encode_row, read_watermark),
+    "customers": TableCodec(encode_row, read_customer),
+    "cbuckets": TableCodec(encode_row, read_bucket),
+    "cmeta": TableCodec(encode_row, read_watermark),
+}
