@@ -21,6 +21,7 @@ from pydantic import (
     PositiveFloat,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -29,6 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from streams.core.calendar import WEEKDAYS, Calendar, parse_holidays, parse_ranges
 from streams.core.facts import DAY
 from streams.core.policy import (
     DEFAULT_FIRST_RESPONSE_TARGETS,
@@ -56,6 +58,54 @@ class QueueTargets(BaseModel):
     short_abandon_seconds: float | None = None
     service_level: ServiceLevelPreset | None = None
     service_level_objective: float | None = Field(None, gt=0, lt=1)
+    calendar: str | None = None  # a [calendars.NAME]: its targets run on business hours
+    channel_calendars: dict[str, str] = Field(default_factory=dict)  # by channel
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        msg = f"unknown time zone {value!r} (an IANA name such as 'Europe/Paris' or 'UTC')"
+        raise ValueError(msg) from exc
+    return value
+
+
+class CalendarSettings(BaseModel):
+    """Business hours (a ``[calendars.NAME]`` table): a zone, weekly opening ranges and
+    holidays. ``hours = {mon = "09:00-12:30, 13:30-18:00", sat = ""}``; a day that is
+    missing or empty is closed; ``"22:00-06:00"`` runs past midnight."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    timezone: str
+    hours: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], str]
+    holidays: list[str] = Field(default_factory=list)  # "2026-12-25" or "2026-12-24..2026-12-26"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _zone(value)
+
+    @field_validator("hours")
+    @classmethod
+    def _ranges(cls, value: dict[str, str]) -> dict[str, str]:
+        for day, text in value.items():
+            try:
+                parse_ranges(text)
+            except ValueError as exc:
+                msg = f"{day}: {exc}"
+                raise ValueError(msg) from exc
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _dates(cls, value: list[str]) -> list[str]:
+        parse_holidays(value)  # a ValueError names the bad date
+        return value
+
+    def calendar(self, name: str) -> Calendar:
+        weekly = {WEEKDAYS.index(day): parse_ranges(text) for day, text in self.hours.items()}
+        return Calendar(name, self.timezone, weekly, parse_holidays(self.holidays))
 
 
 class Settings(BaseSettings):
@@ -115,6 +165,9 @@ class Settings(BaseSettings):
         0.8, gt=0, lt=1, description="Share of first responses within target a queue aims for."
     )
     queues: dict[str, QueueTargets] = Field(default_factory=dict)
+    calendars: dict[str, CalendarSettings] = Field(
+        default_factory=dict, description="Business-hours calendars queues may name."
+    )
     recontact_days: list[PositiveFloat] = Field(
         default_factory=lambda: [1.0, 2.0, 3.0],
         min_length=1,
@@ -155,12 +208,19 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            msg = f"unknown time zone {value!r} (an IANA name such as 'Europe/Paris' or 'UTC')"
-            raise ValueError(msg) from exc
-        return value
+        return _zone(value)
+
+    @model_validator(mode="after")
+    def _calendars_exist(self) -> Settings:
+        for queue, q in self.queues.items():
+            for name in [q.calendar, *q.channel_calendars.values()]:
+                if name is not None and name not in self.calendars:
+                    known = ", ".join(sorted(self.calendars)) or "none defined"
+                    msg = (
+                        f"queue {queue!r} names calendar {name!r}: no [calendars.{name}] ({known})"
+                    )
+                    raise ValueError(msg)
+        return self
 
     @field_validator("windows")
     @classmethod
@@ -205,9 +265,12 @@ class Settings(BaseSettings):
                     short_abandon_s=q.short_abandon_seconds,
                     service_level=q.service_level,
                     service_level_objective=q.service_level_objective,
+                    calendar=q.calendar,
+                    channel_calendars=dict(q.channel_calendars),
                 )
                 for name, q in self.queues.items()
             },
+            calendars={name: c.calendar(name) for name, c in self.calendars.items()},
             recontact_days=tuple(self.recontact_days),
             fcr_days=self.fcr_days,
             complaint_tag=self.complaint_tag,

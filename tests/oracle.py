@@ -22,6 +22,7 @@ from kafka.partitioner.default import murmur2
 from streams.core.contacts import days_label
 from streams.core.policy import Policy
 from streams.ingest.schema import Accepted, classify
+from tests.oracle_calendar import MinuteGrid
 
 Labels = tuple[tuple[str, str], ...]
 Metrics = dict[tuple[str, Labels], float]
@@ -81,7 +82,7 @@ CREATE TABLE facts AS
 SELECT p, t, 'offered' AS name, queue, channel, 1.0 AS value FROM o WHERE is_open
 UNION ALL SELECT p, t, 'complaints', queue, channel, 1.0 FROM o WHERE is_open AND complaint
 -- first agent reply
-UNION ALL SELECT p, t, 'first_response', queue, channel, t - t0 FROM o a
+UNION ALL SELECT p, t, 'first_response', queue, channel, elapsed(queue, channel, t0, t) FROM o a
   WHERE NOT is_open AND type = 'replied' AND author = 'agent' AND seq = (
     SELECT MIN(seq) FROM o b WHERE b.ticket = a.ticket AND NOT b.is_open
       AND b.type = 'replied' AND b.author = 'agent')
@@ -155,7 +156,7 @@ SELECT f.p, f.t, 'short_abandoned', f.queue, f.channel, f.value FROM facts f
   JOIN targets g ON g.queue = f.queue AND g.channel = f.channel
   WHERE f.name = 'abandoned' AND f.value < g.short;
 INSERT INTO facts
-SELECT o.p, o.t, 'resolved', o.queue, o.channel, o.t - o.t0
+SELECT o.p, o.t, 'resolved', o.queue, o.channel, elapsed(o.queue, o.channel, o.t0, o.t)
 FROM o JOIN firsts fi ON fi.ticket = o.ticket WHERE o.seq = fi.resolve_seq;
 INSERT INTO facts
 SELECT f.p, f.t, 'resolved_within_target', f.queue, f.channel, 1.0 FROM facts f
@@ -218,7 +219,8 @@ DROP TABLE rec;
 # handling period, the resolving agent of an ACR resolution
 PER_AGENT = """
 INSERT INTO facts SELECT o.p, o.t, 'agent_first_response@' || o.agent, o.queue, o.channel,
-  o.t - o.t0 FROM o JOIN firsts fi ON fi.ticket = o.ticket WHERE o.seq = fi.answer_seq;
+  elapsed(o.queue, o.channel, o.t0, o.t) FROM o JOIN firsts fi ON fi.ticket = o.ticket
+  WHERE o.seq = fi.answer_seq;
 INSERT INTO facts
 SELECT e.p, e.t, 'agent_handled@' || e.agent, e.queue, e.channel,
   (SELECT COALESCE(SUM(h.handle), 0) FROM ends h WHERE h.ticket = e.ticket AND h.seq <= e.seq
@@ -306,6 +308,8 @@ def expected(
             ),
         )
     db.executescript(ORDERED)
+    elapsed = _business_time(db, policy, now)
+    db.create_function("elapsed", 4, elapsed)
     db.executescript(FACTS)
     _targets(db, policy)
     for statement in TARGETED.split(";"):
@@ -329,8 +333,28 @@ def expected(
     out = _window_metrics(db, ends, windows, bucket_s, tz, policy)
     if policy.per_agent:
         out.update(_agent_metrics(db, ends, windows, bucket_s, tz, agent_allowlist))
-    out.update(_now_metrics(db, ends, policy))
+    out.update(_now_metrics(db, ends, policy, elapsed))
     return out
+
+
+def _business_time(db: sqlite3.Connection, policy: Policy, now: float):
+    """``elapsed(queue, channel, t0, t)``: seconds on the queue's calendar (a minute grid per
+    calendar over the log's span, tests/oracle_calendar.py), real seconds without one."""
+    first, last = db.execute("SELECT MIN(t), MAX(t) FROM ev").fetchone()
+    if first is None:
+        return lambda q, c, t0, t: t - t0
+    grids = {
+        name: MinuteGrid(cal, first - 2 * 86400, max(last, now) + 2 * 86400)
+        for name, cal in policy.calendars.items()
+    }
+
+    def elapsed(queue: str, channel: str, t0: float, t: float) -> float:
+        calendar = policy.for_queue(queue, channel).calendar  # which calendar: configuration
+        if calendar is None:
+            return t - t0
+        return grids[calendar.name].seconds(t0, t)
+
+    return elapsed
 
 
 def _first_bucket(window: str, span: float | None, end: float, bucket_s: int, tz: str) -> float:
@@ -468,21 +492,22 @@ def _with_le(labels: Labels, le: str) -> Labels:
     return tuple(sorted((*labels, ("le", le))))
 
 
-def _now_metrics(db, ends, policy) -> Metrics:
+def _now_metrics(db, ends, policy, elapsed) -> Metrics:
     figures: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0, 0])
     for p, _ticket, t0, channel, queue, last_state, answers in db.execute(OPEN):
         if last_state in ("resolved", "abandoned") or p not in ends:
             continue
         age = max(0.0, ends[p] - t0)
+        target_age = max(0.0, elapsed(queue, channel, t0, ends[p]))
         rules = policy.for_queue(queue, channel)
         f = figures[(queue, channel)]
         f[0] += 1
-        if age > rules.resolution_target_s:
+        if target_age > rules.resolution_target_s:
             f[4] += 1
         if answers == 0:
             f[1] += 1
             f[2] = max(f[2], age)
-            if age > rules.first_response_target_s:
+            if target_age > rules.first_response_target_s:
                 f[3] += 1
     out: Metrics = {}
     names = (

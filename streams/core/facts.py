@@ -93,9 +93,10 @@ def facts_of_ordered(evs: list[TicketEvent], policy: Policy) -> list[Fact]:
         if e.type == "replied" and e.author == "agent":
             if not answered:
                 answered = True
-                wait = e.occurred_at - start
+                rules = rules_of(e.queue, e.channel)  # the answering queue's target and hours
+                wait = rules.elapsed(start, e.occurred_at)
                 fact(e, "first_response", wait)
-                if wait <= rules_of(e.queue, e.channel).first_response_target_s:
+                if wait <= rules.first_response_target_s:
                     fact(e, "first_response_within_target")
             if waiting_since is not None:
                 fact(e, "reply_wait", e.occurred_at - waiting_since)
@@ -125,9 +126,10 @@ def facts_of_ordered(evs: list[TicketEvent], policy: Policy) -> list[Fact]:
             handle = 0.0
             if resolved_at is None:
                 resolved_at = e.occurred_at
-                took = resolved_at - start
+                rules = rules_of(e.queue, e.channel)  # the resolving queue's target and hours
+                took = rules.elapsed(start, resolved_at)
                 fact(e, "resolved", took)
-                if took <= rules_of(e.queue, e.channel).resolution_target_s:
+                if took <= rules.resolution_target_s:
                     fact(e, "resolved_within_target")
                 horizon = resolved_at + policy.fcr_days * DAY
                 reopened = any(

@@ -65,12 +65,13 @@ def now_figures(
         fig = out.setdefault((t.queue, t.channel), NowFigures())
         rules = policy.for_queue(t.queue, t.channel)
         age = max(0.0, now - t.opened_at)
+        target_age = age if rules.calendar is None else rules.elapsed(t.opened_at, now)
         fig.open += 1
-        if age > rules.resolution_target_s:
+        if target_age > rules.resolution_target_s:
             fig.resolution_breaches += 1
         if not t.answered:
             fig.waiting += 1
             fig.oldest_wait_s = max(fig.oldest_wait_s, age)
-            if age > rules.first_response_target_s:
+            if target_age > rules.first_response_target_s:
                 fig.first_response_breaches += 1
     return out

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
+from streams.core.calendar import Calendar
+
 ServiceLevelPreset = Literal["answered", "answered_abandoned", "answered_abandoned_minus_short"]
 SERVICE_LEVEL_PRESETS: tuple[str, ...] = (
     "answered", "answered_abandoned", "answered_abandoned_minus_short",
@@ -47,6 +49,14 @@ class QueuePolicy:
     short_abandon_s: float = 5.0
     service_level: ServiceLevelPreset = "answered_abandoned"
     service_level_objective: float = 0.8  # the share within target the queue aims for
+    calendar: Calendar | None = None  # business hours: the target clocks stop outside them
+
+    def elapsed(self, start: float, end: float) -> float:
+        """Seconds from ``start`` to ``end`` as the targets count them: business seconds
+        with a calendar, real seconds without one."""
+        if self.calendar is None:
+            return end - start
+        return self.calendar.business_seconds(start, end)
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,8 @@ class QueueOverride:
     short_abandon_s: float | None = None
     service_level: ServiceLevelPreset | None = None
     service_level_objective: float | None = None
+    calendar: str | None = None  # a calendar's name, for every channel of the queue
+    channel_calendars: Mapping[str, str] = field(default_factory=dict)  # by channel
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class Policy:
     fcr_days: float = 3
     complaint_tag: str = "complaint"
     per_agent: bool = False  # also count FRT, AHT and ACR per agent (opt-in: cardinality)
+    calendars: Mapping[str, Calendar] = field(default_factory=dict)
     _resolved: dict[tuple[str, str], QueuePolicy] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -99,7 +112,16 @@ class Policy:
             ),
             service_level=o.service_level or self.service_level,
             service_level_objective=o.service_level_objective or self.service_level_objective,
+            calendar=self.calendar_of(queue, channel),
         )
+
+    def calendar_of(self, queue: str, channel: str) -> Calendar | None:
+        """The queue x channel's calendar, else the queue's, else none (calendar time)."""
+        o = self.queues.get(queue)
+        if o is None:
+            return None
+        name = o.channel_calendars.get(channel, o.calendar)
+        return self.calendars[name] if name else None
 
     def bounds(self) -> tuple[float, ...]:
         """Histogram bounds: the base set plus every configured target (computed once)."""

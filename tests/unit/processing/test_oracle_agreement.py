@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import orjson
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import DEFAULT_WINDOWS
+from streams.core.calendar import Calendar, parse_holidays, parse_ranges
 from streams.core.policy import Policy, QueueOverride
 from streams.ingest.schema import Accepted, classify
 from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
@@ -41,19 +46,33 @@ class Contacts:
 
     def send(self, contact) -> None:
         p = partition_of(contact[0].encode(), self.partitions)
+        self._append(p, contact)
+
+    def mark(self, watermark: float) -> None:
+        """A ticket partition's watermark moved: the worker tells every contacts partition."""
+        for p in range(self.partitions):
+            self._append(p, watermark)
+
+    def _append(self, p: int, record) -> None:
         off = self.offsets.get(p, 0)
         self.offsets[p] = off + 1
-        self.log.append((p, off, contact))
-        self.proc.process(p, off, *contact)
+        self.log.append((p, off, record))
+        self._apply(p, off, record)
+
+    def _apply(self, p: int, off: int, record) -> None:
+        if isinstance(record, float):
+            self.proc.advance(p, off, record)
+        else:
+            self.proc.process(p, off, *record)
 
     def crash_and_replay(self, start: int) -> None:
         self.proc = CustomerProcessor(self.proc.tables, self.proc.settings)
-        for p, off, contact in self.log[start:]:
-            self.proc.process(p, off, *contact)
+        for p, off, record in self.log[start:]:
+            self._apply(p, off, record)
 
 
-def run_core(records, partitions: int, replay_from: int | None = None):
-    settings = KpiSettings(policy=POLICY)
+def run_core(records, partitions: int, replay_from: int | None = None, policy: Policy = POLICY):
+    settings = KpiSettings(policy=policy)
     proc = KpiProcessor(Tables(), settings)
     contacts = Contacts(partitions, settings)
     offsets: dict[int, int] = {}
@@ -69,6 +88,8 @@ def run_core(records, partitions: int, replay_from: int | None = None):
             done = proc.process(p, off, outcome.event)
             if done.contact is not None:
                 contacts.send(done.contact)
+            if done.watermark is not None:
+                contacts.mark(done.watermark)
             seen.append((p, off, outcome.event))
     if replay_from is not None:
         # a crash of both sides: a fresh process re-reads each input after some point, and
@@ -79,6 +100,8 @@ def run_core(records, partitions: int, replay_from: int | None = None):
             done = proc.process(p, off, event)
             if done.contact is not None:
                 contacts.send(done.contact)
+            if done.watermark is not None:
+                contacts.mark(done.watermark)
     return proc, contacts.proc
 
 
@@ -103,10 +126,12 @@ def scrape(procs: tuple[KpiProcessor, CustomerProcessor], partitions: int) -> di
     return out
 
 
-def traffic(**faults) -> list[tuple[bytes | None, bytes]]:
+def traffic(rate: float = 6, **faults) -> list[tuple[bytes | None, bytes]]:
     """Simulated records; customers come back and tickets reopen within minutes, so that
     recontacts, repeat contacts and final ACR figures all occur in a short log."""
-    params = SimParams(rate=6, lateness_s=600, recontact_mean_s=1800, reopen_mean_s=1800, **faults)
+    params = SimParams(
+        rate=rate, lateness_s=600, recontact_mean_s=1800, reopen_mean_s=1800, **faults
+    )
     return [(r.key, r.value) for r in generate(params)]
 
 
@@ -127,3 +152,65 @@ def test_replaying_after_a_crash_changes_nothing() -> None:
         records, partitions=3, policy=POLICY, now=NOW, windows=WINDOWS, agent_allowlist=AGENTS
     )
     assert_agree(scrape(run_core(records, 3, replay_from=2500), 3), oracle)
+
+
+# Business hours: billing on office hours, support on shifts (its email on office hours),
+# the other queues on calendar time. Europe/Paris springs forward on Sunday 2026-03-29 and
+# Monday 2026-03-30 is a holiday in this test.
+OFFICE = Calendar(
+    "office",
+    "Europe/Paris",
+    {d: parse_ranges("09:00-12:30, 13:30-18:00") for d in range(5)},
+    parse_holidays(["2026-03-30"]),
+)
+SHIFTS = Calendar(
+    "shifts",
+    "Europe/Paris",
+    {
+        **{d: parse_ranges("07:00-13:00, 20:00-01:00") for d in range(5)},
+        5: parse_ranges("10:00-14:00"),
+    },
+    parse_holidays(["2026-03-30..2026-03-30"]),
+)
+CALENDAR_POLICY = replace(
+    POLICY,
+    queues={
+        **POLICY.queues,
+        "billing": QueueOverride(service_level="answered", calendar="office"),
+        "support": QueueOverride(calendar="shifts", channel_calendars={"email": "office"}),
+    },
+    calendars={"office": OFFICE, "shifts": SHIFTS},
+    _resolved={},
+)
+
+
+def test_core_equals_oracle_with_business_hours_over_a_weekend_a_holiday_and_dst() -> None:
+    start = datetime(2026, 3, 27, 6, 0, tzinfo=UTC).timestamp()  # Friday, 3.5 days
+    records = [
+        (r.key, r.value)
+        for r in generate(
+            SimParams(
+                seed=11, start=start, rate=0.035, max_events=12_000, duplicates=0.03,
+                out_of_order=0.05, lateness_s=600, recontact_mean_s=1800, reopen_mean_s=1800,
+            )
+        )
+    ]  # fmt: skip
+    times = [orjson.loads(v)["occurred_at"] for _, v in records if v.startswith(b"{")]
+    assert max(times) > "2026-03-30T12", "the log must reach past the holiday"
+    oracle = expected(
+        records,
+        partitions=3,
+        policy=CALENDAR_POLICY,
+        now=NOW,
+        windows=WINDOWS,
+        agent_allowlist=AGENTS,
+    )
+    assert_agree(scrape(run_core(records, 3, policy=CALENDAR_POLICY), 3), oracle)
+    plain = expected(records, partitions=3, policy=POLICY, now=NOW, windows=WINDOWS)
+    frt = "ticketpulse_window_first_response_seconds_gsum"
+    moved = {
+        dict(labels)["queue"]
+        for (name, labels), value in oracle.items()
+        if name == frt and value != plain.get((name, labels), 0.0)
+    }
+    assert moved == {"billing", "support"}, "business hours change exactly the calendar queues"
