@@ -28,7 +28,7 @@ def _ratio(num: float, den: float) -> float | None:
     return round(num / den, 6) if den else None
 
 
-def _derived(c: dict[str, float], preset: ServiceLevelPreset) -> dict[str, float | None]:
+def derived_figures(c: dict[str, float], preset: ServiceLevelPreset) -> dict[str, float | None]:
     den = service_level_denominator(
         preset,
         int(c["first_responses"]),
@@ -56,10 +56,15 @@ def _derived(c: dict[str, float], preset: ServiceLevelPreset) -> dict[str, float
     }
 
 
-def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, Any]:
+def report(
+    lines: Iterable[bytes],
+    settings: Settings,
+    now: float,
+    between: tuple[float | None, float | None] = (None, None),
+) -> dict[str, Any]:
     """Every figure of a log as one worker with one partition computes it (event clock)."""
     pipeline = LocalPipeline(settings.kpi_settings())
-    counts = _apply(pipeline, lines, settings, now)
+    counts = apply_log(pipeline, lines, settings, now, between)
     proc, customers = pipeline.tickets, pipeline.customers
     end = proc.clock.clock(0)
     out: dict[str, Any] = {"records": counts, "window_end": end, "windows": {}, "now": {}}
@@ -73,9 +78,9 @@ def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, 
     for window, figures in sums.items():
         per: dict[str, dict[str, Any]] = {}
         for q, c in sorted({(q, c) for (_, q, c) in figures}):
-            comp = _components(figures, q, c, days)
-            derived = _derived(comp, policy.for_queue(q, c).service_level)
-            derived.update(_acr(comp, days))
+            comp = components(figures, q, c, days)
+            derived = derived_figures(comp, policy.for_queue(q, c).service_level)
+            derived.update(acr_figures(comp, days))
             per[f"{q}/{c}"] = {"components": comp, "figures": derived}
         out["windows"][window] = per
     tickets = [t for _, t in open_rows(proc.tables.tickets, {0})]
@@ -84,10 +89,19 @@ def report(lines: Iterable[bytes], settings: Settings, now: float) -> dict[str, 
     return out
 
 
-def _apply(
-    pipeline: LocalPipeline, lines: Iterable[bytes], settings: Settings, now: float
+def apply_log(
+    pipeline: LocalPipeline,
+    lines: Iterable[bytes],
+    settings: Settings,
+    now: float,
+    between: tuple[float | None, float | None] = (None, None),
 ) -> dict[str, int]:
+    """Classify and process every line; ``between`` cuts the log by event time ([from, to):
+    events outside are left out and counted as ``outside_range``)."""
     counts = {"records": 0, "accepted": 0, "rejected": 0, "duplicate": 0, "late": 0}
+    since, until = between
+    if since is not None or until is not None:
+        counts["outside_range"] = 0
     for offset, line in enumerate(lines):
         counts["records"] += 1
         outcome = classify(
@@ -96,6 +110,10 @@ def _apply(
         if not isinstance(outcome, Accepted):
             counts["rejected"] += 1
             continue
+        at = outcome.event.occurred_at
+        if (since is not None and at < since) or (until is not None and at >= until):
+            counts["outside_range"] += 1
+            continue
         counts["accepted"] += 1
         result = pipeline.process(offset, outcome.event)
         if result.outcome != "applied":
@@ -103,7 +121,7 @@ def _apply(
     return counts
 
 
-def _components(figures: Sums, q: str, c: str, days: list[str]) -> dict[str, float]:
+def components(figures: Sums, q: str, c: str, days: list[str]) -> dict[str, float]:
     """The additive components of one queue x channel, named as the exporter names them."""
 
     def get(entry: Entry) -> tuple[float, int]:
@@ -122,7 +140,7 @@ def _components(figures: Sums, q: str, c: str, days: list[str]) -> dict[str, flo
     return comp
 
 
-def _acr(comp: dict[str, float], days: list[str]) -> dict[str, float | None]:
+def acr_figures(comp: dict[str, float], days: list[str]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for d in days:
         resolved = comp["acr_resolutions"]

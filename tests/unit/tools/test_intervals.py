@@ -1,0 +1,101 @@
+"""Interval reports (issue 16): the rows of a day sum to that day's ``today`` window, figure
+by figure; CSV and JSON hold the same rows; bad requests get one clear line."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.cli import main
+from streams.config import Settings
+from streams.tools.intervals import interval_report, parse_interval
+from streams.tools.report import report
+from streams.tools.simulator import SimParams, generate
+
+ZONE = "Europe/Paris"  # local midnight is 23:00 UTC: intervals must follow it
+
+
+def log_over_midnight() -> list[bytes]:
+    start = datetime(2026, 1, 5, 20, 0, tzinfo=UTC).timestamp()  # 21:00 in Paris
+    params = SimParams(
+        seed=8, start=start, rate=1.5, max_events=30_000, recontact_mean_s=900,
+        reopen_mean_s=900, duplicates=0.02, out_of_order=0.03,
+    )  # fmt: skip
+    return [r.value for r in generate(params)]
+
+
+@pytest.fixture(scope="module")
+def lines() -> list[bytes]:
+    return log_over_midnight()
+
+
+def test_the_intervals_of_a_day_sum_to_its_today_window(lines: list[bytes]) -> None:
+    settings = Settings(timezone=ZONE, recontact_days=[0.01, 0.02])
+    live = report(lines, settings, now=2e9)
+    today = live["windows"]["today"]
+    _, rows = interval_report(lines, settings, 2e9, 1800)
+    day = datetime.fromtimestamp(live["window_end"], UTC).astimezone().date()
+    day = (
+        datetime.fromtimestamp(live["window_end"], tz=UTC)
+        .astimezone(__import__("zoneinfo").ZoneInfo(ZONE))
+        .date()
+    )
+    assert day.isoformat() == "2026-01-06", "the log crosses local midnight"
+    summed: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for row in rows:
+        if row["interval_start"].startswith(day.isoformat()):
+            for name in today[next(iter(today))]["components"]:
+                summed[f"{row['queue']}/{row['channel']}"][name] += row[name]
+    assert set(summed) == set(today)
+    compared = 0
+    for series, figures in today.items():
+        for name, value in figures["components"].items():
+            assert summed[series][name] == pytest.approx(value, abs=1e-6), (series, name)
+            compared += bool(value)
+    assert compared > 100, "the comparison must cover real figures"
+    assert any(r["interval_start"].startswith("2026-01-05T23:30") for r in rows)
+
+
+def test_csv_and_json_hold_the_same_rows(tmp_path: Path, lines: list[bytes], capsys) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"\n".join(lines[:4000]) + b"\n")
+    args = ["report", str(log), "--interval", "15m", "--timezone", ZONE, "--no-progress"]
+    assert main([*args, "--format", "csv"]) == 0
+    from_csv = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert main(args) == 0
+    from_json = orjson.loads(capsys.readouterr().out)["rows"]
+    assert len(from_csv) == len(from_json) > 10
+    for a, b in zip(from_csv, from_json, strict=True):
+        assert a["interval_start"] == b["interval_start"]
+        assert float(a["contacts_offered"]) == b["contacts_offered"]
+        assert a["service_level"] == ("" if b["service_level"] is None else str(b["service_level"]))
+
+
+def test_from_and_to_cut_the_log_by_event_time(tmp_path: Path, lines: list[bytes], capsys) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    cut = ["--from", "2026-01-05T22:00:00+01:00", "--to", "2026-01-05T22:00Z"]  # an hour
+    assert main(["report", str(log), "--interval", "1h", "--timezone", ZONE, *cut]) == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    assert doc["records"]["outside_range"] > 0
+    assert {r["interval_start"] for r in doc["rows"]} == {"2026-01-05T22:00:00+01:00"}
+
+
+def test_bad_requests_get_one_clear_line(tmp_path: Path, capsys) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text("")
+    assert main(["report", str(log), "--format", "csv"]) == 2
+    assert "--format csv needs --interval" in capsys.readouterr().err
+    assert main(["report", str(log), "--interval", "7m"]) == 2
+    assert "divides a day" in capsys.readouterr().err
+    assert main(["report", str(log), "--interval", "30m", "--from", "yesterday"]) == 2
+    assert "'yesterday' is not an ISO date or time" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not a positive whole number"):
+        parse_interval("1.5h")
+    assert parse_interval("30m") == 1800
