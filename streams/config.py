@@ -9,6 +9,7 @@ the file are an error, so a typo cannot silently fall back to a default.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -311,6 +312,9 @@ def load_settings(config_file: Path | str | None = None, **flags: Any) -> Settin
     _config_file = Path(path) if path else None
     try:
         return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"config file {path} is not valid TOML: {exc}"
+        raise ConfigError(msg) from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: "

@@ -169,6 +169,12 @@ TARGETS: dict[str, tuple[str, str]] = {
     ),
     "resolution_target_seconds": ("Resolution target of the queue.", "resolution_target_s"),
 }
+# labelled by the calendar's name: 1 for each queue x channel whose targets run on it
+CALENDAR_INFO = (
+    "queue_calendar_info",
+    "1 for a queue and channel whose first-response and resolution targets, their histograms "
+    "and breaches run on business hours, labelled by the calendar.",
+)
 LABELS = ["queue", "channel", "window"]
 WINDOW_PREFIX = "ticketpulse_window_"
 
@@ -196,7 +202,8 @@ def window_metric(name: str, suffix: str = "") -> str:
 def now_metric(name: str) -> str:
     """``ticketpulse_<name>`` for a Now gauge, target or counter of the catalogue."""
     counters = {WINDOW_FIGURES[entry][0] + "_total" for entry in COUNTERS}
-    if name not in {*NOW_GAUGES, *TARGETS, *counters, "service_level_denominator_total"}:
+    known = {*NOW_GAUGES, *TARGETS, *counters, "service_level_denominator_total"}
+    if name not in known | {CALENDAR_INFO[0]}:
         msg = f"{name!r} is not a Now gauge, target or counter of streams.metrics.catalogue"
         raise KeyError(msg)
     return f"ticketpulse_{name}"

@@ -36,6 +36,7 @@ from streams.core.windows import (
 from streams.metrics.catalogue import (
     ACR_FIGURES,
     AGENT_FIGURES,
+    CALENDAR_INFO,
     COUNTERS,
     HISTOGRAMS,
     LABELS,
@@ -289,6 +290,15 @@ class KpiCollector(Collector):
             for q, c in series:
                 fam.add_metric([q, c], getattr(self.policy.for_queue(q, c), attr))
             yield fam
+        name, doc = CALENDAR_INFO
+        info = GaugeMetricFamily(
+            f"ticketpulse_{name}", doc, labels=["queue", "channel", "calendar"]
+        )
+        for q, c in series:
+            calendar = self.policy.for_queue(q, c).calendar
+            if calendar is not None:
+                info.add_metric([q, c, calendar.name], 1)
+        yield info
 
     def _cumulative_families(self) -> Iterator[Any]:
         series = sorted({(q, c) for (_, q, c) in self.proc.cumulative})

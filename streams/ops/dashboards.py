@@ -21,6 +21,10 @@ DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 SEL = 'queue=~"$queue", channel=~"$channel"'
 WSEL = f'{SEL}, window="$window"'
 TAGS = ["ticketpulse"]
+BUSINESS_TIME = (
+    "A queue listed under 'Queues on business hours' counts its first-response and resolution "
+    "times, targets and breaches in business seconds of its calendar (docs/metrics.md)."
+)
 
 
 class Layout:
@@ -83,6 +87,9 @@ def panel(
         "targets": _targets(exprs),
         "fieldConfig": {"defaults": defaults, "overrides": []},
     }
+    if kind == "table":  # the current value of each series, one row per label set
+        for target in out["targets"]:
+            target.update({"instant": True, "format": "table"})
     if kind == "stat":
         out["options"] = {
             "colorMode": "background",
@@ -318,11 +325,27 @@ def sla(settings: Settings) -> dict[str, Any]:
             layout,
             "First-response breaches now",
             [(f"sum without (instance) ({N('first_response_breaches')}{{{SEL}}})", legend)],
+            description=BUSINESS_TIME,
         ),
         panel(
             layout,
             "Resolution breaches now",
             [(f"sum without (instance) ({N('resolution_breaches')}{{{SEL}}})", legend)],
+            description=BUSINESS_TIME,
+        ),
+        panel(
+            layout,
+            "Queues on business hours (their targets run in business time)",
+            [
+                (
+                    f"max by (queue, channel, calendar) ({N('queue_calendar_info')}{{{SEL}}})",
+                    "{{queue}}/{{channel}}: {{calendar}}",
+                )
+            ],
+            kind="table",
+            w=24,
+            h=5,
+            description=BUSINESS_TIME,
         ),
         panel(
             layout,

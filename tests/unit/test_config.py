@@ -124,3 +124,21 @@ def test_the_contacts_topic_is_namespaced_by_app_id() -> None:
     assert a.contacts_topic_name == "prod-contacts"
     assert a.contacts_topic_name != b.contacts_topic_name
     assert load_settings(contacts_topic="legacy").contacts_topic_name == "legacy"
+
+
+def test_a_malformed_file_is_one_clear_error(tmp_path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("timezone = \n")
+    with pytest.raises(ConfigError, match=r"is not valid TOML: Invalid value \(at line 1"):
+        load_settings(bad)
+
+
+def test_the_readme_example_settings_file_loads(tmp_path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("Example `ticketpulse.toml`:\n```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "ticketpulse.toml"
+    path.write_text(example)
+    policy = load_settings(path).policy()
+    assert policy.for_queue("billing", "email").calendar.name == "office"
+    assert policy.for_queue("billing", "phone").calendar.name == "night-desk"
+    assert policy.for_queue("sales", "email").calendar is None

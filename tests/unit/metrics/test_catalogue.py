@@ -18,6 +18,7 @@ def catalogue_metrics() -> list[str]:
         *(catalogue.window_metric(name) for name in sorted(catalogue.window_names())),
         *(catalogue.now_metric(name) for name in [*catalogue.NOW_GAUGES, *catalogue.TARGETS]),
         *(catalogue.now_metric(name) for name in counters),
+        catalogue.now_metric(catalogue.CALENDAR_INFO[0]),
     ]
 
 

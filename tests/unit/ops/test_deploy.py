@@ -15,7 +15,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import load_settings
-from streams.core.policy import Policy
+from streams.core.calendar import Calendar, parse_ranges
+from streams.core.policy import Policy, QueueOverride
 from streams.ingest.schema import Accepted, classify
 from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
@@ -135,7 +136,13 @@ def test_dashboard_queries_parse_as_promql(tmp_path: Path, promtool: str) -> Non
 
 def exporter_names() -> set[str]:
     """Every sample name a populated worker exports, every family on."""
-    policy = Policy(recontact_days=(0.01, 1), per_agent=True)
+    office = Calendar("office", "UTC", {d: parse_ranges("08:00-18:00") for d in range(5)})
+    policy = Policy(
+        recontact_days=(0.01, 1),
+        per_agent=True,
+        queues={"billing": QueueOverride(calendar="office")},
+        calendars={"office": office},
+    )
     pipeline = LocalPipeline(KpiSettings(policy=policy))
     state = PipelineState()
     params = SimParams(seed=2, rate=6, max_events=4000, recontact_mean_s=900, reopen_mean_s=900)
