@@ -65,12 +65,24 @@ UTC) cut the log by event time: events outside [from, to) are left out.""",
   ticketpulse topics --partitions 8
 
 Creates the input topic and the dead-letter topic if they are missing.""",
+    "wallboard": """examples:
+  ticketpulse wallboard --workers http://127.0.0.1:8790          # one local worker
+  ticketpulse wallboard --workers http://w1:8790,http://w2:8790 --port 8080
+  ticketpulse wallboard --prometheus http://prometheus:9090      # production
+  then open http://127.0.0.1:8791/?queues=sales,billing&window=1h on the TV
+
+Serves a TV wallboard (/), the figures as JSON (/api/v1/figures) and as Server-Sent
+Events (/api/v1/stream), read every --refresh-seconds from the workers' /metrics
+(summed exactly, as the PromQL of docs/metrics.md sums them) or from Prometheus.
+URL parameters: queues, channels (comma separated), window (the short window, 15m).
+docs/wallboard.md documents the JSON.""",
     "run": """examples:
   ticketpulse run                                       # what `make run` does
   KAFKA_BOOTSTRAP_SERVERS=kafka:9092 ticketpulse run    # use an existing cluster
 
 Starts a local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), creates the
-topics, then one worker and the live traffic simulator; Ctrl-C stops all of them.""",
+topics, then one worker, its wallboard and the live traffic simulator; Ctrl-C stops all
+of them. Open the wallboard URL it prints.""",
 }
 
 
@@ -143,6 +155,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         "clock",
         "lateness_seconds",
         "timezone",
+        "wallboard_host",
+        "wallboard_port",
+        "wallboard_refresh_seconds",
     ]
     return load_settings(args.config, **{n: getattr(args, n, None) for n in names})
 
@@ -170,9 +185,28 @@ def build_parser() -> argparse.ArgumentParser:
     _worker_flags(worker)
 
     _broker_commands(command)
+    _wallboard_command(command)
     _simulate_command(command)
     _log_commands(command)
     return parser
+
+
+def _wallboard_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("wallboard")
+    g.add_argument("--wallboard-host", help="address of the wallboard (default 127.0.0.1)")
+    g.add_argument("--wallboard-port", type=int, help="port of the wallboard (default 8791)")
+    g.add_argument(
+        "--wallboard-refresh-seconds", type=float, help="read the source every N s (default 5)"
+    )
+
+
+def _wallboard_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    board = command("wallboard", "Serve a TV wallboard and a live JSON/SSE feed of the figures.")
+    _settings_flags(board)
+    _wallboard_flags(board)
+    source = board.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workers", help="the workers' base URLs, comma separated")
+    source.add_argument("--prometheus", help="Prometheus base URL (instant queries)")
 
 
 def _simulate_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -283,6 +317,7 @@ def _log_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> Non
     run = command("run", "Local demo: broker, topics, one worker and live simulated traffic.")
     _settings_flags(run)
     _worker_flags(run)
+    _wallboard_flags(run)
     run.add_argument(
         "--rate", type=float, default=20.0, help="simulated events per second (default 20)"
     )
@@ -470,6 +505,22 @@ def _wait_for_signal(alive: Callable[[], bool]) -> None:
         time.sleep(0.5)
 
 
+def cmd_wallboard(args: argparse.Namespace) -> int:
+    from streams.wallboard.app import Board, serve
+    from streams.wallboard.sources import PrometheusSource, Source, WorkersSource
+
+    settings = _settings(args)
+    source: Source
+    if args.workers:
+        urls = [u.strip().rstrip("/") for u in args.workers.split(",") if u.strip()]
+        source = WorkersSource([u if u.endswith("/metrics") else f"{u}/metrics" for u in urls])
+    else:
+        source = PrometheusSource(args.prometheus)
+    board = Board(source, settings.wallboard_refresh_seconds, list(settings.windows))
+    serve(board, settings.wallboard_host, settings.wallboard_port)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -484,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, parts in ensure_topics(_settings(args)).items():
                 print(f"{name}: {parts} partitions")
             return 0
+        if args.command == "wallboard":
+            return cmd_wallboard(args)
         if args.command == "run":
             from streams.tools.devstack import run_stack
 

@@ -42,6 +42,7 @@ from streams.core.policy import (
 from streams.processing.settings import KpiSettings
 
 DEFAULT_METRICS_PORT = 8790
+DEFAULT_WALLBOARD_PORT = 8791
 DEFAULT_WINDOWS: dict[str, float | None] = {"15m": 900, "1h": 3600, "24h": 86400, "today": None}
 _config_file: Path | None = None
 
@@ -134,6 +135,11 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
     metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on.")
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=1, le=65535)
+    wallboard_host: str = Field("127.0.0.1", description="Address the wallboard listens on.")
+    wallboard_port: int = Field(DEFAULT_WALLBOARD_PORT, ge=1, le=65535)
+    wallboard_refresh_seconds: float = Field(
+        5.0, gt=0, le=300, description="How often the wallboard reads its source and pushes."
+    )
     data_dir: Path = Field(Path(".data/worker"), description="Local table store (RocksDB).")
     store: Literal["rocksdb", "memory"] = Field("rocksdb", description="Faust table store.")
     instance_id: str | None = Field(None, description="Static consumer-group member id.")

@@ -56,55 +56,12 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
         broker = launcher.start(DATA / "kafka", port=port)
         env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
         settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap})
-    bootstrap = settings.bootstrap_servers
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         for name, parts in ensure_topics(settings).items():
             print(f"topic {name}: {parts} partitions")
-        exe = [sys.executable, "-m", "streams.cli"]
-        common = [
-            "--bootstrap-servers",
-            bootstrap,
-            "--topic",
-            settings.topic,
-            "--dlq-topic",
-            settings.dlq_topic,
-            "--partitions",
-            str(settings.partitions),
-        ]
-        worker = subprocess.Popen(
-            [
-                *exe,
-                "worker",
-                *common,
-                "--metrics-host",
-                settings.metrics_host,
-                "--metrics-port",
-                str(settings.metrics_port),
-                "--data-dir",
-                str(settings.data_dir),
-            ],
-            env=env,
-        )
-        children.append(("worker", worker))
-        url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
-        if not _wait_http(url, 120, worker):
-            print("error: the worker did not come up; see its log above", file=sys.stderr)
+        if not _start_children(children, settings, env, args.rate):
             return 1
-        simulator = subprocess.Popen(
-            [*exe, "simulate", *common, "--rate", str(args.rate), "--start", "now", "--speed", "1"],
-            env=env,
-        )
-        children.append(("simulator", simulator))
-        print(
-            "\nticketpulse is running:\n"
-            f"  Kafka bootstrap  {bootstrap}\n"
-            f"  metrics          {url}\n"
-            f"  readiness        http://{settings.metrics_host}:{settings.metrics_port}/ready\n"
-            f"  topics           {settings.topic} -> {settings.dlq_topic} (dead letters)\n"
-            "Press Ctrl-C to stop everything.\n",
-            flush=True,
-        )
         while all(proc.poll() is None for _, proc in children):
             time.sleep(0.5)
         for name, proc in children:
@@ -120,3 +77,43 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
         if broker is not None:
             broker.stop()
             print("stopped broker")
+
+
+def _start_children(
+    children: list[tuple[str, subprocess.Popen[bytes]]],
+    settings: Settings,
+    env: dict[str, str],
+    rate: float,
+) -> bool:
+    """The worker, its wallboard and the simulator; False when one did not come up."""
+    exe = [sys.executable, "-m", "streams.cli"]
+    common = ["--bootstrap-servers", settings.bootstrap_servers, "--topic", settings.topic]
+    common += ["--dlq-topic", settings.dlq_topic, "--partitions", str(settings.partitions)]
+    metrics = f"http://{settings.metrics_host}:{settings.metrics_port}"
+    worker = [*exe, "worker", *common, "--metrics-host", settings.metrics_host]
+    worker += ["--metrics-port", str(settings.metrics_port), "--data-dir", str(settings.data_dir)]
+    children.append(("worker", subprocess.Popen(worker, env=env)))
+    if not _wait_http(f"{metrics}/metrics", 120, children[-1][1]):
+        print("error: the worker did not come up; see its log above", file=sys.stderr)
+        return False
+    board = f"http://{settings.wallboard_host}:{settings.wallboard_port}/"
+    wallboard = [*exe, "wallboard", "--workers", metrics]
+    wallboard += ["--wallboard-host", settings.wallboard_host]
+    wallboard += ["--wallboard-port", str(settings.wallboard_port)]
+    children.append(("wallboard", subprocess.Popen(wallboard, env=env)))
+    if not _wait_http(board, 30, children[-1][1]):
+        print("error: the wallboard did not come up; see its log above", file=sys.stderr)
+        return False
+    simulate = [*exe, "simulate", *common, "--rate", str(rate), "--start", "now", "--speed", "1"]
+    children.append(("simulator", subprocess.Popen(simulate, env=env)))
+    print(
+        "\nticketpulse is running:\n"
+        f"  wallboard        {board}   <- open this\n"
+        f"  Kafka bootstrap  {settings.bootstrap_servers}\n"
+        f"  metrics          {metrics}/metrics\n"
+        f"  readiness        {metrics}/ready\n"
+        f"  topics           {settings.topic} -> {settings.dlq_topic} (dead letters)\n"
+        "Press Ctrl-C to stop everything.\n",
+        flush=True,
+    )
+    return True

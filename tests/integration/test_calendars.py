@@ -12,9 +12,8 @@ import pytest
 
 from streams.cli import main
 from streams.config import DEFAULT_WINDOWS, load_settings
-from streams.runtime.topics import ensure_topics
 from streams.tools.produce import key_of, read_jsonl
-from tests.integration.test_kpis import replay, wait_equal
+from tests.integration.test_kpis import replay_into_new_topics, wait_equal
 from tests.oracle import expected
 
 pytestmark = pytest.mark.integration
@@ -71,13 +70,7 @@ def test_a_live_worker_with_calendars_equals_the_oracle(
     assert any(v != plain.get(k, 0.0) for k, v in oracle.items() if k[0] == frt), (
         "the calendars must change figures in this log"
     )
-    ensure_topics(
-        load_settings(
-            bootstrap_servers=kafka.bootstrap, app_id=names["app_id"], topic=names["topic"],
-            dlq_topic=names["dlq"], partitions=4,
-        )
-    )  # fmt: skip
-    replay(kafka, names, log)
+    replay_into_new_topics(kafka, names, log)
     worker = start_worker("--clock", "event", "--config", str(config))
     wait_equal(oracle, worker)
     calendars = {

@@ -122,6 +122,22 @@ def replay(
     )
 
 
+def replay_into_new_topics(kafka, names, log: Path, partitions: int = 4) -> None:
+    """The test's topics created with ``partitions``, then the whole log produced."""
+    from streams.runtime.topics import ensure_topics
+
+    ensure_topics(
+        load_settings(
+            bootstrap_servers=kafka.bootstrap,
+            app_id=names["app_id"],
+            topic=names["topic"],
+            dlq_topic=names["dlq"],
+            partitions=partitions,
+        )
+    )
+    replay(kafka, names, log)
+
+
 MAX_GAUGES = {  # aggregated with max without (instance)
     "ticketpulse_oldest_waiting_contact_age_seconds",
     "ticketpulse_window_first_response_max_seconds",

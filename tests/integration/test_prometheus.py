@@ -34,7 +34,8 @@ SPAN_S = 4800  # the simulated log covers the last 80 minutes
 
 
 class Prometheus:
-    def __init__(self, tmp: Path, target: str) -> None:
+    def __init__(self, tmp: Path, target: str | list[str]) -> None:
+        targets = [target] if isinstance(target, str) else target
         binary = shutil.which("prometheus")
         assert binary, "Debian's prometheus package provides the server (make system-deps)"
         rules = ROOT / "deploy/prometheus/rules"
@@ -46,7 +47,7 @@ class Prometheus:
                 str(rules / "ticketpulse.alerts.yml"),
             ],
             "scrape_configs": [
-                {"job_name": "ticketpulse", "static_configs": [{"targets": [target]}]}
+                {"job_name": "ticketpulse", "static_configs": [{"targets": targets}]}
             ],
         }
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -96,7 +97,7 @@ class Prometheus:
 def prometheus_factory(tmp_path: Path):
     started: list[Prometheus] = []
 
-    def start(target: str) -> Prometheus:
+    def start(target: str | list[str]) -> Prometheus:
         prom = Prometheus(tmp_path, target)
         started.append(prom)
         wait_for(prom.ready, 60, "prometheus to be ready")

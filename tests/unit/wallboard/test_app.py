@@ -1,0 +1,95 @@
+"""The wallboard's web service: one reading serves every page, API call and stream; a source
+that stops answering keeps the last figures, marked stale, never a blank board."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import orjson
+from aiohttp.test_utils import TestClient, TestServer
+
+from streams.wallboard.app import Board, make_app
+from streams.wallboard.sources import Reading
+
+SAMPLE = {
+    (
+        "ticketpulse_window_contacts_offered",
+        (("channel", "chat"), ("queue", "sales"), ("window", "15m")),
+    ): 7.0,
+    ("ticketpulse_contacts_waiting", (("channel", "chat"), ("queue", "sales"))): 2.0,
+}
+
+
+@dataclass
+class FakeSource:
+    name: str = "fake"
+    answering: bool = True
+    reads: int = 0
+
+    async def read(self, session) -> Reading:
+        self.reads += 1
+        if not self.answering:
+            raise ConnectionError("no worker answered (http://w1:8790/metrics)")
+        return Reading(dict(SAMPLE), missing=["http://w2:8790/metrics"])
+
+
+async def client_for(board: Board) -> TestClient:
+    client = TestClient(TestServer(make_app(board)))
+    await client.start_server()
+    return client
+
+
+async def test_figures_come_from_one_reading_and_go_stale_when_the_source_stops() -> None:
+    source = FakeSource()
+    board = Board(source, refresh_s=0.2, windows=["15m", "today"])
+    client = await client_for(board)
+    try:
+        await asyncio.sleep(0.1)
+        doc = await (await client.get("/api/v1/figures")).json()
+        assert (doc["version"], doc["source"], doc["stale"]) == (1, "fake", False)
+        assert doc["missing"] == ["http://w2:8790/metrics"]
+        assert doc["queues"][0]["windows"]["15m"]["components"]["offered"] == 7
+        assert doc["total"]["now"]["waiting"] == 2
+        filtered = await (await client.get("/api/v1/figures?queues=billing")).json()
+        assert filtered["queues"] == []
+        source.answering = False
+        await asyncio.sleep(0.3)
+        stale = await (await client.get("/api/v1/figures")).json()
+        assert stale["stale"] is True
+        assert "no worker answered" in stale["error"]
+        assert stale["queues"][0]["now"]["waiting"] == 2  # the last figures are kept
+    finally:
+        await client.close()
+
+
+async def test_the_stream_pushes_the_same_document() -> None:
+    board = Board(FakeSource(), refresh_s=0.2, windows=["15m"])
+    client = await client_for(board)
+    try:
+        await asyncio.sleep(0.1)
+        response = await client.get("/api/v1/stream?queues=sales")
+        assert response.headers["Content-Type"] == "text/event-stream"
+        events = []
+        while len(events) < 2:
+            line = (await response.content.readline()).strip()
+            if line.startswith(b"data: "):
+                events.append(orjson.loads(line[6:]))
+        assert all(e["queues"][0]["queue"] == "sales" for e in events)
+        assert events[1]["at"] >= events[0]["at"]
+        response.close()
+    finally:
+        await client.close()
+
+
+async def test_the_page_and_its_assets_are_served_by_the_package() -> None:
+    board = Board(FakeSource(), refresh_s=1, windows=["15m"])
+    client = await client_for(board)
+    try:
+        page = await (await client.get("/")).text()
+        assert "/static/board.js" in page and "http" not in page.replace("http-equiv", "")
+        assert (await client.get("/static/board.js")).status == 200
+        assert (await client.get("/static/board.css")).status == 200
+        assert (await client.get("/static/../app.py")).status == 404
+    finally:
+        await client.close()
