@@ -1,15 +1,29 @@
-"""Grafana dashboards, generated from the exporter's names and the recording rules.
+"""Grafana dashboards, generated from the catalogue's names and the recording rules.
 
 The panels are built from the same tables the exporter and the rules use
-(``streams.metrics.kpi_exporter``, ``streams.ops.rules``), so a renamed figure breaks the
-generator or the name test instead of silently emptying a panel. Output is plain
-dashboard JSON (schema 39) with fixed uids and the provisioned datasource uid, no
+(``streams.metrics.catalogue``, ``streams.ops.rules``), so a renamed figure breaks the
+generator or the name test instead of silently emptying a panel. Every dashboard, panel,
+query and variable is made by Grafana Labs' typed builders (``grafana-foundation-sdk``,
+pinned to its Grafana 11.6 build, schema 41): a misspelt option is an AttributeError, not a
+silently ignored key. Output has fixed uids and the provisioned datasource uid, no
 ``__inputs``: file provisioning does not resolve them.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from grafana_foundation_sdk.builders import common as gc
+from grafana_foundation_sdk.builders import dashboard as gd
+from grafana_foundation_sdk.builders import prometheus as gp
+from grafana_foundation_sdk.builders import stat as gs
+from grafana_foundation_sdk.builders import table as gt
+from grafana_foundation_sdk.builders import timeseries as gts
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as mc
+from grafana_foundation_sdk.models import dashboard as md
+from grafana_foundation_sdk.models import prometheus as mp
 
 from streams.config import Settings
 from streams.metrics.catalogue import WINDOW_PREFIX as RECORDED  # recorded rule names
@@ -17,7 +31,7 @@ from streams.metrics.catalogue import now_metric as N
 from streams.metrics.catalogue import window_metric as W
 from streams.ops.rules import WINDOW_MEANS, WINDOW_RATIOS
 
-DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+DATASOURCE = md.DataSourceRef(type_val="prometheus", uid="prometheus")
 SEL = 'queue=~"$queue", channel=~"$channel"'
 WSEL = f'{SEL}, window="$window"'
 TAGS = ["ticketpulse"]
@@ -25,6 +39,8 @@ BUSINESS_TIME = (
     "A queue listed under 'Queues on business hours' counts its first-response and resolution "
     "times, targets and breaches in business seconds of its calendar (docs/metrics.md)."
 )
+Panel = Any  # a panel builder of grafana-foundation-sdk (stat, timeseries, table, row)
+KINDS: dict[str, Any] = {"timeseries": gts.Panel, "stat": gs.Panel, "table": gt.Panel}
 
 
 class Layout:
@@ -34,10 +50,10 @@ class Layout:
         self.x = self.y = self.row_h = 0
         self.next_id = 1
 
-    def place(self, w: int, h: int) -> dict[str, int]:
+    def place(self, w: int, h: int) -> md.GridPos:
         if self.x + w > 24:
             self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
-        pos = {"x": self.x, "y": self.y, "w": w, "h": h}
+        pos = md.GridPos(h=h, w=w, x=self.x, y=self.y)
         self.x += w
         self.row_h = max(self.row_h, h)
         return pos
@@ -50,15 +66,19 @@ class Layout:
         return self.next_id - 1
 
 
-def _targets(exprs: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    return [
-        {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": chr(65 + i)}
-        for i, (expr, legend) in enumerate(exprs)
-    ]
+def _target(expr: str, legend: str, ref: str, *, instant: bool = False) -> gp.Dataquery:
+    query = gp.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(DATASOURCE)
+    if instant:  # the current value of each series, one table row per label set
+        query = query.instant().format(mp.PromQueryFormat.TABLE)
+    return query
 
 
-def _thresholds(steps: list[tuple[str, float | None]]) -> dict[str, Any]:
-    return {"mode": "absolute", "steps": [{"color": c, "value": v} for c, v in steps]}
+def _thresholds(steps: list[tuple[str, float | None]]) -> gd.ThresholdsConfig:
+    return (
+        gd.ThresholdsConfig()
+        .mode(md.ThresholdsMode.ABSOLUTE)
+        .steps([md.Threshold(color=c, value=v) for c, v in steps])
+    )
 
 
 def panel(
@@ -72,95 +92,102 @@ def panel(
     h: int = 8,
     thresholds: list[tuple[str, float | None]] | None = None,
     description: str = "",
-) -> dict[str, Any]:
-    defaults: dict[str, Any] = {"unit": unit}
+) -> Panel:
+    built: Any = (
+        KINDS[kind]()
+        .id(layout.id())
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .grid_pos(layout.place(w, h))
+        .unit(unit)
+    )
+    for i, (expr, legend) in enumerate(exprs):
+        built = built.with_target(_target(expr, legend, chr(65 + i), instant=kind == "table"))
     if thresholds:
-        defaults["thresholds"] = _thresholds(thresholds)
-        defaults["color"] = {"mode": "thresholds"}
-    out: dict[str, Any] = {
-        "id": layout.id(),
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "gridPos": layout.place(w, h),
-        "targets": _targets(exprs),
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-    }
-    if kind == "table":  # the current value of each series, one row per label set
-        for target in out["targets"]:
-            target.update({"instant": True, "format": "table"})
+        built = built.thresholds(_thresholds(thresholds)).color_scheme(
+            gd.FieldColor().mode(md.FieldColorModeId.THRESHOLDS)
+        )
     if kind == "stat":
-        out["options"] = {
-            "colorMode": "background",
-            "graphMode": "none",
-            "textMode": "value",
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-        }
-    return out
+        built = (
+            built.color_mode(mc.BigValueColorMode.BACKGROUND)
+            .graph_mode(mc.BigValueGraphMode.NONE)
+            .text_mode(mc.BigValueTextMode.VALUE)
+            .reduce_options(gc.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+        )
+    return built
 
 
-def _variable(name: str, query: str, *, multi: bool = True) -> dict[str, Any]:
-    return {
-        "name": name,
-        "label": name,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": {"query": query, "refId": f"{name}-values"},
-        "definition": query,
-        "refresh": 2,
-        "includeAll": multi,
-        "multi": multi,
-        "allValue": ".*",
-        "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if multi else {},
-        "sort": 1,
-    }
+def _variable(name: str, query: str, *, multi: bool = True) -> gd.QueryVariable:
+    variable = (
+        gd.QueryVariable(name)
+        .label(name)
+        .datasource(DATASOURCE)
+        .query(query)
+        .refresh(md.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(md.VariableSort.ALPHABETICAL_ASC)
+        .multi(multi)
+        .include_all(multi)
+    )
+    if multi:
+        variable = variable.all_value(".*").current(
+            md.VariableOption(selected=True, text=["All"], value=["$__all"])
+        )
+    return variable
 
 
-def _window_variable(settings: Settings) -> dict[str, Any]:
+def _window_variable(settings: Settings) -> gd.CustomVariable:
     names = list(settings.windows)
-    return {
-        "name": "window",
-        "label": "window",
-        "type": "custom",
-        "query": ",".join(names),
-        "options": [{"selected": i == 0, "text": n, "value": n} for i, n in enumerate(names)],
-        "current": {"selected": True, "text": names[0], "value": names[0]},
-        "multi": False,
-        "includeAll": False,
-    }
+    return (
+        gd.CustomVariable("window")
+        .label("window")
+        .values(",".join(names))
+        .options([md.VariableOption(selected=i == 0, text=n, value=n) for i, n in enumerate(names)])
+        .current(md.VariableOption(selected=True, text=names[0], value=names[0]))
+        .multi(False)
+        .include_all(False)
+    )
 
 
 def dashboard(
     uid: str,
     title: str,
-    panels: list[dict[str, Any]],
-    variables: list[dict[str, Any]],
+    panels: list[Panel],
+    variables: list[Any],
     *,
     refresh: str = "30s",
     time_from: str = "now-6h",
     description: str = "",
 ) -> dict[str, Any]:
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": TAGS,
-        "timezone": "browser",
-        "schemaVersion": 39,
-        "version": 1,
-        "editable": False,
-        "graphTooltip": 1,
-        "refresh": refresh,
-        "time": {"from": time_from, "to": "now"},
-        "templating": {"list": variables},
-        "annotations": {"list": []},
-        "links": [{"title": "ticketpulse", "type": "dashboards", "tags": TAGS, "asDropdown": True}],
-        "panels": panels,
-    }
+    """The dashboard's JSON, as Grafana's own schema types encode it."""
+    built = (
+        gd.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(TAGS)
+        .timezone("browser")
+        .version(1)
+        .editable()
+        .readonly()
+        .tooltip(md.DashboardCursorSync.CROSSHAIR)
+        .refresh(refresh)
+        .time(time_from, "now")
+        .link(
+            gd.DashboardLink("ticketpulse")
+            .type(md.DashboardLinkType.DASHBOARDS)
+            .tags(TAGS)
+            .as_dropdown(True)
+        )
+    )
+    for variable in variables:
+        built = built.with_variable(variable)
+    for p in panels:
+        built = built.with_row(p) if isinstance(p, gd.Row) else built.with_panel(p)
+    out: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(built.build()))
+    return out
 
 
-def _queue_vars() -> list[dict[str, Any]]:
+def _queue_vars() -> list[gd.QueryVariable]:
     return [
         _variable("queue", f"label_values({W('contacts_offered')}, queue)"),
         _variable("channel", f"label_values({W('contacts_offered')}, channel)"),
@@ -172,6 +199,28 @@ def _share(num: str, den: str, selector: str) -> str:
     return f"sum({num}{{{selector}}}) / sum({den}{{{selector}}})"
 
 
+def _objective_from_query(tile: Panel, selector: str) -> Panel:
+    """Colour a service-level tile against its queue's own objective, not a static one: a
+    second query reads ``ticketpulse_service_level_objective_ratio`` and Grafana's "config
+    from query results" transformation makes it the tile's green threshold (red below)."""
+    objective = f"max({N('service_level_objective_ratio')}{{{selector}}})"
+    mapping = {
+        "fieldName": "objective",
+        "handlerKey": "threshold1",
+        "handlerArguments": {"threshold": {"color": "green"}},
+    }
+    config = {
+        "configRefId": "B",
+        "mappings": [mapping],
+        "applyTo": {"id": "byFrameRefID", "options": "A"},
+    }
+    return (
+        tile.with_target(_target(objective, "objective", "B"))
+        .thresholds(_thresholds([("red", None)]))
+        .with_transformation(md.DataTransformerConfig(id_val="configFromData", options=config))
+    )
+
+
 def wallboard(settings: Settings) -> dict[str, Any]:
     """Kiosk wallboard: one row of big tiles per queue, coloured from the configured targets.
     Tiles divide summed components, so a channel filter still gives exact ratios."""
@@ -180,15 +229,7 @@ def wallboard(settings: Settings) -> dict[str, Any]:
     layout = Layout()
     q = 'queue="$queue", channel=~"$channel"'
     f15, f24 = f'{q}, window="15m"', f'{q}, window="24h"'
-    row = {
-        "id": layout.id(),
-        "type": "row",
-        "title": "$queue",
-        "repeat": "queue",
-        "collapsed": False,
-        "gridPos": layout.place(24, 1),
-        "panels": [],
-    }
+    row = gd.Row("$queue").id(layout.id()).repeat("queue").grid_pos(layout.place(24, 1))
     layout.new_row()
     frt_buckets = W("first_response_seconds", "_bucket")
     # (title, expr, unit, thresholds as (colour, from value)); one stat tile each
@@ -214,6 +255,7 @@ def wallboard(settings: Settings) -> dict[str, Any]:
         panel(layout, title, [(expr, title)], kind="stat", unit=unit, w=4, h=6, thresholds=steps)
         for title, expr, unit, steps in specs
     ]
+    tiles[2] = _objective_from_query(tiles[2], q)
     return dashboard(
         "ticketpulse-wallboard",
         "ticketpulse / Wallboard",
@@ -229,7 +271,7 @@ def overview(settings: Settings) -> dict[str, Any]:
     """Every figure per queue and channel over time, for the selected window."""
     layout = Layout()
     legend = "{{queue}}/{{channel}}"
-    panels: list[dict[str, Any]] = []
+    panels: list[Panel] = []
 
     def counts(title: str, metric: str, **kw: Any) -> None:
         expr = f"sum without (instance) ({W(metric)}{{{WSEL}}})"
@@ -372,7 +414,7 @@ def sla(settings: Settings) -> dict[str, Any]:
     )
 
 
-def _flow_panels(layout: Layout) -> list[dict[str, Any]]:
+def _flow_panels(layout: Layout) -> list[Panel]:
     """Throughput, dead letters, lag and event-time delay."""
     return [
         panel(
@@ -416,7 +458,7 @@ def _flow_panels(layout: Layout) -> list[dict[str, Any]]:
     ]
 
 
-def _ownership_panels(layout: Layout) -> list[dict[str, Any]]:
+def _ownership_panels(layout: Layout) -> list[Panel]:
     """Partition ownership, rebalances, duplicates and late events, heartbeat."""
     return [
         panel(

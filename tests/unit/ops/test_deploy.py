@@ -103,6 +103,29 @@ def test_dashboards_have_fixed_uids_the_provisioned_datasource_and_no_inputs() -
     assert provisioned["datasources"][0]["uid"] == "prometheus"
 
 
+def test_dashboards_decode_as_grafanas_schema_types_and_back() -> None:
+    """Each dashboard decodes into grafana-foundation-sdk's Grafana 11.6 types and encodes
+    back to the same JSON: no key the schema does not know, none it would drop."""
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text())
+        again = json.loads(JSONEncoder(sort_keys=True).encode(Dashboard.from_json(board)))
+        assert again == board, path.name
+        assert board["schemaVersion"] == 41
+
+
+def test_the_wallboard_colours_service_level_from_each_queues_objective() -> None:
+    board = json.loads((DASHBOARDS / "wallboard.json").read_text())
+    (tile,) = [p for p in board["panels"] if p["title"] == "Service level (15m)"]
+    objective = {t["refId"]: t["expr"] for t in tile["targets"]}["B"]
+    assert objective.startswith("max(ticketpulse_service_level_objective_ratio{")
+    (config,) = tile["transformations"]
+    assert config["id"] == "configFromData" and config["options"]["configRefId"] == "B"
+    assert config["options"]["mappings"][0]["handlerKey"] == "threshold1"
+
+
 def substitute(expr: str, queue: str = "sales") -> str:
     """Dashboard variables as Grafana would fill them in."""
     return (
