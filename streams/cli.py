@@ -101,6 +101,11 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--topic", help="input topic (default ticket-events)")
     g.add_argument("--dlq-topic", help="dead-letter topic (default ticket-events-dlq)")
     g.add_argument("--partitions", type=int, help="partitions of the input topic (default 8)")
+    g.add_argument(
+        "--connect-timeout-seconds",
+        type=float,
+        help="give up when no Kafka server answers within this (default 15)",
+    )
 
 
 def _worker_flags(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +116,12 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--data-dir", type=Path, help="table store directory (default .data/worker)")
     g.add_argument("--store", choices=["rocksdb", "memory"], help="table store (default rocksdb)")
-    g.add_argument("--instance-id", help="static group member id (stable across restarts)")
+    g.add_argument("--instance-id", help="static group member id (default: kept in the data dir)")
+    g.add_argument(
+        "--session-timeout-seconds",
+        type=float,
+        help="a silent worker's partitions move after this (default 10)",
+    )
     g.add_argument(
         "--future-tolerance-seconds",
         type=float,
@@ -155,6 +165,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "clock",
         "lateness_seconds",
         "timezone",
+        "connect_timeout_seconds",
+        "session_timeout_seconds",
         "wallboard_host",
         "wallboard_port",
         "wallboard_refresh_seconds",
@@ -371,7 +383,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             print(f"wrote {count} records to {args.output}", file=sys.stderr)
         return 0
     settings = _settings(args)
-    producer = make_producer(settings.bootstrap_list)
+    producer = make_producer(settings)
     records = paced(generate(params), params.start, args.speed)
     summary = produce(
         producer, settings.topic, records, total=params.max_events, description="simulate"
@@ -390,7 +402,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with args.file.open("rb") as handle:
         total = sum(1 for line in handle if line.strip())
-    producer = make_producer(settings.bootstrap_list)
+    producer = make_producer(settings)
     records = ((key_of(line), line) for line in read_jsonl(args.file))
     summary = produce(
         producer,
@@ -554,10 +566,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from streams.runtime.datadir import DataDirInUseError, PortInUseError
         from streams.runtime.launch import TopicMismatchError
+        from streams.runtime.topics import BrokerUnreachableError
         from streams.tools.broker.launcher import BrokerError
 
-        if isinstance(exc, BrokerError | TopicMismatchError):
+        known = (BrokerError, TopicMismatchError, BrokerUnreachableError)
+        if isinstance(exc, (*known, DataDirInUseError, PortInUseError)):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

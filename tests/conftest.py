@@ -91,8 +91,9 @@ def start_worker(tmp_path: Path, kafka: launcher.Broker, names: dict[str, str]) 
         wait: bool = True,
         program: tuple[str, ...] = ("-m", "streams.cli"),
         env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> WorkerProcess:
-        port = launcher.free_port()
+        port = port or launcher.free_port()
         data = data_dir or tmp_path / f"worker-{len(started)}"
         log_path = tmp_path / f"worker-{len(started)}-{port}.log"
         cmd = [

@@ -169,12 +169,13 @@ TARGETS: dict[str, tuple[str, str]] = {
     ),
     "resolution_target_seconds": ("Resolution target of the queue.", "resolution_target_s"),
 }
-# labelled by the calendar's name: 1 for each queue x channel whose targets run on it
+# 1 for each queue x channel, labelled by the clock its targets run on
 CALENDAR_INFO = (
     "queue_calendar_info",
-    "1 for a queue and channel whose first-response and resolution targets, their histograms "
-    "and breaches run on business hours, labelled by the calendar.",
+    "The clock of a queue and channel's first-response and resolution targets, histograms and "
+    "breaches: the business-hours calendar's name, or 24x7 (calendar time).",
 )
+NO_CALENDAR = "24x7"
 LABELS = ["queue", "channel", "window"]
 WINDOW_PREFIX = "ticketpulse_window_"
 

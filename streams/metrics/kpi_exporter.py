@@ -40,6 +40,7 @@ from streams.metrics.catalogue import (
     COUNTERS,
     HISTOGRAMS,
     LABELS,
+    NO_CALENDAR,
     NOW_GAUGES,
     REPEATS,
     SERVICE_LEVEL,
@@ -296,8 +297,7 @@ class KpiCollector(Collector):
         )
         for q, c in series:
             calendar = self.policy.for_queue(q, c).calendar
-            if calendar is not None:
-                info.add_metric([q, c, calendar.name], 1)
+            info.add_metric([q, c, calendar.name if calendar else NO_CALENDAR], 1)
         yield info
 
     def _cumulative_families(self) -> Iterator[Any]:

@@ -36,8 +36,8 @@ SEL = 'queue=~"$queue", channel=~"$channel"'
 WSEL = f'{SEL}, window="$window"'
 TAGS = ["ticketpulse"]
 BUSINESS_TIME = (
-    "A queue listed under 'Queues on business hours' counts its first-response and resolution "
-    "times, targets and breaches in business seconds of its calendar (docs/metrics.md)."
+    "A queue whose target clock (table below) is a calendar counts its first-response and "
+    "resolution times, targets and breaches in business seconds of it (docs/metrics.md)."
 )
 Panel = Any  # a panel builder of grafana-foundation-sdk (stat, timeseries, table, row)
 KINDS: dict[str, Any] = {"timeseries": gts.Panel, "stat": gs.Panel, "table": gt.Panel}
@@ -377,7 +377,7 @@ def sla(settings: Settings) -> dict[str, Any]:
         ),
         panel(
             layout,
-            "Queues on business hours (their targets run in business time)",
+            "Target clock per queue: a business-hours calendar, or 24x7",
             [
                 (
                     f"max by (queue, channel, calendar) ({N('queue_calendar_info')}{{{SEL}}})",

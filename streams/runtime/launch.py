@@ -8,6 +8,7 @@ from __future__ import annotations
 import faust
 
 from streams.config import Settings
+from streams.runtime import datadir
 from streams.runtime.processes import tune_gc
 from streams.runtime.topics import ensure_topics
 from streams.runtime.worker import TABLES, Worker
@@ -32,9 +33,13 @@ def prepare_topics(settings: Settings) -> None:
 
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; faust's Worker stops agents and commits on the way out."""
+    lock = datadir.claim(settings.data_dir)  # held until the process exits
+    datadir.check_port_free(settings.metrics_host, settings.metrics_port, "metrics")
+    member = datadir.instance_id(settings.data_dir, settings.instance_id, settings.metrics_port)
+    settings = settings.model_copy(update={"instance_id": member})
     prepare_topics(settings)
     worker = Worker(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker.data_dir_lock = lock
     runner = faust.Worker(
         worker.app,
         loglevel=settings.log_level.upper(),

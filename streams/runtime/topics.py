@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from streams.config import Settings
 
@@ -17,6 +17,33 @@ def changelog_topic(settings: Settings, table: str) -> str:
     return f"{settings.app_id}-{table}-changelog"
 
 
+class BrokerUnreachableError(RuntimeError):
+    """No bootstrap server answered within ``connect_timeout_seconds``."""
+
+    @classmethod
+    def of(cls, settings: Settings, exc: Exception) -> BrokerUnreachableError:
+        msg = (
+            f"cannot reach Kafka at {settings.bootstrap_servers} within "
+            f"{settings.connect_timeout_seconds:g} s ({exc}); is the broker running, and is "
+            "bootstrap_servers (--bootstrap-servers, KAFKA_BOOTSTRAP_SERVERS) right?"
+        )
+        return cls(msg)
+
+
+def admin_client(settings: Settings) -> KafkaAdminClient:
+    """An admin client, or ``BrokerUnreachableError`` after a bounded wait."""
+    timeout_ms = int(settings.connect_timeout_seconds * 1000)
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_list,
+            client_id="ticketpulse-admin",
+            bootstrap_timeout_ms=timeout_ms,
+            request_timeout_ms=max(timeout_ms, 5000),
+        )
+    except KafkaTimeoutError as exc:
+        raise BrokerUnreachableError.of(settings, exc) from None
+
+
 def ensure_topics(settings: Settings, tables: tuple[str, ...] = ()) -> dict[str, int]:
     """Create missing topics; return the partition count of each, existing or new.
 
@@ -24,9 +51,7 @@ def ensure_topics(settings: Settings, tables: tuple[str, ...] = ()) -> dict[str,
     Creating them before the worker joins its group avoids a race in which the first table
     write happens before the consumer's metadata knows the new changelog topic.
     """
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_list, client_id="ticketpulse-admin"
-    )
+    admin = admin_client(settings)
     try:
         wanted = [
             NewTopic(settings.topic, settings.partitions, settings.replication_factor),

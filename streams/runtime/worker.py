@@ -71,7 +71,11 @@ def faust_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
-        consumer_group_instance_id=settings.instance_id,
+        consumer_group_instance_id=settings.instance_id,  # static member (runtime/datadir.py)
+        # a dead member's partitions move after this; a restarted static member takes its
+        # own back at once (docs/reliability.md)
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.session_timeout_seconds / 4,
         web_enabled=True,
         web_bind=settings.metrics_host,
         web_host=settings.metrics_host,
@@ -89,6 +93,7 @@ class Worker:
     # the changelog step of both commits; tests/integration/failing_write_worker.py
     # replaces it to make the broker refuse a write
     changelog_class: Any = FaustChangelog  # a Changelog (streams.runtime.commit)
+    data_dir_lock: Any = None  # held for the life of the process (streams.runtime.datadir)
 
     def __init__(self, settings: Settings) -> None:
         load_schema()  # fail at startup on a broken schema, not on the first record

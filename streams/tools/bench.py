@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         records = [(r.key, r.value) for r in generate(params)]
         tickets = {orjson.loads(v)["ticket_id"] for k, v in records if k and _is_event(v)}
-        producer = make_producer(settings.bootstrap_list)
+        producer = make_producer(settings)
         summary = produce(
             producer, settings.topic, records, total=len(records), description="replay"
         )

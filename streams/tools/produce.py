@@ -9,8 +9,11 @@ from pathlib import Path
 
 import orjson
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 from tqdm import tqdm
 
+from streams.config import Settings
+from streams.runtime.topics import BrokerUnreachableError
 from streams.tools.simulator import Record
 
 
@@ -36,18 +39,23 @@ class ProduceSummary:
         return text
 
 
-def make_producer(bootstrap: list[str]) -> KafkaProducer:
-    """acks=all and one request in flight, so retries cannot reorder a ticket's events."""
-    return KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        retries=10,
-        max_in_flight_requests_per_connection=1,
-        linger_ms=5,
-        batch_size=256 * 1024,
-        max_request_size=2 * 1024 * 1024,
-        client_id="ticketpulse-producer",
-    )
+def make_producer(settings: Settings) -> KafkaProducer:
+    """acks=all and one request in flight, so retries cannot reorder a ticket's events;
+    ``BrokerUnreachableError`` after ``connect_timeout_seconds`` without a broker."""
+    try:
+        return KafkaProducer(
+            bootstrap_servers=settings.bootstrap_list,
+            acks="all",
+            retries=10,
+            max_in_flight_requests_per_connection=1,
+            linger_ms=5,
+            batch_size=256 * 1024,
+            max_request_size=2 * 1024 * 1024,
+            client_id="ticketpulse-producer",
+            bootstrap_timeout_ms=int(settings.connect_timeout_seconds * 1000),
+        )
+    except KafkaTimeoutError as exc:
+        raise BrokerUnreachableError.of(settings, exc) from None
 
 
 def key_of(line: bytes) -> bytes | None:

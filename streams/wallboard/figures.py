@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 Labels = tuple[tuple[str, str], ...]
+NO_CALENDAR = "24x7"  # streams.metrics.catalogue: a queue on calendar time
 Metrics = dict[tuple[str, Labels], float]
 W = "ticketpulse_window_"
 MAX_SAMPLES = frozenset(
@@ -121,7 +122,7 @@ def series_of(metrics: Mapping[tuple[str, Labels], float]) -> dict[tuple[str, st
             s.now[now_by_name[name]] = value
         elif name == "ticketpulse_service_level_objective_ratio":
             s.objective = value
-        elif name == "ticketpulse_queue_calendar_info" and value:
+        elif name == "ticketpulse_queue_calendar_info" and lab.get("calendar") != NO_CALENDAR:
             s.calendars.add(lab["calendar"])
     return dict(out)
 

@@ -78,4 +78,4 @@ def test_a_live_worker_with_calendars_equals_the_oracle(
         for (name, labels), value in worker.metrics().items()
         if name == "ticketpulse_queue_calendar_info" and value == 1
     }
-    assert calendars == {"office", "shifts"}
+    assert calendars == {"office", "shifts", "24x7"}

@@ -30,6 +30,9 @@ def test_a_queue_service_level_is_made_from_summed_components() -> None:
             sample(f"{w}numerator", 9, queue="q", channel="chat", window="15m"),
             sample(f"{w}denominator", 10, queue="q", channel="chat", window="15m"),
             sample("ticketpulse_oldest_waiting_contact_age_seconds", 30, queue="q", channel="chat"),
+            sample(
+                "ticketpulse_queue_calendar_info", 1, queue="q", channel="chat", calendar="24x7"
+            ),
         ]
     )
     two = dict(
