@@ -116,12 +116,7 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--data-dir", type=Path, help="table store directory (default .data/worker)")
     g.add_argument("--store", choices=["rocksdb", "memory"], help="table store (default rocksdb)")
-    g.add_argument("--instance-id", help="static group member id (default: kept in the data dir)")
-    g.add_argument(
-        "--session-timeout-seconds",
-        type=float,
-        help="a silent worker's partitions move after this (default 10)",
-    )
+    g.add_argument("--instance-id", help="static group member id (stable across restarts)")
     g.add_argument(
         "--future-tolerance-seconds",
         type=float,
@@ -166,7 +161,6 @@ def _settings(args: argparse.Namespace) -> Settings:
         "lateness_seconds",
         "timezone",
         "connect_timeout_seconds",
-        "session_timeout_seconds",
         "wallboard_host",
         "wallboard_port",
         "wallboard_refresh_seconds",

@@ -142,17 +142,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path(".data/worker"), description="Local table store (RocksDB).")
     store: Literal["rocksdb", "memory"] = Field("rocksdb", description="Faust table store.")
-    instance_id: str | None = Field(
-        None, description="Static consumer-group member id (default: kept in the data dir)."
-    )
+    instance_id: str | None = Field(None, description="Static consumer-group member id.")
     connect_timeout_seconds: float = Field(
         15.0, gt=0, le=600, description="How long to wait for Kafka at startup before giving up."
-    )
-    session_timeout_seconds: float = Field(
-        10.0,
-        ge=6,
-        le=300,
-        description="A worker silent this long is dead: its partitions move to the others.",
     )
     future_tolerance_seconds: float = Field(
         300.0, ge=0, description="Events further than this ahead of the clock go to the DLQ."

@@ -69,6 +69,11 @@ class PipelineCollector(Collector):
         assigned.add_metric(["standby"], len(standby))
         yield assigned
         yield GaugeMetricFamily(
+            "ticketpulse_broker_up",
+            "1 while a Kafka bootstrap server accepts connections, 0 while none does.",
+            value=1.0 if state.broker_up else 0.0,
+        )
+        yield GaugeMetricFamily(
             "ticketpulse_topic_partitions",
             "Partitions of the input topic; sum of active partitions should equal it.",
             value=self._topic_partitions,

@@ -35,8 +35,6 @@ def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; faust's Worker stops agents and commits on the way out."""
     lock = datadir.claim(settings.data_dir)  # held until the process exits
     datadir.check_port_free(settings.metrics_host, settings.metrics_port, "metrics")
-    member = datadir.instance_id(settings.data_dir, settings.instance_id, settings.metrics_port)
-    settings = settings.model_copy(update={"instance_id": member})
     prepare_topics(settings)
     worker = Worker(settings)
     worker.data_dir_lock = lock

@@ -29,6 +29,7 @@ class PipelineState:
     batches: int = 0  # batches the agents processed
     table_writes: int = 0  # table keys written (changelog records), after coalescing
     bad_rows: BadRows = field(default_factory=BadRows)  # stored rows left out, per table
+    broker_up: bool = True  # a bootstrap server answers (streams.runtime.quiet_logs)
 
     def record_offset(self, partition: int, offset: int) -> None:
         self.next_offset[partition] = offset + 1

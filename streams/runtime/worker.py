@@ -41,6 +41,7 @@ from streams.processing.kpi import TABLES as TICKET_TABLES
 from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.table_cache import TableCache
 from streams.processing.table_codecs import CODECS
+from streams.runtime import quiet_logs
 from streams.runtime.commit import Batch, BatchCommit, Forward, ProcessedOffsets
 from streams.runtime.faust_internals import (
     Bundle,
@@ -56,6 +57,7 @@ from streams.runtime.writers import ContactForwarder, DeadLetterSender, FaustCha
 log = logging.getLogger(__name__)
 
 PRODUCER_BUFFER_RECORDS = 10_000
+BROKER_CHECK_S = 2.0
 BUNDLES_AHEAD_PER_PARTITION = 2
 TABLES = TICKET_TABLES + CUSTOMER_TABLES
 
@@ -71,11 +73,7 @@ def faust_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
-        consumer_group_instance_id=settings.instance_id,  # static member (runtime/datadir.py)
-        # a dead member's partitions move after this; a restarted static member takes its
-        # own back at once (docs/reliability.md)
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=settings.session_timeout_seconds / 4,
+        consumer_group_instance_id=settings.instance_id,
         web_enabled=True,
         web_bind=settings.metrics_host,
         web_host=settings.metrics_host,
@@ -122,6 +120,7 @@ class Worker:
         app.agent(self.source, name="ingest", concurrency=1)(self.ingest)
         app.agent(self.contacts, name="customers", concurrency=1)(self.customer_contacts)
         self._rebalance_hooks()
+        self._watch_broker()
         self.registry = build_registry([self._pipeline_collector(), self._kpi_collector()])
         self._pages()
 
@@ -264,6 +263,16 @@ class Worker:
         return batch
 
     # -- rebalances ------------------------------------------------------------------------
+    def _watch_broker(self) -> None:
+        """Summarise repeated client errors; say when Kafka goes away and comes back."""
+        quiet_logs.install(quiet_logs.RepeatFilter())
+        watch = quiet_logs.BrokerWatch(self.settings.bootstrap_list)
+
+        async def check() -> None:
+            self.state.broker_up = await watch.check()
+
+        self.app.timer(BROKER_CHECK_S, name="ticketpulse.broker_watch")(check)
+
     def _rebalance_hooks(self) -> None:
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
@@ -357,9 +366,11 @@ class Worker:
         return view.json({"status": "ok"})
 
     async def ready_page(self, view: View, request: Request) -> Response:
-        """Ready once partitions are assigned and tables recovered; 503 while rebalancing."""
+        """Ready once partitions are assigned and tables recovered; 503 while rebalancing
+        or while Kafka is unreachable."""
         app = self.app
         busy = app.rebalancing or app.in_recovery or not app.consumer.assignment()
+        busy = busy or not self.state.broker_up
         return view.json({"ready": not busy}, status=503 if busy else 200)
 
 

@@ -17,7 +17,6 @@ from streams.runtime.datadir import (
     PortInUseError,
     check_port_free,
     claim,
-    instance_id,
 )
 from streams.tools.broker.launcher import free_port
 
@@ -46,15 +45,6 @@ def test_the_lock_is_released_when_the_holder_dies(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", script], check=False)
     claim(tmp_path).close()
-
-
-def test_the_instance_id_is_created_once_and_kept(tmp_path: Path) -> None:
-    first = instance_id(tmp_path, None, 8790)
-    assert first.startswith(socket.gethostname()) and first.endswith("-8790")
-    assert instance_id(tmp_path, None, 8790) == first
-    # another metrics port is another member: Faust refuses an assignment made for another URL
-    assert instance_id(tmp_path, None, 8791) == first.removesuffix("8790") + "8791"
-    assert instance_id(tmp_path, "worker-0", 8790) == "worker-0"  # a configured id wins
 
 
 def test_a_port_in_use_is_one_clear_line() -> None:

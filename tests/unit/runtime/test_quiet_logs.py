@@ -1,0 +1,56 @@
+"""Repeated client errors are summarised, not repeated; the broker watch says once when Kafka
+goes away and once when it is back (issue 15)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from streams.runtime.quiet_logs import BrokerWatch, RepeatFilter
+
+
+def record(msg: str, level: int = logging.ERROR, name: str = "aiokafka.client"):
+    return logging.LogRecord(name, level, __file__, 1, msg, ("node",), None)
+
+
+def test_repeats_pass_once_per_window_with_a_count() -> None:
+    now = [0.0]
+    f = RepeatFilter(window_s=30, clock=lambda: now[0])
+    passed = []
+    for second in range(75):
+        now[0] = float(second)
+        for _ in range(80):  # the client's rate in an outage
+            r = record("Unable connect to node %s")
+            if f.filter(r):
+                passed.append(r.getMessage())
+    assert passed == [
+        "Unable connect to node node",
+        "Unable connect to node node [repeated 2399 more times in the last 30 s]",
+        "Unable connect to node node [repeated 2399 more times in the last 30 s]",
+    ]
+    assert f.filter(record("debug noise", logging.INFO))  # below WARNING: untouched
+    assert f.filter(record("another template"))  # each template has its own window
+
+
+def test_the_watch_logs_the_outage_once_each_way(caplog: pytest.LogCaptureFixture) -> None:
+    async def run() -> list[bool]:
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        watch = BrokerWatch([f"127.0.0.1:{port}"])
+        seen = [await watch.check()]
+        server.close()
+        await server.wait_closed()
+        seen += [await watch.check(), await watch.check()]
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
+        seen.append(await watch.check())
+        server.close()
+        return seen
+
+    with caplog.at_level(logging.WARNING):
+        assert asyncio.run(run()) == [True, False, False, True]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert lines[0].startswith("Kafka is unreachable at 127.0.0.1:")
+    assert lines[1].startswith("Kafka is reachable again after")
