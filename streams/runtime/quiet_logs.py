@@ -4,8 +4,8 @@ A 25 s broker outage once wrote 126,271 ERROR/WARNING lines: the Kafka client lo
 failed connect, metadata refresh, fetch and coordinator lookup, about 80 a second, and
 the first useful line drowned. Two parts keep an outage to a handful of lines:
 
-- ``RepeatFilter`` passes the first WARNING-or-worse record of each message template and
-  then one summary per window ("repeated N more times in the last 30 s"), per logger.
+- ``RepeatFilter`` passes the first WARNING-or-worse record of each message template of the
+  Kafka clients and then one summary per window ("repeated N more times in the last 30 s").
 - ``BrokerWatch`` says what is going on in one line when Kafka becomes unreachable and one
   when it is back (with the outage's length), and feeds ``ticketpulse_broker_up`` and the
   readiness page. Reachable = a bootstrap server accepts a TCP connection.
@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
-NOISY = ("aiokafka", "kafka", "faust", "mode")  # logger families whose repeats are summarised
+# the Kafka clients' logger families, whose repeats are summarised; Faust's and mode's own
+# warnings (a stuck shutdown, a crashed agent) always pass whole
+NOISY = ("aiokafka", "kafka")
 MAX_KEYS = 1000  # distinct message templates remembered: bounded whatever is logged
 
 
