@@ -15,10 +15,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.metrics.catalogue import NO_CALENDAR, WINDOW_PREFIX
+
 Labels = tuple[tuple[str, str], ...]
-NO_CALENDAR = "24x7"  # streams.metrics.catalogue: a queue on calendar time
 Metrics = dict[tuple[str, Labels], float]
-W = "ticketpulse_window_"
+W = WINDOW_PREFIX
 MAX_SAMPLES = frozenset(
     {"ticketpulse_oldest_waiting_contact_age_seconds", f"{W}first_response_max_seconds"}
 )
