@@ -114,6 +114,11 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--metrics-port", type=int, help=f"port of /metrics (default {DEFAULT_METRICS_PORT})"
     )
+    g.add_argument(
+        "--metrics-cache-seconds",
+        type=float,
+        help="reuse a /metrics rendering this young; concurrent scrapes share one (default 1)",
+    )
     g.add_argument("--data-dir", type=Path, help="table store directory (default .data/worker)")
     g.add_argument("--store", choices=["rocksdb", "memory"], help="table store (default rocksdb)")
     g.add_argument("--instance-id", help="static group member id (stable across restarts)")
@@ -151,6 +156,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "partitions",
         "metrics_host",
         "metrics_port",
+        "metrics_cache_seconds",
         "data_dir",
         "store",
         "instance_id",

@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
     metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on.")
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=1, le=65535)
+    metrics_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="A /metrics rendering this young is served again (scrape storms).",
+    )
     wallboard_host: str = Field("127.0.0.1", description="Address the wallboard listens on.")
     wallboard_port: int = Field(DEFAULT_WALLBOARD_PORT, ge=1, le=65535)
     wallboard_refresh_seconds: float = Field(

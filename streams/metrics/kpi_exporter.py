@@ -8,31 +8,19 @@ Every window figure is an additive component (count, sum or histogram bucket):
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeHistogramMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-)
 from prometheus_client.registry import Collector
 
 from streams.core.buckets import Entry, bound_label
-from streams.core.contacts import days_label, repeat_contacts
+from streams.core.contacts import days_label
 from streams.core.now import NowFigures, now_figures
 from streams.core.policy import Policy, service_level_denominator
-from streams.core.windows import (
-    Maxima,
-    Sums,
-    merge_sums,
-    window_maxima,
-    window_range,
-    window_sums,
-)
+from streams.core.windows import Maxima, Sums
 from streams.metrics.catalogue import (
     ACR_FIGURES,
     AGENT_FIGURES,
@@ -50,9 +38,13 @@ from streams.metrics.catalogue import (
     WINDOW_SUMS,
     window_metric,
 )
-from streams.processing.bucket_store import Watermarks, bucket_contents
-from streams.processing.customers import CustomerProcessor, customer_rows
+from streams.metrics.families import Family
+from streams.metrics.serving import PAUSE
+from streams.processing.bucket_store import Watermarks
+from streams.processing.customers import CustomerProcessor
 from streams.processing.kpi import KpiProcessor, open_rows
+from streams.processing.repeat_totals import RepeatTotals
+from streams.processing.window_totals import SCALE, WindowState, WindowTotals
 
 _SL_ENTRIES = ("first_response", "first_response_within_target", "abandoned", "short_abandoned")
 
@@ -101,6 +93,9 @@ class KpiCollector(Collector):
         self.tz = timezone
         self.fold = fold
         self.fold_agent = fold_agent or LabelFolder(None, 50, {})
+        self.totals = WindowTotals(processor.store, windows, timezone)
+        self.ctotals = WindowTotals(customers.store, windows, timezone)
+        self.repeats = RepeatTotals(customers, windows, timezone)
 
     @property
     def policy(self) -> Policy:
@@ -118,15 +113,20 @@ class KpiCollector(Collector):
         return ends
 
     def collect(self) -> Iterator[Any]:
+        """prometheus_client families (the registry's interface; ``families`` is faster)."""
+        for family in self.families():
+            if family is not PAUSE:
+                yield family.metric()
+
+    def families(self) -> Iterator[Family | None]:
+        """Every KPI family, as rows for ``streams.metrics.exposition.TextRenderer``, with
+        ``PAUSE`` between partitions where a sliced rendering (``serving``) may yield."""
         ends = self._ends(self.owned(), self.proc.clock)
         cends = self._ends(self.owned_contacts(), self.customers.clock)
         windows: dict[str, Sums] = {w: {} for w in self.windows}
         maxima: dict[str, Maxima] = {w: {} for w in self.windows}
-        for table, partition_ends in (
-            (self.proc.tables.buckets, ends),
-            (self.customers.tables.cbuckets, cends),
-        ):
-            self._add_buckets(windows, maxima, table, partition_ends)
+        yield from self._add_buckets(windows, maxima, self.totals, ends, self.owned)
+        yield from self._add_buckets(windows, maxima, self.ctotals, cends, self.owned_contacts)
         self._add_repeats(windows, cends)
         yield from self._window_families(windows)
         if self.policy.per_agent:
@@ -139,80 +139,76 @@ class KpiCollector(Collector):
         self,
         windows: dict[str, Sums],
         maxima: dict[str, Maxima],
-        table: Any,
+        totals: WindowTotals,
         ends: dict[int, float],
-    ) -> None:
-        """Sums and maxima of each partition's windows, ending where that partition's clock is."""
-        rows, max_rows = bucket_contents(table, set(ends))
-        width = self.proc.settings.bucket_s
+        owned: Callable[[], set[int]],
+    ) -> Iterator[None]:
+        """Sums and maxima of each partition's windows, ending where that partition's clock
+        is: read from totals kept up to date as buckets are written, O(series). A pause
+        after each partition; one that moved to another worker meanwhile is left out."""
         for p, end in ends.items():
-            for w, sums in window_sums(rows[p], self.windows, end, width, self.tz).items():
-                windows[w] = merge_sums(windows[w], self._folded(sums))
-            for w, values in window_maxima(max_rows[p], self.windows, end, width, self.tz).items():
-                for (name, q, c), value in values.items():
+            yield PAUSE
+            if p not in owned():
+                continue
+            for w, state in totals.read(p, end).items():
+                self._fold_into(windows[w], state)
+                for (name, q, c), value in state.maxima.items():
                     key = (name, self.fold(q), c)
                     maxima[w][key] = max(maxima[w].get(key, value), value)
 
     def _add_repeats(self, windows: dict[str, Sums], ends: dict[int, float]) -> None:
-        """Repeat contacts are distinct counts per window: computed from the customers table."""
-        width = self.proc.settings.bucket_s
-        ranges = {
-            p: {w: window_range(w, span, end, width, self.tz) for w, span in self.windows.items()}
-            for p, end in ends.items()
-        }
-        for p, contacts in customer_rows(self.customers.tables.customers, set(ends)):
-            for w, (first, stop) in ranges[p].items():
+        """Repeat contacts are distinct counts per window: kept per customer change."""
+        for p, end in ends.items():
+            for w, repeats in self.repeats.read(p, end).items():
                 sums = windows[w]
-                for name, q, c in repeat_contacts(contacts, first, stop):
+                for (name, q, c), n in repeats.counts.items():
                     key = (Entry(name), self.fold(q), c)
                     total, count = sums.get(key, (0.0, 0))
-                    sums[key] = (total + 1, count + 1)
+                    sums[key] = (total + n, count + n)
 
-    def _folded(self, sums: Sums) -> Sums:
-        out: Sums = {}
-        for (entry, queue, channel), (total, count) in sums.items():
-            key = (entry, self.fold(queue), channel)
-            s, c = out.get(key, (0.0, 0))
-            out[key] = (s + total, c + count)
-        return out
+    def _fold_into(self, sums: Sums, state: WindowState) -> None:
+        """Add one partition's window totals, queue names folded, into ``sums``."""
+        fold = self.fold
+        for (entry, queue, channel), (total, count) in state.sums.items():
+            key = (entry, fold(queue), channel)
+            held = sums.get(key)
+            value = total / SCALE
+            sums[key] = (value, count) if held is None else (held[0] + value, held[1] + count)
 
     def _window_families(self, windows: dict[str, Sums]) -> Iterator[Any]:
         series = sorted({(q, c) for sums in windows.values() for (_, q, c) in sums})
         for figures, part in ((WINDOW_FIGURES, 1), (WINDOW_SUMS, 0), (REPEATS, 1)):
             for figure, (name, doc) in figures.items():
-                fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
+                fam = Family(f"ticketpulse_window_{name}", doc, LABELS)
                 entry = Entry(figure)
                 for w, sums in windows.items():
                     for q, c in series:
-                        fam.add_metric([q, c, w], sums.get((entry, q, c), (0.0, 0))[part])
+                        fam.add([q, c, w], sums.get((entry, q, c), (0.0, 0))[part])
                 yield fam
         days = [days_label(d) for d in self.policy.recontact_days]
         for acr, (name, doc) in ACR_FIGURES.items():
-            fam = GaugeMetricFamily(f"ticketpulse_window_{name}", doc, labels=[*LABELS, "days"])
+            fam = Family(f"ticketpulse_window_{name}", doc, [*LABELS, "days"])
             for w, sums in windows.items():
                 for q, c in series:
                     for d in days:
                         count = sums.get((Entry(acr, days=d), q, c), (0.0, 0))[1]
-                        fam.add_metric([q, c, w, d], count)
+                        fam.add([q, c, w, d], count)
             yield fam
         yield from self._service_level(windows, series)
         bounds = self.policy.bounds()
         for histogram, (name, doc) in HISTOGRAMS.items():
-            hist = GaugeHistogramMetricFamily(f"ticketpulse_window_{name}", doc, labels=LABELS)
+            hist = Family(f"ticketpulse_window_{name}", doc, LABELS, "gaugehistogram")
             for w, sums in windows.items():
                 for q, c in series:
                     total = sums.get((Entry(histogram), q, c), (0.0, 0))
                     buckets = _cumulate(sums, histogram, q, c, bounds)
-                    hist.add_metric([q, c, w], buckets, total[0])
+                    hist.add_histogram([q, c, w], buckets, total[0])
             yield hist
 
     def _service_level(
         self, windows: dict[str, Sums], series: list[tuple[str, str]]
     ) -> Iterator[Any]:
-        num, den = (
-            GaugeMetricFamily(window_metric(name), doc, labels=LABELS)
-            for name, doc in SERVICE_LEVEL.items()
-        )
+        num, den = (Family(window_metric(name), doc, LABELS) for name, doc in SERVICE_LEVEL.items())
         for w, sums in windows.items():
             for q, c in series:
                 count = {e: sums.get((Entry(e), q, c), (0.0, 0))[1] for e in _SL_ENTRIES}
@@ -222,8 +218,8 @@ class KpiCollector(Collector):
                     count["abandoned"],
                     count["short_abandoned"],
                 )
-                num.add_metric([q, c, w], count["first_response_within_target"])
-                den.add_metric([q, c, w], denominator)
+                num.add([q, c, w], count["first_response_within_target"])
+                den.add([q, c, w], denominator)
         yield num
         yield den
 
@@ -242,27 +238,23 @@ class KpiCollector(Collector):
                 acc[1] += count
         for base, (count_name, sum_name, doc) in AGENT_FIGURES.items():
             labels = [*LABELS, "agent", *(["days"] if base == "agent_acr_recontacted" else [])]
-            counts = GaugeMetricFamily(f"ticketpulse_window_{count_name}", doc, labels=labels)
-            sums_fam = (
-                GaugeMetricFamily(f"ticketpulse_window_{sum_name}", doc, labels=labels)
-                if sum_name
-                else None
-            )
+            counts = Family(f"ticketpulse_window_{count_name}", doc, labels)
+            sums_fam = Family(f"ticketpulse_window_{sum_name}", doc, labels) if sum_name else None
             for key, (value_sum, n) in sorted(per[base].items()):
-                counts.add_metric(list(key), n)
+                counts.add(list(key), n)
                 if sums_fam is not None:
-                    sums_fam.add_metric(list(key), value_sum)
+                    sums_fam.add(list(key), value_sum)
             yield counts
             if sums_fam is not None:
                 yield sums_fam
 
     def _max_families(self, maxima: dict[str, Maxima]) -> Iterator[Any]:
         for figure, (metric, doc) in WINDOW_MAXIMA.items():
-            fam = GaugeMetricFamily(window_metric(metric), doc, labels=LABELS)
+            fam = Family(window_metric(metric), doc, LABELS)
             for w, values in maxima.items():
                 for (name, q, c), value in sorted(values.items()):
                     if name == figure:
-                        fam.add_metric([q, c, w], value)
+                        fam.add([q, c, w], value)
             yield fam
 
     def _now_families(self, ends: dict[int, float]) -> Iterator[Any]:
@@ -279,42 +271,41 @@ class KpiCollector(Collector):
                 total.first_response_breaches += fig.first_response_breaches
                 total.resolution_breaches += fig.resolution_breaches
         for name, (doc, attr) in NOW_GAUGES.items():
-            fam = GaugeMetricFamily(f"ticketpulse_{name}", doc, labels=["queue", "channel"])
+            fam = Family(f"ticketpulse_{name}", doc, ["queue", "channel"])
             for (q, c), fig in sorted(figures.items()):
-                fam.add_metric([q, c], getattr(fig, attr))
+                fam.add([q, c], getattr(fig, attr))
             yield fam
 
     def _target_families(self, series: list[tuple[str, str]]) -> Iterator[Any]:
         """The configured targets of the queues this worker has seen, for rules and panels."""
         for name, (doc, attr) in TARGETS.items():
-            fam = GaugeMetricFamily(f"ticketpulse_{name}", doc, labels=["queue", "channel"])
+            fam = Family(f"ticketpulse_{name}", doc, ["queue", "channel"])
             for q, c in series:
-                fam.add_metric([q, c], getattr(self.policy.for_queue(q, c), attr))
+                fam.add([q, c], getattr(self.policy.for_queue(q, c), attr))
             yield fam
         name, doc = CALENDAR_INFO
-        info = GaugeMetricFamily(
-            f"ticketpulse_{name}", doc, labels=["queue", "channel", "calendar"]
-        )
+        info = Family(f"ticketpulse_{name}", doc, ["queue", "channel", "calendar"])
         for q, c in series:
             calendar = self.policy.for_queue(q, c).calendar
-            info.add_metric([q, c, calendar.name if calendar else NO_CALENDAR], 1)
+            info.add([q, c, calendar.name if calendar else NO_CALENDAR], 1)
         yield info
 
     def _cumulative_families(self) -> Iterator[Any]:
         series = sorted({(q, c) for (_, q, c) in self.proc.cumulative})
         yield from self._target_families(series)
-        den = CounterMetricFamily(
+        den = Family(
             "ticketpulse_service_level_denominator",
             "Outcomes entering the service-level denominator (per the queue's preset) since the "
             "worker started.",
-            labels=["queue", "channel"],
+            ["queue", "channel"],
+            "counter",
         )
         for q, c in series:
             n = {
                 e: int(self.proc.cumulative.get((Entry(e), q, c), [0.0, 0])[1]) for e in _SL_ENTRIES
             }
             preset = self.policy.for_queue(q, c).service_level
-            den.add_metric(
+            den.add(
                 [q, c],
                 service_level_denominator(
                     preset, n["first_response"], n["abandoned"], n["short_abandoned"]
@@ -323,24 +314,26 @@ class KpiCollector(Collector):
         yield den
         for entry in COUNTERS:
             name, doc = WINDOW_FIGURES[entry]
-            fam = CounterMetricFamily(
+            fam = Family(
                 f"ticketpulse_{name}",
                 doc + " Since the worker started.",
-                labels=["queue", "channel"],
+                ["queue", "channel"],
+                "counter",
             )
             for q, c in series:
                 count = self.proc.cumulative.get((Entry(entry), q, c), [0.0, 0])[1]
-                fam.add_metric([q, c], count)
+                fam.add([q, c], count)
             yield fam
         bounds = self.policy.bounds()
-        hist = HistogramMetricFamily(
+        hist = Family(
             "ticketpulse_first_response_seconds",
             "First response time since the worker started, for rate()-based alerting.",
-            labels=["queue", "channel"],
+            ["queue", "channel"],
+            "histogram",
         )
         flat: Sums = {k: (v[0], int(v[1])) for k, v in self.proc.cumulative.items()}
         for q, c in series:
-            hist.add_metric(
+            hist.add_histogram(
                 [q, c],
                 _cumulate(flat, "first_response", q, c, bounds),
                 flat.get((Entry("first_response"), q, c), (0.0, 0))[0],
@@ -353,7 +346,14 @@ def _cumulate(
 ) -> list[tuple[str, float]]:
     running = 0
     out: list[tuple[str, float]] = []
-    for label in [*(bound_label(b, bounds) for b in bounds), "+Inf"]:
-        running += sums.get((Entry(entry, le=label), q, c), (0.0, 0))[1]
+    for label, key in _bucket_entries(entry, bounds):
+        running += sums.get((key, q, c), (0.0, 0))[1]
         out.append((label, float(running)))
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _bucket_entries(entry: str, bounds: tuple[float, ...]) -> tuple[tuple[str, Entry], ...]:
+    """(le label, bucket entry) of a distribution, "+Inf" last: the same at every scrape."""
+    labels = [*(bound_label(b, bounds) for b in bounds), "+Inf"]
+    return tuple((label, Entry(entry, le=label)) for label in labels)

@@ -18,7 +18,7 @@ from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from streams.core.buckets import Cell, Entry, bucket_start, changes
 from streams.core.facts import Fact
@@ -26,6 +26,29 @@ from streams.processing.stored_rows import BucketRow, EntrySum, WatermarkRow
 
 HISTORY = 500  # watermark moves remembered; far more than records between two commits
 MAXIMA = frozenset({"first_response"})  # figures whose per-bucket maximum is exported
+
+# (entry, old sum, old count, new sum, new count) of one bucket's changed entry
+EntryChange = tuple[Entry, float, int, float, int]
+Maxima = dict[str, tuple[float, ...]]
+
+
+class BucketListener(Protocol):
+    """Kept in step with the bucket table (``streams.processing.window_totals``)."""
+
+    def changed(
+        self,
+        partition: int,
+        cell: Cell,
+        sums: list[EntryChange],
+        maxima: tuple[Maxima, Maxima],
+    ) -> None: ...
+
+    def removed(self, partition: int, start: int, key: str, row: BucketRow) -> None: ...
+
+    def forget(self, partition: int) -> None: ...
+
+    def forget_all(self) -> None: ...
+
 
 Row = tuple[int, Entry, str, str, float, int]  # (start, entry, queue, channel, sum, count)
 MaxRow = tuple[int, str, str, str, float]  # (start, figure, queue, channel, max)
@@ -99,6 +122,8 @@ class BucketStore:
     bounds: tuple[float, ...]
     retention_s: float
     _index: dict[int, dict[int, set[str]]] = field(default_factory=dict)
+    # told of every bucket written or expired (``streams.processing.window_totals``)
+    listeners: list[BucketListener] = field(default_factory=list)
 
     def write(
         self,
@@ -126,8 +151,11 @@ class BucketStore:
             if current.offset >= offset:
                 continue  # this record already reached this key before a crash or rebalance
             m = _add_values(current.maxima, maxima.get(cell, []))
-            self.buckets[key] = BucketRow(offset, _add_sums(current.sums, sums), m)
+            new_sums, changed = _add_sums(current.sums, sums)
+            self.buckets[key] = BucketRow(offset, new_sums, m)
             self.keys(partition).setdefault(start, set()).add(key)
+            for listener in self.listeners:
+                listener.changed(partition, cell, changed, (current.maxima, m))
 
     def keys(self, partition: int) -> dict[int, set[str]]:
         """Bucket keys of a partition by bucket start (built from the table on first use)."""
@@ -146,23 +174,39 @@ class BucketStore:
         horizon = watermark - self.retention_s
         for start in [s for s in index if s < horizon]:
             for key in index.pop(start):
-                self.buckets.pop(key, None)
+                row = self.buckets.pop(key, None)
+                for listener in self.listeners:
+                    if row is not None:
+                        listener.removed(partition, start, key, row)
 
     def forget(self, partition: int) -> None:
         self._index.pop(partition, None)
+        for listener in self.listeners:
+            listener.forget(partition)
+
+    def forget_all(self) -> None:
+        """Tables were recovered: indexes built from a copy read meanwhile are incomplete."""
+        self._index.clear()
+        for listener in self.listeners:
+            listener.forget_all()
 
 
 def _add_sums(
     current: tuple[EntrySum, ...], delta: dict[Entry, list[float]]
-) -> tuple[EntrySum, ...]:
+) -> tuple[tuple[EntrySum, ...], list[EntryChange]]:
+    """The bucket's new sums, and each changed entry's (entry, old sum, old count, new
+    sum, new count) for the listeners."""
     values = {entry: (total, count) for entry, total, count in current}
+    changed: list[EntryChange] = []
     for entry, (total, count) in delta.items():
         old_total, old_count = values.get(entry, (0.0, 0))
         if old_count + count == 0:
             values.pop(entry, None)
+            changed.append((entry, old_total, old_count, 0.0, 0))
         else:
-            values[entry] = (old_total + total, int(old_count + count))
-    return tuple((entry, total, count) for entry, (total, count) in values.items())
+            new = values[entry] = (old_total + total, int(old_count + count))
+            changed.append((entry, old_total, old_count, *new))
+    return tuple((entry, total, count) for entry, (total, count) in values.items()), changed
 
 
 def _add_values(

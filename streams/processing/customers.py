@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -138,10 +138,23 @@ class CustomerTables:
     cmeta: MutableMapping[str, Any] = field(default_factory=dict)
 
 
+class CustomerListener(Protocol):
+    """Kept in step with the customers table (``streams.processing.repeat_totals``)."""
+
+    def changed(
+        self, partition: int, customer_id: str, old: CustomerRow | None, new: CustomerRow | None
+    ) -> None: ...
+
+    def forget(self, partition: int) -> None: ...
+
+    def forget_all(self) -> None: ...
+
+
 @dataclass
 class CustomerProcessor:
     tables: CustomerTables
     settings: KpiSettings = field(default_factory=KpiSettings)
+    listeners: list[CustomerListener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -150,8 +163,15 @@ class CustomerProcessor:
         self.clock = Watermarks(self.tables.cmeta, s.bucket_s)
         self.retention_s = retention
         self.retention = ExpiryHeap(
-            self.tables.customers, newest=_newest, partition=lambda value: value.partition
+            self.tables.customers,
+            newest=_newest,
+            partition=lambda value: value.partition,
+            on_delete=self._deleted,
         )
+
+    def _deleted(self, customer_id: str, row: CustomerRow) -> None:
+        for listener in self.listeners:
+            listener.changed(row.partition, customer_id, row, None)
 
     def process(self, partition: int, offset: int, customer_id: str, contact: Contact) -> bool:
         """Apply one forwarded contact; True when it changed the customer's figures."""
@@ -205,6 +225,8 @@ class CustomerProcessor:
         tickets[contact.ticket_id] = (*tickets.get(contact.ticket_id, ()), (offset, _row(contact)))
         value = self.tables.customers[customer_id] = CustomerRow(partition, offset, tickets)
         self.retention.push(partition, customer_id, value)
+        for listener in self.listeners:
+            listener.changed(partition, customer_id, raw, value)
 
     def _expire(self, partition: int, wm: float) -> None:
         self.store.expire(partition, wm)
@@ -214,6 +236,15 @@ class CustomerProcessor:
         self.store.forget(partition)
         self.retention.forget(partition)
         self.clock.forget(partition)
+        for listener in self.listeners:
+            listener.forget(partition)
+
+    def forget_indexes(self) -> None:
+        """Tables were recovered: indexes and totals built from a copy read meanwhile are
+        incomplete, so they are built again when next used."""
+        self.store.forget_all()
+        for listener in self.listeners:
+            listener.forget_all()
 
 
 def _latest(row: ContactRow) -> float:

@@ -21,6 +21,7 @@ class ExpiryHeap:
     newest: Callable[[Any], float]  # a stored value -> the newest event time it holds
     partition: Callable[[Any], int]  # a stored value -> its partition
     keep: Callable[[Any], bool] = lambda value: False  # e.g. open tickets stay
+    on_delete: Callable[[str, Any], None] | None = None  # told of each key it deletes
     _heaps: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
     _queued: dict[int, set[str]] = field(default_factory=dict)  # keys with an entry
 
@@ -59,6 +60,8 @@ class ExpiryHeap:
             newest = self.newest(value)
             if newest < cutoff:
                 del self.table[key]
+                if self.on_delete is not None:
+                    self.on_delete(key, value)
             else:  # newer events since this entry was pushed: look again at the newest
                 queued.add(key)
                 heapq.heappush(heap, (newest, key))

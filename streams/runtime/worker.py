@@ -19,12 +19,13 @@ from typing import Any, cast
 import faust
 from faust.types import TP
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.config import Settings
 from streams.ingest.schema import Rejected, classify, load_schema
 from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
+from streams.metrics.serving import SharedRendering
 from streams.processing.customers import (
     TABLES as CUSTOMER_TABLES,
 )
@@ -121,7 +122,9 @@ class Worker:
         app.agent(self.contacts, name="customers", concurrency=1)(self.customer_contacts)
         self._rebalance_hooks()
         self._watch_broker()
-        self.registry = build_registry([self._pipeline_collector(), self._kpi_collector()])
+        collectors = [self._pipeline_collector(), self._kpi_collector()]
+        self.registry = build_registry(collectors)
+        self.rendering = SharedRendering(collectors, settings.metrics_cache_seconds)
         self._pages()
 
     # -- wiring ------------------------------------------------------------------------
@@ -300,6 +303,8 @@ class Worker:
         """Tables are recovered now: a copy read during recovery (by a scrape) is incomplete."""
         self.ticket_cache.reset()
         self.customer_cache.reset()
+        self.processor.store.forget_all()  # and the bucket indexes and window totals
+        self.customers.forget_indexes()
 
     # -- collectors and pages ---------------------------------------------------------------
     def owned(self, topic: str | None = None) -> tuple[set[int], set[int]]:
@@ -344,7 +349,7 @@ class Worker:
     async def metrics_page(self, view: View, request: Request) -> Response:
         # aiohttp refuses a charset inside content_type; the text format is UTF-8 by definition
         content_type = CONTENT_TYPE_LATEST.split(";", 1)[0] + "; version=0.0.4"
-        return view.bytes(generate_latest(self.registry), content_type=content_type)
+        return view.bytes(await self.rendering.get(), content_type=content_type)
 
     async def stats_page(self, view: View, request: Request) -> Response:
         """Cheap progress counters as JSON, for tools that poll often (never the tables)."""

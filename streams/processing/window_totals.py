@@ -1,0 +1,205 @@
+"""Each window's totals kept up to date as buckets are written, so a scrape is O(series).
+
+Re-summing every bucket of every window at each scrape cost about a second on a loaded
+worker. Instead a ``WindowTotals`` listens to its ``BucketStore``: a written bucket
+changes the totals of the windows whose range holds it, an expired one leaves them,
+and when a window's end moves (the clock passed a bucket boundary) only the buckets
+entering or leaving its range are added or taken away.
+
+Sums are kept as exact integers (each stored bucket sum in units of 2**-64 s), so
+adding a bucket and taking it away later leaves exactly nothing: no rounding drifts
+in over months of sliding. A maximum cannot be taken away, so a window's maximum that
+loses its top bucket is recomputed from that one series' buckets when next read.
+
+The result equals the full recomputation (``streams.core.windows.window_sums`` over
+``bucket_contents``), which ``ticketpulse report`` still does: a Hypothesis property
+checks the two agree under any order of writes, expiries and clock moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from streams.core.buckets import Entry, bucket_start
+from streams.core.windows import Sums, first_bucket
+from streams.processing.bucket_store import BucketStore, EntryChange
+from streams.processing.stored_rows import BucketRow
+
+SCALE = 2.0**64  # exact-integer unit of the sums: 2**-64 of a second (of a value)
+
+Key = tuple[Entry, str, str]  # (entry, queue, channel)
+MaxKey = tuple[str, str, str]  # (figure, queue, channel)
+
+
+def exact(value: float) -> int:
+    """A bucket sum as an integer number of 2**-64 units (a power-of-two scale is exact)."""
+    return int(value * SCALE)
+
+
+@dataclass
+class WindowState:
+    """One window of one partition: its bucket range and what the buckets in it hold."""
+
+    first: int  # oldest bucket start inside (inclusive)
+    last: int  # newest bucket start inside (inclusive)
+    sums: dict[Key, list[int]] = field(default_factory=dict)  # [exact sum, count]
+    maxima: dict[MaxKey, float] = field(default_factory=dict)
+    stale: set[MaxKey] = field(default_factory=set)  # maxima whose top bucket left
+
+    def holds(self, start: int) -> bool:
+        return self.first <= start <= self.last
+
+    def add_sum(self, key: Key, total: int, count: int) -> None:
+        acc = self.sums.get(key)
+        if acc is None:
+            acc = self.sums[key] = [0, 0]
+        acc[0] += total
+        acc[1] += count
+        if acc[1] == 0:  # counts of stored buckets are positive: nothing is inside any more
+            del self.sums[key]
+
+    def raise_max(self, key: MaxKey, value: float) -> None:
+        if key not in self.stale and value > self.maxima.get(key, float("-inf")):
+            self.maxima[key] = value
+
+    def lower_max(self, key: MaxKey, value: float) -> None:
+        """A bucket whose maximum was ``value`` left or shrank: the window's may be lower."""
+        if self.maxima.get(key) == value:
+            self.stale.add(key)
+
+
+@dataclass
+class WindowTotals:
+    """The live totals of every window of every partition one ``BucketStore`` holds."""
+
+    store: BucketStore
+    windows: Mapping[str, float | None]
+    tz: str
+    parts: dict[int, dict[str, WindowState]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.store.listeners.append(self)
+
+    # -- notifications from the store ------------------------------------------
+    def changed(
+        self,
+        partition: int,
+        cell: tuple[int, str, str],
+        sums: Iterable[EntryChange],
+        maxima: tuple[dict[str, tuple[float, ...]], dict[str, tuple[float, ...]]],
+    ) -> None:
+        """A bucket was written: ``sums`` its changed entries, ``maxima`` (old, new)."""
+        states = self.parts.get(partition)
+        if states is None:
+            return  # built from the table when first read
+        start, queue, channel = cell
+        inside = [w for w in states.values() if w.holds(start)]
+        if not inside:
+            return
+        for entry, old_sum, old_count, new_sum, new_count in sums:
+            total, count = exact(new_sum) - exact(old_sum), new_count - old_count
+            for w in inside:
+                w.add_sum((entry, queue, channel), total, count)
+        old, new = maxima
+        for figure in old.keys() | new.keys():
+            key = (figure, queue, channel)
+            before, after = old.get(figure), new.get(figure)
+            for w in inside:
+                if before and (not after or after[-1] < before[-1]):
+                    w.lower_max(key, before[-1])
+                if after:
+                    w.raise_max(key, after[-1])
+
+    def removed(self, partition: int, start: int, key: str, row: BucketRow) -> None:
+        """A bucket expired."""
+        for w in self.parts.get(partition, {}).values():
+            if w.holds(start):
+                _apply(w, key, row, -1)
+
+    def forget(self, partition: int) -> None:
+        self.parts.pop(partition, None)
+
+    def forget_all(self) -> None:
+        self.parts.clear()
+
+    # -- reading ---------------------------------------------------------------
+    def read(self, partition: int, end: float) -> dict[str, WindowState]:
+        """Every window of ``partition`` ending at ``end``, its maxima up to date."""
+        states = self.parts.setdefault(partition, {})
+        width = self.store.bucket_s
+        last = bucket_start(end, width)
+        for name, span in self.windows.items():
+            first = first_bucket(name, span, end, width, self.tz)
+            state = states.get(name)
+            if state is None:
+                state = states[name] = WindowState(first, first - width)  # empty range
+                self._move(partition, state, first, last)
+            elif (state.first, state.last) != (first, last):
+                self._move(partition, state, first, last)
+            if state.stale:
+                self._recompute_maxima(partition, state)
+        return states
+
+    def _move(self, partition: int, state: WindowState, first: int, last: int) -> None:
+        """Add the buckets entering the range, take away those leaving it."""
+        index = self.store.keys(partition)
+        width = self.store.bucket_s
+        starts: Iterable[int]
+        span = abs(first - state.first) + abs(last - state.last)
+        if span // width < len(index):
+            starts = {
+                *range(min(first, state.first), max(first, state.first), width),
+                *range(min(last, state.last) + width, max(last, state.last) + width, width),
+            }
+        else:
+            starts = list(index)
+        entering: list[int] = []
+        leaving: list[int] = []
+        for start in starts:
+            was, now = state.holds(start), first <= start <= last
+            if was != now:
+                (entering if now else leaving).append(start)
+        buckets = self.store.buckets
+        for sign, chosen in ((-1, leaving), (1, entering)):
+            for start in chosen:
+                for key in index.get(start, ()):
+                    row = buckets.get(key)
+                    if row is not None:
+                        _apply(state, key, row, sign)
+        state.first, state.last = first, last
+
+    def _recompute_maxima(self, partition: int, state: WindowState) -> None:
+        index = self.store.keys(partition)
+        buckets = self.store.buckets
+        for figure, queue, channel in state.stale:
+            values = [
+                row.maxima[figure][-1]
+                for start in range(state.first, state.last + 1, self.store.bucket_s)
+                if start in index
+                for row in (buckets.get(f"{partition}|{start}|{queue}|{channel}"),)
+                if row is not None and figure in row.maxima
+            ]
+            if values:
+                state.maxima[(figure, queue, channel)] = max(values)
+            else:
+                state.maxima.pop((figure, queue, channel), None)
+        state.stale.clear()
+
+
+def _apply(state: WindowState, key: str, row: BucketRow, sign: int) -> None:
+    """Add (``sign`` 1) or take away (-1) one stored bucket."""
+    _, _, queue, channel = key.split("|", 3)
+    for entry, total, count in row.sums:
+        state.add_sum((entry, queue, channel), sign * exact(total), sign * count)
+    for figure, values in row.maxima.items():
+        mkey = (figure, queue, channel)
+        if sign > 0:
+            state.raise_max(mkey, values[-1])
+        else:
+            state.lower_max(mkey, values[-1])
+
+
+def as_sums(state: WindowState) -> Sums:
+    """The window's totals in the exporter's form: (entry, queue, channel) -> (sum, count)."""
+    return {key: (total / SCALE, count) for key, (total, count) in state.sums.items()}

@@ -1,0 +1,154 @@
+"""The totals kept as buckets are written equal the full recomputation, always.
+
+``WindowTotals`` (and ``RepeatTotals``) are what a scrape reads; ``window_sums`` over
+``bucket_contents`` (and ``repeat_contacts`` over every customer) is what
+``ticketpulse report`` computes from scratch. Any interleaving of writes, retractions,
+expiries, clock moves in both directions and partitions forgotten must leave them equal.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.core.contacts import Contact, repeat_contacts
+from streams.core.facts import Fact
+from streams.core.policy import Policy
+from streams.core.windows import window_maxima, window_range, window_sums
+from streams.processing.bucket_store import BucketStore, bucket_contents
+from streams.processing.customers import CustomerProcessor, CustomerTables, customer_rows
+from streams.processing.repeat_totals import RepeatTotals
+from streams.processing.settings import KpiSettings
+from streams.processing.window_totals import WindowTotals, as_sums
+
+WIDTH = 60
+WINDOWS = {"5m": 300.0, "15m": 900.0, "1h": 3600.0, "today": None}
+TZ = "Europe/Paris"
+BASE = 1_767_222_000  # 2025-12-31 23:00 UTC: "today" starts within the runs below
+
+facts = st.builds(
+    Fact,
+    at=st.floats(BASE, BASE + 7200, allow_nan=False).map(lambda t: round(t, 3)),
+    name=st.sampled_from(["first_response", "resolved", "transfers_out"]),
+    queue=st.sampled_from(["billing", "support"]),
+    channel=st.just("chat"),
+    value=st.floats(0, 5000, allow_nan=False),
+)
+write = st.tuples(st.just("write"), st.integers(0, 1), st.lists(facts, max_size=4))
+retract = st.tuples(st.just("retract"), st.integers(0, 1), st.integers(0, 30))
+expire = st.tuples(st.just("expire"), st.integers(0, 1), st.integers(0, 7200))
+read = st.tuples(st.just("read"), st.integers(0, 1), st.integers(0, 9000))
+forget = st.tuples(st.just("forget"), st.integers(0, 1), st.just(0))
+operations = st.lists(st.one_of(write, retract, expire, read, forget), max_size=60)
+
+
+def full(store: BucketStore, partition: int, end: float) -> tuple[dict, dict]:
+    rows, max_rows = bucket_contents(store.buckets, {partition})
+    sums = window_sums(rows[partition], WINDOWS, end, WIDTH, TZ)
+    maxima = window_maxima(max_rows[partition], WINDOWS, end, WIDTH, TZ)
+    return sums, maxima
+
+
+def assert_equal(totals: WindowTotals, store: BucketStore, partition: int, end: float) -> None:
+    states = totals.read(partition, end)
+    sums, maxima = full(store, partition, end)
+    for w in WINDOWS:
+        live = as_sums(states[w])
+        assert live.keys() == sums[w].keys(), w
+        for key, (total, count) in sums[w].items():
+            assert live[key][1] == count, (w, key)
+            assert abs(live[key][0] - total) <= 1e-9 * max(1.0, abs(total)), (w, key)
+        assert states[w].maxima == maxima[w], w
+
+
+@settings(max_examples=150, deadline=None)
+@given(operations)
+def test_window_totals_equal_the_full_recomputation(ops: list) -> None:
+    store = BucketStore({}, WIDTH, (30.0, 300.0, 3600.0), retention_s=3 * 3600)
+    totals = WindowTotals(store, WINDOWS, TZ)
+    written: dict[int, list[Fact]] = {0: [], 1: []}
+    offset = 0
+    ends = {0: BASE + 600.0, 1: BASE + 600.0}
+    for kind, p, arg in ops:
+        offset += 1
+        if kind == "write":
+            store.write(p, offset, [], arg, watermark=float("-inf"))
+            written[p] += arg
+        elif kind == "retract" and written[p]:
+            gone = written[p].pop(arg % len(written[p]))
+            store.write(p, offset, [gone], [], watermark=float("-inf"))
+        elif kind == "expire":
+            store.expire(p, BASE + arg + 3 * 3600)
+            written[p] = [f for f in written[p] if f.at >= BASE + arg]
+        elif kind == "read":
+            ends[p] = BASE + arg
+            assert_equal(totals, store, p, ends[p])
+        elif kind == "forget":
+            totals.forget(p)
+    for p in (0, 1):
+        assert_equal(totals, store, p, ends[p])
+
+
+def contact(ticket: str, opened: float, queue: str, version: int = 1) -> Contact:
+    return Contact(ticket, version, opened, queue, "chat", None, None, None, (), None)
+
+
+contacts = st.builds(
+    lambda customer, ticket, opened, queue, version: (
+        f"c{customer}",
+        contact(f"t{ticket}", BASE + opened, queue, version),
+    ),
+    st.integers(0, 6),
+    st.integers(0, 12),
+    st.integers(0, 7200),
+    st.sampled_from(["billing", "support"]),
+    st.integers(1, 3),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(contacts, st.integers(0, 9000)), max_size=50))
+def test_repeat_totals_equal_the_full_recomputation(ops: list) -> None:
+    """Contacts arrive, change and expire; the clock moves; the counts stay exact."""
+    short = Policy(recontact_days=(0.01,), fcr_days=0.01)  # customers expire within the run
+    kpi = KpiSettings(short, bucket_s=WIDTH, lateness_s=60, window_retention_s=3600)
+    processor = CustomerProcessor(CustomerTables(), kpi)
+    repeats = RepeatTotals(processor, WINDOWS, TZ)
+    end = BASE + 600.0
+    for offset, op in enumerate(ops):
+        if isinstance(op, int):
+            end = BASE + op
+            processor.advance(0, offset, end)  # moves the clock, expires old customers
+            assert_repeats(repeats, processor, end)
+        else:
+            processor.process(0, offset, *op)
+    assert_repeats(repeats, processor, end)
+
+
+def assert_repeats(repeats: RepeatTotals, processor: CustomerProcessor, end: float) -> None:
+    live = repeats.read(0, end)
+    for w, span in WINDOWS.items():
+        first, stop = window_range(w, span, end, WIDTH, TZ)
+        expected: dict = {}
+        for _, held in customer_rows(processor.tables.customers, {0}):
+            for key in repeat_contacts(held, first, stop):
+                expected[key] = expected.get(key, 0) + 1
+        assert live[w].counts == expected, w
+
+
+def test_a_customer_retention_drops_leaves_the_repeat_counts() -> None:
+    """Retention keeps customers for the recontact period only, so one can go while its
+    contacts are still inside "today": its repeat contact must go with it."""
+    short = Policy(recontact_days=(0.01,), fcr_days=0.01)
+    kpi = KpiSettings(short, bucket_s=WIDTH, lateness_s=60, window_retention_s=3600)
+    processor = CustomerProcessor(CustomerTables(), kpi)
+    repeats = RepeatTotals(processor, WINDOWS, TZ)
+    processor.process(0, 0, "c1", contact("t1", BASE + 100, "billing"))
+    processor.process(0, 1, "c1", contact("t2", BASE + 200, "billing"))
+    assert repeats.read(0, BASE + 300)["today"].counts == {
+        ("repeat_customers", "billing", "chat"): 1,
+        ("repeat_contacts", "billing", "chat"): 1,
+    }
+    processor.advance(0, 2, BASE + 8000)
+    assert not processor.tables.customers
+    assert_repeats(repeats, processor, BASE + 8000)
