@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from streams.metrics.families import Family
@@ -80,8 +81,6 @@ async def test_a_failed_rendering_is_not_kept() -> None:
 
     shared = SharedRendering([Broken()], max_age_s=10.0)
     for _ in range(2):
-        try:
+        with contextlib.suppress(RuntimeError):
             await shared.get()
-        except RuntimeError:
-            pass
     assert shared.renderings == 2  # the error was not cached: the next scrape tried again

@@ -67,10 +67,8 @@ def test_window_totals_equal_the_full_recomputation(ops: list) -> None:
     store = BucketStore({}, WIDTH, (30.0, 300.0, 3600.0), retention_s=3 * 3600)
     totals = WindowTotals(store, WINDOWS, TZ)
     written: dict[int, list[Fact]] = {0: [], 1: []}
-    offset = 0
     ends = {0: BASE + 600.0, 1: BASE + 600.0}
-    for kind, p, arg in ops:
-        offset += 1
+    for offset, (kind, p, arg) in enumerate(ops, start=1):
         if kind == "write":
             store.write(p, offset, [], arg, watermark=float("-inf"))
             written[p] += arg
