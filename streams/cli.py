@@ -117,7 +117,7 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--metrics-cache-seconds",
         type=float,
-        help="reuse a /metrics rendering this young; concurrent scrapes share one (default 1)",
+        help="begin /metrics renderings at most this often; scrapes share them (default 1)",
     )
     g.add_argument("--data-dir", type=Path, help="table store directory (default .data/worker)")
     g.add_argument("--store", choices=["rocksdb", "memory"], help="table store (default rocksdb)")

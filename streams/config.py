@@ -139,7 +139,7 @@ class Settings(BaseSettings):
         1.0,
         ge=0,
         le=60,
-        description="A /metrics rendering this young is served again (scrape storms).",
+        description="/metrics renderings begin at most this often; scrapes share them.",
     )
     wallboard_host: str = Field("127.0.0.1", description="Address the wallboard listens on.")
     wallboard_port: int = Field(DEFAULT_WALLBOARD_PORT, ge=1, le=65535)
@@ -152,6 +152,20 @@ class Settings(BaseSettings):
     connect_timeout_seconds: float = Field(
         15.0, gt=0, le=600, description="How long to wait for Kafka at startup before giving up."
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects (worker, topics, replay)."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (SASL_SSL, SASL_PLAINTEXT)."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password_file: Path | None = Field(
+        None,
+        description="File holding the SASL password; or $TICKETPULSE_SASL_PASSWORD. Never a flag.",
+    )
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signed the brokers' certs.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
     future_tolerance_seconds: float = Field(
         300.0, ge=0, description="Events further than this ahead of the clock go to the DLQ."
     )
@@ -205,21 +219,38 @@ class Settings(BaseSettings):
 
     @field_validator("bootstrap_servers")
     @classmethod
-    def _plain_host_ports(cls, value: str) -> str:
-        """``host:port`` only: a ``SASL_SSL://`` scheme used to be dropped silently, and a
-        user who thinks security is on must not be wrong about it."""
-        for server in (s.strip() for s in value.split(",")):
-            scheme, sep, _ = server.partition("://")
-            if sep and scheme.upper() != "PLAINTEXT":
-                msg = (
-                    f"{server!r}: ticketpulse connects in PLAINTEXT only (no TLS or SASL "
-                    "settings yet); give host:port, or PLAINTEXT://host:port"
-                )
-                raise ValueError(msg)
+    def _some_server(cls, value: str) -> str:
         if not any(s.strip() for s in value.split(",")):
             msg = "no bootstrap server given"
             raise ValueError(msg)
         return value
+
+    @model_validator(mode="after")
+    def _security_is_what_it_says(self) -> Settings:
+        """A ``SASL_SSL://`` scheme that disagrees with ``security_protocol`` is an error,
+        never dropped: a user who thinks security is on must not be wrong about it."""
+        for server in (s.strip() for s in self.bootstrap_servers.split(",")):
+            scheme, sep, _ = server.partition("://")
+            if sep and scheme.upper() != self.security_protocol:
+                msg = (
+                    f"bootstrap_servers entry {server!r} says {scheme.upper()} but "
+                    f"security_protocol is {self.security_protocol}: set security_protocol (and "
+                    'its TLS/SASL settings: README "Connecting to a secured Kafka"), or give '
+                    "host:port"
+                )
+                raise ValueError(msg)
+        if self.security_protocol.startswith("SASL") and not self.sasl_username:
+            msg = f"security_protocol {self.security_protocol} needs sasl_username"
+            raise ValueError(msg)
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            msg = "ssl_keyfile is given without ssl_certfile (mutual TLS needs both)"
+            raise ValueError(msg)
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_password_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                msg = f"{name} {path}: no such file"
+                raise ValueError(msg)
+        return self
 
     @field_validator("timezone")
     @classmethod

@@ -4,14 +4,15 @@ Every scrape used to rebuild every series on the event loop, so 20 clients scrap
 at once (an HA Prometheus pair, wallboards, a heavy dashboard) stopped ingestion.
 Now:
 
-- concurrent scrapes await the one rendering in progress (single flight), and a
-  rendering younger than ``max_age_s`` (``metrics_cache_seconds``, 1 s by default) is
-  served again, so a storm costs one rendering per second at most;
+- a scrape never sees a state older than its own arrival: when nothing was applied
+  since the last rendering began (``version`` unchanged) that rendering is served as
+  it is, otherwise the scrape waits for one that begins after it arrived;
+- scrapes arriving meanwhile share that one rendering (single flight), and renderings
+  begin at most once per ``min_interval_s`` (``metrics_cache_seconds``, 1 s by
+  default), so a storm costs one rendering per second however many clients there are;
 - the rendering gives the loop back whenever it has run ``slice_s`` (5 ms), between
   families or between partitions (the KPI exporter yields ``PAUSE`` there), so the
-  agents' batches interleave with it. Each family is built from one consistent read
-  (the window totals are copied when a family set starts), so a slice boundary never
-  splits a family.
+  agents' batches interleave with it. Each family is built from one consistent read.
 """
 
 from __future__ import annotations
@@ -30,36 +31,62 @@ class SharedRendering:
     def __init__(
         self,
         collectors: Iterable[Any],
-        max_age_s: float = 1.0,
+        min_interval_s: float = 1.0,
         slice_s: float = 0.005,
+        version: Callable[[], object] = object,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``version``: changes whenever what the collectors read changed (the worker
+        passes its batch and rebalance counts; the default never repeats)."""
         self.collectors = list(collectors)
-        self.max_age_s = max_age_s
+        self.min_interval_s = min_interval_s
         self.slice_s = slice_s
+        self.version = version
         self.clock = clock
         self.renderer = TextRenderer()
-        self.renderings = 0  # how many times it rendered (the rest were shared or reused)
+        self.renderings = 0  # renderings begun (the other scrapes shared or reused one)
         self.longest_slice_s = 0.0
         self._text: bytes | None = None
-        self._at = float("-inf")
+        self._text_version: object = None
+        self._began = float("-inf")
         self._pending: asyncio.Future[bytes] | None = None
+        self._pending_version: object = None
 
     async def get(self) -> bytes:
-        if self._text is not None and self.clock() - self._at < self.max_age_s:
+        """The exposition text, as of this call or later."""
+        version = self.version()
+        if self._text is not None and version == self._text_version:
             return self._text
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(self._render())
-            self._pending.add_done_callback(self._done)
-        return await asyncio.shield(self._pending)
+        if self._pending is not None and version == self._pending_version:
+            return await asyncio.shield(self._pending)  # begun on the state seen now
+        wanted = self.renderings + 1  # the next rendering to begin, not the one under way
+        while True:
+            if self._pending is None:
+                delay = self._began + self.min_interval_s - self.clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    continue  # another waiter may have begun one meanwhile
+                self._begin()
+            number, pending = self.renderings, self._pending
+            assert pending is not None
+            text = await asyncio.shield(pending)
+            if number >= wanted:
+                return text
 
-    def _done(self, future: asyncio.Future[bytes]) -> None:
-        self._pending = None
-        if not future.cancelled() and future.exception() is None:
-            self._text, self._at = future.result(), self.clock()
+    def _begin(self) -> None:
+        self.renderings += 1
+        self._began = self.clock()
+        version = self._pending_version = self.version()
+        pending = self._pending = asyncio.ensure_future(self._render())
+
+        def done(future: asyncio.Future[bytes]) -> None:
+            self._pending = None
+            if not future.cancelled() and future.exception() is None:
+                self._text, self._text_version = future.result(), version
+
+        pending.add_done_callback(done)
 
     async def _render(self) -> bytes:
-        self.renderings += 1
         out: list[str] = []
         started = time.perf_counter()
         for collector in self.collectors:

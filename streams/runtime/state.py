@@ -27,6 +27,7 @@ class PipelineState:
     contacts_forwarded: int = 0  # contact records sent to the contacts topic
     contacts_received: int = 0  # contact records the customer agent consumed
     batches: int = 0  # batches the agents processed
+    applied: int = 0  # batches applied to the tables (step 1): what /metrics renders changed
     table_writes: int = 0  # table keys written (changelog records), after coalescing
     bad_rows: BadRows = field(default_factory=BadRows)  # stored rows left out, per table
     broker_up: bool = True  # a bootstrap server answers (streams.runtime.quiet_logs)

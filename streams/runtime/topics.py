@@ -8,6 +8,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from streams.config import Settings
+from streams.runtime.security import AuthFailures, diagnose, kafka_python_args
 
 DLQ_RETENTION_MS = 7 * 24 * 3600 * 1000  # the DLQ holds customer data: keep it short
 
@@ -21,7 +22,14 @@ class BrokerUnreachableError(RuntimeError):
     """No bootstrap server answered within ``connect_timeout_seconds``."""
 
     @classmethod
-    def of(cls, settings: Settings, exc: Exception) -> BrokerUnreachableError:
+    def of(
+        cls, settings: Settings, exc: Exception, failures: AuthFailures | None = None
+    ) -> BrokerUnreachableError:
+        """The security setting at fault when there is one (``security.diagnose``), else
+        that nothing answered."""
+        reason = diagnose(settings, auth_failed=failures is not None and failures.seen)
+        if reason is not None:
+            return cls(f"cannot connect to Kafka: {reason}")
         msg = (
             f"cannot reach Kafka at {settings.bootstrap_servers} within "
             f"{settings.connect_timeout_seconds:g} s ({exc}); is the broker running, and is "
@@ -33,15 +41,18 @@ class BrokerUnreachableError(RuntimeError):
 def admin_client(settings: Settings) -> KafkaAdminClient:
     """An admin client, or ``BrokerUnreachableError`` after a bounded wait."""
     timeout_ms = int(settings.connect_timeout_seconds * 1000)
+    failures = AuthFailures()
     try:
-        return KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_list,
-            client_id="ticketpulse-admin",
-            bootstrap_timeout_ms=timeout_ms,
-            request_timeout_ms=max(timeout_ms, 5000),
-        )
+        with failures:
+            return KafkaAdminClient(
+                bootstrap_servers=settings.bootstrap_list,
+                client_id="ticketpulse-admin",
+                bootstrap_timeout_ms=timeout_ms,
+                request_timeout_ms=max(timeout_ms, 5000),
+                **kafka_python_args(settings),
+            )
     except KafkaTimeoutError as exc:
-        raise BrokerUnreachableError.of(settings, exc) from None
+        raise BrokerUnreachableError.of(settings, exc, failures) from None
 
 
 def ensure_topics(settings: Settings, tables: tuple[str, ...] = ()) -> dict[str, int]:

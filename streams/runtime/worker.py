@@ -52,6 +52,7 @@ from streams.runtime.faust_internals import (
     stored_rows,
     worker_transport,
 )
+from streams.runtime.security import faust_credentials
 from streams.runtime.state import PipelineState
 from streams.runtime.writers import ContactForwarder, DeadLetterSender, FaustChangelog, FaustStore
 
@@ -67,6 +68,7 @@ def faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_list],
+        broker_credentials=faust_credentials(settings),
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,
@@ -124,7 +126,9 @@ class Worker:
         self._watch_broker()
         collectors = [self._pipeline_collector(), self._kpi_collector()]
         self.registry = build_registry(collectors)
-        self.rendering = SharedRendering(collectors, settings.metrics_cache_seconds)
+        self.rendering = SharedRendering(
+            collectors, settings.metrics_cache_seconds, version=self._figures_version
+        )
         self._pages()
 
     # -- wiring ------------------------------------------------------------------------
@@ -208,6 +212,7 @@ class Worker:
 
     def apply_tickets(self, records: list[Any]) -> Batch:
         """Step 1 of the ingest commit: classify and apply one partition's records."""
+        self.state.applied += 1
         batch, state, s = Batch(records), self.state, self.settings
         moved: float | None = None
         with self.ticket_cache.batch(records[0].partition if records else 0):
@@ -247,6 +252,7 @@ class Worker:
 
     def apply_contacts(self, records: list[Any]) -> Batch:
         """Step 1 of the customer commit: apply one contacts partition's records."""
+        self.state.applied += 1
         batch = Batch(records)
         with self.customer_cache.batch(records[0].partition if records else 0):
             for message in records:
@@ -336,6 +342,13 @@ class Worker:
             fold=LabelFolder.of(s.queue_allowlist, s.max_queues),
             fold_agent=LabelFolder.of(s.agent_allowlist, s.max_agents),
         )
+
+    def _figures_version(self) -> tuple[int, ...]:
+        """Changes whenever a rendering of /metrics could: a batch applied, a rebalance,
+        and with the wall clock every second (windows and waits follow it)."""
+        s = self.state
+        now = int(time.time()) if self.settings.clock == "wall" else 0
+        return (s.applied, s.rebalances, now)
 
     def _pages(self) -> None:
         for path, handler in (

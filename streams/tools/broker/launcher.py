@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.runtime.processes import die_with_parent, stop
+from streams.tools.broker.tls import SecureListener, make_listener
 
 DEFAULT_KAFKA_VERSION = "4.1.0"
 POM = Path(__file__).with_name("pom.xml")
@@ -43,11 +44,8 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
-controller.listener.names=CONTROLLER
+{listeners}controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs={logs}
 num.partitions=1
 auto.create.topics.enable=true
@@ -145,10 +143,18 @@ class Broker:
     controller_port: int
     data_dir: Path
     process: subprocess.Popen[bytes]
+    secure: SecureListener | None = None  # the SASL_SSL listener, when started with one
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def secure_bootstrap(self) -> str:
+        if self.secure is None:
+            msg = "this broker was started without a SASL_SSL listener (secure=True)"
+            raise BrokerError(msg)
+        return f"127.0.0.1:{self.secure.port}"
 
     @property
     def log_path(self) -> Path:
@@ -169,18 +175,38 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return "(no broker log)"
 
 
-def _choose_ports(data_dir: Path, port: int | None) -> tuple[int, int]:
-    """Reuse the ports of an earlier run of this data dir when they are free."""
+def _choose_ports(data_dir: Path, port: int | None) -> tuple[int, int, int]:
+    """Reuse the ports of an earlier run of this data dir when they are free: (client,
+    controller, SASL_SSL)."""
     state = data_dir / "ports.json"
+    names = ("port", "controller_port", "secure_port")
     if state.exists():
         saved = json.loads(state.read_text())
-        if (port is None or port == saved["port"]) and all(
-            port_is_free(p) for p in (saved["port"], saved["controller_port"])
+        if (
+            (port is None or port == saved["port"])
+            and all(name in saved for name in names)
+            and all(port_is_free(saved[name]) for name in names)
         ):
-            return int(saved["port"]), int(saved["controller_port"])
-    chosen = (port or free_port(), free_port())
-    state.write_text(json.dumps({"port": chosen[0], "controller_port": chosen[1]}))
+            return int(saved["port"]), int(saved["controller_port"]), int(saved["secure_port"])
+    chosen = (port or free_port(), free_port(), free_port())
+    state.write_text(json.dumps(dict(zip(names, chosen, strict=True))))
     return chosen
+
+
+def _listeners(port: int, cport: int, secure: SecureListener | None) -> str:
+    """The listener lines of server.properties: PLAINTEXT, CONTROLLER and maybe SASL_SSL."""
+    listeners = [f"PLAINTEXT://127.0.0.1:{port}", f"CONTROLLER://127.0.0.1:{cport}"]
+    advertised = [f"PLAINTEXT://127.0.0.1:{port}"]
+    protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
+    if secure is not None:
+        listeners.append(f"SASL_SSL://127.0.0.1:{secure.port}")
+        advertised.append(f"SASL_SSL://127.0.0.1:{secure.port}")
+        protocols.append("SASL_SSL:SASL_SSL")
+    return (
+        f"listeners={','.join(listeners)}\n"
+        f"advertised.listeners={','.join(advertised)}\n"
+        f"listener.security.protocol.map={','.join(protocols)}\n"
+    )
 
 
 def start(
@@ -190,14 +216,21 @@ def start(
     version: str = DEFAULT_KAFKA_VERSION,
     heap: str = "512m",
     timeout: float = READY_TIMEOUT_S,
+    secure: bool = False,
 ) -> Broker:
-    """Format ``data_dir`` once if needed, start the broker and wait until it accepts clients."""
+    """Format ``data_dir`` once if needed, start the broker and wait until it accepts clients.
+
+    ``secure``: also a SASL_SSL listener (SCRAM users, a private CA: ``broker.tls``)."""
     libs = fetch_jars(version)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    port, cport = _choose_ports(data_dir, port)
+    port, cport, sport = _choose_ports(data_dir, port)
+    listener = make_listener(data_dir / "tls", sport) if secure else None
     props = data_dir / "server.properties"
-    props.write_text(SERVER_PROPERTIES.format(port=port, cport=cport, logs=data_dir / "logs"))
+    text = SERVER_PROPERTIES.format(
+        listeners=_listeners(port, cport, listener), cport=cport, logs=data_dir / "logs"
+    )
+    props.write_text(text + (listener.properties() if listener else ""))
     log4j = data_dir / "log4j2.properties"
     log4j.write_text(LOG4J2)
     classpath = f"{libs}/*"
@@ -219,6 +252,7 @@ def start(
             cluster_file.read_text().strip(),
             "-c",
             str(props),
+            *(listener.format_args() if listener else []),
         ],
         capture_output=True,
         text=True,
@@ -252,7 +286,7 @@ def start(
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
-    broker = Broker(port=port, controller_port=cport, data_dir=data_dir, process=process)
+    broker = Broker(port, cport, data_dir, process, listener)
     try:
         wait_ready(broker, timeout)
     except BaseException:

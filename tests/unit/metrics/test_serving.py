@@ -1,4 +1,4 @@
-"""Scrape storms: one rendering shared, reused while young, and rendered in slices."""
+"""Scrape storms: one rendering shared, never older than the scrape, rendered in slices."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from streams.metrics.serving import PAUSE, SharedRendering
 
 
 class SlowCollector:
-    """Each family costs ``cost_s`` of CPU; PAUSE between families, as the exporter does."""
+    """Each family costs ``cost_s`` of CPU; PAUSE between families, as the exporter does.
+    Its values are the state ``version`` it was rendered at."""
 
     def __init__(self, families: int, cost_s: float) -> None:
-        self.n, self.cost_s, self.built = families, cost_s, 0
+        self.n, self.cost_s, self.built, self.state = families, cost_s, 0, 0
 
     def families(self):
         for i in range(self.n):
@@ -23,41 +24,52 @@ class SlowCollector:
                 pass
             self.built += 1
             family = Family(f"x_{i}", "doc", ["queue"])
-            family.add(["q"], self.built)
+            family.add(["q"], self.state)
             yield family
             yield PAUSE
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+def shared_for(collector: SlowCollector, **kwargs) -> SharedRendering:
+    return SharedRendering([collector], version=lambda: collector.state, **kwargs)
 
 
 async def test_concurrent_scrapes_share_one_rendering() -> None:
     collector = SlowCollector(families=10, cost_s=0.002)
-    shared = SharedRendering([collector], max_age_s=1.0, clock=Clock())
+    shared = shared_for(collector, min_interval_s=0.0)
     texts = await asyncio.gather(*(shared.get() for _ in range(20)))
     assert shared.renderings == 1
     assert collector.built == 10
     assert len(set(texts)) == 1 and b"x_9" in texts[0]
 
 
-async def test_a_young_rendering_is_served_again_and_an_old_one_is_not() -> None:
-    clock = Clock()
-    shared = SharedRendering([SlowCollector(3, 0.0)], max_age_s=1.0, clock=clock)
+async def test_an_unchanged_state_is_served_again_and_a_changed_one_never_is() -> None:
+    collector = SlowCollector(3, 0.0)
+    shared = shared_for(collector, min_interval_s=0.05)
     first = await shared.get()
-    clock.now = 0.9
     assert await shared.get() == first and shared.renderings == 1
-    clock.now = 1.0
-    assert await shared.get() != first and shared.renderings == 2
+    collector.state = 1  # a batch was applied: the next scrape must show it
+    began = time.monotonic()
+    second = await shared.get()
+    assert b'x_0{queue="q"} 1.0' in second and shared.renderings == 2
+    assert time.monotonic() - began >= 0.04, "renderings begin at most every min_interval_s"
+
+
+async def test_a_scrape_arriving_during_a_rendering_waits_for_the_next_one() -> None:
+    """The rendering under way began before the state this scrape may already have seen."""
+    collector = SlowCollector(10, 0.002)
+    shared = shared_for(collector, min_interval_s=0.0)
+    early = asyncio.ensure_future(shared.get())
+    await asyncio.sleep(0.005)  # the first rendering is under way
+    collector.state = 7
+    late = await shared.get()
+    assert b'x_9{queue="q"} 7.0' in late
+    await early
+    assert shared.renderings == 2
 
 
 async def test_other_tasks_run_while_a_long_rendering_goes_on() -> None:
     """40 ms of rendering in 2 ms families: the loop gets control back between slices."""
-    shared = SharedRendering([SlowCollector(20, 0.002)], max_age_s=0.0, slice_s=0.005)
+    shared = shared_for(SlowCollector(20, 0.002), slice_s=0.005)
     ticks = 0
 
     async def ticker() -> None:
@@ -79,8 +91,8 @@ async def test_a_failed_rendering_is_not_kept() -> None:
             raise RuntimeError("boom")
             yield  # pragma: no cover
 
-    shared = SharedRendering([Broken()], max_age_s=10.0)
+    shared = SharedRendering([Broken()], min_interval_s=0.0, version=lambda: 1)
     for _ in range(2):
         with contextlib.suppress(RuntimeError):
             await shared.get()
-    assert shared.renderings == 2  # the error was not cached: the next scrape tried again
+    assert shared.renderings == 2  # the error was not kept: the next scrape tried again
