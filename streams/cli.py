@@ -114,6 +114,7 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--metrics-port", type=int, help=f"port of /metrics (default {DEFAULT_METRICS_PORT})"
     )
+    _web_config_flag(g)
     g.add_argument(
         "--metrics-cache-seconds",
         type=float,
@@ -157,6 +158,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "metrics_host",
         "metrics_port",
         "metrics_cache_seconds",
+        "web_config_file",
         "data_dir",
         "store",
         "instance_id",
@@ -203,6 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _web_config_flag(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--web-config-file",
+        type=Path,
+        help="TLS and basic auth of /metrics and the wallboard: a Prometheus exporter-toolkit "
+        "web config (tls_server_config, basic_auth_users with bcrypt hashes)",
+    )
+
+
 def _wallboard_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("wallboard")
     g.add_argument("--wallboard-host", help="address of the wallboard (default 127.0.0.1)")
@@ -216,6 +227,7 @@ def _wallboard_command(command: Callable[[str, str], argparse.ArgumentParser]) -
     board = command("wallboard", "Serve a TV wallboard and a live JSON/SSE feed of the figures.")
     _settings_flags(board)
     _wallboard_flags(board)
+    _web_config_flag(board)
     source = board.add_mutually_exclusive_group(required=True)
     source.add_argument("--workers", help="the workers' base URLs, comma separated")
     source.add_argument("--prometheus", help="Prometheus base URL (instant queries)")
@@ -518,6 +530,7 @@ def _wait_for_signal(alive: Callable[[], bool]) -> None:
 
 
 def cmd_wallboard(args: argparse.Namespace) -> int:
+    from streams.metrics.web_config import load_web_config
     from streams.wallboard.app import Board, serve
     from streams.wallboard.sources import PrometheusSource, Source, WorkersSource
 
@@ -529,7 +542,12 @@ def cmd_wallboard(args: argparse.Namespace) -> int:
     else:
         source = PrometheusSource(args.prometheus)
     board = Board(source, settings.wallboard_refresh_seconds, list(settings.windows))
-    serve(board, settings.wallboard_host, settings.wallboard_port)
+    serve(
+        board,
+        settings.wallboard_host,
+        settings.wallboard_port,
+        load_web_config(settings.web_config_file),
+    )
     return 0
 
 

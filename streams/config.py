@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     replication_factor: int = Field(1, ge=1, description="Replication of created topics.")
     metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on.")
     metrics_port: int = Field(DEFAULT_METRICS_PORT, ge=1, le=65535)
+    web_config_file: Path | None = Field(
+        None,
+        description="exporter-toolkit web config: TLS and basic auth of /metrics, wallboard.",
+    )
     metrics_cache_seconds: float = Field(
         1.0,
         ge=0,

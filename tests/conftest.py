@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -41,10 +42,19 @@ def names() -> dict[str, str]:
     return {"topic": f"events-{tag}", "dlq": f"dlq-{tag}", "app_id": f"tp-{tag}"}
 
 
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def fetch(url: str, context: ssl.SSLContext | None = None, auth: str | None = None) -> str:
+    """A page's text; ``context`` and ``auth`` (an Authorization header) for a worker
+    serving TLS and basic auth (``--web-config-file``)."""
+    request = urllib.request.Request(url, headers={"Authorization": auth} if auth else {})
+    with urllib.request.urlopen(request, timeout=5, context=context) as response:
+        return str(response.read().decode())
+
+
+def scrape(
+    url: str, context: ssl.SSLContext | None = None, auth: str | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """/metrics as {(sample name, sorted labels): value}."""
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
+    text = fetch(url, context, auth)
     samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -57,17 +67,19 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    tls: ssl.SSLContext | None = None  # set for a worker serving https
+    auth: str | None = None  # its Authorization header, when it asks for basic auth
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/metrics"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/metrics"
 
     def raw_metrics(self) -> str:
-        with urllib.request.urlopen(self.url, timeout=5) as response:
-            return response.read().decode()
+        return fetch(self.url, self.tls, self.auth)
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        return scrape(self.url)
+        return scrape(self.url, self.tls, self.auth)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
@@ -92,6 +104,9 @@ def start_worker(tmp_path: Path, kafka: launcher.Broker, names: dict[str, str]) 
         program: tuple[str, ...] = ("-m", "streams.cli"),
         env: dict[str, str] | None = None,
         port: int | None = None,
+        bootstrap: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        auth: str | None = None,
     ) -> WorkerProcess:
         port = port or launcher.free_port()
         data = data_dir or tmp_path / f"worker-{len(started)}"
@@ -101,7 +116,7 @@ def start_worker(tmp_path: Path, kafka: launcher.Broker, names: dict[str, str]) 
             *program,
             "worker",
             "--bootstrap-servers",
-            kafka.bootstrap,
+            bootstrap or kafka.bootstrap,
             "--app-id",
             names["app_id"],
             "--topic",
@@ -124,7 +139,7 @@ def start_worker(tmp_path: Path, kafka: launcher.Broker, names: dict[str, str]) 
                 env={**os.environ, **(env or {})},
                 preexec_fn=processes.die_with_parent,  # never outlive a killed test run
             )
-        worker = WorkerProcess(proc, port, log_path)
+        worker = WorkerProcess(proc, port, log_path, tls, auth)
         started.append(worker)
         if wait:
             wait_for(

@@ -26,6 +26,7 @@ from streams.ingest.schema import Rejected, classify, load_schema
 from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
 from streams.metrics.serving import SharedRendering
+from streams.metrics.web_config import load_web_config
 from streams.processing.customers import (
     TABLES as CUSTOMER_TABLES,
 )
@@ -65,6 +66,7 @@ TABLES = TICKET_TABLES + CUSTOMER_TABLES
 
 
 def faust_app(settings: Settings) -> faust.App:
+    web = load_web_config(settings.web_config_file)  # TLS and basic auth of the pages
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_list],
@@ -81,6 +83,8 @@ def faust_app(settings: Settings) -> faust.App:
         web_bind=settings.metrics_host,
         web_host=settings.metrics_host,
         web_port=settings.metrics_port,
+        web_ssl_context=web.ssl_context(),
+        web_application_options={"middlewares": [web.middleware()]},
         web_in_thread=False,
         producer_linger=0.02,  # dead letters; the table writer's batches are sent at once
         producer_max_batch_size=1024 * 1024,  # the most a record batch of the writer holds

@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from streams.metrics.web_config import WebConfig
 from streams.wallboard.figures import document
 from streams.wallboard.sources import Reading, Source
 
@@ -92,8 +93,9 @@ def _names(text: str | None) -> set[str] | None:
     return names or None
 
 
-def make_app(board: Board) -> web.Application:
-    app = web.Application()
+def make_app(board: Board, access: WebConfig | None = None) -> web.Application:
+    """``access``: basic auth from the web config (``streams.metrics.web_config``)."""
+    app = web.Application(middlewares=[(access or WebConfig()).middleware()])
     static = resources.files("streams.wallboard") / "static"
 
     async def page(request: web.Request) -> web.Response:
@@ -137,6 +139,9 @@ def make_app(board: Board) -> web.Application:
     return app
 
 
-def serve(board: Board, host: str, port: int) -> None:
-    print(f"wallboard: http://{host}:{port}/ (source: {board.source.name})", flush=True)
-    web.run_app(make_app(board), host=host, port=port, print=None)
+def serve(board: Board, host: str, port: int, access: WebConfig | None = None) -> None:
+    access = access or WebConfig()
+    tls = access.ssl_context()
+    scheme = "https" if tls else "http"
+    print(f"wallboard: {scheme}://{host}:{port}/ (source: {board.source.name})", flush=True)
+    web.run_app(make_app(board, access), host=host, port=port, print=None, ssl_context=tls)

@@ -34,7 +34,8 @@ SPAN_S = 4800  # the simulated log covers the last 80 minutes
 
 
 class Prometheus:
-    def __init__(self, tmp: Path, target: str | list[str]) -> None:
+    def __init__(self, tmp: Path, target: str | list[str], **scrape: object) -> None:
+        """``scrape``: more of the scrape config (scheme, basic_auth, tls_config)."""
         targets = [target] if isinstance(target, str) else target
         binary = shutil.which("prometheus")
         assert binary, "Debian's prometheus package provides the server (make system-deps)"
@@ -47,7 +48,7 @@ class Prometheus:
                 str(rules / "ticketpulse.alerts.yml"),
             ],
             "scrape_configs": [
-                {"job_name": "ticketpulse", "static_configs": [{"targets": targets}]}
+                {"job_name": "ticketpulse", "static_configs": [{"targets": targets}], **scrape}
             ],
         }
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -97,8 +98,8 @@ class Prometheus:
 def prometheus_factory(tmp_path: Path):
     started: list[Prometheus] = []
 
-    def start(target: str | list[str]) -> Prometheus:
-        prom = Prometheus(tmp_path, target)
+    def start(target: str | list[str], **scrape: object) -> Prometheus:
+        prom = Prometheus(tmp_path, target, **scrape)
         started.append(prom)
         wait_for(prom.ready, 60, "prometheus to be ready")
         return prom
