@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _web_config_flag(group: argparse._ArgumentGroup) -> None:
+def _web_config_flag(group: argparse._ActionsContainer) -> None:
     group.add_argument(
         "--web-config-file",
         type=Path,
