@@ -26,6 +26,7 @@ commits what it processed and leaves the consumer group cleanly.""",
   ticketpulse broker                        # .data/kafka, port 9092 (or a free one if taken)
   ticketpulse broker --port 19092 --data-dir /tmp/kafka
   ticketpulse broker --fetch-only           # download the jars (needs Java 17+ and Maven)
+  ticketpulse broker --secure               # also a SASL_SSL listener (SCRAM, private CA)
 
 Jars are cached in ~/.cache/ticketpulse (override with TICKETPULSE_CACHE). The data
 directory is formatted once and reused, so topics and offsets survive a restart.""",
@@ -304,6 +305,12 @@ def _broker_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     broker.add_argument(
         "--fetch-only", action="store_true", help="only download the jars, then exit"
     )
+    broker.add_argument(
+        "--secure",
+        action="store_true",
+        help="also a SASL_SSL listener: a private CA and a SCRAM user made at first start "
+        "(DATA_DIR/tls); prints the settings that connect to it",
+    )
 
     topics = command("topics", "Create the input and dead-letter topics.")
     _settings_flags(topics)
@@ -507,10 +514,19 @@ def cmd_broker(args: argparse.Namespace) -> int:
     port = args.port
     if port is None and not (args.data_dir / "ports.json").exists():
         port = 9092 if launcher.port_is_free(9092) else None
-    broker = launcher.start(args.data_dir, port=port, version=version)
+    broker = launcher.start(args.data_dir, port=port, version=version, secure=args.secure)
     print(
         f"Kafka {version} ready on {broker.bootstrap} (data: {broker.data_dir}); Ctrl-C stops it."
     )
+    if broker.secure is not None:
+        tls = broker.secure
+        print(
+            f"SASL_SSL listener on {broker.secure_bootstrap}; settings that connect to it:\n"
+            f'  bootstrap_servers = "{broker.secure_bootstrap}"\n'
+            f'  security_protocol = "SASL_SSL"\n  sasl_mechanism = "SCRAM-SHA-512"\n'
+            f'  sasl_username = "{tls.user}"\n  sasl_password_file = "{tls.password_file}"\n'
+            f'  ssl_cafile = "{tls.ca_file}"'
+        )
     _wait_for_signal(broker.alive)
     code = broker.stop()
     print(f"broker stopped (exit {code})")

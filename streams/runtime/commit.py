@@ -153,6 +153,10 @@ class ProcessedOffsets:
             key = (last.topic, last.partition)
             self._next[key] = max(self._next.get(key, 0), last.offset + 1)
 
+    def of(self, topic: str) -> dict[int, int]:
+        """The next offset to process of each partition of ``topic`` (for /stats)."""
+        return {p: n for (t, p), n in self._next.items() if t == topic}
+
 
 @dataclass
 class BatchCommit:

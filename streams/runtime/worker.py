@@ -381,6 +381,9 @@ class Worker:
                 "table_writes": s.table_writes,
                 "acks_released": self.finished.released,
                 "last_processed_at": s.last_processed_at,
+                # the next input offset to process, per partition: every record below it
+                # is reflected in /metrics (the bench's freshness measurement polls this)
+                "next_offsets": self.processed.of(self.settings.topic),
             }
         )
 

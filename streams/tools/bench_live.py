@@ -1,0 +1,177 @@
+"""The bench's measurements of a live worker: freshness, recovery, a scrape storm.
+
+- **Freshness**: records produced at a steady rate (70 % of the worker's measured maximum),
+  each one's produce time against the moment the worker's ``/stats`` first shows its
+  partition's next offset past it (the batch is done then: its figures were on /metrics
+  since its step 1, so this is an upper bound), polled every 10 ms.
+- **Recovery**: a new worker of the same app with an empty data dir, every table rebuilt
+  from the changelogs: seconds from its start to ``/ready`` answering 200.
+- **Scrape storm**: ``clients`` threads scraping /metrics back to back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+
+from streams.runtime.processes import die_with_parent
+from streams.tools.broker import launcher
+from streams.tools.simulator import SimParams, generate
+
+POLL_S = 0.01
+Sent = dict[tuple[int, int], float]  # (partition, offset) -> produce time (monotonic)
+Samples = list[tuple[float, dict[int, int]]]  # (poll time, next offset per partition)
+
+
+def start_worker(
+    bootstrap: str, topic: str, app_id: str, data_dir: Path, store: str, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``ticketpulse worker`` process (clock event, warnings only) and its base URL."""
+    port = launcher.free_port()
+    args = ["--bootstrap-servers", bootstrap, "--topic", topic, "--app-id", app_id]
+    args += ["--metrics-port", str(port), "--data-dir", str(data_dir), "--store", store]
+    args += ["--clock", "event", "--log-level", "warning"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+        return json.load(response)
+
+
+class ScrapeStorm:
+    """``clients`` threads scraping /metrics back to back (issue 15's 20-client storm)."""
+
+    def __init__(self, base: str, clients: int) -> None:
+        self.base, self.answers = base, 0
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def _client(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                with urllib.request.urlopen(f"{self.base}/metrics", timeout=60) as response:  # noqa: S310
+                    response.read()
+                self.answers += 1
+            except OSError:
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(60)
+
+
+def freshness(
+    bootstrap: str, topic: str, base: str, rate: float, seconds: float, start: float
+) -> dict[str, float]:
+    """p50 and p99 of produce -> visible, at ``rate`` records/s for ``seconds``; the
+    simulated events begin at ``start`` (just after the log already consumed)."""
+    sent: Sent = {}
+    samples: Samples = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            offsets = get_json(f"{base}/stats")["next_offsets"]
+            samples.append((time.monotonic(), {int(p): n for p, n in offsets.items()}))
+            time.sleep(POLL_S)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    params = SimParams(seed=99, rate=20, max_events=int(rate * seconds), start=start)
+    t0 = time.monotonic()
+    for i, record in enumerate(generate(params)):
+        pause = t0 + i / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        at = time.monotonic()
+        future = producer.send(topic, key=record.key, value=record.value)
+        future.add_callback(lambda md, at=at: sent.__setitem__((md.partition, md.offset), at))
+    producer.flush()
+    producer.close()
+    _wait_until_seen(sent, samples)
+    stop.set()
+    poller.join()
+    return _latencies(sent, samples, rate)
+
+
+def _wait_until_seen(sent: Sent, samples: Samples, timeout: float = 120) -> None:
+    newest: dict[int, int] = {}
+    for p, offset in sent:
+        newest[p] = max(newest.get(p, -1), offset)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if samples and all(samples[-1][1].get(p, 0) > o for p, o in newest.items()):
+            return
+        time.sleep(0.1)
+
+
+def _latencies(sent: Sent, samples: Samples, rate: float) -> dict[str, float]:
+    latencies: list[float] = []
+    for (p, offset), at in sent.items():
+        for when, offsets in samples:
+            if when >= at and offsets.get(p, 0) > offset:
+                latencies.append(when - at)
+                break
+    latencies.sort()
+    if not latencies:
+        return {
+            "fresh_p50": float("nan"),
+            "fresh_p99": float("nan"),
+            "fresh_records": 0,
+            "fresh_rate": rate,
+        }
+
+    def pick(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+
+    return {
+        "fresh_p50": pick(0.5),
+        "fresh_p99": pick(0.99),
+        "fresh_records": len(latencies),
+        "fresh_rate": rate,
+    }
+
+
+def recovery(bootstrap: str, topic: str, app_id: str, work: Path, store: str) -> float:
+    """Seconds from a new worker's start (empty data dir) to /ready answering 200."""
+    data = work / f"recovered-{time.time_ns()}"
+    proc, base = start_worker(bootstrap, topic, app_id, data, store, work / "recovery.log")
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < 600:
+            if proc.poll() is not None:
+                msg = f"the recovering worker exited with {proc.returncode}"
+                raise RuntimeError(msg)
+            try:
+                with urllib.request.urlopen(f"{base}/ready", timeout=5) as response:  # noqa: S310
+                    if response.status == 200:
+                        return time.monotonic() - t0
+            except (urllib.error.HTTPError, OSError):
+                pass
+            time.sleep(0.1)
+        msg = "the recovering worker was not ready in 10 minutes"
+        raise RuntimeError(msg)
+    finally:
+        proc.terminate()
+        proc.wait(60)
