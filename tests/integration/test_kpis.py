@@ -122,6 +122,19 @@ def replay(
     )
 
 
+def simulated(log: Path, seed: int, rate: float, events: int) -> tuple[list, Metrics]:
+    """A simulated log written to ``log``: its records and the oracle's figures of them
+    (4 partitions, default settings, the standard windows)."""
+    args = ["simulate", "--seed", str(seed), "--rate", str(rate), "--events", str(events)]
+    assert main([*args, "--output", str(log)]) == 0
+    records = [(key_of(line), line) for line in read_jsonl(log)]
+    oracle = expected(
+        records, partitions=4, policy=load_settings().policy(), now=time.time(),
+        windows=dict(DEFAULT_WINDOWS),
+    )  # fmt: skip
+    return records, oracle
+
+
 def replay_into_new_topics(kafka, names, log: Path, partitions: int = 4) -> None:
     """The test's topics created with ``partitions``, then the whole log produced."""
     from streams.runtime.topics import ensure_topics

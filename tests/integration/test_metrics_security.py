@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import secrets
 import ssl
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,14 +14,10 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from streams.cli import main
-from streams.config import DEFAULT_WINDOWS, load_settings
 from streams.tools.broker.tls import make_listener
-from streams.tools.produce import key_of, read_jsonl
 from tests.conftest import fetch, wait_for
-from tests.integration.test_kpis import replay_into_new_topics, wait_equal
+from tests.integration.test_kpis import replay_into_new_topics, simulated, wait_equal
 from tests.integration.test_prometheus import Prometheus
-from tests.oracle import expected
 
 pytestmark = pytest.mark.integration
 
@@ -65,15 +60,7 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(
     password = secrets.token_urlsafe(12)
     config, ca_file = web_config(tmp_path, password)
     log = tmp_path / "day.jsonl"
-    assert (
-        main(["simulate", "--seed", "8", "--rate", "2", "--events", "2000", "--output", str(log)])
-        == 0
-    )
-    records = [(key_of(line), line) for line in read_jsonl(log)]
-    oracle = expected(
-        records, partitions=4, policy=load_settings().policy(), now=time.time(),
-        windows=dict(DEFAULT_WINDOWS),
-    )  # fmt: skip
+    _, oracle = simulated(log, seed=8, rate=2, events=2000)
     replay_into_new_topics(kafka, names, log)
     context = ssl.create_default_context(cafile=str(ca_file))
     worker = start_worker(

@@ -6,19 +6,14 @@ figures at the end equal the oracle. How fast it consumes meanwhile is measured 
 from __future__ import annotations
 
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import orjson
 import pytest
 
-from streams.cli import main
-from streams.config import DEFAULT_WINDOWS, load_settings
-from streams.tools.produce import key_of, read_jsonl
 from tests.conftest import wait_for
-from tests.integration.test_kpis import replay_into_new_topics, wait_equal
-from tests.oracle import expected
+from tests.integration.test_kpis import replay_into_new_topics, simulated, wait_equal
 
 pytestmark = pytest.mark.integration
 CLIENTS = 20
@@ -62,15 +57,7 @@ def accepted(port: int) -> int:
 
 def test_consumption_goes_on_during_a_scrape_storm(kafka, names, start_worker, tmp_path: Path):
     log = tmp_path / "storm.jsonl"
-    assert (
-        main(["simulate", "--seed", "21", "--rate", "4", "--events", "16000", "--output", str(log)])
-        == 0
-    )
-    records = [(key_of(line), line) for line in read_jsonl(log)]
-    oracle = expected(
-        records, partitions=4, policy=load_settings().policy(), now=time.time(),
-        windows=dict(DEFAULT_WINDOWS),
-    )  # fmt: skip
+    records, oracle = simulated(log, seed=21, rate=4, events=16000)
     worker = start_worker("--clock", "event")
     with Storm(worker.url) as storm:
         wait_for(lambda: storm.answers >= CLIENTS, 60, "the storm to be under way", worker)
