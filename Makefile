@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint unit integration bench assets system-deps kafka-jars clean test-faust-latest
+.PHONY: help run test lint unit integration chaos soak bench assets system-deps kafka-jars clean test-faust-latest
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,13 @@ integration: $(STAMP) kafka-jars ## the tests against the real Kafka broker only
 
 test: $(STAMP) kafka-jars lint ## install what is needed, lint, run every test (real broker included)
 	$(BIN)/pytest
+
+chaos: $(STAMP) kafka-jars ## the reliability matrix, rows 1-12, on the real broker -> docs/reliability.md (~15 min)
+	$(BIN)/pytest tests/chaos -p no:cacheprovider -v
+
+soak: $(STAMP) kafka-jars ## 1 h of live traffic at 70 % of the worker's rate -> docs/soak.csv, docs/soak.png
+	$(BIN)/pip install --quiet -e '.[dev,soak]'
+	$(BIN)/python -m streams.tools.soak
 
 clean: ## remove the virtualenv and local data (broker, worker stores)
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

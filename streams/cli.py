@@ -125,6 +125,11 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--store", choices=["rocksdb", "memory"], help="table store (default rocksdb)")
     g.add_argument("--instance-id", help="static group member id (stable across restarts)")
     g.add_argument(
+        "--session-timeout-seconds",
+        type=float,
+        help="a worker silent this long leaves the group and its partitions move (default 10)",
+    )
+    g.add_argument(
         "--future-tolerance-seconds",
         type=float,
         help="dead-letter events this far ahead of the clock (default 300)",
@@ -163,6 +168,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "data_dir",
         "store",
         "instance_id",
+        "session_timeout_seconds",
         "future_tolerance_seconds",
         "log_level",
         "batch_records",

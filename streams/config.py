@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".data/worker"), description="Local table store (RocksDB).")
     store: Literal["rocksdb", "memory"] = Field("rocksdb", description="Faust table store.")
     instance_id: str | None = Field(None, description="Static consumer-group member id.")
+    session_timeout_seconds: float = Field(
+        10.0,
+        ge=6,
+        le=300,
+        description="A worker silent this long is out of the group: its partitions move on.",
+    )
     connect_timeout_seconds: float = Field(
         15.0, gt=0, le=600, description="How long to wait for Kafka at startup before giving up."
     )

@@ -79,6 +79,10 @@ def faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         consumer_group_instance_id=settings.instance_id,
+        # failover: a dead worker's partitions move after the session timeout (Faust's
+        # default, 60 s, froze half the queues for a minute); heartbeats at a third of it
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.session_timeout_seconds / 3,
         web_enabled=True,
         web_bind=settings.metrics_host,
         web_host=settings.metrics_host,
@@ -384,8 +388,24 @@ class Worker:
                 # the next input offset to process, per partition: every record below it
                 # is reflected in /metrics (the bench's freshness measurement polls this)
                 "next_offsets": self.processed.of(self.settings.topic),
+                "lag": self._lag(),
+                "held": {  # rows in the table copies (make soak watches them stay flat)
+                    "tickets": len(self.processor.tables.tickets),
+                    "buckets": len(self.processor.tables.buckets),
+                    "customers": len(self.customers.tables.customers),
+                },
             }
         )
+
+    def _lag(self) -> int:
+        """Input records not processed yet on the partitions this worker owns."""
+        next_offsets = self.processed.of(self.settings.topic)
+        lag = 0
+        for partition in self.owned()[0]:
+            high = self.highwater(partition)
+            if high is not None:
+                lag += max(0, high - next_offsets.get(partition, 0))
+        return lag
 
     async def healthz_page(self, view: View, request: Request) -> Response:
         return view.json({"status": "ok"})

@@ -1,0 +1,133 @@
+"""`make soak`: a worker under steady live traffic for an hour; does anything grow?
+
+Row 13 of the reliability matrix: 1 h at 70 % of the worker's measured maximum. A local
+broker, one worker (wall clock) and ``ticketpulse simulate --start now --speed 1`` at the
+chosen rate. Windows are short here (5m, 15m; recontact and FCR periods of 10 minutes),
+so that buckets, tickets and customers start expiring within the run and the state
+reaches its plateau: after that, resident memory, the tables and the lag must stay flat.
+Every ``--every`` seconds it records RSS, the rows held per table and the consumer lag,
+into ``docs/soak.csv``, and plots them into ``docs/soak.png`` (matplotlib, the ``soak``
+extra: ``make soak`` installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from streams.runtime.processes import die_with_parent
+from streams.tools.broker import launcher
+
+SETTINGS = """\
+windows = { "5m" = 300, "15m" = 900 }
+recontact_days = [0.007]
+fcr_days = 0.007
+lateness_seconds = 60
+"""
+FIELDS = ["minute", "rss_mib", "tickets", "buckets", "customers", "lag", "accepted"]
+
+
+def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+
+
+def sample(pid: int, base: str, began: float) -> dict[str, float]:
+    with urllib.request.urlopen(f"{base}/stats", timeout=30) as response:  # noqa: S310
+        stats = json.load(response)
+    rss = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+    held = stats.get("held", {})
+    return {
+        "minute": round((time.monotonic() - began) / 60, 2),
+        "rss_mib": round(rss / 1024, 1),
+        "tickets": held.get("tickets", 0),
+        "buckets": held.get("buckets", 0),
+        "customers": held.get("customers", 0),
+        "lag": stats.get("lag", 0),
+        "accepted": stats["accepted"],
+    }
+
+
+def plot(rows: list[dict[str, float]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [r["minute"] for r in rows]
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    axes[0].plot(minutes, [r["rss_mib"] for r in rows])
+    axes[0].set_ylabel("worker RSS (MiB)")
+    for name in ("tickets", "buckets", "customers"):
+        axes[1].plot(minutes, [r[name] for r in rows], label=name)
+    axes[1].set_ylabel("rows held")
+    axes[1].legend()
+    axes[2].plot(minutes, [r["lag"] for r in rows])
+    axes[2].set_ylabel("consumer lag (records)")
+    axes[2].set_xlabel("minutes")
+    fig.suptitle("ticketpulse soak (make soak)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.tools.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--minutes", type=float, default=60, help="how long (default 60)")
+    parser.add_argument("--rate", type=float, default=4000, help="records/s (default 4000)")
+    parser.add_argument("--every", type=float, default=15, help="seconds between samples")
+    parser.add_argument("--output", type=Path, default=Path("docs"), help="CSV and PNG here")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="ticketpulse-soak-"))
+    (work / "soak.toml").write_text(SETTINGS)
+    broker = launcher.start(work / "kafka", heap="1g")
+    port = launcher.free_port()
+    common = ["--bootstrap-servers", broker.bootstrap, "--config", str(work / "soak.toml")]
+    store = ["--data-dir", str(work / "store"), "--log-level", "warning"]
+    worker = spawn(["worker", *common, "--metrics-port", str(port), *store], work / "worker.log")
+    live = ["--start", "now", "--speed", "1", "--rate", str(args.rate)]
+    load = spawn(
+        ["simulate", *common, *live, "--duration", str(args.minutes * 60)], work / "sim.log"
+    )
+    rows: list[dict[str, float]] = []
+    began = time.monotonic()
+    try:
+        while load.poll() is None and time.monotonic() - began < args.minutes * 60 + 60:
+            time.sleep(args.every)
+            rows.append(sample(worker.pid, f"http://127.0.0.1:{port}", began))
+            print(rows[-1], flush=True)
+    finally:
+        for proc in (load, worker):
+            proc.terminate()
+            proc.wait(60)
+        broker.stop()
+    args.output.mkdir(exist_ok=True)
+    with (args.output / "soak.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, args.output / "soak.png")
+    print(f"soak: {len(rows)} samples -> {args.output / 'soak.csv'}, {args.output / 'soak.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

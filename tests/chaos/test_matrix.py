@@ -1,0 +1,361 @@
+"""The reliability matrix, rows 1-12, on the real broker; each row judged against the oracle.
+
+`make chaos` runs it (not `make test`: the rows take minutes each) and writes the results
+into docs/reliability.md. Row 13, the soak, is `make soak`. The quick rows also run in
+`make test` in their own integration tests; here each is run again, end to end, as a row.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from streams.cli import main
+from streams.config import DEFAULT_WINDOWS, load_settings
+from streams.tools.broker import launcher
+from streams.tools.produce import key_of
+from streams.tools.simulator import SimParams, generate
+from tests.conftest import wait_for
+from tests.integration.test_ingest import consume_all
+from tests.integration.test_kpis import combined, replay_into_new_topics, wait_equal
+from tests.oracle import Metrics, differences, expected
+
+pytestmark = pytest.mark.chaos
+
+
+def scenario(tmp: Path, seed: int, events: int, **faults: float) -> tuple[Path, Counter, Metrics]:
+    """A simulated log with faults: its file, the count of each record kind, the oracle."""
+    params = SimParams(
+        seed=seed, rate=6, max_events=events, lateness_s=600,
+        recontact_mean_s=1800, reopen_mean_s=1800, **faults,
+    )  # fmt: skip
+    made = list(generate(params))
+    log = tmp / f"log-{seed}.jsonl"
+    log.write_bytes(b"".join(r.value + b"\n" for r in made))
+    records = [(key_of(r.value), r.value) for r in made]
+    oracle = expected(
+        records, partitions=4, policy=load_settings().policy(), now=time.time(),
+        windows=dict(DEFAULT_WINDOWS),
+    )  # fmt: skip
+    return log, Counter(r.kind for r in made), oracle
+
+
+def stats(worker) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/stats", timeout=10) as r:
+        return dict(orjson.loads(r.read()))
+
+
+def total(metrics: Metrics, name: str, **labels: str) -> float:
+    return sum(
+        v
+        for (n, ls), v in metrics.items()
+        if n == name and all(dict(ls).get(k) == x for k, x in labels.items())
+    )
+
+
+def active(worker) -> float:
+    try:
+        return worker.metrics().get(("ticketpulse_partitions_assigned", (("role", "active"),)), 0)
+    except OSError:
+        return 0.0
+
+
+def ready_time(start_worker, *args: str, **kwargs) -> tuple[object, float]:
+    began = time.monotonic()
+    worker = start_worker(*args, **kwargs)
+    return worker, time.monotonic() - began
+
+
+def test_row_1_crash_mid_stream(kafka, names, start_worker, tmp_path, matrix) -> None:
+    row = matrix(1, "Crash mid-stream", "SIGKILL 3x at random points of a 30,000-record backlog; "
+                 "restart on the same data dir each time")  # fmt: skip
+    log, _, oracle = scenario(tmp_path, 101, 30_000, duplicates=0.03, out_of_order=0.05)
+    replay_into_new_topics(kafka, names, log)
+    data, pick = tmp_path / "store", random.Random(1)
+    worker = start_worker("--clock", "event", data_dir=data)
+    readies = []
+    for _ in range(3):
+        time.sleep(pick.uniform(0.5, 3.0))
+        worker.stop(signal.SIGKILL)
+        worker, took = ready_time(start_worker, "--clock", "event", data_dir=data)
+        readies.append(took)
+    wait_equal(oracle, worker)
+    row.result, row.diffs = "= oracle, no crash loop", "0"
+    row.recovery = "ready after " + ", ".join(f"{t:.1f} s" for t in readies)
+
+
+def caught_up(kafka, names, start_worker, tmp: Path, seed: int, events: int):
+    """A worker that has processed a whole simulated log: (worker, its data dir, oracle)."""
+    log, _, oracle = scenario(tmp, seed, events)
+    replay_into_new_topics(kafka, names, log)
+    data = tmp / "store"
+    worker = start_worker("--clock", "event", data_dir=data)
+    wait_equal(oracle, worker)
+    return worker, data, oracle
+
+
+def test_row_2_clean_restart(kafka, names, start_worker, tmp_path, matrix) -> None:
+    row = matrix(2, "Clean restart", "SIGTERM after catch-up, restart with no new input")
+    worker, data, _ = caught_up(kafka, names, start_worker, tmp_path, 102, 8000)
+    before = {k: v for k, v in worker.metrics().items() if k[0].startswith("ticketpulse_window")}
+    worker.stop(signal.SIGTERM)
+    again, took = ready_time(start_worker, "--clock", "event", data_dir=data)
+    time.sleep(5)
+    after = {k: v for k, v in again.metrics().items() if k[0].startswith("ticketpulse_window")}
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert not changed and stats(again)["accepted"] == 0, (sorted(changed)[:5], stats(again))
+    row.result = f"no figure changed ({len(before):,} window series), 0 records read again"
+    row.diffs, row.recovery = "0", f"ready after {took:.1f} s"
+
+
+def test_rows_3_4_5_duplicates_out_of_order_and_late(
+    kafka, names, start_worker, tmp_path, matrix
+) -> None:
+    rows = [
+        matrix(3, "Duplicates", "8 % exact re-sends of an event (same event_id)"),
+        matrix(4, "Out-of-order", "5 % delivered late but within the 600 s lateness"),
+        matrix(5, "Late events", "2 % delivered after more than the lateness"),
+    ]
+    log, kinds, oracle = scenario(
+        tmp_path, 103, 20_000, duplicates=0.08, out_of_order=0.05, late=0.02
+    )
+    replay_into_new_topics(kafka, names, log)
+    worker = start_worker("--clock", "event")
+    wait_equal(oracle, worker)
+    live = worker.metrics()
+    dupes = total(live, "ticketpulse_window_duplicate_events", window="24h")
+    late = total(live, "ticketpulse_window_late_events", window="24h")
+    rows[0].result = f"= oracle; duplicates counted {dupes:,.0f}, injected {kinds['duplicate']:,}"
+    rows[1].result = f"= event-time oracle ({kinds['out_of_order']:,} out of order)"
+    rows[2].result = f"= oracle; late counted {late:,.0f}, injected {kinds['late']:,} (not applied)"
+    for row in rows:
+        row.diffs = "0"
+    assert dupes >= kinds["duplicate"] and late >= kinds["late"], (dupes, late, kinds)
+
+
+def test_row_6_broker_bounces(names, start_worker, tmp_path, matrix) -> None:
+    row = matrix(6, "Broker restart", "5 bounces mid-load (SIGTERM, SIGKILL alternately), "
+                 "5 s down each")  # fmt: skip
+    log, _, oracle = scenario(tmp_path, 106, 25_000)
+    broker = launcher.start(tmp_path / "kafka")
+    port = int(broker.bootstrap.rsplit(":", 1)[1])
+    lines = log.read_bytes().splitlines(keepends=True)
+    where = ["--bootstrap-servers", broker.bootstrap, "--topic", names["topic"]]
+    try:
+        assert main(["topics", *where, "--dlq-topic", names["dlq"], "--partitions", "4"]) == 0
+        worker = start_worker("--clock", "event", bootstrap=broker.bootstrap)
+        for bounce in range(5):
+            part = tmp_path / f"part-{bounce}.jsonl"
+            part.write_bytes(b"".join(lines[bounce * 5000 : (bounce + 1) * 5000]))
+            assert main(["replay", str(part), *where, "--no-progress"]) == 0
+            time.sleep(2)
+            if bounce % 2:
+                broker.process.kill()
+                broker.process.wait(30)
+            else:
+                broker.stop()
+            time.sleep(5)
+            broker = launcher.start(tmp_path / "kafka", port=port)
+            returned = time.monotonic()
+        wait_for(lambda: stats(worker)["accepted"] + stats(worker)["rejected"] >= len(lines) - 50,
+                 120, "the whole log after the last bounce", worker)  # fmt: skip
+        caught_up = time.monotonic() - returned
+        wait_equal(oracle, worker)
+        assert worker.process.poll() is None
+    finally:
+        broker.stop()
+    row.result = "= oracle; the worker stayed up through every bounce"
+    row.diffs, row.recovery = "0", f"caught up {caught_up:.1f} s after the last return"
+
+
+def test_row_7_rebalance(kafka, names, start_worker, tmp_path, matrix) -> None:
+    row = matrix(7, "Rebalance, 2 workers", "worker 2 joins mid-stream; worker 1 stopped "
+                 "(SIGTERM); a new worker joins; worker 2 SIGKILLed")  # fmt: skip
+    log, _, oracle = scenario(tmp_path, 107, 30_000)
+    one = start_worker("--clock", "event")
+    replay_into_new_topics(kafka, names, log)
+    time.sleep(2)
+    two = start_worker("--clock", "event", wait=False)
+    wait_for(lambda: active(one) and active(two), 120, "both to own partitions")
+    owned = [
+        {dict(ls)["partition"] for (n, ls) in w.metrics()
+         if n == "ticketpulse_event_time_watermark_timestamp_seconds"}
+        for w in (one, two)
+    ]  # fmt: skip
+    assert not owned[0] & owned[1], "no partition exported by both"
+    one.stop(signal.SIGTERM)
+    wait_for(lambda: active(two) == 4, 60, "worker 2 to own all")
+    three = start_worker("--clock", "event", wait=False)
+    wait_for(lambda: active(three) and active(two), 120, "a new balance")
+    two.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: active(three) == 4, 60, "the survivor to own all")
+    takeover = time.monotonic() - killed
+    wait_equal(oracle, three)
+    row.result = "= oracle; no partition exported by two workers"
+    row.diffs, row.recovery = "0", f"survivor owned every partition {takeover:.1f} s after SIGKILL"
+
+
+def test_row_8_state_loss(kafka, names, start_worker, tmp_path, matrix) -> None:
+    row = matrix(8, "State loss", "the data dir (RocksDB) deleted, worker restarted")
+    worker, data, oracle = caught_up(kafka, names, start_worker, tmp_path, 108, 20_000)
+    worker.stop(signal.SIGTERM)
+    shutil.rmtree(data)
+    again, took = ready_time(start_worker, "--clock", "event", data_dir=data)
+    wait_equal(oracle, again)
+    row.result, row.diffs = "rebuilt from the changelogs = oracle", "0"
+    row.recovery = f"ready after {took:.1f} s"
+
+
+def test_row_9_poison_pills(kafka, names, start_worker, tmp_path, matrix) -> None:
+    row = matrix(9, "Poison pills", "5 % malformed records of every kind the simulator makes")
+    log, kinds, oracle = scenario(tmp_path, 109, 10_000, malformed=0.05)
+    replay_into_new_topics(kafka, names, log)
+    worker = start_worker("--clock", "event")
+    wait_equal(oracle, worker)
+    bad = {
+        k: n for k, n in kinds.items() if k not in ("event", "duplicate", "out_of_order", "late")
+    }
+    dead = consume_all(kafka.bootstrap, names["dlq"], sum(bad.values()))
+    reasons = Counter(dict(r.headers)["ticketpulse.reason"].decode() for r in dead)
+    rejected = {
+        dict(ls)["reason"]: v
+        for (n, ls), v in worker.metrics().items()
+        if n == "ticketpulse_events_rejected_total" and v
+    }
+    assert sum(reasons.values()) == sum(bad.values()) == sum(rejected.values()), (reasons, bad)
+    where = (
+        "ticketpulse.source.topic",
+        "ticketpulse.source.partition",
+        "ticketpulse.source.offset",
+    )
+    assert all(all(h in dict(r.headers) for h in where) for r in dead)
+    row.result = (f"{sum(bad.values())} dead letters with original bytes and reason "
+                  f"({', '.join(f'{k} {n}' for k, n in sorted(reasons.items()))}); "
+                  "rejected counters equal; processing went on")  # fmt: skip
+    row.diffs = "0"
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def event(ticket: str, queue: str, kind: str = "opened", **more) -> bytes:
+    doc = {"event_id": f"{ticket}-{kind}", "ticket_id": ticket, "type": kind,
+           "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "queue": queue, "channel": "chat", "customer_id": f"c-{ticket}", **more}  # fmt: skip
+    return orjson.dumps(doc)
+
+
+def test_row_10_oversized(kafka, names, start_worker, tmp_path, matrix) -> None:
+    row = matrix(10, "Oversized messages", "a 0.9 MB record (over the 64 KB app limit) x5; "
+                 "a 2 MB record")  # fmt: skip
+    replay_into_new_topics(kafka, names, scenario(tmp_path, 110, 100)[0])
+    worker = start_worker("--clock", "event")
+    wait_for(lambda: stats(worker)["accepted"] >= 90, 60, "the small log")
+    before = rss_kib(worker.process.pid)
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, max_request_size=3_000_000)
+    big = event("T-BIG", "billing", note="x" * 900_000)
+    for i in range(5):
+        producer.send(
+            names["topic"], key=b"T-BIG", value=big.replace(b"T-BIG-opened", f"b{i}".encode())
+        )
+    producer.flush()
+    refused = ""
+    try:
+        producer.send(names["topic"], key=b"T-2MB", value=b"x" * 2_000_000).get(30)
+    except KafkaError as exc:
+        refused = type(exc).__name__
+    producer.close()
+    wait_for(lambda: stats(worker)["rejected"] >= 5, 60, "the oversized records", worker)
+    after = rss_kib(worker.process.pid)
+    dead = [r for r in consume_all(kafka.bootstrap, names["dlq"], 5)
+            if dict(r.headers)["ticketpulse.reason"] == b"too_large"]  # fmt: skip
+    assert len(dead) == 5 and all(len(r.value) > 900_000 for r in dead) and refused
+    row.result = (
+        f"5 dead letters, reason too_large, original bytes kept; the 2 MB one refused "
+        f"at produce ({refused}); worker RSS {before // 1024} -> {after // 1024} MiB"
+    )
+    row.diffs = "n/a (no figure involved)"
+
+
+def test_row_11_label_cardinality(kafka, names, start_worker, tmp_path, matrix, promtool) -> None:
+    row = matrix(11, "Label-cardinality attack", "100,000 distinct queue names, 10 KB names, "
+                 'unicode, `"}` and newline injection')  # fmt: skip
+    hostile = ["ünïcødé-✓", 'evil"}\nticketpulse_fake{x="1', "back\\slash", "q" * 10_000]
+    lines = [event(f"T{i}", f"queue-{i:06d}") for i in range(100_000)]
+    lines += [event(f"H{i}", name) for i, name in enumerate(hostile)]
+    log = tmp_path / "hostile.jsonl"
+    log.write_bytes(b"".join(line + b"\n" for line in lines))
+    replay_into_new_topics(kafka, names, log)
+    worker = start_worker("--clock", "event")
+    wait_for(lambda: stats(worker)["accepted"] + stats(worker)["rejected"] >= len(lines), 300,
+             "every hostile record", worker)  # fmt: skip
+    took = []
+    for _ in range(3):
+        began = time.monotonic()
+        text = worker.raw_metrics()
+        took.append(time.monotonic() - began)
+    series = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+    queues = {m.group(1) for m in re.finditer(r'queue="((?:[^"\\]|\\.)*)"', text)}
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, check=False)  # fmt: skip
+    assert series <= 20_000 and len(queues) <= 51
+    assert not any(line.startswith("ticketpulse_fake") for line in text.splitlines())
+    assert check.returncode in (0, 3), check.stderr  # 3: lint warnings only
+    rss = rss_kib(worker.process.pid) // 1024
+    row.result = (
+        f"{len(queues)} queue labels (50 by name, the rest `other`), {series:,} series; "
+        f"escaped (promtool parses it); scrape {min(took) * 1000:.0f}-"
+        f"{max(took) * 1000:.0f} ms; RSS {rss} MiB with 100,000 open tickets"
+    )
+    row.diffs = "n/a"
+
+
+def test_row_12_clock_skew(kafka, names, start_worker, tmp_path, matrix) -> None:
+    row = matrix(12, "Clock skew", "events dated +1 day and 1970 into a caught-up worker")
+    log, _, oracle = scenario(tmp_path, 112, 6000)
+    replay_into_new_topics(kafka, names, log)
+    worker = start_worker("--clock", "event")
+    wait_equal(oracle, worker)
+    marks = {k: v for k, v in worker.metrics().items()
+             if k[0] == "ticketpulse_event_time_watermark_timestamp_seconds"}  # fmt: skip
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap)
+    future = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86_400))
+    for i in range(20):
+        for ticket, at in ((f"F{i}", future), (f"O{i}", "1970-01-01T00:00:00Z")):
+            producer.send(names["topic"], key=ticket.encode(),
+                          value=event(ticket, "billing", occurred_at=at))  # fmt: skip
+    producer.flush()
+    producer.close()
+    wait_for(lambda: stats(worker)["rejected"] >= 20, 60, "the future records", worker)
+    time.sleep(3)
+    live = worker.metrics()
+    after = {k: v for k, v in live.items() if k in marks}
+    future_dead = total(live, "ticketpulse_events_rejected_total", reason="future_timestamp")
+    assert after == marks and future_dead == 20
+    diff = differences(combined(worker), oracle)  # the 1970 records: counted late, not applied
+    assert {name for name, _ in diff} <= {"ticketpulse_window_late_events"}, sorted(diff)[:5]
+    late = "ticketpulse_window_late_events"
+    assert total(live, late, window="24h") - total(oracle, late, window="24h") == 20
+    row.result = (
+        "20 future ones dead-lettered (future_timestamp), watermarks unchanged; "
+        "1970 ones counted late, never applied"
+    )
+    row.diffs = "0 (windows unchanged but the late count)"
