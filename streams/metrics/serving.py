@@ -4,9 +4,10 @@ Every scrape used to rebuild every series on the event loop, so 20 clients scrap
 at once (an HA Prometheus pair, wallboards, a heavy dashboard) stopped ingestion.
 Now:
 
-- a scrape never sees a state older than its own arrival: when nothing was applied
-  since the last rendering began (``version`` unchanged) that rendering is served as
-  it is, otherwise the scrape waits for one that begins after it arrived;
+- a scrape never leaves out a batch applied before it arrived: a rendering is served
+  again only while ``version`` is unchanged since it began (the worker's version moves
+  with every batch applied, rebalance and broker up/down change, and every
+  ``min_interval_s``), otherwise the scrape waits for one that begins after it arrived;
 - scrapes arriving meanwhile share that one rendering (single flight), and renderings
   begin at most once per ``min_interval_s`` (``metrics_cache_seconds``, 1 s by
   default), so a storm costs one rendering per second however many clients there are;

@@ -351,12 +351,14 @@ class Worker:
             fold_agent=LabelFolder.of(s.agent_allowlist, s.max_agents),
         )
 
-    def _figures_version(self) -> tuple[int, ...]:
-        """Changes whenever a rendering of /metrics could: a batch applied, a rebalance,
-        and with the wall clock every second (windows and waits follow it)."""
+    def _figures_version(self) -> tuple[object, ...]:
+        """Changes whenever a rendering of /metrics must not be reused: a batch applied, a
+        rebalance, the broker coming or going, and every ``metrics_cache_seconds`` (the
+        clock moves windows, waits and the consumer lag along)."""
         s = self.state
-        now = int(time.time()) if self.settings.clock == "wall" else 0
-        return (s.applied, s.rebalances, now)
+        interval = self.settings.metrics_cache_seconds
+        period: object = int(time.monotonic() // interval) if interval > 0 else object()
+        return (s.applied, s.rebalances, s.broker_up, period)
 
     def _pages(self) -> None:
         for path, handler in (
