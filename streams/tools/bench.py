@@ -33,7 +33,7 @@ import orjson
 from streams.config import load_settings
 from streams.runtime.processes import die_with_parent, tune_gc
 from streams.runtime.topics import ensure_topics
-from streams.tools.bench_live import ScrapeStorm, freshness, recovery
+from streams.tools.bench_live import ScrapeStorm, freshness, recovery, start_worker
 from streams.tools.broker import launcher
 from streams.tools.produce import make_producer, produce
 from streams.tools.simulator import SimParams, generate
@@ -201,41 +201,12 @@ def product_worker(
 ) -> dict[str, float]:
     """The worker over the whole log; with ``storm`` clients scraping /metrics meanwhile;
     ``after(base URL, records/s)`` measures more of the loaded worker before it stops."""
-    port = launcher.free_port()
     app_id = app_id or f"bench-product-{time.time_ns()}"
-    log = (work / "worker.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streams.cli",
-            "worker",
-            "--bootstrap-servers",
-            bootstrap,
-            "--topic",
-            topic,
-            "--app-id",
-            app_id,
-            "--metrics-port",
-            str(port),
-            "--data-dir",
-            str(work / f"store-{time.time_ns()}"),
-            "--clock",
-            "event",
-            "--log-level",
-            "warning",
-            "--store",
-            store,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent,
-    )
-    base = f"http://127.0.0.1:{port}"
+    data = work / f"store-{time.time_ns()}"
+    proc, base = start_worker(bootstrap, topic, app_id, data, store, work / "worker.log")
     storm_clients: ScrapeStorm | None = None
     try:
-        idle_rss = 0
-        t0 = None
+        idle_rss, t0, first = 0, None, 0.0
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -252,31 +223,16 @@ def product_worker(
                 if done > 0:
                     t0, first = time.time(), done
                     _scrape(base)  # the live window totals are built now, kept up after
-                    if storm:
-                        storm_clients = ScrapeStorm(base, storm)
-            caught_up = stats["contacts_forwarded"] == stats["contacts_received"]
-            if done >= n and caught_up:  # the customer side has caught up too
+                    storm_clients = ScrapeStorm(base, storm) if storm else None
+            if done >= n and stats["contacts_forwarded"] == stats["contacts_received"]:
                 # the worker's own timestamp of its last record: exact end, however we poll
                 elapsed = stats["last_processed_at"] - (t0 or stats["last_processed_at"])
-                rss = _rss_kib(proc.pid)
-                answers = storm_clients.answers if storm_clients else 0
-                if storm_clients:
-                    storm_clients.stop()
-                scrape_s, open_now, series = _scrape(base)
-                return {
-                    **(after(base, (done - first) / max(elapsed, 1e-9)) if after else {}),
-                    "storm_answers": answers,
-                    "series": series,
-                    "records": done - first,
-                    "seconds": elapsed,
-                    "rss_kib": rss,
-                    "idle_rss_kib": idle_rss,
-                    "open_tickets": open_now,
-                    "scrape_s": scrape_s,
-                    "batches": stats.get("batches", 0),
-                    "table_writes": stats.get("table_writes", 0),
-                    "contacts": stats["contacts_received"],
-                }
+                rate = (done - first) / max(elapsed, 1e-9)
+                figures = _loaded(proc.pid, base, storm_clients, after, rate)
+                return {**figures, "records": done - first, "seconds": elapsed,
+                        "idle_rss_kib": idle_rss, "batches": stats.get("batches", 0),
+                        "table_writes": stats.get("table_writes", 0),
+                        "contacts": stats["contacts_received"]}  # fmt: skip
             time.sleep(POLL_INTERVAL_S)
         msg = "the worker did not finish in 30 minutes"
         raise RuntimeError(msg)
@@ -285,6 +241,31 @@ def product_worker(
             storm_clients.stop()
         proc.terminate()
         proc.wait(60)
+
+
+def _loaded(
+    pid: int,
+    base: str,
+    storm: ScrapeStorm | None,
+    after: Callable[[str, float], dict[str, float]] | None,
+    rate: float,
+) -> dict[str, float]:
+    """Memory, the scrape and the ``after`` measures of the worker that has caught up."""
+    rss = _rss_kib(pid)
+    answers = storm.answers if storm else 0
+    if storm:
+        storm.stop()
+    _scrape(base)  # builds the totals of partitions that had no clock at the first scrape
+    time.sleep(1.2)  # past metrics_cache_seconds: the next scrape renders anew
+    scrape_s, open_now, series = _scrape(base)
+    return {
+        **(after(base, rate) if after else {}),
+        "storm_answers": answers,
+        "series": series,
+        "rss_kib": rss,
+        "open_tickets": open_now,
+        "scrape_s": scrape_s,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -339,33 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: faust pass-through agent, bundled by the worker's consumer ...")
         count, secs = passthrough(broker.bootstrap, settings.topic, n, work, "bundled")
         results.append(("the same agent, records bundled by the worker's consumer", count, secs))
-        print("bench: ticketpulse worker, every figure ...")
-        app_id = f"bench-product-{time.time_ns()}"
-
-        def live(base: str, measured: float) -> dict[str, float]:
-            print(f"bench: freshness at 70 % of the measured {measured:,.0f} records/s ...")
-            start = params.start + n / params.rate + 600  # just after the log consumed
-            return freshness(broker.bootstrap, settings.topic, base, 0.7 * measured, 20, start)
-
-        product = product_worker(
-            broker.bootstrap, settings.topic, n, work, args.store, after=live, app_id=app_id
-        )
-        print("bench: recovery of the product's state into an empty data dir ...")
-        product["recovery_s"] = recovery(broker.bootstrap, settings.topic, app_id, work, args.store)
-        results.append(
-            (
-                "ticketpulse worker, every figure (product)",
-                int(product["records"]),
-                product["seconds"],
-            )
-        )
-        print(f"bench: the same, {STORM_CLIENTS} clients scraping /metrics meanwhile ...")
-        stormed = product_worker(
-            broker.bootstrap, settings.topic, n, work, args.store, STORM_CLIENTS
-        )
-        product["storm_rate"] = stormed["records"] / stormed["seconds"]
-        product["storm_answers"] = stormed["storm_answers"]
-        product["storm_seconds"] = stormed["seconds"]
+        product = measure_product(broker.bootstrap, settings.topic, params, n, work, args.store)
+        results.append(("ticketpulse worker, every figure (product)",
+                        int(product["records"]), product["seconds"]))  # fmt: skip
     finally:
         broker.stop()
     text = render(results, summary.records / summary.seconds, product, len(tickets), n)
@@ -373,6 +330,29 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(text)
     print(f"bench: wrote {args.output}")
     return 0
+
+
+def measure_product(
+    bootstrap: str, topic: str, params: SimParams, n: int, work: Path, store: str
+) -> dict[str, float]:
+    """The product's run with its live measures, its recovery, and a run under a storm."""
+    print("bench: ticketpulse worker, every figure ...")
+    app_id = f"bench-product-{time.time_ns()}"
+
+    def live(base: str, measured: float) -> dict[str, float]:
+        print(f"bench: freshness at 70 % of the measured {measured:,.0f} records/s ...")
+        start = params.start + n / params.rate + 600  # just after the log consumed
+        return freshness(bootstrap, topic, base, 0.7 * measured, 20, start)
+
+    product = product_worker(bootstrap, topic, n, work, store, after=live, app_id=app_id)
+    print("bench: recovery of the product's state into an empty data dir ...")
+    product["recovery_s"] = recovery(bootstrap, topic, app_id, work, store)
+    print(f"bench: the same, {STORM_CLIENTS} clients scraping /metrics meanwhile ...")
+    stormed = product_worker(bootstrap, topic, n, work, store, STORM_CLIENTS)
+    product["storm_rate"] = stormed["records"] / stormed["seconds"]
+    product["storm_answers"] = stormed["storm_answers"]
+    product["storm_seconds"] = stormed["seconds"]
+    return product
 
 
 def _is_event(value: bytes) -> bool:
@@ -437,7 +417,15 @@ Broker, producer and consumers share the machine.
   {tickets:,} tickets held in its tables, {product["open_tickets"]:.0f} of them open:
   about {delta_kib * 1024 / max(tickets, 1):,.0f} bytes per ticket held
   ({delta_kib * 1024 / max(product["open_tickets"], 1):,.0f} per open ticket).
-- One `/metrics` scrape of the loaded worker took **{product["scrape_s"] * 1000:.0f} ms** for
+{_live(product, prod)}
+
+{_limits(prod, core)}"""
+
+
+def _live(product: dict[str, float], prod: float) -> str:
+    """The bullets of the live measures: scrape, storm, freshness, recovery."""
+    scrape_ms = product["scrape_s"] * 1000
+    return f"""- One `/metrics` scrape of the loaded worker took **{scrape_ms:.0f} ms** for
   {product["series"]:,.0f} series: the window totals are kept up to date as buckets are
   written, so a scrape is O(series) (docs/architecture.md, "A scrape"). Progress is polled on
   `/stats`, so the measurement itself does not slow the worker down.
@@ -454,9 +442,11 @@ Broker, producer and consumers share the machine.
   {product["fresh_records"]:,.0f} records (target: p99 < 1 s).
 - Recovery: a new worker of the same app with an empty data dir rebuilt every table from the
   changelogs (the state of the whole log) and was ready (`/ready` 200) after
-  **{product["recovery_s"]:.1f} s** (target: 30 s).
+  **{product["recovery_s"]:.1f} s** (target: 30 s)."""
 
-## What limits the worker
+
+def _limits(prod: float, core: float) -> str:
+    return f"""## What limits the worker
 The first row is the product's own Python (validation, ticket facts, buckets, the customer side)
 with no Kafka at all. Faust hands every record to an agent as its own event, through two tasks
 and four futures in its fetcher, a lock, a decode and a queue: the plain pass-through row is

@@ -209,6 +209,30 @@ def _listeners(port: int, cport: int, secure: SecureListener | None) -> str:
     )
 
 
+def _format(
+    data_dir: Path,
+    classpath: str,
+    jvm_log: list[str],
+    props: Path,
+    listener: SecureListener | None,
+) -> None:
+    """Format the storage (a no-op once formatted: ``-g``), with the SCRAM users if any."""
+    cluster_file = data_dir / "cluster.id"
+    if not cluster_file.exists():
+        cluster_file.write_text(new_cluster_id())
+    storage = ["kafka.tools.StorageTool", "format", "-g", "-t", cluster_file.read_text().strip()]
+    fmt = subprocess.run(
+        ["java", "-Xmx256m", *jvm_log, "-cp", classpath, *storage, "-c", str(props),
+         *(listener.format_args() if listener else [])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    if fmt.returncode != 0:
+        msg = f"formatting Kafka storage in {data_dir} failed:\n{fmt.stdout}{fmt.stderr}"
+        raise BrokerError(msg)
+
+
 def start(
     data_dir: Path,
     *,
@@ -235,32 +259,7 @@ def start(
     log4j.write_text(LOG4J2)
     classpath = f"{libs}/*"
     jvm_log = [f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={data_dir}"]
-    cluster_file = data_dir / "cluster.id"
-    if not cluster_file.exists():
-        cluster_file.write_text(new_cluster_id())
-    fmt = subprocess.run(
-        [
-            "java",
-            "-Xmx256m",
-            *jvm_log,
-            "-cp",
-            classpath,
-            "kafka.tools.StorageTool",
-            "format",
-            "-g",
-            "-t",
-            cluster_file.read_text().strip(),
-            "-c",
-            str(props),
-            *(listener.format_args() if listener else []),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if fmt.returncode != 0:
-        msg = f"formatting Kafka storage in {data_dir} failed:\n{fmt.stdout}{fmt.stderr}"
-        raise BrokerError(msg)
+    _format(data_dir, classpath, jvm_log, props, listener)
     log_path = data_dir / "broker.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
