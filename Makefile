@@ -52,7 +52,8 @@ soak: $(STAMP) kafka-jars ## 1 h of live traffic at 70 % of the worker's rate ->
 clean: ## remove the virtualenv and local data (broker, worker stores)
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-bench: $(STAMP) kafka-jars ## throughput of the worker vs Faust and aiokafka ceilings -> docs/performance.md
+bench: $(STAMP) kafka-jars ## throughput of the worker vs Faust, aiokafka and a Quix Streams peer -> docs/performance.md
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m streams.tools.bench
 
 test-faust-latest: kafka-jars ## the integration suite and drift check on the newest faust-streaming (not in make test)
