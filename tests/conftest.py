@@ -42,11 +42,13 @@ def names() -> dict[str, str]:
     return {"topic": f"events-{tag}", "dlq": f"dlq-{tag}", "app_id": f"tp-{tag}"}
 
 
-def fetch(url: str, context: ssl.SSLContext | None = None, auth: str | None = None) -> str:
+def fetch(
+    url: str, context: ssl.SSLContext | None = None, auth: str | None = None, timeout: float = 5
+) -> str:
     """A page's text; ``context`` and ``auth`` (an Authorization header) for a worker
     serving TLS and basic auth (``--web-config-file``)."""
     request = urllib.request.Request(url, headers={"Authorization": auth} if auth else {})
-    with urllib.request.urlopen(request, timeout=5, context=context) as response:
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         return str(response.read().decode())
 
 

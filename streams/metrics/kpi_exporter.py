@@ -93,9 +93,10 @@ class KpiCollector(Collector):
         self.tz = timezone
         self.fold = fold
         self.fold_agent = fold_agent or LabelFolder(None, 50, {})
-        self.totals = WindowTotals(processor.store, windows, timezone)
-        self.ctotals = WindowTotals(customers.store, windows, timezone)
-        self.repeats = RepeatTotals(customers, windows, timezone)
+        # kept per exported queue label: a scrape is O(series) however many queues arrive
+        self.totals = WindowTotals(processor.store, windows, timezone, self.fold)
+        self.ctotals = WindowTotals(customers.store, windows, timezone, self.fold)
+        self.repeats = RepeatTotals(customers, windows, timezone, self.fold)
 
     @property
     def policy(self) -> Policy:
@@ -161,16 +162,14 @@ class KpiCollector(Collector):
         for p, end in ends.items():
             for w, repeats in self.repeats.read(p, end).items():
                 sums = windows[w]
-                for (name, q, c), n in repeats.counts.items():
-                    key = (Entry(name), self.fold(q), c)
+                for (name, q, c), n in repeats.counts.items():  # q: a label already
+                    key = (Entry(name), q, c)
                     total, count = sums.get(key, (0.0, 0))
                     sums[key] = (total + n, count + n)
 
     def _fold_into(self, sums: Sums, state: WindowState) -> None:
-        """Add one partition's window totals, queue names folded, into ``sums``."""
-        fold = self.fold
-        for (entry, queue, channel), (total, count) in state.sums.items():
-            key = (entry, fold(queue), channel)
+        """Add one partition's window totals (kept per queue label) into ``sums``."""
+        for key, (total, count) in state.sums.items():
             held = sums.get(key)
             value = total / SCALE
             sums[key] = (value, count) if held is None else (held[0] + value, held[1] + count)
@@ -290,8 +289,18 @@ class KpiCollector(Collector):
             info.add([q, c, calendar.name if calendar else NO_CALENDAR], 1)
         yield info
 
+    def _folded_cumulative(self) -> dict[tuple[Entry, str, str], list[float]]:
+        """The counters since start, queues folded (cap, allow-list) like every family."""
+        out: dict[tuple[Entry, str, str], list[float]] = {}
+        for (entry, q, c), (total, count) in list(self.proc.cumulative.items()):
+            acc = out.setdefault((entry, self.fold(q), c), [0.0, 0])
+            acc[0] += total
+            acc[1] += count
+        return out
+
     def _cumulative_families(self) -> Iterator[Any]:
-        series = sorted({(q, c) for (_, q, c) in self.proc.cumulative})
+        cumulative = self._folded_cumulative()
+        series = sorted({(q, c) for (_, q, c) in cumulative})
         yield from self._target_families(series)
         den = Family(
             "ticketpulse_service_level_denominator",
@@ -301,9 +310,7 @@ class KpiCollector(Collector):
             "counter",
         )
         for q, c in series:
-            n = {
-                e: int(self.proc.cumulative.get((Entry(e), q, c), [0.0, 0])[1]) for e in _SL_ENTRIES
-            }
+            n = {e: int(cumulative.get((Entry(e), q, c), [0.0, 0])[1]) for e in _SL_ENTRIES}
             preset = self.policy.for_queue(q, c).service_level
             den.add(
                 [q, c],
@@ -321,7 +328,7 @@ class KpiCollector(Collector):
                 "counter",
             )
             for q, c in series:
-                count = self.proc.cumulative.get((Entry(entry), q, c), [0.0, 0])[1]
+                count = cumulative.get((Entry(entry), q, c), [0.0, 0])[1]
                 fam.add([q, c], count)
             yield fam
         bounds = self.policy.bounds()
@@ -331,7 +338,7 @@ class KpiCollector(Collector):
             ["queue", "channel"],
             "histogram",
         )
-        flat: Sums = {k: (v[0], int(v[1])) for k, v in self.proc.cumulative.items()}
+        flat: Sums = {k: (v[0], int(v[1])) for k, v in cumulative.items()}
         for q, c in series:
             hist.add_histogram(
                 [q, c],

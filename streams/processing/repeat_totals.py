@@ -13,7 +13,7 @@ the very function the full recomputation (``ticketpulse report``) uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +30,12 @@ RepeatKey = tuple[str, str, str]  # (figure, queue, channel)
 class RepeatWindow:
     first: float  # [first, stop): the event-time range of the window's buckets
     stop: float
+    fold: Callable[[str], str] = str  # queue -> exported label (kept per label)
     counts: dict[RepeatKey, int] = field(default_factory=dict)
 
     def add(self, contacts: list[Contact], sign: int) -> None:
-        for key in repeat_contacts(contacts, self.first, self.stop):
+        for figure, queue, channel in repeat_contacts(contacts, self.first, self.stop):
+            key = (figure, self.fold(queue), channel)
             n = self.counts.get(key, 0) + sign
             if n:
                 self.counts[key] = n
@@ -65,6 +67,7 @@ class RepeatTotals:
     processor: CustomerProcessor
     windows: Mapping[str, float | None]
     tz: str
+    fold: Callable[[str], str] = str  # queue -> exported label (cap, allow-list)
     parts: dict[int, PartitionRepeats] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -107,7 +110,7 @@ class RepeatTotals:
             first, stop = window_range(name, span, end, self.width, self.tz)
             window = part.windows.get(name)
             if window is None:
-                window = part.windows[name] = RepeatWindow(first, stop)
+                window = part.windows[name] = RepeatWindow(first, stop, self.fold)
                 self._fill(window, partition)
             elif (window.first, window.stop) != (first, stop):
                 self._move(part, window, first, stop)

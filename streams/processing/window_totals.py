@@ -18,7 +18,7 @@ checks the two agree under any order of writes, expiries and clock moves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from streams.core.buckets import Entry, bucket_start
@@ -76,6 +76,9 @@ class WindowTotals:
     store: BucketStore
     windows: Mapping[str, float | None]
     tz: str
+    # the exported queue label of a queue (cap, allow-list): sums are kept per label, so a
+    # scrape costs O(exported series) however many queue names arrive; maxima stay per queue
+    fold: Callable[[str], str] = str
     parts: dict[int, dict[str, WindowState]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,10 +100,11 @@ class WindowTotals:
         inside = [w for w in states.values() if w.holds(start)]
         if not inside:
             return
+        label = self.fold(queue)
         for entry, old_sum, old_count, new_sum, new_count in sums:
             total, count = exact(new_sum) - exact(old_sum), new_count - old_count
             for w in inside:
-                w.add_sum((entry, queue, channel), total, count)
+                w.add_sum((entry, label, channel), total, count)
         old, new = maxima
         for figure in old.keys() | new.keys():
             key = (figure, queue, channel)
@@ -115,7 +119,7 @@ class WindowTotals:
         """A bucket expired."""
         for w in self.parts.get(partition, {}).values():
             if w.holds(start):
-                _apply(w, key, row, -1)
+                _apply(w, key, row, -1, self.fold)
 
     def forget(self, partition: int) -> None:
         self.parts.pop(partition, None)
@@ -166,7 +170,7 @@ class WindowTotals:
                 for key in index.get(start, ()):
                     row = buckets.get(key)
                     if row is not None:
-                        _apply(state, key, row, sign)
+                        _apply(state, key, row, sign, self.fold)
         state.first, state.last = first, last
 
     def _recompute_maxima(self, partition: int, state: WindowState) -> None:
@@ -187,11 +191,14 @@ class WindowTotals:
         state.stale.clear()
 
 
-def _apply(state: WindowState, key: str, row: BucketRow, sign: int) -> None:
+def _apply(
+    state: WindowState, key: str, row: BucketRow, sign: int, fold: Callable[[str], str]
+) -> None:
     """Add (``sign`` 1) or take away (-1) one stored bucket."""
     _, _, queue, channel = key.split("|", 3)
+    label = fold(queue)
     for entry, total, count in row.sums:
-        state.add_sum((entry, queue, channel), sign * exact(total), sign * count)
+        state.add_sum((entry, label, channel), sign * exact(total), sign * count)
     for figure, values in row.maxima.items():
         mkey = (figure, queue, channel)
         if sign > 0:

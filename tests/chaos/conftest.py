@@ -50,16 +50,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "| # | scenario | injection | result | diffs from the oracle | recovery |",
         "|---|---|---|---|---|---|",
     ]
-    for row in sorted(ROWS.values(), key=lambda r: r.number):
-        lines.append(
+    text = DOC.read_text()
+    table = _earlier_rows(text)  # rows not run this time keep their last result
+    for row in ROWS.values():
+        table[row.number] = (
             f"| {row.number} | {row.scenario} | {row.injection} | {row.result} | "
             f"{row.diffs} | {row.recovery} |"
         )
+    lines += [table[n] for n in sorted(table)]
     lines.append(END)
-    text = DOC.read_text()
     if START in text and END in text:
         before, rest = text.split(START, 1)
         text = before + "\n".join(lines) + rest.split(END, 1)[1]
     else:
         text += "\n## The fault matrix (`make chaos`)\n" + "\n".join(lines) + "\n"
     DOC.write_text(text)
+
+
+def _earlier_rows(text: str) -> dict[int, str]:
+    if START not in text or END not in text:
+        return {}
+    block = text.split(START, 1)[1].split(END, 1)[0]
+    rows = {}
+    for line in block.splitlines():
+        cells = line.split("|")
+        if len(cells) > 2 and cells[1].strip().isdigit():
+            rows[int(cells[1])] = line
+    return rows
