@@ -34,13 +34,14 @@ lint: $(STAMP) ## ruff, ruff format --check, mypy
 	$(BIN)/mypy
 
 unit: $(STAMP) ## the fast tests only (no broker)
-	$(BIN)/pytest -m "not integration"
+	$(BIN)/pytest tests/unit -n auto
 
 integration: $(STAMP) kafka-jars ## the tests against the real Kafka broker only
 	$(BIN)/pytest -m integration
 
 test: $(STAMP) kafka-jars lint ## install what is needed, lint, run every test (real broker included)
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit -n auto
+	$(BIN)/pytest tests/integration
 
 chaos: $(STAMP) kafka-jars ## the reliability matrix, rows 1-12, on the real broker -> docs/reliability.md (~15 min)
 	$(BIN)/pytest tests/chaos -p no:cacheprovider -v
