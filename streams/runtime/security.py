@@ -121,24 +121,36 @@ def warn_if_exposed(settings: Settings) -> None:
         )
 
 
-class AuthFailures(logging.Handler):
+class AuthFailures(logging.Filter):
     """Notes kafka-python's SASL authentication failures while a client bootstraps (it
-    retries them until its timeout, then reports only that it could not bootstrap)."""
+    retries them until its timeout, then reports only that it could not bootstrap).
+
+    It sits first among the filters of every ``kafka.*`` logger, so it sees each record
+    before the worker's repeat filter (``quiet_logs``) can hold a repeat back."""
 
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+        super().__init__()
         self.seen = False
+        self._loggers: list[logging.Logger] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
         if "SaslAuthenticationFailed" in record.getMessage():
             self.seen = True
+        return True
 
     def __enter__(self) -> AuthFailures:
-        logging.getLogger("kafka").addHandler(self)
+        manager = logging.Logger.manager
+        names = ["kafka", *(n for n in list(manager.loggerDict) if n.startswith("kafka."))]
+        for name in names:
+            logger = logging.getLogger(name)
+            logger.filters.insert(0, self)
+            self._loggers.append(logger)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        logging.getLogger("kafka").removeHandler(self)
+        for logger in self._loggers:
+            logger.removeFilter(self)
+        self._loggers.clear()
 
 
 def diagnose(settings: Settings, auth_failed: bool = False) -> str | None:
