@@ -152,7 +152,7 @@ class KpiCollector(Collector):
             if p not in owned():
                 continue
             for w, state in totals.read(p, end).items():
-                self._fold_into(windows[w], state)
+                self._add_totals(windows[w], state)
                 for (name, q, c), value in state.maxima.items():
                     key = (name, self.fold(q), c)
                     maxima[w][key] = max(maxima[w].get(key, value), value)
@@ -167,7 +167,7 @@ class KpiCollector(Collector):
                     total, count = sums.get(key, (0.0, 0))
                     sums[key] = (total + n, count + n)
 
-    def _fold_into(self, sums: Sums, state: WindowState) -> None:
+    def _add_totals(self, sums: Sums, state: WindowState) -> None:
         """Add one partition's window totals (kept per queue label) into ``sums``."""
         for key, (total, count) in state.sums.items():
             held = sums.get(key)

@@ -43,11 +43,7 @@ import hashlib
 import importlib
 import inspect
 import json
-import logging
-import os
 import sys
-import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -61,6 +57,8 @@ from faust.types import TP, AppT, Message
 from faust.types.tuples import ConsumerMessage, ack_lock
 from mode import Service, ServiceT
 from mode.utils.futures import notify
+
+from streams.runtime.processes import CRASH_EXIT_S, exit_if_stop_hangs
 
 DEFAULT_BUNDLE_RECORDS = 5000
 YIELD_EVERY = 100  # records between yields to the event loop, as Faust's fetcher
@@ -117,28 +115,6 @@ class DoneRecords:
         return message.generation_id == generation and message in self._done
 
 
-log = logging.getLogger(__name__)
-
-CRASH_EXIT_S = 30.0  # a crashed worker that has not exited by then is ended
-
-
-def exit_if_stop_hangs(after_s: float) -> None:
-    """End the process ``after_s`` seconds from now if it is still alive.
-
-    After a failed batch Faust's stop can wait forever for stream buffers to empty (seen
-    in full test runs: "Wait for streams..." and nothing more). Exiting is safe: nothing
-    past the last done batch was acknowledged, so the restart replays the rest.
-    """
-
-    def watchdog() -> None:
-        time.sleep(after_s)
-        log.error("the worker did not stop within %.0f s of a failed batch; exiting", after_s)
-        logging.shutdown()
-        os._exit(1)
-
-    threading.Thread(target=watchdog, name="crash-exit", daemon=True).start()
-
-
 class WorkerConsumer(Consumer):
     """Faust's aiokafka consumer, acking into the commit only what ``done`` allows."""
 
@@ -171,7 +147,7 @@ class WorkerConsumer(Consumer):
         worker makes its supervisor start it again from the last commit, in order.
         """
         await super().on_task_error(exc)  # Faust's: commit what was done
-        exit_if_stop_hangs(CRASH_EXIT_S)
+        exit_if_stop_hangs(CRASH_EXIT_S)  # streams.runtime.processes
         await self.app.crash(exc)  # the worker exits, failed
 
     def ack(self, message: Message) -> bool:

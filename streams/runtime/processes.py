@@ -6,8 +6,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import logging
+import os
 import signal
 import subprocess
+import threading
+import time
 from typing import Any
 
 
@@ -42,3 +46,24 @@ def tune_gc() -> None:
     object, every few thousand: 20-50 % more records/s with these (docs/performance.md).
     """
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+log = logging.getLogger(__name__)
+CRASH_EXIT_S = 30.0  # a crashed worker that has not exited by then is ended
+
+
+def exit_if_stop_hangs(after_s: float) -> None:
+    """End the process ``after_s`` seconds from now if it is still alive.
+
+    After a failed batch Faust's stop can wait forever for stream buffers to empty (seen
+    in full test runs: "Wait for streams..." and nothing more). Exiting is safe: nothing
+    past the last done batch was acknowledged, so the restart replays the rest.
+    """
+
+    def watchdog() -> None:
+        time.sleep(after_s)
+        log.error("the worker did not stop within %.0f s of a failed batch; exiting", after_s)
+        logging.shutdown()
+        os._exit(1)
+
+    threading.Thread(target=watchdog, name="crash-exit", daemon=True).start()
