@@ -4,7 +4,10 @@ aiohttp, which the stack already carries (Faust's web server is built on it): on
 with no build step and nothing fetched from the internet. A refresher reads the source every
 ``refresh_seconds``; every page, API call and stream is served from that one reading, so ten
 TVs cost the workers one scrape per refresh. When the source stops answering, the last
-reading is kept and marked stale with its age: the board never goes blank.
+reading is kept and marked stale with its age: the board never goes blank. The same holds for a
+reading that covers only some of the topic's partitions (a worker gone and its partitions not
+yet taken over, a rebalance in flight): it would show figures too low, so the last complete
+reading stays on the board, marked stale, until the workers own every partition again.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import orjson
 from aiohttp import web
 
 from streams.metrics.web_config import WebConfig
-from streams.wallboard.figures import document
+from streams.wallboard.figures import coverage, document
 from streams.wallboard.sources import Reading, Source
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ class Board:
     reading: Reading | None = None
     read_at: float | None = None
     error: str | None = None
+    incomplete: str | None = None  # why the newest reading was not shown
+    complete_shown: bool = False  # a reading covering every partition is on the board
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def refresh_forever(self) -> None:
@@ -49,7 +54,8 @@ class Board:
 
     async def refresh(self, session: aiohttp.ClientSession) -> None:
         try:
-            self.reading, self.read_at, error = await self.source.read(session), time.time(), None
+            self._accept(await self.source.read(session))
+            error = None
         except Exception as exc:  # a source failure is shown on the board, never fatal
             error = f"{self.source.name} did not answer: {exc}"
         if error != self.error:
@@ -57,6 +63,21 @@ class Board:
         self.error = error
         async with self._changed:
             self._changed.notify_all()
+
+    def _accept(self, reading: Reading) -> None:
+        """Show a reading, unless it covers only some partitions and a complete one is shown."""
+        owned = coverage(reading.metrics)
+        partial = owned is not None and owned[0] != owned[1]
+        incomplete = f"{owned[0]} of {owned[1]} partitions owned" if owned and partial else None
+        if incomplete != self.incomplete:
+            (log.warning if incomplete else log.info)(
+                f"{self.source.name}: {incomplete}; showing the last complete reading"
+                if incomplete
+                else f"{self.source.name}: every partition owned again"
+            )
+        self.incomplete = incomplete
+        if not partial or not self.complete_shown:  # before the first complete one: the best
+            self.reading, self.read_at, self.complete_shown = reading, time.time(), not partial
 
     async def next_reading(self) -> None:
         async with self._changed:
@@ -67,6 +88,7 @@ class Board:
         now = time.time()
         age = None if self.read_at is None else now - self.read_at
         stale = age is None or self.error is not None or age > 2.5 * self.refresh_s
+        stale = stale or self.incomplete is not None
         body = document(
             self.reading.metrics if self.reading else {},
             windows=self.windows,
@@ -81,6 +103,7 @@ class Board:
             "stale": stale,
             "age_seconds": age,
             "error": self.error,
+            "incomplete": self.incomplete,
             "missing": self.reading.missing if self.reading else [],
             "refresh_seconds": self.refresh_s,
             "windows": self.windows,

@@ -20,8 +20,15 @@ from streams.metrics.catalogue import NO_CALENDAR, WINDOW_PREFIX
 Labels = tuple[tuple[str, str], ...]
 Metrics = dict[tuple[str, Labels], float]
 W = WINDOW_PREFIX
+# the partition count is the same on every worker: across workers it is a max, not a sum
+TOPIC_PARTITIONS = "ticketpulse_topic_partitions"
+ACTIVE_PARTITIONS = ("ticketpulse_partitions_assigned", (("role", "active"),))
 MAX_SAMPLES = frozenset(
-    {"ticketpulse_oldest_waiting_contact_age_seconds", f"{W}first_response_max_seconds"}
+    {
+        "ticketpulse_oldest_waiting_contact_age_seconds",
+        f"{W}first_response_max_seconds",
+        TOPIC_PARTITIONS,
+    }
 )
 # component name in the JSON -> window gauge it is read from
 COMPONENTS = {
@@ -62,6 +69,15 @@ def combine(per_worker: Iterable[Metrics]) -> Metrics:
             else:
                 out[key] = out.get(key, 0.0) + value
     return out
+
+
+def coverage(metrics: Metrics) -> tuple[int, int] | None:
+    """(partitions actively owned, partitions of the topic) over the workers read, or None
+    when the source does not say: figures only count while the two are equal."""
+    total = metrics.get((TOPIC_PARTITIONS, ()))
+    if total is None:
+        return None
+    return int(metrics.get(ACTIVE_PARTITIONS, 0.0)), int(total)
 
 
 @dataclass

@@ -14,7 +14,17 @@ from typing import Protocol
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.wallboard.figures import COMPONENTS, MAX_SAMPLES, NOW, Labels, Metrics, W, combine
+from streams.wallboard.figures import (
+    ACTIVE_PARTITIONS,
+    COMPONENTS,
+    MAX_SAMPLES,
+    NOW,
+    TOPIC_PARTITIONS,
+    Labels,
+    Metrics,
+    W,
+    combine,
+)
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 
@@ -74,6 +84,8 @@ QUERIED = [
     *NOW.values(),
     "ticketpulse_service_level_objective_ratio",
     "ticketpulse_queue_calendar_info",
+    ACTIVE_PARTITIONS[0],
+    TOPIC_PARTITIONS,
 ]
 
 

@@ -91,6 +91,7 @@ function tick() {
   const stale = latest.stale || age > 2.5 * latest.refresh_seconds;
   status.className = "status " + (stale ? "stale" : "live");
   status.textContent = stale ? "STALE " + fmtDuration(age) : "live";
+  if (stale && latest.incomplete) status.textContent += " (" + latest.incomplete + ")";
   document.body.classList.toggle("is-stale", stale);
   if (latest.missing && latest.missing.length && !stale) {
     status.textContent = "live, " + latest.missing.length + " worker(s) missing";

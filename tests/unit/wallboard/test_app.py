@@ -93,3 +93,45 @@ async def test_the_page_and_its_assets_are_served_by_the_package() -> None:
         assert (await client.get("/static/../app.py")).status == 404
     finally:
         await client.close()
+
+
+def owning(active: int, waiting: float) -> Reading:
+    """A reading from workers that actively own ``active`` of 4 partitions."""
+    return Reading(
+        {
+            ("ticketpulse_contacts_waiting", (("channel", "chat"), ("queue", "sales"))): waiting,
+            ("ticketpulse_partitions_assigned", (("role", "active"),)): float(active),
+            ("ticketpulse_topic_partitions", ()): 4.0,
+        }
+    )
+
+
+@dataclass
+class ScriptedSource:
+    readings: list[Reading]
+    name: str = "scripted"
+
+    async def read(self, session) -> Reading:
+        return self.readings.pop(0)
+
+
+async def test_a_reading_covering_some_partitions_keeps_the_last_complete_one_stale() -> None:
+    """A rebalance or a lost worker leaves partitions unowned; their figures would read as
+    zero, so the board keeps the last complete reading, marked stale, and says why."""
+    source = ScriptedSource([owning(1, 5), owning(4, 9), owning(2, 1), owning(0, 0), owning(4, 7)])
+    board = Board(source, refresh_s=1, windows=["15m"])
+
+    def shown() -> tuple[float, bool, str | None]:
+        doc = board.figures({})
+        return doc["total"]["now"].get("waiting", 0), doc["stale"], doc["incomplete"]
+
+    await board.refresh(None)  # before any complete reading, a partial one is the best there is
+    assert shown() == (5, True, "1 of 4 partitions owned")
+    await board.refresh(None)
+    assert shown() == (9, False, None)
+    await board.refresh(None)
+    assert shown() == (9, True, "2 of 4 partitions owned")
+    await board.refresh(None)
+    assert shown() == (9, True, "0 of 4 partitions owned")
+    await board.refresh(None)
+    assert shown() == (7, False, None)
