@@ -15,6 +15,8 @@ responses and handling periods also count as ``agent_<name>`` facts carrying the
 from __future__ import annotations
 
 from collections.abc import Iterable
+from copy import copy
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from streams.core.events import TicketEvent
@@ -66,83 +68,174 @@ def ticket_facts(events: Iterable[TicketEvent], policy: Policy) -> list[Fact]:
 
 def facts_of_ordered(evs: list[TicketEvent], policy: Policy) -> list[Fact]:
     """``ticket_facts`` of events already ``ordered`` (a caller deriving more from them)."""
-    opened = next((e for e in evs if e.type == "opened"), None)
-    if opened is None:
-        return []
-    start = opened.occurred_at
-    evs = [e for e in evs if e.occurred_at >= start and e is not opened]
-    out: list[Fact] = []
-    append, per_agent, rules_of = out.append, policy.per_agent, policy.for_queue
+    return list(TicketFold.of(evs, policy).facts)
 
-    def fact(e: TicketEvent, name: str, value: float = 1.0) -> None:
-        f = Fact(e.occurred_at, name, e.queue, e.channel, value)
-        append(f)
-        if per_agent and name in PER_AGENT:
-            append(f.for_agent(e.agent_id))
 
-    fact(opened, "offered")
-    if policy.complaint_tag in opened.tags:
-        fact(opened, "complaints")
-    answered = ended = transferred = False
-    resolved_at: float | None = None
-    waiting_since: float | None = start
-    handle = opened.handle_seconds or 0.0
-    for e in evs:
+@dataclass(slots=True)
+class TicketFold:
+    """A ticket's facts and state after its events so far, in ``ordered`` order.
+
+    The facts are a left fold over the ordered events, so an event that sorts after every
+    event folded so far (most events: they arrive in order) is applied in O(1) by
+    ``then``; any other one needs the fold from scratch (``of``). A later event changes an
+    earlier fact in one case only: a reopen within ``fcr_days`` of the first resolution
+    takes back its ``resolved_first_contact``. Events before ``opened`` count for nothing.
+    """
+
+    policy: Policy
+    facts: list[Fact] = field(default_factory=list)
+    last: tuple[float, bool, str] | None = None  # order key of the newest event folded
+    opened: TicketEvent | None = None
+    answered: bool = False  # an agent has replied since it was opened
+    ended: bool = False  # abandoned
+    transferred: bool = False
+    resolved_at: float | None = None  # the first resolution
+    fcr: Fact | None = None  # its resolved_first_contact, while a reopen can take it back
+    reopened_at: float | None = None  # the latest reopen folded
+    waiting_since: float | None = None  # since when the customer waits for an agent's reply
+    handle: float = 0.0  # handle seconds not yet counted in a handling period
+    queue: str = ""  # where the ticket is now (after transfers)
+    is_open: bool = False
+
+    @classmethod
+    def of(cls, evs: list[TicketEvent], policy: Policy) -> TicketFold:
+        """The fold of ``ordered`` events, from scratch."""
+        fold = cls(policy)
+        for e in evs:
+            fold.feed(e)
+        return fold
+
+    def follows(self, event: TicketEvent) -> bool:
+        """``event`` sorts after every event folded: ``then`` may apply it."""
+        return self.last is None or _order(event) > self.last
+
+    def then(self, event: TicketEvent) -> tuple[TicketFold, list[Fact], list[Fact]]:
+        """(the fold with ``event``, facts it takes back, facts it adds); self is unchanged
+        (a record's fold is shared with the table cache until its batch is done)."""
+        new = copy(self)
+        new.facts = list(self.facts)
+        retract, add = new.feed(event)
+        return new, retract, add
+
+    def feed(self, e: TicketEvent) -> tuple[list[Fact], list[Fact]]:
+        """Fold one event in place (it must sort after the others): (retracted, added)."""
+        self.last = _order(e)
+        added: list[Fact] = []
+        if self.opened is None:
+            if e.type == "opened":
+                self._open(e, added)
+            return [], added
+        self.queue = e.to_queue if e.type == "transferred" and e.to_queue else e.queue
         if e.handle_seconds:
-            handle += e.handle_seconds
-        if e.type == "replied" and e.author == "agent":
-            if not answered:
-                answered = True
-                rules = rules_of(e.queue, e.channel)  # the answering queue's target and hours
-                wait = rules.elapsed(start, e.occurred_at)
-                fact(e, "first_response", wait)
-                if wait <= rules.first_response_target_s:
-                    fact(e, "first_response_within_target")
-            if waiting_since is not None:
-                fact(e, "reply_wait", e.occurred_at - waiting_since)
-                waiting_since = None
-        elif e.type == "replied" and e.author == "customer" and waiting_since is None:
-            waiting_since = e.occurred_at
-        elif e.type == "abandoned" and not ended:
-            ended = True
-            wait = e.occurred_at - start
-            if answered:
-                fact(e, "disconnects", wait)
-                fact(e, "handled", handle)
-                handle = 0.0
-            else:
-                fact(e, "abandoned", wait)
-                if wait < rules_of(e.queue, e.channel).short_abandon_s:
-                    fact(e, "short_abandoned", wait)
-        elif e.type == "transferred":
-            transferred = True
-            fact(e, "transfers_out")
+            self.handle += e.handle_seconds
+        retract = self._apply(e, added)
+        return retract, added
+
+    def _fact(self, e: TicketEvent, name: str, added: list[Fact], value: float = 1.0) -> Fact:
+        f = Fact(e.occurred_at, name, e.queue, e.channel, value)
+        added.append(f)
+        self.facts.append(f)
+        if self.policy.per_agent and name in PER_AGENT:
+            twin = f.for_agent(e.agent_id)
+            added.append(twin)
+            self.facts.append(twin)
+        return f
+
+    def _open(self, e: TicketEvent, added: list[Fact]) -> None:
+        self.opened, self.queue, self.is_open = e, e.queue, True
+        self.waiting_since = e.occurred_at
+        self.handle = e.handle_seconds or 0.0
+        self._fact(e, "offered", added)
+        if self.policy.complaint_tag in e.tags:
+            self._fact(e, "complaints", added)
+
+    def _apply(self, e: TicketEvent, added: list[Fact]) -> list[Fact]:
+        """The facts of one event after ``opened``; returns the facts it takes back."""
+        kind = e.type
+        if kind == "replied":
+            self._replied(e, added)
+        elif kind == "abandoned":
+            self.is_open = False
+            if not self.ended:
+                self._abandoned(e, added)
+        elif kind == "transferred":
+            self.transferred = True
+            self._fact(e, "transfers_out", added)
             if e.escalation:
-                fact(e, "escalations")
-            fact(e, "handled", handle)
-            handle = 0.0
-        elif e.type == "resolved":
-            fact(e, "handled", handle)
-            handle = 0.0
-            if resolved_at is None:
-                resolved_at = e.occurred_at
-                rules = rules_of(e.queue, e.channel)  # the resolving queue's target and hours
-                took = rules.elapsed(start, resolved_at)
-                fact(e, "resolved", took)
-                if took <= rules.resolution_target_s:
-                    fact(e, "resolved_within_target")
-                horizon = resolved_at + policy.fcr_days * DAY
-                reopened = any(
-                    x.type == "reopened" and resolved_at <= x.occurred_at <= horizon for x in evs
-                )
-                if not transferred and not reopened:
-                    fact(e, "resolved_first_contact")
-        elif e.type == "reopened":
-            fact(e, "reopens")
-        elif e.type == "survey" and e.survey_kind is not None and e.score is not None:
+                self._fact(e, "escalations", added)
+            self._handled(e, added)
+        elif kind == "resolved":
+            self.is_open = False
+            self._handled(e, added)
+            if self.resolved_at is None:
+                self._resolved(e, added)
+        elif kind == "reopened":
+            self.is_open = True
+            self.reopened_at = e.occurred_at
+            self._fact(e, "reopens", added)
+            return self._take_back_fcr(e)
+        elif kind == "survey" and e.survey_kind is not None and e.score is not None:
             for name in survey_facts(e.survey_kind, e.score):
-                fact(e, name, float(e.score) if name.endswith("_responses") else 1.0)
-    return out
+                self._fact(e, name, added, float(e.score) if name.endswith("_responses") else 1.0)
+        return []
+
+    def _replied(self, e: TicketEvent, added: list[Fact]) -> None:
+        if e.author == "agent":
+            if not self.answered:
+                self.answered = True
+                rules = self.policy.for_queue(e.queue, e.channel)  # the answering queue's
+                wait = rules.elapsed(self._start, e.occurred_at)
+                self._fact(e, "first_response", added, wait)
+                if wait <= rules.first_response_target_s:
+                    self._fact(e, "first_response_within_target", added)
+            if self.waiting_since is not None:
+                self._fact(e, "reply_wait", added, e.occurred_at - self.waiting_since)
+                self.waiting_since = None
+        elif e.author == "customer" and self.waiting_since is None:
+            self.waiting_since = e.occurred_at
+
+    def _abandoned(self, e: TicketEvent, added: list[Fact]) -> None:
+        self.ended = True
+        wait = e.occurred_at - self._start
+        if self.answered:
+            self._fact(e, "disconnects", added, wait)
+            self._handled(e, added)
+        else:
+            self._fact(e, "abandoned", added, wait)
+            if wait < self.policy.for_queue(e.queue, e.channel).short_abandon_s:
+                self._fact(e, "short_abandoned", added, wait)
+
+    def _handled(self, e: TicketEvent, added: list[Fact]) -> None:
+        self._fact(e, "handled", added, self.handle)
+        self.handle = 0.0
+
+    def _resolved(self, e: TicketEvent, added: list[Fact]) -> None:
+        self.resolved_at = e.occurred_at
+        rules = self.policy.for_queue(e.queue, e.channel)  # the resolving queue's target, hours
+        took = rules.elapsed(self._start, e.occurred_at)
+        self._fact(e, "resolved", added, took)
+        if took <= rules.resolution_target_s:
+            self._fact(e, "resolved_within_target", added)
+        # a reopen folded before it sorts before it: only one at the very same time counts
+        reopened = self.reopened_at is not None and self.reopened_at >= e.occurred_at
+        if not self.transferred and not reopened:
+            self.fcr = self._fact(e, "resolved_first_contact", added)
+
+    def _take_back_fcr(self, e: TicketEvent) -> list[Fact]:
+        """A reopen within ``fcr_days`` of the first resolution: it was no first-contact one."""
+        fcr, resolved_at = self.fcr, self.resolved_at
+        if fcr is None or resolved_at is None:
+            return []
+        if not resolved_at <= e.occurred_at <= resolved_at + self.policy.fcr_days * DAY:
+            return []
+        self.fcr = None
+        self.facts.remove(fcr)
+        return [fcr]
+
+    @property
+    def _start(self) -> float:
+        assert self.opened is not None
+        return self.opened.occurred_at
 
 
 def survey_facts(kind: str, score: int) -> list[str]:

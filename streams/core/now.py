@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from streams.core.events import TicketEvent
-from streams.core.facts import ordered
+from streams.core.facts import TicketFold, ordered
 from streams.core.policy import Policy
 
 
@@ -46,6 +46,15 @@ def open_of_ordered(evs: list[TicketEvent]) -> OpenTicket | None:
         elif e.type == "replied" and e.author == "agent":
             answered = True
     return OpenTicket(queue, channel, opened.occurred_at, answered) if is_open else None
+
+
+def open_of_fold(fold: TicketFold) -> OpenTicket | None:
+    """``open_summary`` from a ticket's fold (``streams.core.facts.TicketFold``): what an
+    event applied in order costs; the property tests hold the two equal."""
+    if not fold.is_open or fold.opened is None:
+        return None
+    opened = fold.opened
+    return OpenTicket(fold.queue, opened.channel, opened.occurred_at, fold.answered)
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import Literal
 from streams.core.buckets import delta
 from streams.core.contacts import Contact, contact_of
 from streams.core.events import TicketEvent
-from streams.core.facts import Fact, facts_of_ordered, ordered, ticket_facts
-from streams.core.now import OpenTicket, open_of_ordered
+from streams.core.facts import Fact, TicketFold, ordered, ticket_facts
+from streams.core.now import OpenTicket, open_of_fold
 from streams.core.policy import Policy
 
 
@@ -40,7 +40,7 @@ class Step:
     add: tuple[Fact, ...] = ()
     ticket: StoredTicket | None = None  # the value to store, or None to leave it as it is
     contact: tuple[str, Contact] | None = None  # (customer_id, contact) to forward when changed
-    facts: tuple[Fact, ...] = ()  # all facts of ``ticket`` (when set), for the next step
+    fold: TicketFold | None = None  # facts and state of ``ticket`` (when set), for the next step
     open: OpenTicket | None = None  # ``ticket`` (when set) is open: its summary
 
 
@@ -52,12 +52,13 @@ def step(
     watermark: float,
     lateness_s: float,
     policy: Policy,
-    known_facts: tuple[Fact, ...] | None = None,
+    known: TicketFold | None = None,
 ) -> Step:
     """Late beyond ``lateness_s`` behind the partition watermark: counted, not applied.
 
-    ``known_facts``: the facts of all of ``stored``'s events, when the caller kept them
-    from the previous step (saves computing them again; ignored on a replay).
+    ``known``: the fold of all of ``stored``'s events, when the caller kept it from the
+    previous step. An event that sorts after all of them is then folded in O(1); any other
+    (or a replay, or no fold kept) costs the fold from scratch.
     """
     if event.occurred_at < watermark - lateness_s:
         return Step("late")
@@ -65,20 +66,21 @@ def step(
     prior = stored.upto(offset) if stored is not None else []
     if any(e.event_id == event.event_id for e in prior):
         return Step("duplicate")
-    if known_facts is not None and not replaying:
-        old: list[Fact] | tuple[Fact, ...] = known_facts
+    if stored is None:
+        known = TicketFold(policy)
+    if known is not None and not replaying and known.follows(event):
+        fold, retract, add = known.then(event)
     else:
-        old = ticket_facts(prior, policy)
-    evs = ordered([*prior, event])  # sorted once for the facts and the open summary
-    new = facts_of_ordered(evs, policy)
-    retract, add = delta(old, new)
+        old = known.facts if known is not None and not replaying else ticket_facts(prior, policy)
+        fold = TicketFold.of(ordered([*prior, event]), policy)
+        retract, add = delta(old, fold.facts)
     ticket, summary = None, None
     if not replaying:
         base = stored.events if stored is not None else ()
         ticket = StoredTicket((*base, (event, offset)), offset)
-        summary = open_of_ordered(evs)  # not a replay: prior is every stored event
+        summary = open_of_fold(fold)  # not a replay: prior is every stored event
     contact = _changed_contact(prior, event)
-    return Step("applied", tuple(retract), tuple(add), ticket, contact, tuple(new), summary)
+    return Step("applied", tuple(retract), tuple(add), ticket, contact, fold, summary)
 
 
 def _changed_contact(prior: list[TicketEvent], event: TicketEvent) -> tuple[str, Contact] | None:

@@ -26,7 +26,7 @@ from typing import Any
 from streams.core.buckets import Entry, entries
 from streams.core.contacts import Contact
 from streams.core.events import TicketEvent
-from streams.core.facts import Fact
+from streams.core.facts import Fact, TicketFold
 from streams.core.now import OpenTicket, open_summary
 from streams.core.ticket import Outcome, StoredTicket, step
 from streams.processing.bucket_store import Watermarks
@@ -44,7 +44,7 @@ class TicketRecord:
     partition: int
     ticket: StoredTicket
     open: OpenTicket | None  # None once resolved or abandoned
-    facts: tuple[Fact, ...] | None = None  # of all its events; None until first needed
+    fold: TicketFold | None = None  # its facts and state; None until first needed
 
     @property
     def newest(self) -> float:
@@ -107,7 +107,7 @@ class KpiProcessor:
             watermark=wmb,
             lateness_s=s.lateness_s,
             policy=s.policy,
-            known_facts=record.facts if record is not None else None,
+            known=record.fold if record is not None else None,
         )
         current = self.clock.current(partition)  # == wmb unless this record is a replay
         if result.outcome != "applied":
@@ -124,7 +124,7 @@ class KpiProcessor:
             self._count(result.add)
             contact = result.contact
             if result.ticket is not None:
-                record = TicketRecord(partition, result.ticket, result.open, result.facts)
+                record = TicketRecord(partition, result.ticket, result.open, result.fold)
                 self.tables.tickets[event.ticket_id] = record
                 self.retention.push(partition, event.ticket_id, record)
         moved = None

@@ -169,6 +169,20 @@ class WorkerConsumer(Consumer):
         ack = super().ack
         return any([ack(record) for record in bundle.records])
 
+    def commit_state(self) -> dict[str, dict[str, object]]:
+        """Per partition of our topics, what the commit is waiting for: the committed and
+        read offsets, the acked offsets not committed yet (first few) and the gaps."""
+        out: dict[str, dict[str, object]] = {}
+        for tp, committed in list(self._committed_offset.items()):
+            if tp.topic in self.done.topics:
+                out[f"{tp.topic}:{tp.partition}"] = {
+                    "committed": committed,
+                    "read": self._read_offset.get(tp),
+                    "acked": sorted(self._acked.get(tp, ()))[:5],
+                    "gaps": [(g.begin, g.end) for g in sorted(self._gap.get(tp, ()))][:5],
+                }
+        return out
+
     def _release(self, message: Message, records: int) -> bool:
         with ack_lock:  # as Consumer.ack: acked, and no longer waited for
             if message.acked:

@@ -386,6 +386,7 @@ class Worker:
                 "batches": s.batches,
                 "table_writes": s.table_writes,
                 "acks_released": self.finished.released,
+                "commit": self.app.consumer.commit_state(),  # type: ignore[attr-defined]
                 "last_processed_at": s.last_processed_at,
                 # the next input offset to process, per partition: every record below it
                 # is reflected in /metrics (the bench's freshness measurement polls this)

@@ -53,7 +53,7 @@ def committed_and_end(bootstrap: str, group: str, topics: list[str]) -> dict[Top
         admin.close()
 
 
-def wait_committed_to_end(bootstrap: str, group: str, topics: list[str], worker) -> None:
+def wait_committed_to_end(bootstrap: str, group: str, topics: list[str], *workers) -> None:
     last: dict = {}
 
     def at_end() -> bool:
@@ -62,9 +62,10 @@ def wait_committed_to_end(bootstrap: str, group: str, topics: list[str], worker)
         return all(c == e for c, e in last.values()) and any(e for _, e in last.values())
 
     try:
-        wait_for(at_end, 60, "committed offsets to reach the end offsets", worker)
+        wait_for(at_end, 60, "committed offsets to reach the end offsets", workers[0])
     except pytest.fail.Exception:
-        pytest.fail(f"committed vs end offsets: {last}")
+        seen = [stats(w) for w in workers]  # what each worker read, held and released
+        pytest.fail(f"committed vs end offsets: {last}; the workers' /stats: {seen}")
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def test_two_workers_commit_every_partition_to_the_end(kafka, names, start_worke
     total = sum(1 for _ in read_jsonl(log))
     wait_for(lambda: _processed(a) + _processed(b) >= total, 180, "the backlog", a)
     topics = [names["topic"], f"{names['app_id']}-contacts"]
-    wait_committed_to_end(kafka.bootstrap, names["app_id"], topics, a)
+    wait_committed_to_end(kafka.bootstrap, names["app_id"], topics, a, b)
 
 
 def test_two_apps_on_one_topic_keep_their_own_contacts_and_figures(
