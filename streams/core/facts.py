@@ -15,7 +15,6 @@ responses and handling periods also count as ``agent_<name>`` facts carrying the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from copy import copy
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -112,8 +111,11 @@ class TicketFold:
     def then(self, event: TicketEvent) -> tuple[TicketFold, list[Fact], list[Fact]]:
         """(the fold with ``event``, facts it takes back, facts it adds); self is unchanged
         (a record's fold is shared with the table cache until its batch is done)."""
-        new = copy(self)
-        new.facts = list(self.facts)
+        new = TicketFold(
+            self.policy, list(self.facts), self.last, self.opened, self.answered, self.ended,
+            self.transferred, self.resolved_at, self.fcr, self.reopened_at, self.waiting_since,
+            self.handle, self.queue, self.is_open,
+        )  # fmt: skip
         retract, add = new.feed(event)
         return new, retract, add
 

@@ -7,7 +7,7 @@ fingerprint recorded in ``faust_fingerprints.json``: a mismatch fails and names 
 re-read (``python -m streams.runtime.faust_internals --record`` records them afresh, once
 re-read). No other module of ``streams`` uses a private name of these packages.
 
-The worker's Kafka consumer is Faust's aiokafka consumer with three rules of its own.
+The worker's Kafka consumer is Faust's aiokafka consumer with four rules of its own.
 
 Rewind what was dropped. After a rebalance Faust drops the records it fetched meanwhile
 (those of partitions it paused for table recovery among them) and seeks back to the
@@ -34,6 +34,10 @@ code per record. The fetcher delivers the consecutive records of one partition f
 fetch (at most ``bundle_records``) as a single event, a ``Bundle``; its ack acks every
 record in it with Faust's bookkeeping, so commits, gaps and the rules above work per record.
 Faust's own topics (changelogs) keep Faust's per-record path.
+
+Count each acked offset once. Faust's list of acked offsets can repeat an offset, and its
+commit then advanced one offset at a time (``WorkerConsumer._new_offset`` says when); the
+list is made a sorted set of uncommitted offsets before each commit.
 """
 
 from __future__ import annotations
@@ -168,6 +172,28 @@ class WorkerConsumer(Consumer):
             self._unacked_messages.discard(bundle)
         ack = super().ack
         return any([ack(record) for record in bundle.records])
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's, over the acked offsets not committed yet, each counted once.
+
+        Faust's list of acked offsets can hold an offset twice: a gap's offsets join the
+        list but not its index, so a later ack of one is appended again, and an ack landing
+        while a commit is in flight is appended again after the commit took it out. It can
+        also hold offsets below the committed one. Its run of consecutive offsets then ends
+        at the first repeat, and the commit moved one offset per commit: in the two-worker
+        test a partition stayed 668 records behind its end for minutes after everything was
+        processed. So the list is made the sorted set of uncommitted offsets first, and its
+        index agrees with it (a later ack of a listed offset is not appended again).
+        """
+        acked = self._acked.get(tp)
+        if acked:
+            floor = self._committed_offset[tp] or 0
+            unique = sorted({offset for offset in acked if offset >= floor})
+            acked[:] = unique
+            index = self._acked_index[tp]
+            index.clear()
+            index.update(unique)
+        return super()._new_offset(tp)
 
     def commit_state(self) -> dict[str, dict[str, object]]:
         """Per partition of our topics, what the commit is waiting for: the committed and
@@ -355,7 +381,8 @@ RELIED_ON: dict[str, str] = {
         "WorkerConsumer.ack acks a bundle's records through it; _release mirrors its bookkeeping"
     ),
     "faust.transport.consumer.Consumer._new_offset": (
-        "commits need every record's offset acked, with no gap: why bundles ack per record"
+        "commits need every record's offset acked, with no gap: why bundles ack per record;"
+        " WorkerConsumer._new_offset makes its list a sorted set first"
     ),
     "faust.transport.consumer.Consumer.perform_seek": (
         "resets read offsets after seek_to_committed: why ProcessedOffsets exists"

@@ -96,6 +96,36 @@ def test_a_batch_with_a_skipped_record_commits_up_to_it(setup) -> None:
     assert consumer._new_offset(TP(OURS, 0)) == 13, "never past a record nobody processed"
 
 
+def test_repeated_and_committed_offsets_do_not_hold_the_commit_back(setup) -> None:
+    """Faust's list of acked offsets can repeat an offset (a gap's offsets join the list but
+    not its index) and hold committed ones; its first run of consecutive offsets then ended
+    at the first repeat, and a partition's commit crept forward one offset at a time."""
+    consumer, done, _ = setup
+    tp = TP(OURS, 0)
+    consumer._committed_offset[tp] = 2180
+    consumer._acked[tp].extend([2179, 2180, 2180, 2181, 2181, *range(2182, 2848)])
+    consumer._acked_index[tp].update(range(2181, 2848))
+    assert consumer._new_offset(tp) == 2848, "the whole run, not 2181"
+    assert committable(consumer, OURS) == [] and not consumer._acked_index[tp]
+    consumer._committed_offset[tp] = 2848  # as the commit records it
+    later = message(OURS, 2848)
+    done.mark(SimpleNamespace(message=later))
+    assert later.ack(consumer) is True
+    assert consumer._new_offset(tp) == 2849
+
+
+def test_an_offset_of_a_gap_acked_again_counts_once(setup) -> None:
+    consumer, done, _ = setup
+    tp = TP(OURS, 0)
+    consumer._committed_offset[tp] = 11
+    consumer._acked[tp].extend([11, 12])  # 11 from a gap: listed, not indexed
+    consumer._acked_index[tp].add(12)
+    again = message(OURS, 11)
+    done.mark(SimpleNamespace(message=again))
+    again.ack(consumer)  # Faust's ack appends it again: [11, 12, 11]
+    assert consumer._new_offset(tp) == 13, "Faust's own gives 12: its run ends at the repeat"
+
+
 class FakeThread:
     """Stands in for Faust's aiokafka consumer thread (which needs a broker): what is
     committed, and which partitions were sought to their beginning."""
