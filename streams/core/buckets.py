@@ -56,11 +56,14 @@ def _fmt(bound: float) -> str:
 
 def entries(fact: Fact, bounds: tuple[float, ...]) -> list[tuple[Entry, float]]:
     """The (entry, value) pairs one fact adds to its bucket."""
-    entry = Entry(fact.name, fact.days, fact.agent)
-    out = [(entry, fact.value)]
-    if fact.name in DISTRIBUTIONS:
-        out.append((entry._replace(le=bound_label(fact.value, bounds)), fact.value))
-    return out
+    name, value = fact.name, fact.value
+    if name in DISTRIBUTIONS:
+        le = bound_label(value, bounds)
+        return [
+            (Entry(name, fact.days, fact.agent), value),
+            (Entry(name, fact.days, fact.agent, le), value),
+        ]
+    return [(Entry(name, fact.days, fact.agent), value)]
 
 
 def changes(

@@ -195,18 +195,22 @@ def _add_sums(
     current: tuple[EntrySum, ...], delta: dict[Entry, list[float]]
 ) -> tuple[tuple[EntrySum, ...], list[EntryChange]]:
     """The bucket's new sums, and each changed entry's (entry, old sum, old count, new
-    sum, new count) for the listeners."""
-    values = {entry: (total, count) for entry, total, count in current}
+    sum, new count) for the listeners. The row's triples are reused as they are (a write
+    changes a few of a bucket's entries): no unpacking and repacking of the others."""
+    values = {triple[0]: triple for triple in current}
     changed: list[EntryChange] = []
     for entry, (total, count) in delta.items():
-        old_total, old_count = values.get(entry, (0.0, 0))
-        if old_count + count == 0:
+        old = values.get(entry)
+        old_total, old_count = (old[1], old[2]) if old is not None else (0.0, 0)
+        new_count = int(old_count + count)
+        if new_count == 0:
             values.pop(entry, None)
             changed.append((entry, old_total, old_count, 0.0, 0))
         else:
-            new = values[entry] = (old_total + total, int(old_count + count))
-            changed.append((entry, old_total, old_count, *new))
-    return tuple((entry, total, count) for entry, (total, count) in values.items()), changed
+            new_total = old_total + total
+            values[entry] = (entry, new_total, new_count)
+            changed.append((entry, old_total, old_count, new_total, new_count))
+    return tuple(values.values()), changed
 
 
 def _add_values(
