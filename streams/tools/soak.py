@@ -4,7 +4,8 @@ Row 13 of the reliability matrix: 1 h at 70 % of the worker's measured maximum. 
 broker, one worker (wall clock) and ``ticketpulse simulate --start now --speed 1`` at the
 chosen rate. Windows are short here (5m, 15m; recontact and FCR periods of 10 minutes),
 so that buckets, tickets and customers start expiring within the run and the state
-reaches its plateau: after that, resident memory, the tables and the lag must stay flat.
+reaches its plateau: after that, resident memory, the tables and the lag must stay flat
+(``verdict``: the run exits 1 and says what grew when one does not).
 Every ``--every`` seconds it records RSS, the rows held per table and the consumer lag,
 into ``docs/soak.csv``, and plots them into ``docs/soak.png`` (matplotlib, the ``soak``
 extra: ``make soak`` installs it).
@@ -15,12 +16,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from statistics import linear_regression
 
 from streams.config import load_settings
 from streams.runtime.processes import die_with_parent
@@ -87,6 +90,33 @@ def plot(rows: list[dict[str, float]], out: Path) -> None:
     fig.savefig(out, dpi=90)
 
 
+def verdict(rows: list[dict[str, float]], rate: float, settle_minutes: float) -> list[str]:
+    """Does anything grow once the state has settled? One line per measure, ``FAIL`` when:
+    resident memory grows more than 10 % of its level per hour, a table more than 10 % per
+    hour, or the lag exceeds 30 s of traffic at the end (the worker is not keeping up)."""
+    settled = [r for r in rows if r["minute"] >= settle_minutes]
+    if len(settled) < 3:
+        return [f"FAIL: fewer than 3 samples after minute {settle_minutes:g}"]
+    minutes = [r["minute"] for r in settled]
+    lines = []
+    for name in ("rss_mib", "tickets", "buckets", "customers"):
+        values = [r[name] for r in settled]
+        per_hour = 60 * linear_regression(minutes, values).slope
+        level = max(statistics.fmean(values), 1.0)
+        ok = per_hour <= 0.10 * level
+        lines.append(
+            f"{'ok' if ok else 'FAIL'}: {name} {statistics.fmean(values):,.1f} on average after"
+            f" minute {settle_minutes:g}, slope {per_hour:+,.1f}/h ({per_hour / level:+.1%}/h)"
+        )
+    lag = [r["lag"] for r in settled]
+    ok = lag[-1] <= 30 * rate
+    lines.append(
+        f"{'ok' if ok else 'FAIL'}: lag {lag[-1]:,.0f} records at the end (max {max(lag):,.0f};"
+        f" limit {30 * rate:,.0f} = 30 s of traffic)"
+    )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m streams.tools.soak",
@@ -141,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows(rows)
     plot(rows, args.output / "soak.png")
     print(f"soak: {len(rows)} samples -> {args.output / 'soak.csv'}, {args.output / 'soak.png'}")
-    return 0
+    lines = verdict(rows, args.rate, settle_minutes=min(20.0, args.minutes / 2))
+    print("\n".join(lines))
+    return 1 if any(line.startswith("FAIL") for line in lines) else 0
 
 
 if __name__ == "__main__":

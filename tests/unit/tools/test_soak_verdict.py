@@ -1,0 +1,40 @@
+"""`make soak`'s verdict: flat after the state settles is ok; growth or a rising lag fails."""
+
+from __future__ import annotations
+
+from streams.tools.soak import verdict
+
+
+def rows(rss_per_minute: float, final_lag: float) -> list[dict[str, float]]:
+    out = []
+    for minute in range(0, 61):
+        settled = min(minute, 20)  # grows until the windows start expiring
+        out.append(
+            {
+                "minute": float(minute),
+                "rss_mib": 200 + 5 * settled + rss_per_minute * max(0, minute - 20),
+                "tickets": 1000.0 + 50 * settled,
+                "buckets": 300.0 + 10 * settled,
+                "customers": 900.0 + 40 * settled,
+                "lag": final_lag if minute == 60 else 40.0,
+            }
+        )
+    return out
+
+
+def test_a_plateau_passes() -> None:
+    lines = verdict(rows(0.0, 40), rate=500, settle_minutes=20)
+    assert all(line.startswith("ok") for line in lines), lines
+
+
+def test_memory_that_keeps_growing_fails() -> None:
+    lines = verdict(rows(1.0, 40), rate=500, settle_minutes=20)  # 60 MiB/h on ~320 MiB
+    assert [line.split(":")[0] for line in lines] == ["FAIL", "ok", "ok", "ok", "ok"]
+
+
+def test_a_worker_falling_behind_fails() -> None:
+    assert verdict(rows(0.0, 20_000), rate=500, settle_minutes=20)[-1].startswith("FAIL")
+
+
+def test_too_short_a_run_cannot_pass() -> None:
+    assert verdict(rows(0.0, 0)[:21], rate=500, settle_minutes=20)[0].startswith("FAIL")
