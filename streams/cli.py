@@ -70,6 +70,8 @@ Creates the input topic and the dead-letter topic if they are missing.""",
   ticketpulse wallboard --workers http://127.0.0.1:8790          # one local worker
   ticketpulse wallboard --workers http://w1:8790,http://w2:8790 --port 8080
   ticketpulse wallboard --prometheus http://prometheus:9090      # production
+  TICKETPULSE_SOURCE_PASSWORD=... ticketpulse wallboard --workers https://w1:8790 \
+      --source-cafile ca.pem --source-username wallboard           # workers behind a web config
   then open http://127.0.0.1:8791/?queues=sales,billing&window=1h on the TV
 
 Serves a TV wallboard (/), the figures as JSON (/api/v1/figures) and as Server-Sent
@@ -238,6 +240,17 @@ def _wallboard_command(command: Callable[[str, str], argparse.ArgumentParser]) -
     source = board.add_mutually_exclusive_group(required=True)
     source.add_argument("--workers", help="the workers' base URLs, comma separated")
     source.add_argument("--prometheus", help="Prometheus base URL (instant queries)")
+    access = board.add_argument_group(
+        "reaching a secured source (workers or Prometheus served with a web config)"
+    )
+    access.add_argument("--source-cafile", type=Path, help="CA file to verify https sources with")
+    access.add_argument("--source-username", help="basic-auth user of the sources")
+    access.add_argument(
+        "--source-password-file",
+        type=Path,
+        help="file holding that user's password (or set $TICKETPULSE_SOURCE_PASSWORD; "
+        "never a flag)",
+    )
 
 
 def _simulate_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -554,15 +567,17 @@ def _wait_for_signal(alive: Callable[[], bool]) -> None:
 def cmd_wallboard(args: argparse.Namespace) -> int:
     from streams.metrics.web_config import load_web_config
     from streams.wallboard.app import Board, serve
-    from streams.wallboard.sources import PrometheusSource, Source, WorkersSource
+    from streams.wallboard.sources import PrometheusSource, Source, SourceAccess, WorkersSource
 
     settings = _settings(args)
+    access = SourceAccess.load(args.source_cafile, args.source_username, args.source_password_file)
     source: Source
     if args.workers:
         urls = [u.strip().rstrip("/") for u in args.workers.split(",") if u.strip()]
-        source = WorkersSource([u if u.endswith("/metrics") else f"{u}/metrics" for u in urls])
+        metrics = [u if u.endswith("/metrics") else f"{u}/metrics" for u in urls]
+        source = WorkersSource(metrics, access=access)
     else:
-        source = PrometheusSource(args.prometheus)
+        source = PrometheusSource(args.prometheus, access=access)
     board = Board(source, settings.wallboard_refresh_seconds, list(settings.windows))
     serve(
         board,

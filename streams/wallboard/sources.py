@@ -8,12 +8,18 @@ figures are exact across workers.
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import ssl
 from dataclasses import dataclass, field
-from typing import Protocol
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.config import ConfigError
 from streams.wallboard.figures import (
     ACTIVE_PARTITIONS,
     COMPONENTS,
@@ -27,6 +33,51 @@ from streams.wallboard.figures import (
 )
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
+PASSWORD_ENV = "TICKETPULSE_SOURCE_PASSWORD"  # noqa: S105 - the variable's name
+
+
+@dataclass(frozen=True)
+class SourceAccess:
+    """How the wallboard reaches workers or Prometheus served with a web config
+    (``streams.metrics.web_config``): a CA to verify https with, and basic auth."""
+
+    cafile: Path | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never logged
+
+    @classmethod
+    def load(
+        cls, cafile: Path | None, username: str | None, password_file: Path | None
+    ) -> SourceAccess:
+        """The password from ``$TICKETPULSE_SOURCE_PASSWORD`` or a file, never a flag."""
+        password = os.environ.get(PASSWORD_ENV)
+        if password_file is not None:
+            try:
+                password = password_file.read_text().strip()
+            except OSError as exc:
+                msg = f"cannot read the source password file {password_file}: {exc.strerror}"
+                raise ConfigError(msg) from exc
+        if username and not password:
+            msg = (
+                f"--source-username needs a password: set ${PASSWORD_ENV} or --source-password-file"
+            )
+            raise ConfigError(msg)
+        if cafile is not None and not cafile.is_file():
+            msg = f"--source-cafile {cafile} is not a file"
+            raise ConfigError(msg)
+        return cls(cafile, username, password)
+
+    @cached_property
+    def options(self) -> dict[str, Any]:
+        """``ssl`` and the basic-auth header for ``ClientSession.get`` (https is verified
+        with the system's CAs without ``cafile``)."""
+        options: dict[str, Any] = {}
+        if self.cafile is not None:
+            options["ssl"] = ssl.create_default_context(cafile=str(self.cafile))
+        if self.username and self.password:
+            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            options["headers"] = {"Authorization": f"Basic {token}"}
+        return options
 
 
 @dataclass
@@ -57,6 +108,7 @@ class WorkersSource:
 
     urls: list[str]
     name: str = "workers"
+    access: SourceAccess = field(default_factory=SourceAccess)
 
     async def read(self, session: aiohttp.ClientSession) -> Reading:
         texts = await asyncio.gather(*(self._get(session, u) for u in self.urls))
@@ -68,7 +120,8 @@ class WorkersSource:
 
     async def _get(self, session: aiohttp.ClientSession, url: str) -> str | None:
         try:
-            async with session.get(url, timeout=TIMEOUT) as response:
+            options = self.access.options
+            async with session.get(url, timeout=TIMEOUT, **options) as response:
                 response.raise_for_status()
                 return await response.text()
         except (aiohttp.ClientError, TimeoutError):
@@ -96,6 +149,7 @@ class PrometheusSource:
 
     url: str
     name: str = "prometheus"
+    access: SourceAccess = field(default_factory=SourceAccess)
 
     async def read(self, session: aiohttp.ClientSession) -> Reading:
         results = await asyncio.gather(*(self._query(session, name) for name in QUERIED))
@@ -110,7 +164,8 @@ class PrometheusSource:
         agg = "max" if name in MAX_SAMPLES or configuration else "sum"
         query = f"{agg} without (instance, job) ({name})"
         endpoint = f"{self.url.rstrip('/')}/api/v1/query"
-        async with session.get(endpoint, params={"query": query}, timeout=TIMEOUT) as response:
+        options = {"params": {"query": query}, **self.access.options}
+        async with session.get(endpoint, timeout=TIMEOUT, **options) as response:
             response.raise_for_status()
             body = await response.json()
         if body.get("status") != "success":
