@@ -33,7 +33,10 @@ async def secured_worker(tmp_path: Path) -> tuple[TestServer, Path]:
     )
     web_config = load_web_config(config)
     app = web.Application(middlewares=[web_config.middleware()])
-    app.router.add_get("/metrics", lambda request: web.Response(text=EXPOSITION))
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text=EXPOSITION)
+
+    app.router.add_get("/metrics", metrics)
     server = TestServer(app, host="127.0.0.1", scheme="https")
     await server.start_server(ssl=web_config.ssl_context())
     return server, tls.ca_file
