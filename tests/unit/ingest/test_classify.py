@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.ingest.schema import REJECT_REASONS, Accepted, Rejected, classify
+from streams.ingest.schema import REJECT_REASONS, Accepted, Rejected, classify, to_event
 
 NOW = 1_795_510_900.0
 GOOD = {
@@ -96,3 +96,19 @@ def test_huge_numbers_do_not_crash() -> None:
         + b', "score": 123456789012345678901234567890, "handle_seconds": 1e999}'
     )
     assert isinstance(run(b"T-1", raw), Accepted | Rejected)
+
+
+def test_every_field_lands_in_its_own_place() -> None:
+    """``to_event`` builds the event positionally (speed): each property must still reach
+    the field of its name, whatever order ``TicketEvent`` declares them in."""
+    doc = {
+        "event_id": "e-1", "type": "transferred", "ticket_id": "T-1",
+        "occurred_at": "2026-01-05T08:00:00Z", "queue": "sales", "channel": "chat",
+        "customer_id": "C-1", "agent_id": "A-1", "priority": "high", "tags": ["vip"],
+        "handle_seconds": 12.5, "author": "agent", "to_queue": "tier2", "to_agent": "A-2",
+        "escalation": True, "survey_kind": "csat", "score": 4,
+    }  # fmt: skip
+    event = to_event(doc)._asdict()
+    assert event.pop("occurred_at") == 1767600000.0
+    assert event.pop("tags") == ("vip",)
+    assert event == {k: v for k, v in doc.items() if k not in ("occurred_at", "tags")}

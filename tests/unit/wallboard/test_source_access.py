@@ -33,6 +33,7 @@ async def secured_worker(tmp_path: Path) -> tuple[TestServer, Path]:
     )
     web_config = load_web_config(config)
     app = web.Application(middlewares=[web_config.middleware()])
+
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(text=EXPOSITION)
 
