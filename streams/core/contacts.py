@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from streams.core.events import TicketEvent
-from streams.core.facts import DAY, Fact, ordered
+from streams.core.facts import DAY, Fact, TicketFold, ordered
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,26 @@ def contact_of(events: Iterable[TicketEvent]) -> tuple[str, Contact] | None:
         resolved_queue=resolved.queue if resolved else "",
         resolved_channel=resolved.channel if resolved else "",
         reopens=tuple(e.occurred_at for e in later if e.type == "reopened"),
+        resolved_agent=resolved.agent_id if resolved else None,
+    )
+
+
+def contact_of_fold(fold: TicketFold) -> tuple[str, Contact] | None:
+    """``contact_of`` from a ticket's fold (``streams.core.facts.TicketFold``): what an
+    event applied in order costs; the property tests hold the two equal."""
+    opened, resolved = fold.opened, fold.resolution
+    if opened is None or not opened.customer_id:
+        return None
+    return opened.customer_id, Contact(
+        ticket_id=opened.ticket_id,
+        version=fold.events,
+        opened_at=opened.occurred_at,
+        queue=opened.queue,
+        channel=opened.channel,
+        resolved_at=resolved.occurred_at if resolved else None,
+        resolved_queue=resolved.queue if resolved else "",
+        resolved_channel=resolved.channel if resolved else "",
+        reopens=fold.reopens,
         resolved_agent=resolved.agent_id if resolved else None,
     )
 

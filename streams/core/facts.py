@@ -95,6 +95,9 @@ class TicketFold:
     handle: float = 0.0  # handle seconds not yet counted in a handling period
     queue: str = ""  # where the ticket is now (after transfers)
     is_open: bool = False
+    events: int = 0  # events folded, before ``opened`` too (a contact's version)
+    resolution: TicketEvent | None = None  # the first resolution (a contact's)
+    reopens: tuple[float, ...] = ()  # times of the reopens after ``opened``
 
     @classmethod
     def of(cls, evs: list[TicketEvent], policy: Policy) -> TicketFold:
@@ -114,7 +117,7 @@ class TicketFold:
         new = TicketFold(
             self.policy, list(self.facts), self.last, self.opened, self.answered, self.ended,
             self.transferred, self.resolved_at, self.fcr, self.reopened_at, self.waiting_since,
-            self.handle, self.queue, self.is_open,
+            self.handle, self.queue, self.is_open, self.events, self.resolution, self.reopens,
         )  # fmt: skip
         retract, add = new.feed(event)
         return new, retract, add
@@ -122,6 +125,7 @@ class TicketFold:
     def feed(self, e: TicketEvent) -> tuple[list[Fact], list[Fact]]:
         """Fold one event in place (it must sort after the others): (retracted, added)."""
         self.last = _order(e)
+        self.events += 1
         added: list[Fact] = []
         if self.opened is None:
             if e.type == "opened":
@@ -174,6 +178,7 @@ class TicketFold:
         elif kind == "reopened":
             self.is_open = True
             self.reopened_at = e.occurred_at
+            self.reopens = (*self.reopens, e.occurred_at)
             self._fact(e, "reopens", added)
             return self._take_back_fcr(e)
         elif kind == "survey" and e.survey_kind is not None and e.score is not None:
@@ -212,7 +217,7 @@ class TicketFold:
         self.handle = 0.0
 
     def _resolved(self, e: TicketEvent, added: list[Fact]) -> None:
-        self.resolved_at = e.occurred_at
+        self.resolved_at, self.resolution = e.occurred_at, e
         rules = self.policy.for_queue(e.queue, e.channel)  # the resolving queue's target, hours
         took = rules.elapsed(self._start, e.occurred_at)
         self._fact(e, "resolved", added, took)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from streams.core.buckets import delta
-from streams.core.contacts import Contact, contact_of
+from streams.core.contacts import Contact, contact_of, contact_of_fold
 from streams.core.events import TicketEvent
 from streams.core.facts import Fact, TicketFold, ordered, ticket_facts
 from streams.core.now import OpenTicket, open_of_fold
@@ -68,18 +68,21 @@ def step(
         return Step("duplicate")
     if stored is None:
         known = TicketFold(policy)
+    contact: tuple[str, Contact] | None = None
     if known is not None and not replaying and known.follows(event):
         fold, retract, add = known.then(event)
+        if event.type in CONTACT_EVENTS:
+            contact = _changed(contact_of_fold(known), contact_of_fold(fold))
     else:
         old = known.facts if known is not None and not replaying else ticket_facts(prior, policy)
         fold = TicketFold.of(ordered([*prior, event]), policy)
         retract, add = delta(old, fold.facts)
+        contact = _changed_contact(prior, event)
     ticket, summary = None, None
     if not replaying:
         base = stored.events if stored is not None else ()
         ticket = StoredTicket((*base, (event, offset)), offset)
         summary = open_of_fold(fold)  # not a replay: prior is every stored event
-    contact = _changed_contact(prior, event)
     return Step("applied", tuple(retract), tuple(add), ticket, contact, fold, summary)
 
 
@@ -87,8 +90,14 @@ def _changed_contact(prior: list[TicketEvent], event: TicketEvent) -> tuple[str,
     if event.type not in CONTACT_EVENTS:
         return None
     after = contact_of([*prior, event])
+    return None if after is None else _changed(contact_of(prior), after)
+
+
+def _changed(
+    before: tuple[str, Contact] | None, after: tuple[str, Contact] | None
+) -> tuple[str, Contact] | None:
+    """``after`` when it differs from ``before`` in anything but the version."""
     if after is None:
         return None
-    before = contact_of(prior)
     same = before is not None and (before[0], before[1].key()) == (after[0], after[1].key())
     return None if same else after

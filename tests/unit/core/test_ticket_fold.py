@@ -4,8 +4,9 @@
 (``TicketFold.then``) and falls back to the fold from scratch otherwise. These properties
 are the proof that the fast path and the slow one agree: for any history (events before
 ``opened`` or no ``opened`` at all, ties in time, reopens inside and outside the FCR
-period), delivered in any order, with duplicates and crash replays, the facts, the deltas
-and the open summary are those of the ticket's event set.
+period), delivered in any order, with duplicates and crash replays, the facts, the deltas,
+the open summary and the contact forwarded to the customer side are those of the ticket's
+event set.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.core.contacts import contact_of
 from streams.core.events import TicketEvent
 from streams.core.facts import DAY, TicketFold, ticket_facts
 from streams.core.now import open_summary
@@ -33,10 +35,13 @@ def histories(draw: st.DrawFn) -> list[TicketEvent]:
     """A ticket's distinct events, usually opened first but not always."""
     events = []
     if draw(st.integers(0, 9)):
-        events.append(TicketEvent("e0", "opened", "T", T0, "sales", "chat", agent_id="A"))
+        customer = draw(st.sampled_from([None, "C", "C"]))
+        events.append(TicketEvent("e0", "opened", "T", T0, "sales", "chat", customer_id=customer))
     for i in range(1, draw(st.integers(0, 9)) + 1):
         kind = draw(st.sampled_from([*KINDS, "assigned"]))
         extra: dict[str, object] = {"agent_id": draw(st.sampled_from([None, "A", "B"]))}
+        if kind == "opened":
+            extra["customer_id"] = draw(st.sampled_from([None, "C", "D"]))
         if kind == "replied":
             extra["author"] = draw(st.sampled_from(["agent", "bot", "customer"]))
         if kind == "transferred":
@@ -93,6 +98,8 @@ def test_the_incremental_step_equals_the_fold_from_scratch(delivery, policy: Pol
         first[offset] = delta
         live.update(result.add)
         live.subtract(result.retract)
+        if result.outcome == "applied" and result.ticket is not None:
+            assert result.contact == changed_contact(stored, event)
         if result.ticket is not None:
             stored, known = result.ticket, result.fold
             assert known is not None
@@ -126,6 +133,18 @@ def test_then_leaves_the_fold_it_starts_from_unchanged() -> None:
     after, retract, _ = fold.then(TicketEvent("e2", "reopened", "T", T0 + 90, "sales", "chat"))
     assert [f.name for f in retract] == ["resolved_first_contact"] and after.is_open
     assert (fold.facts, fold.is_open, fold.fcr, fold.last) == before
+
+
+def changed_contact(stored: StoredTicket | None, event: TicketEvent):
+    """What the customer side must be told: the ticket's contact after ``event``, when it
+    differs from before in anything but its version (from the event lists, no fold)."""
+    prior = [e for e, _ in stored.events] if stored is not None else []
+    after = contact_of([*prior, event])
+    if event.type not in ("opened", "resolved", "reopened") or after is None:
+        return None
+    before = contact_of(prior)
+    same = before is not None and (before[0], before[1].key()) == (after[0], after[1].key())
+    return None if same else after
 
 
 def test_events_in_order_never_fold_from_scratch(monkeypatch) -> None:
