@@ -162,15 +162,23 @@ def _active(worker: WorkerProcess) -> float:
 
 
 def wait_for(condition, timeout: float, what: str, worker: WorkerProcess | None = None) -> None:
+    """Poll ``condition`` until it holds. A page that does not answer in time (a scrape
+    queued behind a large batch on a loaded machine) is "not yet", not a failure: the wait
+    fails at its own deadline, with the last such error."""
     deadline = time.monotonic() + timeout
+    last_error: OSError | None = None
     while time.monotonic() < deadline:
         if worker is not None and worker.process.poll() is not None:
             pytest.fail(f"worker exited with {worker.process.returncode}:\n{worker.log()}")
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except TimeoutError as exc:
+            last_error = exc
         time.sleep(0.5)
     detail = f"\n{worker.log()}" if worker is not None else ""
-    pytest.fail(f"timed out after {timeout:.0f}s: {what}{detail}")
+    error = f" (last: {last_error!r})" if last_error is not None else ""
+    pytest.fail(f"timed out after {timeout:.0f}s: {what}{error}{detail}")
 
 
 @pytest.fixture(scope="session")

@@ -156,7 +156,8 @@ class AuthFailures(logging.Filter):
 def diagnose(settings: Settings, auth_failed: bool = False) -> str | None:
     """Why a Kafka client could not bootstrap, when it is a security setting: a CA that
     does not trust the broker, a TLS client at a plaintext port or the reverse, refused
-    SASL credentials. None when the first server does not even accept TCP."""
+    SASL credentials, or a server that accepts connections but sets up no session in time.
+    None when the first server does not even accept TCP."""
     host, _, port = settings.bootstrap_list[0].rpartition(":")
     where = f"{host}:{port}"
     try:
@@ -186,7 +187,12 @@ def diagnose(settings: Settings, auth_failed: bool = False) -> str | None:
             f"{settings.sasl_mechanism}; check sasl_username and the password "
             f"(${PASSWORD_ENV} or sasl_password_file) and sasl_mechanism"
         )
-    return None
+    return (
+        f"{where} accepts connections{' and TLS' if tls else ''}, but no client session was"
+        f" set up within {settings.connect_timeout_seconds:g} s and no refusal was seen; the"
+        " broker (or this machine) may be overloaded or still starting: try again, or raise"
+        " connect_timeout_seconds"
+    )
 
 
 def _plaintext_at_tls_port(raw: socket.socket, host: str, where: str) -> str | None:

@@ -42,7 +42,7 @@ def settings_file(path: Path, broker: launcher.Broker, **changes: str) -> Path:
         "sasl_username": secure.user,
         "sasl_password_file": str(secure.password_file),
         "ssl_cafile": str(secure.ca_file),
-        "connect_timeout_seconds": "10",  # room for a SASL attempt on a loaded machine
+        "connect_timeout_seconds": "20",  # room for a SASL attempt on a loaded machine
         **changes,
     }
     lines = [
