@@ -60,40 +60,37 @@ def contact_of(events: Iterable[TicketEvent]) -> tuple[str, Contact] | None:
     """(customer_id, contact) of a ticket, or None without an ``opened`` carrying a customer."""
     evs = ordered(events)
     opened = next((e for e in evs if e.type == "opened"), None)
-    if opened is None or not opened.customer_id:
+    if opened is None:
         return None
     later = [e for e in evs if e.occurred_at >= opened.occurred_at and e is not opened]
     resolved = next((e for e in later if e.type == "resolved"), None)
-    return opened.customer_id, Contact(
-        ticket_id=opened.ticket_id,
-        version=len(evs),
-        opened_at=opened.occurred_at,
-        queue=opened.queue,
-        channel=opened.channel,
-        resolved_at=resolved.occurred_at if resolved else None,
-        resolved_queue=resolved.queue if resolved else "",
-        resolved_channel=resolved.channel if resolved else "",
-        reopens=tuple(e.occurred_at for e in later if e.type == "reopened"),
-        resolved_agent=resolved.agent_id if resolved else None,
-    )
+    reopens = tuple(e.occurred_at for e in later if e.type == "reopened")
+    return _contact(opened, len(evs), resolved, reopens)
 
 
 def contact_of_fold(fold: TicketFold) -> tuple[str, Contact] | None:
     """``contact_of`` from a ticket's fold (``streams.core.facts.TicketFold``): what an
     event applied in order costs; the property tests hold the two equal."""
-    opened, resolved = fold.opened, fold.resolution
-    if opened is None or not opened.customer_id:
+    if fold.opened is None:
+        return None
+    return _contact(fold.opened, fold.events, fold.resolution, fold.reopens)
+
+
+def _contact(
+    opened: TicketEvent, version: int, resolved: TicketEvent | None, reopens: tuple[float, ...]
+) -> tuple[str, Contact] | None:
+    if not opened.customer_id:
         return None
     return opened.customer_id, Contact(
         ticket_id=opened.ticket_id,
-        version=fold.events,
+        version=version,
         opened_at=opened.occurred_at,
         queue=opened.queue,
         channel=opened.channel,
         resolved_at=resolved.occurred_at if resolved else None,
         resolved_queue=resolved.queue if resolved else "",
         resolved_channel=resolved.channel if resolved else "",
-        reopens=fold.reopens,
+        reopens=reopens,
         resolved_agent=resolved.agent_id if resolved else None,
     )
 
