@@ -126,6 +126,22 @@ def test_an_offset_of_a_gap_acked_again_counts_once(setup) -> None:
     assert consumer._new_offset(tp) == 13, "Faust's own gives 12: its run ends at the repeat"
 
 
+def test_nothing_is_committed_past_a_record_not_acked(setup) -> None:
+    """Faust's own commits past one missing offset at the head; ours waits for it."""
+    consumer, done, _ = setup
+    tp = TP(OURS, 0)
+    consumer._committed_offset[tp] = 20
+    for offset in (21, 22, 23):
+        m = message(OURS, offset)
+        done.mark(SimpleNamespace(message=m))
+        m.ack(consumer)
+    assert consumer._new_offset(tp) is None, "20 was never processed"
+    first = message(OURS, 20)
+    done.mark(SimpleNamespace(message=first))
+    first.ack(consumer)
+    assert consumer._new_offset(tp) == 24
+
+
 class FakeThread:
     """Stands in for Faust's aiokafka consumer thread (which needs a broker): what is
     committed, and which partitions were sought to their beginning."""
