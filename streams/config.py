@@ -41,6 +41,7 @@ from streams.core.policy import (
 )
 from streams.processing.settings import KpiSettings
 
+LONGEST_LOCAL_DAY = DAY + 3600.0  # "today" on the day the clocks go back
 DEFAULT_METRICS_PORT = 8790
 DEFAULT_WALLBOARD_PORT = 8791
 DEFAULT_WINDOWS: dict[str, float | None] = {"15m": 900, "1h": 3600, "24h": 86400, "today": None}
@@ -214,6 +215,12 @@ class Settings(BaseSettings):
         description="ACR recontact periods in days (fractions allowed, e.g. 0.5).",
     )
     fcr_days: float = Field(3, ge=0, description="A reopen within this many days undoes FCR.")
+    closed_ticket_keep_seconds: float = Field(
+        86_400.0,
+        ge=0,
+        description="A closed ticket is kept this long after its last event (at least the "
+        "longest window and the recontact and FCR periods) for late surveys and reopens.",
+    )
     complaint_tag: str = "complaint"
     queue_allowlist: list[str] | None = Field(
         None, description="Queues exported by name; every other queue is exported as 'other'."
@@ -336,13 +343,17 @@ class Settings(BaseSettings):
 
     def kpi_settings(self) -> KpiSettings:
         """What the processors need; buckets are kept for the longest configured window
-        ("today" needs a full day)."""
-        longest = max((span for span in self.windows.values() if span), default=DAY)
+        ("today" needs the longest local day: 25 hours when the clocks go back)."""
+        spans = self.windows.values()
+        longest = max((span for span in spans if span is not None), default=0.0)
+        if any(span is None for span in spans):
+            longest = max(longest, LONGEST_LOCAL_DAY)
         return KpiSettings(
             policy=self.policy(),
             bucket_s=self.bucket_seconds,
             lateness_s=self.lateness_seconds,
-            window_retention_s=max(longest, DAY),
+            window_retention_s=longest,
+            closed_keep_s=self.closed_ticket_keep_seconds,
         )
 
     @property

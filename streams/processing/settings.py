@@ -20,6 +20,7 @@ class KpiSettings:
     bucket_s: int = 60
     lateness_s: float = 600.0
     window_retention_s: float = DAY  # the longest window ("24h", "today")
+    closed_keep_s: float = DAY  # how long a closed ticket waits for late events
 
     @property
     def bucket_retention_s(self) -> float:
@@ -31,7 +32,10 @@ class KpiSettings:
 
     @property
     def ticket_retention_s(self) -> float:
-        return max(self.recontact_s, self.window_retention_s) + self.lateness_s
+        """After its last event a closed ticket is dropped: an event for it later would start a
+        ticket that was never opened, and count for nothing."""
+        keep = max(self.recontact_s, self.window_retention_s, self.closed_keep_s)
+        return keep + self.lateness_s
 
     def bucket_store(self, buckets: MutableMapping[str, Any]) -> BucketStore:
         return BucketStore(buckets, self.bucket_s, self.policy.bounds(), self.bucket_retention_s)

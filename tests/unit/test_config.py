@@ -142,3 +142,19 @@ def test_the_readme_example_settings_file_loads(tmp_path) -> None:
     assert policy.for_queue("billing", "email").calendar.name == "office"
     assert policy.for_queue("billing", "phone").calendar.name == "night-desk"
     assert policy.for_queue("sales", "email").calendar is None
+
+
+def test_retention_follows_the_windows_and_today_keeps_the_longest_local_day() -> None:
+    short = load_settings(
+        windows={"5m": 300, "15m": 900},
+        recontact_days=[0.01],
+        fcr_days=0.01,
+        closed_ticket_keep_seconds=600,
+        lateness_seconds=60,
+    ).kpi_settings()
+    assert short.window_retention_s == 900  # no "today": no day-long floor
+    assert short.ticket_retention_s == 900 + 60  # the longest of window, periods, keep
+    with_today = load_settings(windows={"5m": 300, "today": None}).kpi_settings()
+    assert with_today.window_retention_s == 25 * 3600  # the day the clocks go back
+    defaults = load_settings().kpi_settings()
+    assert defaults.ticket_retention_s == 3 * 86_400 + 600  # the recontact period leads

@@ -6,6 +6,7 @@ from __future__ import annotations
 from streams.core.contacts import Contact
 from streams.core.events import TicketEvent
 from streams.core.facts import DAY
+from streams.core.policy import Policy
 from streams.processing.customers import CustomerProcessor, CustomerTables
 from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.settings import KpiSettings
@@ -72,3 +73,20 @@ def test_the_expiry_heap_holds_one_entry_per_ticket_not_per_event():
     proc.retention.expire(0, newest + 1)
     assert "T" not in proc.tables.tickets
     assert "U" in proc.tables.tickets  # open: kept
+
+
+def test_a_closed_ticket_waits_keep_seconds_for_late_events_and_no_longer():
+    settings = KpiSettings(
+        Policy(recontact_days=(0.001,), fcr_days=0.001),
+        window_retention_s=900,
+        closed_keep_s=1800,
+        lateness_s=60,
+    )
+    proc = KpiProcessor(Tables(), settings)
+    events = [ev("a1", "opened", "t", 0), ev("a2", "resolved", "t", 60)]
+    events += [ev("x1", "opened", "other", 1800)]  # the watermark passes keep - lateness
+    for offset, event in enumerate(events):
+        proc.process(0, offset, event)
+    assert "t" in proc.tables.tickets  # still waiting for a late survey
+    proc.process(0, 3, ev("x2", "opened", "other2", 60 + 1800 + 60 + 61))
+    assert "t" not in proc.tables.tickets  # keep + lateness after its last event: gone

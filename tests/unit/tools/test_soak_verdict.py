@@ -38,3 +38,13 @@ def test_a_worker_falling_behind_fails() -> None:
 
 def test_too_short_a_run_cannot_pass() -> None:
     assert verdict(rows(0.0, 0)[:21], rate=500, settle_minutes=20)[0].startswith("FAIL")
+
+
+def test_the_soak_settings_let_every_table_settle_in_the_first_half_hour(tmp_path) -> None:
+    from streams.config import load_settings
+    from streams.tools.soak import SETTINGS, settled_minute
+
+    (tmp_path / "soak.toml").write_text(SETTINGS)
+    kpi = load_settings(tmp_path / "soak.toml").kpi_settings()
+    customers_kept = (kpi.recontact_s + kpi.bucket_retention_s) / 60
+    assert customers_kept < settled_minute(kpi) < 30
