@@ -203,46 +203,137 @@ def test_a_bundle_of_an_older_generation_is_not_committed(setup) -> None:
     assert committable(consumer, OURS) == []
 
 
-async def test_the_fetcher_bundles_our_records_per_partition() -> None:
-    """One fetch: our records become bundles of consecutive records of one partition (at most
-    bundle_records each, in offset order); Faust's own topics keep one event per record; a
-    record below the read offset is dropped, as Faust's fetcher drops it."""
-    consumer, _, _ = build()  # inside the test's event loop: the fetcher waits on its events
-    fetched = [
-        *[(TP(OURS, 0), message(OURS, o)) for o in range(0, 3)],
-        (TP(FAUSTS, 0), message(FAUSTS, 7)),
-        *[(TP(OURS, 1), message(OURS, o, partition=1)) for o in range(10, 12)],
-        *[(TP(OURS, 0), message(OURS, o)) for o in range(3, 6)],
-        (TP(OURS, 2), message(OURS, 4, partition=2)),  # below partition 2's read offset
-    ]
-    consumer._read_offset[TP(OURS, 2)] = 5
+async def drain(
+    consumer: WorkerConsumer, *fetches: list[tuple[TP, ConsumerMessage]]
+) -> list[tuple[str, int, object]]:
+    """Run the fetcher loop over these fetches; what it delivered, as (topic, partition,
+    offsets of a bundle or a record's offset)."""
     delivered: list[object] = []
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+    remaining = list(fetches)
 
     async def getmany(timeout: float):  # type: ignore[no-untyped-def]
-        for tp, m in fetched:
+        for tp, m in remaining.pop(0):
             yield tp, m
-        consumer._stopped.set()  # one fetch, then the loop ends
+        if not remaining:
+            fetcher._stopped.set()  # the loop ends after the last fetch
 
     async def callback(m: object) -> None:
         delivered.append(m)
 
     consumer.getmany = getmany  # type: ignore[method-assign]
     consumer.callback = callback  # type: ignore[method-assign]
-    type(consumer).bundle_records = 4
-    await consumer._drain_messages(SimpleNamespace(_stopped=asyncio.Event()))
-    shapes = [
+    await consumer._drain_messages(fetcher)
+    return [
         (m.topic, m.partition, [r.offset for r in m.records])
         if isinstance(m, Bundle)
         else (m.topic, m.partition, m.offset)
         for m in delivered
     ]
-    assert shapes == [
+
+
+def ours(*offsets: int, partition: int = 0, generation: int = 2) -> list:
+    return [(TP(OURS, partition), message(OURS, o, generation, partition)) for o in offsets]
+
+
+async def test_the_fetcher_bundles_our_records_per_partition() -> None:
+    """One fetch: our records become bundles of consecutive records of one partition (at most
+    bundle_records each, in offset order); Faust's own topics keep one event per record; a
+    record below the read offset is dropped, as Faust's fetcher drops it."""
+    consumer, _, _ = build()  # inside the test's event loop: the fetcher waits on its events
+    fetched = [
+        *ours(0, 1, 2),
+        (TP(FAUSTS, 0), message(FAUSTS, 7)),
+        *ours(10, 11, partition=1),
+        *ours(3, 4, 5),
+        *ours(4, partition=2),  # below partition 2's read offset
+    ]
+    consumer._read_offset[TP(OURS, 2)] = 5
+    type(consumer).bundle_records = 4
+    assert await drain(consumer, fetched) == [
         (FAUSTS, 0, 7),
         (OURS, 0, [0, 1, 2, 3]),  # full: delivered at once
         (OURS, 1, [10, 11]),  # the rest when the fetch is done
         (OURS, 0, [4, 5]),
     ]
     assert consumer._read_offset[TP(OURS, 0)] == 5
+
+
+def rewinds(consumer: WorkerConsumer) -> list[tuple[TP, int]]:
+    """Record the consumer's seeks instead of making them (no Kafka here)."""
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek_wait(partitions: dict[TP, int]) -> None:
+        seeks.extend(partitions.items())
+
+    consumer._thread = SimpleNamespace(seek_wait=seek_wait)  # type: ignore[assignment]
+    consumer.assignment = lambda: {TP(OURS, 0), TP(OURS, 1)}  # type: ignore[method-assign]
+    return seeks
+
+
+async def test_a_jump_over_records_never_delivered_rewinds_instead_of_skipping() -> None:
+    """The two-worker test lost 3,200 records: a seek finished mid-fetch reset the read
+    offset below records delivered already, the next fetch "jumped", and Faust's rule
+    recorded a gap that its commit counted as processed. Now the partition is cut short and
+    fetched again from its last delivered record; no gap is recorded."""
+    consumer, _, _ = build()
+    seeks = rewinds(consumer)
+    consumer._read_offset[TP(OURS, 0)] = 4069
+    first = [*ours(7271, 7272), *ours(20, 21, partition=1)]
+    again = [*ours(4069, 4070, 4071)]
+    assert await drain(consumer, first, again) == [
+        (OURS, 1, [20, 21]),  # other partitions go on
+        (OURS, 0, [4069, 4070, 4071]),  # fetched again from the seek: nothing skipped
+    ]
+    assert seeks == [(TP(OURS, 0), 4069)]
+    assert not consumer._gap.get(TP(OURS, 0))
+    assert consumer._read_offset[TP(OURS, 0)] == 4071
+
+
+async def test_the_same_jump_seen_again_is_a_gap_in_the_log() -> None:
+    """Offsets the log itself does not have (transaction markers, compaction): after one
+    rewind brings the same jump from the same record, it is recorded as Faust's gap."""
+    consumer, _, _ = build()
+    seeks = rewinds(consumer)
+    consumer._read_offset[TP(OURS, 0)] = 10
+    jump = [*ours(13, 14)]
+    again = [*ours(10, 13, 14)]
+    assert await drain(consumer, jump, again) == [(OURS, 0, [10, 13, 14])]
+    assert seeks == [(TP(OURS, 0), 10)]
+    gaps = [(g.begin, g.end) for g in consumer._gap[TP(OURS, 0)]]
+    assert gaps == [(11, 14)]  # as Faust's own loop records it
+
+
+async def test_a_bundle_of_an_older_generation_is_not_passed_on_and_the_read_offset_stays() -> None:
+    """Fetched before a rebalance: Faust's stream would skip it, so passing it on and moving
+    the read offset past it would leave its records to nobody after the seek."""
+    consumer, _, _ = build()
+    rewinds(consumer)
+    consumer._read_offset[TP(OURS, 0)] = 4
+    stale = [*ours(5, 6, generation=1), *ours(7, 8, partition=1)]
+    assert await drain(consumer, stale) == [(OURS, 1, [7, 8])]
+    assert consumer._read_offset[TP(OURS, 0)] == 4
+
+
+async def test_an_abandoned_delivery_leaves_the_read_offset_and_cuts_the_partition() -> None:
+    """A rebalance abandons a delivery blocked on a full queue: the read offset stays at the
+    last record handed on, and no later record of the partition is passed on in this fetch
+    (it would move the read offset past the abandoned ones)."""
+    consumer, _, _ = build()
+    rewinds(consumer)
+    type(consumer).bundle_records = 2
+    consumer._read_offset[TP(OURS, 0)] = 0
+    blocked = asyncio.Event()
+
+    async def deliver(m: object) -> bool:
+        if not blocked.is_set():
+            blocked.set()
+            return False  # the first bundle: abandoned
+        return True
+
+    consumer._deliver = deliver  # type: ignore[method-assign]
+    assert await drain(consumer, [*ours(1, 2, 3, 4)]) == []
+    assert consumer._read_offset[TP(OURS, 0)] == 0
 
 
 def test_records_processed_already_are_left_out_when_a_seek_brings_them_again() -> None:
