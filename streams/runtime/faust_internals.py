@@ -7,7 +7,7 @@ fingerprint recorded in ``faust_fingerprints.json``: a mismatch fails and names 
 re-read (``python -m streams.runtime.faust_internals --record`` records them afresh, once
 re-read). No other module of ``streams`` uses a private name of these packages.
 
-The worker's Kafka consumer is Faust's aiokafka consumer with four rules of its own.
+The worker's Kafka consumer is Faust's aiokafka consumer with five rules of its own.
 
 Rewind what was dropped. After a rebalance Faust drops the records it fetched meanwhile
 (those of partitions it paused for table recovery among them) and seeks back to the
@@ -35,6 +35,13 @@ fetch (at most ``bundle_records``) as a single event, a ``Bundle``; its ack acks
 record in it with Faust's bookkeeping, so commits, gaps and the rules above work per record.
 Faust's own topics (changelogs) keep Faust's per-record path.
 
+Pass nothing on past a record not delivered. Faust's loop takes a jump in offsets for
+a gap in the log, and its commit counts a gap as processed; but a seek finishing in the
+middle of a fetch, or a delivery abandoned by a rebalance, also made the fetch position
+jump past records never delivered (``WorkerConsumer._gather`` says how). Our partitions
+are fetched again from the last record delivered instead; only the same jump seen twice
+is a gap.
+
 Count each acked offset once. Faust's list of acked offsets can repeat an offset, and its
 commit then advanced one offset at a time (``WorkerConsumer._new_offset`` says when); the
 list is made a sorted set of uncommitted offsets before each commit.
@@ -54,6 +61,7 @@ from pathlib import Path
 from typing import Any, ClassVar, cast
 from weakref import WeakSet
 
+import faust
 import faust.streams
 from faust.stores.base import SerializedStore
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -63,7 +71,7 @@ from faust.types.tuples import ConsumerMessage, ack_lock
 from mode import Service, ServiceT
 from mode.utils.futures import notify
 
-from streams.runtime.processes import CRASH_EXIT_S, exit_if_stop_hangs
+from streams.runtime.processes import CRASH_EXIT_S, STOP_EXIT_S, exit_if_stop_hangs
 
 DEFAULT_BUNDLE_RECORDS = 5000
 YIELD_EVERY = 100  # records between yields to the event loop, as Faust's fetcher
@@ -373,6 +381,22 @@ class _Fetch:
     rewind: set[TP] = field(default_factory=set)  # to be fetched again from its read offset
 
 
+class BoundedStopWorker(faust.Worker):
+    """Faust's worker runner, whose stop after SIGTERM or SIGINT ends within ``STOP_EXIT_S``.
+
+    With the broker gone, Faust's stop waits on it (seen stopping soak runs: SIGTERM, and
+    nothing after 20 s); an orchestrator's grace period would end it with SIGKILL anyway.
+    """
+
+    def _on_sigterm(self) -> None:
+        exit_if_stop_hangs(STOP_EXIT_S, "SIGTERM")
+        super()._on_sigterm()
+
+    def _on_sigint(self) -> None:
+        exit_if_stop_hangs(STOP_EXIT_S, "SIGINT")
+        super()._on_sigint()
+
+
 def route_acks_through_consumer() -> None:
     """Make every stream ack go through ``Consumer.ack`` (so ``WorkerConsumer.ack``).
 
@@ -464,6 +488,9 @@ RELIED_ON: dict[str, str] = {
         "resets read offsets after seek_to_committed: why ProcessedOffsets exists"
     ),
     "faust.transport.consumer.Consumer._add_gap": "called by the copied fetch loop",
+    "mode.worker.Worker._on_sigterm": "BoundedStopWorker arms the stop's deadline first",
+    "mode.worker.Worker._on_sigint": "BoundedStopWorker arms the stop's deadline first",
+    "faust.worker.Worker._on_sigterm": "BoundedStopWorker arms the stop's deadline first",
     "faust.transport.drivers.aiokafka.Consumer.seek_to_committed": (
         "WorkerConsumer.seek_to_committed rewinds partitions it leaves uncommitted"
     ),

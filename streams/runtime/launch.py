@@ -5,10 +5,9 @@ The worker itself (agents, commit sequence, pages) is ``streams.runtime.worker.W
 
 from __future__ import annotations
 
-import faust
-
 from streams.config import Settings
 from streams.runtime import datadir
+from streams.runtime.faust_internals import BoundedStopWorker
 from streams.runtime.processes import tune_gc
 from streams.runtime.topics import ensure_topics
 from streams.runtime.worker import TABLES, Worker
@@ -38,7 +37,7 @@ def run_worker(settings: Settings) -> None:
     prepare_topics(settings)
     worker = Worker(settings)
     worker.data_dir_lock = lock
-    runner = faust.Worker(
+    runner = BoundedStopWorker(
         worker.app,
         loglevel=settings.log_level.upper(),
         quiet=True,

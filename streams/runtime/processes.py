@@ -50,19 +50,21 @@ def tune_gc() -> None:
 
 log = logging.getLogger(__name__)
 CRASH_EXIT_S = 30.0  # a crashed worker that has not exited by then is ended
+STOP_EXIT_S = 30.0  # a worker told to stop (SIGTERM, SIGINT) that has not exited by then
 
 
-def exit_if_stop_hangs(after_s: float) -> None:
+def exit_if_stop_hangs(after_s: float, cause: str = "a failed batch") -> None:
     """End the process ``after_s`` seconds from now if it is still alive.
 
     After a failed batch Faust's stop can wait forever for stream buffers to empty (seen
-    in full test runs: "Wait for streams..." and nothing more). Exiting is safe: nothing
-    past the last done batch was acknowledged, so the restart replays the rest.
+    in full test runs: "Wait for streams..." and nothing more), and after SIGTERM with the
+    broker gone it waits on the broker. Exiting is safe: nothing past the last done batch
+    was acknowledged, so the restart replays the rest.
     """
 
     def watchdog() -> None:
         time.sleep(after_s)
-        log.error("the worker did not stop within %.0f s of a failed batch; exiting", after_s)
+        log.error("the worker did not stop within %.0f s of %s; exiting", after_s, cause)
         logging.shutdown()
         os._exit(1)
 

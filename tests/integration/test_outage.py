@@ -4,6 +4,7 @@ away, and once the broker is back every figure equals the oracle."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import pytest
 from streams.cli import main
 from streams.config import DEFAULT_WINDOWS, load_settings
 from streams.runtime import processes
+from streams.runtime.processes import STOP_EXIT_S
 from streams.tools.broker import launcher
 from streams.tools.produce import key_of, read_jsonl
 from tests.conftest import WorkerProcess, wait_for
@@ -87,6 +89,12 @@ def test_a_broker_outage_is_a_few_log_lines_and_changes_no_figure(tmp_path: Path
             policy=load_settings().policy(), now=time.time(), windows=dict(DEFAULT_WINDOWS),
         )  # fmt: skip
         wait_equal(oracle, worker)
+        broker.stop()  # gone for good: a SIGTERM'd worker still exits within its bound
+        began = time.monotonic()
+        code = worker.stop(signal.SIGTERM, timeout=STOP_EXIT_S + 30)
+        took = time.monotonic() - began
+        print(f"SIGTERM with the broker gone: exit {code} after {took:.1f} s")
+        assert took < STOP_EXIT_S + 10, log_path.read_text()[-4000:]
     finally:
         worker.stop()
         broker.stop()

@@ -349,3 +349,21 @@ def test_records_processed_already_are_left_out_when_a_seek_brings_them_again() 
     assert processed.fresh(other_partition) == other_partition
     processed.done([])  # an empty batch moves nothing
     assert [m.offset for m in processed.fresh(again)] == [5, 6, 7]
+
+
+@pytest.mark.parametrize("signal_name", ["sigterm", "sigint"])
+def test_a_stop_signal_arms_the_stop_deadline_before_fausts_stop(
+    monkeypatch: pytest.MonkeyPatch, signal_name: str
+) -> None:
+    """Faust's stop after SIGTERM waits on a broker that is gone; the deadline ends it."""
+    from streams.runtime import faust_internals
+    from streams.runtime.processes import STOP_EXIT_S
+
+    calls: list[object] = []
+    monkeypatch.setattr(
+        faust_internals, "exit_if_stop_hangs", lambda after, cause: calls.append((after, cause))
+    )
+    monkeypatch.setattr(faust.Worker, f"_on_{signal_name}", lambda self: calls.append("faust"))
+    worker = object.__new__(faust_internals.BoundedStopWorker)
+    getattr(worker, f"_on_{signal_name}")()
+    assert calls == [(STOP_EXIT_S, signal_name.upper()), "faust"]
