@@ -143,6 +143,17 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         help="records of one partition an agent processes as one batch, at most (default 5000): "
         "a batch is what one fetch brought, and each changed table key is written once per batch",
     )
+    g.add_argument(
+        "--fetch-min-bytes",
+        type=int,
+        help="the broker holds a fetch until this many bytes are there (default 1): larger "
+        "batches under live load, at up to --fetch-wait-seconds of added latency",
+    )
+    g.add_argument(
+        "--fetch-wait-seconds",
+        type=float,
+        help="the longest the broker holds a fetch for --fetch-min-bytes (default 1.5)",
+    )
     k = parser.add_argument_group("figures")
     k.add_argument(
         "--clock",
@@ -174,6 +185,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "future_tolerance_seconds",
         "log_level",
         "batch_records",
+        "fetch_min_bytes",
+        "fetch_wait_seconds",
         "clock",
         "lateness_seconds",
         "timezone",

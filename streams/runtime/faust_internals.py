@@ -65,7 +65,7 @@ import faust
 import faust.streams
 from faust.stores.base import SerializedStore
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers.aiokafka import Consumer, Transport
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 from faust.types import TP, AppT, Message
 from faust.types.tuples import ConsumerMessage, ack_lock
 from mode import Service, ServiceT
@@ -460,12 +460,41 @@ def put_rocksdb(store: Any, partition: int, records: list[tuple[bytes, bytes | N
             db.put(key_bytes, value_bytes)
 
 
+@dataclass(frozen=True)
+class Fetching:
+    """How long the broker may hold a fetch for more records (aiokafka's ``fetch_min_bytes``
+    and ``fetch_max_wait_ms``; Faust fixes them at 1 byte and 1500 ms)."""
+
+    min_bytes: int = 1
+    max_wait_ms: int = 1500
+
+
+class FetchingConsumerThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose aiokafka consumer fetches as ``fetching`` says."""
+
+    fetching: ClassVar[Fetching] = Fetching()
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_min_bytes = self.fetching.min_bytes  # read when it starts its fetcher
+        consumer._fetch_max_wait_ms = self.fetching.max_wait_ms
+        return consumer
+
+
 def worker_transport(
-    app: AppT, done: DoneRecords, bundle_records: int = DEFAULT_BUNDLE_RECORDS
+    app: AppT,
+    done: DoneRecords,
+    bundle_records: int = DEFAULT_BUNDLE_RECORDS,
+    fetching: Fetching = Fetching(),
 ) -> Transport:
     """The app's ``kafka://`` transport, with a consumer bound to ``done``; set it as
     ``app.transport`` before the consumer is first used."""
-    attrs = {"done": done, "bundle_records": bundle_records}
+    thread = type("WorkerConsumerThread", (FetchingConsumerThread,), {"fetching": fetching})
+    attrs = {
+        "done": done,
+        "bundle_records": bundle_records,
+        "_new_consumer_thread": lambda self: thread(self, loop=self.loop, beacon=self.beacon),
+    }
     consumer = type("WorkerConsumer", (WorkerConsumer,), attrs)
     transport: type[Transport] = type("WorkerTransport", (Transport,), {"Consumer": consumer})
     return transport(app.conf.broker_consumer, app)
@@ -491,6 +520,15 @@ RELIED_ON: dict[str, str] = {
     "mode.worker.Worker._on_sigterm": "BoundedStopWorker arms the stop's deadline first",
     "mode.worker.Worker._on_sigint": "BoundedStopWorker arms the stop's deadline first",
     "faust.worker.Worker._on_sigterm": "BoundedStopWorker arms the stop's deadline first",
+    "faust.transport.drivers.aiokafka.Consumer._new_consumer_thread": (
+        "worker_transport replaces it to build a FetchingConsumerThread"
+    ),
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._create_worker_consumer": (
+        "FetchingConsumerThread sets fetch_min_bytes and fetch_max_wait_ms on its result"
+    ),
+    "aiokafka.consumer.consumer.AIOKafkaConsumer.start": (
+        "builds its Fetcher from _fetch_min_bytes and _fetch_max_wait_ms"
+    ),
     "faust.transport.drivers.aiokafka.Consumer.seek_to_committed": (
         "WorkerConsumer.seek_to_committed rewinds partitions it leaves uncommitted"
     ),

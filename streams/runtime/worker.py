@@ -48,6 +48,7 @@ from streams.runtime.commit import Batch, BatchCommit, Forward, ProcessedOffsets
 from streams.runtime.faust_internals import (
     Bundle,
     DoneRecords,
+    Fetching,
     allow_buffered_records,
     route_acks_through_consumer,
     stored_rows,
@@ -110,7 +111,12 @@ class Worker:
         self.app = app = faust_app(settings)
         allow_buffered_records(app, PRODUCER_BUFFER_RECORDS)
         self.finished = DoneRecords((settings.topic, settings.contacts_topic_name))
-        app.transport = worker_transport(app, self.finished, settings.batch_records)
+        app.transport = worker_transport(
+            app,
+            self.finished,
+            settings.batch_records,
+            Fetching(settings.fetch_min_bytes, round(settings.fetch_wait_seconds * 1000)),
+        )
         route_acks_through_consumer()
         self.state = PipelineState()
         self.processed = ProcessedOffsets()

@@ -367,3 +367,15 @@ def test_a_stop_signal_arms_the_stop_deadline_before_fausts_stop(
     worker = object.__new__(faust_internals.BoundedStopWorker)
     getattr(worker, f"_on_{signal_name}")()
     assert calls == [(STOP_EXIT_S, signal_name.upper()), "faust"]
+
+
+async def test_the_kafka_consumer_fetches_as_the_settings_say() -> None:
+    """``fetch_min_bytes`` and ``fetch_wait_seconds`` reach aiokafka (Faust fixes 1 byte and
+    1500 ms): a live worker otherwise fetched a few records at a time, each paying a commit."""
+    from streams.runtime.faust_internals import Fetching
+
+    app = faust.App("fetch-test", broker="kafka://127.0.0.1:1", store="memory://")
+    app.transport = worker_transport(app, DoneRecords([OURS]), 10, Fetching(65536, 100))
+    thread = app.consumer._new_consumer_thread()
+    kafka_consumer = thread._create_worker_consumer(app.transport)
+    assert (kafka_consumer._fetch_min_bytes, kafka_consumer._fetch_max_wait_ms) == (65536, 100)
