@@ -7,7 +7,7 @@ fingerprint recorded in ``faust_fingerprints.json``: a mismatch fails and names 
 re-read (``python -m streams.runtime.faust_internals --record`` records them afresh, once
 re-read). No other module of ``streams`` uses a private name of these packages.
 
-The worker's Kafka consumer is Faust's aiokafka consumer with five rules of its own.
+The worker's Kafka consumer is Faust's aiokafka consumer with six rules of its own.
 
 Rewind what was dropped. After a rebalance Faust drops the records it fetched meanwhile
 (those of partitions it paused for table recovery among them) and seeks back to the
@@ -45,6 +45,9 @@ is a gap.
 Count each acked offset once. Faust's list of acked offsets can repeat an offset, and its
 commit then advanced one offset at a time (``WorkerConsumer._new_offset`` says when); the
 list is made a sorted set of uncommitted offsets before each commit.
+
+A refused commit changes nothing. Faust records a commit's offsets as committed even when
+the broker refused it, with their acks already out of its list; both are put back.
 """
 
 from __future__ import annotations
@@ -134,10 +137,11 @@ class WorkerConsumer(Consumer):
     done: ClassVar[DoneRecords]
     bundle_records: ClassVar[int] = DEFAULT_BUNDLE_RECORDS
     _jumps: dict[TP, tuple[int, int]]  # per partition, the last jump in offsets it rewound
+    _taken: dict[TP, list[int]]  # acked offsets _new_offset took for the commit under way
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._jumps = {}
+        self._jumps, self._taken = {}, {}
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Also rewind our partitions that have no committed offset yet.
@@ -217,7 +221,42 @@ class WorkerConsumer(Consumer):
             head_missing = not unique or unique[0] != committed
             if head_missing and not self._gap[tp].at(committed):
                 return None
-        return super()._new_offset(tp)
+        offset = super()._new_offset(tp)
+        self._taken[tp] = unique[: len(unique) - len(acked)]  # out of the list until it lands
+        return offset
+
+    async def _commit_offsets(
+        self, offsets: Mapping[TP, int], start_new_transaction: bool = True
+    ) -> bool:
+        """Faust's, except that a commit the broker did not take changes nothing.
+
+        Faust records the offsets as committed even when the commit failed (a rebalance
+        under way: ``CommitFailedError``), and ``_new_offset`` has already taken their acked
+        offsets out of its list. The worker then believed in a commit the broker never had:
+        it dropped later acks below it, and once a seek brought back the broker's offset,
+        the commit waited for acks that were gone (the head rule above). So on a failed
+        commit the committed offsets and the taken acks are put back.
+        """
+        before = {tp: self._committed_offset.get(tp) for tp in offsets}
+        taken, self._taken = self._taken, {}
+        committed = await super()._commit_offsets(offsets, start_new_transaction)
+        if not committed:
+            for tp, offset in offsets.items():
+                if self._committed_offset.get(tp) == offset:
+                    self._committed_offset[tp] = before[tp]
+                self._put_back(tp, taken.get(tp, []))
+        return committed
+
+    def _put_back(self, tp: TP, offsets: list[int]) -> None:
+        """Acked offsets of a commit that failed, back in Faust's list (still assigned)."""
+        if not offsets or tp not in self.assignment():
+            return
+        committed = self._committed_offset.get(tp) or 0
+        index, acked = self._acked_index[tp], self._acked[tp]
+        back = [o for o in offsets if o >= committed and o not in index]
+        index.update(back)
+        acked.extend(back)
+        acked.sort()
 
     def commit_state(self) -> dict[str, dict[str, object]]:
         """Per partition of our topics, what the commit is waiting for: the committed and
@@ -517,6 +556,13 @@ RELIED_ON: dict[str, str] = {
         "resets read offsets after seek_to_committed: why ProcessedOffsets exists"
     ),
     "faust.transport.consumer.Consumer._add_gap": "called by the copied fetch loop",
+    "faust.transport.consumer.Consumer._commit_offsets": (
+        "records the offsets as committed even when the commit failed: WorkerConsumer puts"
+        " them and the taken acks back"
+    ),
+    "faust.transport.consumer.Consumer._filter_committable_offsets": (
+        "calls _new_offset (which takes acks out) before the commit"
+    ),
     "mode.worker.Worker._on_sigterm": "BoundedStopWorker arms the stop's deadline first",
     "mode.worker.Worker._on_sigint": "BoundedStopWorker arms the stop's deadline first",
     "faust.worker.Worker._on_sigterm": "BoundedStopWorker arms the stop's deadline first",

@@ -379,3 +379,33 @@ async def test_the_kafka_consumer_fetches_as_the_settings_say() -> None:
     thread = app.consumer._new_consumer_thread()
     kafka_consumer = thread._create_worker_consumer(app.transport)
     assert (kafka_consumer._fetch_min_bytes, kafka_consumer._fetch_max_wait_ms) == (65536, 100)
+
+
+async def test_a_commit_the_broker_refused_changes_nothing() -> None:
+    """Faust records a failed commit's offsets as committed and has already taken their acks
+    out of its list: later acks below it were dropped, and after the next seek brought back
+    the broker's offset the commit waited for acks that were gone. Both are put back."""
+    consumer, done, app = build()
+    tp = TP(OURS, 0)
+    consumer._committed_offset[tp] = 10
+    consumer.assignment = lambda: {tp}  # type: ignore[method-assign]
+    app.producer.flush = _no_wait  # type: ignore[method-assign]
+    for offset in range(10, 15):
+        m = message(OURS, offset)
+        done.mark(SimpleNamespace(message=m))
+        m.ack(consumer)
+    answers = [False, True]  # a rebalance refuses the first commit
+
+    async def commit(offsets: dict[TP, int]) -> bool:
+        return answers.pop(0)
+
+    consumer._commit = commit  # type: ignore[method-assign]
+    assert await consumer._commit_tps([tp], start_new_transaction=False) is False
+    assert consumer._committed_offset[tp] == 10, "the broker still has 10"
+    assert committable(consumer, OURS) == [10, 11, 12, 13, 14]
+    assert await consumer._commit_tps([tp], start_new_transaction=False) is True
+    assert consumer._committed_offset[tp] == 15
+
+
+async def _no_wait() -> None:
+    return None
