@@ -360,7 +360,7 @@ class WorkerConsumer(Consumer):
         offset, read = message.offset, self._read_offset[tp]
         if tp in fetch.cut or (read is not None and offset < read):
             return  # cut short, or delivered already
-        last = fetch.last.get(tp, read)
+        last = fetch.last.get(tp, self._followed(tp, read))
         if last is not None and offset > last + 1:
             if self._jumps.get(tp) != (last, offset):
                 self._jumps[tp] = (last, offset)
@@ -373,6 +373,15 @@ class WorkerConsumer(Consumer):
         fetch.last[tp] = offset
         if len(records) >= self.bundle_records:
             await self._deliver_bundle(records, fetch)
+
+    def _followed(self, tp: TP, read: int | None) -> int | None:
+        """The offset a partition's next record must follow on from: the last delivered,
+        or with nothing read yet, the one before the committed offset (Faust's committed
+        offset is the next record to process). A first record past it is a jump too."""
+        if read is not None:
+            return read
+        committed = self._committed_offset.get(tp)
+        return committed - 1 if committed else None
 
     async def _deliver_bundle(self, records: list[Message], fetch: _Fetch) -> None:
         """Deliver a partition's gathered records; the read offset moves only once they

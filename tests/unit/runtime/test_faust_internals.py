@@ -290,6 +290,20 @@ async def test_a_jump_over_records_never_delivered_rewinds_instead_of_skipping()
     assert consumer._read_offset[TP(OURS, 0)] == 4071
 
 
+async def test_a_first_record_past_the_committed_offset_is_a_jump_too() -> None:
+    """Nothing read yet (a partition just assigned): the fetch must start at the committed
+    offset, the next record to process. Starting past it (a two-worker run: committed 2280,
+    first record 5222) would skip records nobody processed, so it is rewound the same way."""
+    consumer, _, _ = build()
+    seeks = rewinds(consumer)
+    consumer._committed_offset[TP(OURS, 0)] = 2280
+    past = [*ours(5222, 5223)]
+    again = [*ours(2280, 2281)]
+    assert await drain(consumer, past, again) == [(OURS, 0, [2280, 2281])]
+    assert seeks == [(TP(OURS, 0), 2280)]
+    assert not consumer._gap.get(TP(OURS, 0))
+
+
 async def test_the_same_jump_seen_again_is_a_gap_in_the_log() -> None:
     """Offsets the log itself does not have (transaction markers, compaction): after one
     rewind brings the same jump from the same record, it is recorded as Faust's gap."""
