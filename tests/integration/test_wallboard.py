@@ -6,6 +6,7 @@ within two refreshes and shows the stale marker when the source stops."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,9 @@ from tests.integration.test_prometheus import Prometheus
 from tests.oracle import expected
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).parents[2]
-SCREENSHOT = ROOT / "docs" / "wallboard.png"
+# the README's picture is refreshed only on request, so a test run leaves the checkout clean:
+# TICKETPULSE_WALLBOARD_SCREENSHOT=docs/wallboard.png .venv/bin/pytest tests/integration -k page
+SCREENSHOT_TO = os.environ.get("TICKETPULSE_WALLBOARD_SCREENSHOT")
 REFRESH_S = 1.0
 
 
@@ -218,8 +220,8 @@ def test_the_page_shows_the_json_turns_a_breach_red_and_goes_stale(
             shown = f"{round(short.get('answered', 0))} / {round(short.get('offered', 0))}"
             assert cell(driver, name, "answered_offered").text == shown
             assert cell(driver, name, "open").text == str(round(queue["now"]["open"]))
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        driver.save_screenshot(str(SCREENSHOT))
+        if SCREENSHOT_TO:
+            assert driver.save_screenshot(SCREENSHOT_TO), SCREENSHOT_TO
 
         # a breach: a chat waiting in a new queue while its partition's clock moves 10 min on
         newest = max(json.loads(line)["occurred_at"] for line in read_jsonl(log))
