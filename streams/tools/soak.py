@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate",
         type=float,
-        default=200,
+        default=1200,
         help="the simulator's mean events/s over a day (default 1200: from 14:00 about twice "
         "that, ~2,400 records/s once tickets are under way, about 70 %% of the 3,420 records/s "
         "`make bench` measured for one worker on this 2-core machine)",
