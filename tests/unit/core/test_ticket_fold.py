@@ -11,6 +11,7 @@ event set.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 from hypothesis import given, settings
@@ -133,6 +134,20 @@ def test_then_leaves_the_fold_it_starts_from_unchanged() -> None:
     after, retract, _ = fold.then(TicketEvent("e2", "reopened", "T", T0 + 90, "sales", "chat"))
     assert [f.name for f in retract] == ["resolved_first_contact"] and after.is_open
     assert (fold.facts, fold.is_open, fold.fcr, fold.last) == before
+
+
+def test_then_copies_every_field_of_the_fold(monkeypatch) -> None:
+    """``then`` copies by positional constructor, for speed: a field added to ``TicketFold``
+    but not to that copy would silently fall back to its default in every O(1) step."""
+    fold = TicketFold(POLICIES[0])
+    for n, f in enumerate(dataclasses.fields(TicketFold)):
+        if f.name != "policy":  # a distinct, non-default value in every field
+            value = f"field-{n}"
+            setattr(fold, f.name, [value] if f.name == "facts" else value)  # facts: copied
+    monkeypatch.setattr(TicketFold, "feed", lambda self, e: ([], []))
+    copy, _, _ = fold.then(TicketEvent("e9", "replied", "T", T0, "sales", "chat"))
+    assert copy is not fold
+    assert dataclasses.astuple(copy) == dataclasses.astuple(dataclasses.replace(fold))
 
 
 def changed_contact(stored: StoredTicket | None, event: TicketEvent):
