@@ -6,9 +6,9 @@ from a simulated noon: the simulator's arrivals follow a time-of-day curve, flat
 12:00 to 13:00 and below its agents' capacity, so the load and the backlog hold steady for
 the hour (a run starting at the real hour would see the load double at 06:00; one at 14:00
 saw the simulated backlog of open tickets grow all hour, which retention must keep). The
-worker's clock is event time (``--clock event``), so its
-windows follow the simulated day. Windows are short here (5m, 10m; recontact and FCR
-periods of about 7 minutes, closed tickets kept 10 minutes for late events), so that
+worker's clock is event time (``--clock event``), so its windows follow the simulated day.
+Windows are short here (5m, 10m; recontact and FCR periods of about 7 minutes, closed
+tickets kept 10 minutes for late events), so that
 buckets, tickets and customers expire within the run and the state reaches its plateau
 (``settled_minute``: the longest retention and a margin): after that, resident memory, the
 tables and the lag must stay flat (``verdict``: the run exits 1 and says what grew when one
@@ -127,14 +127,14 @@ def verdict(rows: list[dict[str, float]], settle_minutes: float) -> list[str]:
     if len(settled) < 3:
         return [f"FAIL: fewer than 3 samples after minute {settle_minutes:g}"]
     minutes = [r["minute"] for r in settled]
+    opened = [r.get("open_tickets", 0) for r in settled]
     measures = {
         "rss_mib": [r["rss_mib"] for r in settled],
-        "closed_tickets": [r["tickets"] - r.get("open_tickets", 0) for r in settled],
+        "closed_tickets": [r["tickets"] - o for r, o in zip(settled, opened, strict=True)],
         "buckets": [r["buckets"] for r in settled],
         "customers": [r["customers"] for r in settled],
     }
     lines = [_growth(name, minutes, values, settle_minutes) for name, values in measures.items()]
-    opened = [r.get("open_tickets", 0) for r in settled]
     shown = _growth("open_tickets", minutes, opened, settle_minutes).split(": ", 1)[1]
     lines.append(f"info: {shown}")
     rate = arrival_rate(settled)
