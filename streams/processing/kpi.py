@@ -162,9 +162,3 @@ def open_rows(
     for record in list(tickets.values()):
         if record.open is not None and record.partition in partitions:
             yield record.partition, record.open
-
-
-def open_count(tickets: MutableMapping[str, Any]) -> int:
-    """Open tickets held: the backlog, which retention must keep (make soak tells it apart
-    from closed tickets, which must expire)."""
-    return sum(1 for record in tickets.values() if record.open is not None)

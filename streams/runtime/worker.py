@@ -40,7 +40,7 @@ from streams.processing.customers import (
     encode_mark,
 )
 from streams.processing.kpi import TABLES as TICKET_TABLES
-from streams.processing.kpi import KpiProcessor, Tables, open_count
+from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.table_cache import TableCache
 from streams.processing.table_codecs import CODECS
 from streams.runtime import quiet_logs
@@ -400,7 +400,6 @@ class Worker:
                 "lag": self._lag(),
                 "held": {  # rows in the table copies (make soak watches them stay flat)
                     "tickets": len(self.processor.tables.tickets),
-                    "open_tickets": open_count(self.processor.tables.tickets),
                     "buckets": len(self.processor.tables.buckets),
                     "customers": len(self.customers.tables.customers),
                 },
