@@ -12,10 +12,12 @@ One place turns the settings into client arguments, so the worker (Faust and aio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,39 +123,10 @@ def warn_if_exposed(settings: Settings) -> None:
         )
 
 
-class AuthFailures(logging.Filter):
-    """Notes kafka-python's SASL authentication failures while a client bootstraps (it
-    retries them until its timeout, then reports only that it could not bootstrap).
-
-    It sits first among the filters of every ``kafka.*`` logger, so it sees each record
-    before the worker's repeat filter (``quiet_logs``) can hold a repeat back."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen = False
-        self._loggers: list[logging.Logger] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "SaslAuthenticationFailed" in record.getMessage():
-            self.seen = True
-        return True
-
-    def __enter__(self) -> AuthFailures:
-        manager = logging.Logger.manager
-        names = ["kafka", *(n for n in list(manager.loggerDict) if n.startswith("kafka."))]
-        for name in names:
-            logger = logging.getLogger(name)
-            logger.filters.insert(0, self)
-            self._loggers.append(logger)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for logger in self._loggers:
-            logger.removeFilter(self)
-        self._loggers.clear()
+SASL_PROBE_TIMEOUT_S = 10.0
 
 
-def diagnose(settings: Settings, auth_failed: bool = False) -> str | None:
+def diagnose(settings: Settings) -> str | None:
     """Why a Kafka client could not bootstrap, when it is a security setting: a CA that
     does not trust the broker, a TLS client at a plaintext port or the reverse, refused
     SASL credentials, or a server that accepts connections but sets up no session in time.
@@ -164,35 +137,104 @@ def diagnose(settings: Settings, auth_failed: bool = False) -> str | None:
         raw = socket.create_connection((host, int(port)), timeout=5)
     except (OSError, ValueError):
         return None
+    tls = ssl_context(settings)
     with raw:
-        tls = ssl_context(settings)
-        if tls is None:
-            return _plaintext_at_tls_port(raw, host, where)
-        try:
-            with tls.wrap_socket(raw, server_hostname=host):
-                pass
-        except ssl.SSLCertVerificationError as exc:
-            return (
-                f"TLS: the certificate of {where} is not trusted ({exc.verify_message}); is "
-                f"ssl_cafile ({settings.ssl_cafile or 'the system CAs'}) the CA that signed it?"
-            )
-        except (ssl.SSLError, OSError) as exc:
-            return (
-                f"TLS: {where} did not complete a TLS handshake ({exc}); is it a PLAINTEXT "
-                f"listener? security_protocol is {settings.security_protocol}"
-            )
-    if auth_failed:
-        return (
-            f"SASL: {where} refused user {settings.sasl_username!r} with "
-            f"{settings.sasl_mechanism}; check sasl_username and the password "
-            f"(${PASSWORD_ENV} or sasl_password_file) and sasl_mechanism"
-        )
+        problem = _tls_problem(settings, raw, tls, host, where)
+    sasl = settings.security_protocol.startswith("SASL")
+    if problem is not None or not (tls or sasl):
+        return problem
+    refusal = _sasl_refusal(settings, (host, int(port)), tls) if sasl else None
+    if refusal is not None:
+        return f"SASL: {where} {refusal}"
     return (
         f"{where} accepts connections{' and TLS' if tls else ''}, but no client session was"
         f" set up within {settings.connect_timeout_seconds:g} s and no refusal was seen; the"
         " broker (or this machine) may be overloaded or still starting: try again, or raise"
         " connect_timeout_seconds"
     )
+
+
+def _tls_problem(
+    settings: Settings, raw: socket.socket, tls: ssl.SSLContext | None, host: str, where: str
+) -> str | None:
+    """A TLS mismatch between the client's settings and the listener, if any."""
+    if tls is None:
+        return _plaintext_at_tls_port(raw, host, where)
+    try:
+        with tls.wrap_socket(raw, server_hostname=host):
+            pass
+    except ssl.SSLCertVerificationError as exc:
+        return (
+            f"TLS: the certificate of {where} is not trusted ({exc.verify_message}); is "
+            f"ssl_cafile ({settings.ssl_cafile or 'the system CAs'}) the CA that signed it?"
+        )
+    except (ssl.SSLError, OSError) as exc:
+        return (
+            f"TLS: {where} did not complete a TLS handshake ({exc}); is it a PLAINTEXT "
+            f"listener? security_protocol is {settings.security_protocol}"
+        )
+    return None
+
+
+def _sasl_refusal(
+    settings: Settings, address: tuple[str, int], tls: ssl.SSLContext | None
+) -> str | None:
+    """Run the SASL exchange once, on a connection of its own: what the broker refused,
+    or None when it accepted or did not answer in time.
+
+    kafka-python only logs a refusal, and loses it when the broker's reply and its closing
+    of the connection arrive in one read (its transport drops the bytes read with the
+    end of the stream), which a loaded machine makes the rule: the bootstrap then only
+    times out. Reading the replies here, in order, sees the refusal every time."""
+    from kafka.net.sasl import get_sasl_mechanism  # kafka-python's SASL client steps
+    from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
+
+    try:
+        with _connection(address, tls) as exchange:
+            offer = exchange(SaslHandshakeRequest(mechanism=settings.sasl_mechanism))
+            if offer.error_code:
+                offered = ", ".join(offer.mechanisms) or "none"
+                return f"does not offer {settings.sasl_mechanism} (it offers {offered})"
+            args = kafka_python_args(settings)
+            mechanism = get_sasl_mechanism(settings.sasl_mechanism)(host=address[0], **args)
+            while not mechanism.is_done():
+                reply = exchange(SaslAuthenticateRequest(auth_bytes=mechanism.auth_bytes()))
+                if reply.error_code:
+                    return (
+                        f"refused user {settings.sasl_username!r} with "
+                        f"{settings.sasl_mechanism}; check sasl_username and the password "
+                        f"(${PASSWORD_ENV} or sasl_password_file) and sasl_mechanism"
+                    )
+                mechanism.receive(reply.auth_bytes)
+    except Exception as exc:
+        log.debug("SASL probe of %s:%s gave no answer: %r", *address, exc)
+    return None
+
+
+@contextlib.contextmanager
+def _connection(address: tuple[str, int], tls: ssl.SSLContext | None) -> Iterator[Any]:
+    """A blocking connection that sends one request (version 1) and returns its reply."""
+    from kafka.protocol.parser import KafkaProtocol  # sans-IO framing of kafka-python
+
+    raw = socket.create_connection(address, timeout=SASL_PROBE_TIMEOUT_S)
+    sock = tls.wrap_socket(raw, server_hostname=address[0]) if tls else raw
+    protocol = KafkaProtocol(client_id="ticketpulse-diagnosis")
+
+    def exchange(request: Any) -> Any:
+        request.API_VERSION = 1
+        protocol.send_request(request)
+        sock.sendall(protocol.send_bytes())
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                msg = "closed by the broker"
+                raise ConnectionError(msg)
+            replies = protocol.receive_bytes(data)
+            if replies:
+                return replies[0][1]
+
+    with sock:
+        yield exchange
 
 
 def _plaintext_at_tls_port(raw: socket.socket, host: str, where: str) -> str | None:

@@ -8,7 +8,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from streams.config import Settings
-from streams.runtime.security import AuthFailures, diagnose, kafka_python_args
+from streams.runtime.security import diagnose, kafka_python_args
 
 DLQ_RETENTION_MS = 7 * 24 * 3600 * 1000  # the DLQ holds customer data: keep it short
 
@@ -22,12 +22,10 @@ class BrokerUnreachableError(RuntimeError):
     """No bootstrap server answered within ``connect_timeout_seconds``."""
 
     @classmethod
-    def of(
-        cls, settings: Settings, exc: Exception, failures: AuthFailures | None = None
-    ) -> BrokerUnreachableError:
+    def of(cls, settings: Settings, exc: Exception) -> BrokerUnreachableError:
         """The security setting at fault when there is one (``security.diagnose``), else
         that nothing answered."""
-        reason = diagnose(settings, auth_failed=failures is not None and failures.seen)
+        reason = diagnose(settings)
         if reason is not None:
             return cls(f"cannot connect to Kafka: {reason}")
         msg = (
@@ -41,18 +39,16 @@ class BrokerUnreachableError(RuntimeError):
 def admin_client(settings: Settings) -> KafkaAdminClient:
     """An admin client, or ``BrokerUnreachableError`` after a bounded wait."""
     timeout_ms = int(settings.connect_timeout_seconds * 1000)
-    failures = AuthFailures()
     try:
-        with failures:
-            return KafkaAdminClient(
-                bootstrap_servers=settings.bootstrap_list,
-                client_id="ticketpulse-admin",
-                bootstrap_timeout_ms=timeout_ms,
-                request_timeout_ms=max(timeout_ms, 5000),
-                **kafka_python_args(settings),
-            )
+        return KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_list,
+            client_id="ticketpulse-admin",
+            bootstrap_timeout_ms=timeout_ms,
+            request_timeout_ms=max(timeout_ms, 5000),
+            **kafka_python_args(settings),
+        )
     except KafkaTimeoutError as exc:
-        raise BrokerUnreachableError.of(settings, exc, failures) from None
+        raise BrokerUnreachableError.of(settings, exc) from None
 
 
 def ensure_topics(settings: Settings, tables: tuple[str, ...] = ()) -> dict[str, int]:

@@ -13,7 +13,7 @@ from kafka.errors import KafkaTimeoutError
 from tqdm import tqdm
 
 from streams.config import Settings
-from streams.runtime.security import AuthFailures, kafka_python_args
+from streams.runtime.security import kafka_python_args
 from streams.runtime.topics import BrokerUnreachableError
 from streams.tools.simulator import Record
 
@@ -43,23 +43,21 @@ class ProduceSummary:
 def make_producer(settings: Settings) -> KafkaProducer:
     """acks=all and one request in flight, so retries cannot reorder a ticket's events;
     ``BrokerUnreachableError`` after ``connect_timeout_seconds`` without a broker."""
-    failures = AuthFailures()
     try:
-        with failures:
-            return KafkaProducer(
-                bootstrap_servers=settings.bootstrap_list,
-                acks="all",
-                retries=10,
-                max_in_flight_requests_per_connection=1,
-                linger_ms=5,
-                batch_size=256 * 1024,
-                max_request_size=2 * 1024 * 1024,
-                client_id="ticketpulse-producer",
-                bootstrap_timeout_ms=int(settings.connect_timeout_seconds * 1000),
-                **kafka_python_args(settings),
-            )
+        return KafkaProducer(
+            bootstrap_servers=settings.bootstrap_list,
+            acks="all",
+            retries=10,
+            max_in_flight_requests_per_connection=1,
+            linger_ms=5,
+            batch_size=256 * 1024,
+            max_request_size=2 * 1024 * 1024,
+            client_id="ticketpulse-producer",
+            bootstrap_timeout_ms=int(settings.connect_timeout_seconds * 1000),
+            **kafka_python_args(settings),
+        )
     except KafkaTimeoutError as exc:
-        raise BrokerUnreachableError.of(settings, exc, failures) from None
+        raise BrokerUnreachableError.of(settings, exc) from None
 
 
 def key_of(line: bytes) -> bytes | None:

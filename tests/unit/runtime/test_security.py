@@ -1,33 +1,71 @@
-"""The SASL-failure spy sees the client's refusal even when the worker's repeat filter
-holds the line back as a repeat of the same message template."""
+"""The diagnosis of a failed bootstrap: a SASL refusal is seen even when the broker's reply
+and its closing of the connection arrive together, and a server that completes TLS but
+sets up no session is not called unreachable."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import ssl
+import struct
 import threading
 import time
 
+from kafka.protocol.sasl import SaslAuthenticateResponse, SaslHandshakeResponse
+
 from streams.config import load_settings
-from streams.runtime import quiet_logs
-from streams.runtime.security import AuthFailures, diagnose
+from streams.runtime.security import diagnose
 from streams.tools.broker.tls import make_listener
 
 
-def test_the_spy_sees_a_refusal_the_repeat_filter_holds_back() -> None:
-    logger = logging.getLogger("kafka.net.transport")
-    repeat = quiet_logs.RepeatFilter()
-    logger.addFilter(repeat)
+def read_request(conn: socket.socket) -> int:
+    """One request frame off the wire; its correlation id."""
+    size = struct.unpack(">i", conn.recv(4, socket.MSG_WAITALL))[0]
+    payload = conn.recv(size, socket.MSG_WAITALL)
+    return int(struct.unpack(">i", payload[4:8])[0])
+
+
+def reply(correlation_id: int, response: object) -> bytes:
+    body = bytes(response.encode(version=1))  # type: ignore[attr-defined]
+    return struct.pack(">ii", len(body) + 4, correlation_id) + body
+
+
+def refusing_broker(listener: socket.socket, mechanisms: list[str]) -> None:
+    """Accept the handshake, refuse the first authentication message, and send the
+    refusal and the end of the connection at once (as a loaded broker's reach a client).
+    The first connection is the diagnosis's TLS probe: a plaintext listener drops it."""
+    listener.accept()[0].close()
+    conn, _ = listener.accept()
+    with conn:
+        offered = SaslHandshakeResponse(error_code=0, mechanisms=mechanisms)
+        conn.sendall(reply(read_request(conn), offered))
+        refused = SaslAuthenticateResponse(
+            error_code=58, error_message="invalid credentials", auth_bytes=b"",
+            session_lifetime_ms=0,
+        )  # fmt: skip
+        conn.sendall(reply(read_request(conn), refused))
+        conn.shutdown(socket.SHUT_WR)
+
+
+def test_a_refusal_sent_with_the_close_is_named(tmp_path, monkeypatch) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(
+        target=refusing_broker, args=(listener, ["SCRAM-SHA-512"]), daemon=True
+    ).start()
+    monkeypatch.setenv("TICKETPULSE_SASL_PASSWORD", "not-the-password")
+    settings = load_settings(
+        bootstrap_servers=f"127.0.0.1:{listener.getsockname()[1]}",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="agent",
+    )
     try:
-        logger.error("%s: Abort (%s)", "conn", "KafkaConnectionError: socket disconnected")
-        with AuthFailures() as failures:
-            logger.error("%s: Abort (%s)", "conn", "[Error 58] SaslAuthenticationFailedError")
-        assert failures.seen
-        assert failures not in logger.filters  # removed again
+        reason = diagnose(settings)
     finally:
-        logger.removeFilter(repeat)
+        listener.close()
+    assert reason is not None
+    assert "refused user 'agent' with SCRAM-SHA-512" in reason
+    assert "not-the-password" not in reason
 
 
 def test_a_server_that_completes_tls_but_sets_up_no_session_is_not_called_unreachable(
@@ -56,7 +94,7 @@ def test_a_server_that_completes_tls_but_sets_up_no_session_is_not_called_unreac
         connect_timeout_seconds=7,
     )
     try:
-        reason = diagnose(settings, auth_failed=False)
+        reason = diagnose(settings)
     finally:
         listener.close()
     assert reason is not None and "accepts connections and TLS" in reason
