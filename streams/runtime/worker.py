@@ -49,6 +49,7 @@ from streams.runtime.faust_internals import (
     Bundle,
     DoneRecords,
     Fetching,
+    KeptQueuesApp,
     allow_buffered_records,
     route_acks_through_consumer,
     stored_rows,
@@ -66,9 +67,9 @@ BUNDLES_AHEAD_PER_PARTITION = 2
 TABLES = TICKET_TABLES + CUSTOMER_TABLES
 
 
-def faust_app(settings: Settings) -> faust.App:
+def faust_app(settings: Settings) -> KeptQueuesApp:
     web = load_web_config(settings.web_config_file)  # TLS and basic auth of the pages
-    return faust.App(
+    return KeptQueuesApp(
         settings.app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_list],
         broker_credentials=faust_credentials(settings),

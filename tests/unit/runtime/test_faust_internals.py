@@ -14,6 +14,7 @@ from streams.runtime.commit import ProcessedOffsets
 from streams.runtime.faust_internals import (
     Bundle,
     DoneRecords,
+    KeptQueuesApp,
     WorkerConsumer,
     worker_transport,
 )
@@ -423,3 +424,16 @@ async def test_a_commit_the_broker_refused_changes_nothing() -> None:
 
 async def _no_wait() -> None:
     return None
+
+
+@pytest.mark.parametrize(("app_class", "kept"), [(KeptQueuesApp, True), (faust.App, False)])
+async def test_resuming_flow_keeps_what_an_agent_has_queued(app_class, kept) -> None:
+    """Faust resumes its flow control a second time at startup, after the seek to the
+    committed offsets; a bundle queued since the first resume must still be there (with
+    Faust's app it is gone, and its records were never processed nor acked)."""
+    app = app_class("queues-test", broker="kafka://127.0.0.1:1", store="memory://")
+    queue = app.topic(OURS).queue
+    app.flow_control.resume()  # table recovery: the fetcher starts delivering
+    queue.put_nowait("a bundle")
+    app.flow_control.resume()  # the seek to the committed offsets is done
+    assert (queue.qsize() == 1) is kept
