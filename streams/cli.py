@@ -146,13 +146,25 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--fetch-min-bytes",
         type=int,
-        help="the broker holds a fetch until this many bytes are there (default 1): larger "
-        "batches under live load, at up to --fetch-wait-seconds of added latency",
+        help="the broker holds a fetch until this many bytes are there (default 65536): larger "
+        "batches under live load, at up to --fetch-wait-seconds of added latency (Faust's: 1)",
     )
     g.add_argument(
         "--fetch-wait-seconds",
         type=float,
-        help="the longest the broker holds a fetch for --fetch-min-bytes (default 1.5)",
+        help="the longest the broker holds a fetch for --fetch-min-bytes (default 0.1; Faust's: "
+        "1.5)",
+    )
+    g.add_argument(
+        "--store-write-buffer-mb",
+        type=int,
+        help="RocksDB write buffer of each table partition, two at most (default 8); memory "
+        "of the store: 6 tables x partitions x (2 x this + --store-block-cache-mb), at most",
+    )
+    g.add_argument(
+        "--store-block-cache-mb",
+        type=int,
+        help="RocksDB block cache of each table partition (default 16)",
     )
     k = parser.add_argument_group("figures")
     k.add_argument(
@@ -187,6 +199,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "batch_records",
         "fetch_min_bytes",
         "fetch_wait_seconds",
+        "store_write_buffer_mb",
+        "store_block_cache_mb",
         "clock",
         "lateness_seconds",
         "timezone",

@@ -71,6 +71,7 @@ class WorkerProcess:
     log_path: Path
     tls: ssl.SSLContext | None = None  # set for a worker serving https
     auth: str | None = None  # its Authorization header, when it asks for basic auth
+    data_dir: Path | None = None  # its --data-dir (the RocksDB databases are under it)
 
     @property
     def url(self) -> str:
@@ -141,7 +142,7 @@ def start_worker(tmp_path: Path, kafka: launcher.Broker, names: dict[str, str]) 
                 env={**os.environ, **(env or {})},
                 preexec_fn=processes.die_with_parent,  # never outlive a killed test run
             )
-        worker = WorkerProcess(proc, port, log_path, tls, auth)
+        worker = WorkerProcess(proc, port, log_path, tls, auth, data)
         started.append(worker)
         if wait:
             wait_for(

@@ -29,11 +29,13 @@ class PipelineCollector(Collector):
         topic_partitions: int,
         owned: Callable[[], tuple[set[int], set[int]]],
         highwater: Callable[[int], int | None] = lambda partition: None,
+        store_memory: Callable[[], dict[str, int]] = dict,
     ) -> None:
         self._state = state
         self._topic_partitions = topic_partitions
         self._owned = owned  # () -> (active partitions, standby partitions) of the input topic
         self._highwater = highwater  # partition -> next offset the broker will assign
+        self._store_memory = store_memory  # () -> bytes in memory of the table stores, by kind
 
     def collect(self) -> Iterator[Metric]:
         yield from self._ingest()
@@ -120,6 +122,15 @@ class PipelineCollector(Collector):
             "table",
             {table: counts.get(table, 0) for table in TABLE_NAMES},
         )
+        memory = GaugeMetricFamily(
+            "ticketpulse_store_memory_bytes",
+            "Bytes the table stores (RocksDB) hold in memory, by kind: memtables, block_cache,"
+            " table_readers; bounded by store_write_buffer_mb and store_block_cache_mb.",
+            labels=["kind"],
+        )
+        for kind, size in sorted(self._store_memory().items()):
+            memory.add_metric([kind], size)
+        yield memory
         yield CounterMetricFamily(
             "ticketpulse_rebalances",
             "Partition assignments this worker received since it started.",

@@ -516,6 +516,24 @@ def stored_rows(table: Any) -> Iterator[tuple[Any, Any]]:
             yield key, exc
 
 
+ROCKSDB_MEMORY = {  # what a RocksDB database holds in memory, by RocksDB's own account
+    "memtables": "rocksdb.cur-size-all-mem-tables",
+    "block_cache": "rocksdb.block-cache-usage",
+    "table_readers": "rocksdb.estimate-table-readers-mem",
+}
+
+
+def store_memory(tables: Iterable[Any]) -> dict[str, int]:
+    """Bytes the RocksDB databases of these tables hold in memory, by kind, summed over
+    the partitions open in this process (all 0 with the memory store)."""
+    totals = dict.fromkeys(ROCKSDB_MEMORY, 0)
+    for table in tables:
+        for db in list(getattr(table.data, "_dbs", {}).values()):
+            for kind, name in ROCKSDB_MEMORY.items():
+                totals[kind] += db.property_int_value(name) or 0
+    return totals
+
+
 def put_rocksdb(store: Any, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
     """Write encoded records straight into a partition's RocksDB database (no Faust
     "current event" needed), keeping Faust's key index in step for deletes."""
@@ -623,7 +641,9 @@ RELIED_ON: dict[str, str] = {
     "faust.streams.Stream._c_aiter": (
         "disabled by route_acks_through_consumer: its StreamIterator inlines Consumer.ack"
     ),
-    "faust.stores.rocksdb.Store._db_for_partition": "put_rocksdb writes the database directly",
+    "faust.stores.rocksdb.Store._db_for_partition": (
+        "put_rocksdb writes the database directly; it opens into _dbs, which store_memory reads"
+    ),
     "faust.stores.rocksdb.Store._iteritems": "stored_rows reads the raw rows of active partitions",
     "faust.stores.rocksdb.Store._get": (
         "looks up the current event's partition only: why stored_rows, not table[key]"

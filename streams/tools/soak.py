@@ -44,9 +44,7 @@ recontact_days = [0.005]
 fcr_days = 0.005
 closed_ticket_keep_seconds = 600
 lateness_seconds = 60
-fetch_min_bytes = 65536
-fetch_wait_seconds = 0.1
-"""  # the fetches the last soak ran with (docs/reliability.md, live throughput)
+"""
 # a Monday noon: the arrival curve is flat from 12:00 to 13:00 and below the simulated
 # staffing (85 % of the peak), so the backlog holds steady; at 14:00 it grew all hour
 SIM_START = "2026-01-05T12:00:00Z"

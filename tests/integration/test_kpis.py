@@ -206,9 +206,18 @@ def test_one_worker_equals_oracle(kafka, names, start_worker, traffic) -> None:
         )
     )
     replay(kafka, names, log)
-    worker = start_worker("--clock", "event")
+    worker = start_worker("--clock", "event", "--store-write-buffer-mb", "4")
     wait_equal(oracle, worker)
     assert sum(1 for v in oracle.values() if v) > 500
+    # the store's memory settings reach every RocksDB database, and the gauge shows it
+    assert worker.data_dir is not None
+    options = list(worker.data_dir.glob("**/*.db/OPTIONS-*"))
+    assert len({o.parent for o in options}) == 6 * PARTITIONS, options
+    for path in options:
+        text = path.read_text()
+        assert "write_buffer_size=4194304" in text and "max_write_buffer_number=2" in text
+    memory = worker.metrics()
+    assert memory[("ticketpulse_store_memory_bytes", (("kind", "memtables"),))] > 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
