@@ -156,6 +156,12 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         "1.5)",
     )
     g.add_argument(
+        "--stall-report-seconds",
+        type=float,
+        help="log a traceback of where the event loop was held once it is held this long "
+        "(Faust's blocking detector; off by default)",
+    )
+    g.add_argument(
         "--store-write-buffer-mb",
         type=int,
         help="RocksDB write buffer of each table partition, two at most (default 8); memory "
@@ -199,6 +205,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "batch_records",
         "fetch_min_bytes",
         "fetch_wait_seconds",
+        "stall_report_seconds",
         "store_write_buffer_mb",
         "store_block_cache_mb",
         "clock",

@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     fetch_wait_seconds: float = Field(
         0.1, ge=0.001, le=60, description="Longest the broker holds a fetch for fetch_min_bytes."
     )
+    stall_report_seconds: float | None = Field(
+        None, gt=0, le=600,
+        description="Log where the event loop was held once it is held this long (Faust's"
+        " blocking detector, a SIGALRM timer): off by default, for chasing stalls.",
+    )  # fmt: skip
     store_write_buffer_mb: int = Field(
         8, ge=1, le=1024,
         description="RocksDB write buffer (memtable) of each table partition, two at most"

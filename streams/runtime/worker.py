@@ -57,6 +57,7 @@ from streams.runtime.faust_internals import (
     worker_transport,
 )
 from streams.runtime.security import faust_credentials
+from streams.runtime.stalls import GcPauses
 from streams.runtime.state import PipelineState
 from streams.runtime.writers import ContactForwarder, DeadLetterSender, FaustChangelog, FaustStore
 
@@ -96,6 +97,7 @@ def faust_app(settings: Settings) -> KeptQueuesApp:
         producer_linger=0.02,  # dead letters; the table writer's batches are sent at once
         producer_max_batch_size=1024 * 1024,  # the most a record batch of the writer holds
         stream_buffer_maxsize=16_384,
+        blocking_timeout=settings.stall_report_seconds,
     )
 
 
@@ -123,6 +125,7 @@ class Worker:
         load_schema()  # fail at startup on a broken schema, not on the first record
         self.settings = settings
         self.app = app = faust_app(settings)
+        self.gc_pauses = GcPauses().install()  # logs a collection that held the loop
         allow_buffered_records(app, PRODUCER_BUFFER_RECORDS)
         self.finished = DoneRecords((settings.topic, settings.contacts_topic_name))
         app.transport = worker_transport(
@@ -413,6 +416,7 @@ class Worker:
                 "batches": s.batches,
                 "table_writes": s.table_writes,
                 "acks_released": self.finished.released,
+                **self.gc_pauses.stats(),
                 "commit": self.app.consumer.commit_state(),  # type: ignore[attr-defined]
                 "last_processed_at": s.last_processed_at,
                 # the next input offset to process, per partition: every record below it

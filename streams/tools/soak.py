@@ -44,11 +44,15 @@ recontact_days = [0.005]
 fcr_days = 0.005
 closed_ticket_keep_seconds = 600
 lateness_seconds = 60
-"""
+stall_report_seconds = 5
+"""  # a stall of the event loop over 5 s logs where it was held (streams.runtime.stalls)
 # a Monday noon: the arrival curve is flat from 12:00 to 13:00 and below the simulated
 # staffing (85 % of the peak), so the backlog holds steady; at 14:00 it grew all hour
 SIM_START = "2026-01-05T12:00:00Z"
-FIELDS = ["minute", "rss_mib", "tickets", "open_tickets", "buckets", "customers", "lag", "accepted"]
+FIELDS = [
+    "minute", "rss_mib", "store_mib", "gc_longest_s", "tickets", "open_tickets", "buckets",
+    "customers", "lag", "accepted",
+]  # fmt: skip
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -69,11 +73,14 @@ def sample(pid: int, base: str, began: float) -> dict[str, float]:
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1])
     held = stats.get("held", {})
+    metrics = gauges(base, ("ticketpulse_contacts_open", "ticketpulse_store_memory_bytes"))
     return {
         "minute": round((time.monotonic() - began) / 60, 2),
         "rss_mib": round(rss / 1024, 1),
         "tickets": held.get("tickets", 0),
-        "open_tickets": open_tickets(base),
+        "store_mib": round(sum(metrics.get("ticketpulse_store_memory_bytes", [0])) / 2**20, 1),
+        "gc_longest_s": stats.get("gc_longest_pause_s", 0),
+        "open_tickets": sum(metrics.get("ticketpulse_contacts_open", [0])),
         "buckets": held.get("buckets", 0),
         "customers": held.get("customers", 0),
         "lag": stats.get("lag", 0),
@@ -81,13 +88,17 @@ def sample(pid: int, base: str, began: float) -> dict[str, float]:
     }
 
 
-def open_tickets(base: str) -> float:
-    """Open tickets, from the ``ticketpulse_contacts_open`` gauges of /metrics (every 15 s
-    here; /stats is polled far more often by the bench and stays O(1))."""
+def gauges(base: str, names: tuple[str, ...]) -> dict[str, list[float]]:
+    """The samples of these gauges on /metrics (open tickets come from here, every 15 s:
+    /stats is polled far more often by the bench and stays O(1))."""
     with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:  # noqa: S310
         lines = response.read().decode().splitlines()
-    gauges = (line for line in lines if line.startswith("ticketpulse_contacts_open{"))
-    return sum(float(line.rsplit(" ", 1)[1]) for line in gauges)
+    found: dict[str, list[float]] = {name: [] for name in names}
+    for line in lines:
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in found:
+            found[name].append(float(line.rsplit(" ", 1)[1]))
+    return found
 
 
 def plot(rows: list[dict[str, float]], out: Path) -> None:
@@ -98,8 +109,10 @@ def plot(rows: list[dict[str, float]], out: Path) -> None:
 
     minutes = [r["minute"] for r in rows]
     fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
-    axes[0].plot(minutes, [r["rss_mib"] for r in rows])
-    axes[0].set_ylabel("worker RSS (MiB)")
+    axes[0].plot(minutes, [r["rss_mib"] for r in rows], label="worker RSS")
+    axes[0].plot(minutes, [r.get("store_mib", 0) for r in rows], label="RocksDB's own count")
+    axes[0].set_ylabel("memory (MiB)")
+    axes[0].legend()
     for name in ("tickets", "open_tickets", "buckets", "customers"):
         axes[1].plot(minutes, [r[name] for r in rows], label=name)
     axes[1].set_ylabel("rows held")
