@@ -193,6 +193,12 @@ class Settings(BaseSettings):
     fetch_wait_seconds: float = Field(
         0.1, ge=0.001, le=60, description="Longest the broker holds a fetch for fetch_min_bytes."
     )
+    gc_freeze_seconds: float = Field(
+        60.0, ge=0, le=86_400,
+        description="Every this long, move the objects that survived into the garbage"
+        " collector's permanent generation, so full collections skip the tables' rows"
+        " (streams.runtime.stalls); 0: never.",
+    )  # fmt: skip
     stall_report_seconds: float | None = Field(
         None, gt=0, le=600,
         description="Log where the event loop was held once it is held this long (Faust's"

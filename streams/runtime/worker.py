@@ -57,7 +57,7 @@ from streams.runtime.faust_internals import (
     worker_transport,
 )
 from streams.runtime.security import faust_credentials
-from streams.runtime.stalls import GcPauses
+from streams.runtime.stalls import GcPauses, freeze_long_lived
 from streams.runtime.state import PipelineState
 from streams.runtime.writers import ContactForwarder, DeadLetterSender, FaustChangelog, FaustStore
 
@@ -313,6 +313,12 @@ class Worker:
             self.state.broker_up = await watch.check()
 
         self.app.timer(BROKER_CHECK_S, name="ticketpulse.broker_watch")(check)
+        if self.settings.gc_freeze_seconds:
+
+            async def freeze() -> None:
+                self.state.gc_frozen = freeze_long_lived()
+
+            self.app.timer(self.settings.gc_freeze_seconds, name="ticketpulse.gc_freeze")(freeze)
 
     def _rebalance_hooks(self) -> None:
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -417,6 +423,7 @@ class Worker:
                 "table_writes": s.table_writes,
                 "acks_released": self.finished.released,
                 **self.gc_pauses.stats(),
+                "gc_frozen": s.gc_frozen,
                 "commit": self.app.consumer.commit_state(),  # type: ignore[attr-defined]
                 "last_processed_at": s.last_processed_at,
                 # the next input offset to process, per partition: every record below it
