@@ -67,6 +67,7 @@ class GcPauses:
         return {
             "gc_longest_pause_s": round(self.longest_s, 3),
             "gc_pause_s": round(self.total_s, 3),
+            "gc_frozen": gc.get_freeze_count(),  # objects in the permanent generation
         }
 
 

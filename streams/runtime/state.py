@@ -23,7 +23,6 @@ class PipelineState:
     watermark: dict[int, float] = field(default_factory=dict)
     next_offset: dict[int, int] = field(default_factory=dict)  # per input partition
     last_processed_at: float = 0.0
-    gc_frozen: int = 0  # objects in the garbage collector's permanent generation (stalls)
     rebalances: int = 0
     contacts_forwarded: int = 0  # contact records sent to the contacts topic
     contacts_received: int = 0  # contact records the customer agent consumed

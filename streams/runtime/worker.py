@@ -155,6 +155,7 @@ class Worker:
         app.agent(self.contacts, name="customers", concurrency=1)(self.customer_contacts)
         self._rebalance_hooks()
         self._watch_broker()
+        self._freeze_long_lived_objects()
         collectors = [self._pipeline_collector(), self._kpi_collector()]
         self.registry = build_registry(collectors)
         self.rendering = SharedRendering(
@@ -313,10 +314,13 @@ class Worker:
             self.state.broker_up = await watch.check()
 
         self.app.timer(BROKER_CHECK_S, name="ticketpulse.broker_watch")(check)
+
+    def _freeze_long_lived_objects(self) -> None:
+        """Keep the tables' rows out of the garbage collector's full collections."""
         if self.settings.gc_freeze_seconds:
 
             async def freeze() -> None:
-                self.state.gc_frozen = freeze_long_lived()
+                freeze_long_lived()
 
             self.app.timer(self.settings.gc_freeze_seconds, name="ticketpulse.gc_freeze")(freeze)
 
@@ -423,7 +427,6 @@ class Worker:
                 "table_writes": s.table_writes,
                 "acks_released": self.finished.released,
                 **self.gc_pauses.stats(),
-                "gc_frozen": s.gc_frozen,
                 "commit": self.app.consumer.commit_state(),  # type: ignore[attr-defined]
                 "last_processed_at": s.last_processed_at,
                 # the next input offset to process, per partition: every record below it
