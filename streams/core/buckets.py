@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+
+import msgspec
 
 from streams.core.facts import Fact
 
 DISTRIBUTIONS = frozenset({"first_response", "reply_wait", "resolved", "abandoned"})
 
 
-class Entry(NamedTuple):
+class Entry(msgspec.Struct, frozen=True, order=True, array_like=True, gc=False):
     """What a bucket sums: a figure, or one of its parts (an ACR period, an agent's
-    twin, a histogram bucket). Empty strings mean "not that kind of part"."""
+    twin, a histogram bucket). Empty strings mean "not that kind of part". Untracked by
+    the garbage collector, like ``TicketEvent``; stored as a JSON array."""
 
     figure: str
     days: str = ""  # ACR period label ("3"), as exported in the ``days`` label

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import msgspec
+
 from streams.core.events import TicketEvent
 from streams.core.facts import TicketFold, ordered
 from streams.core.policy import Policy
 
 
-@dataclass(frozen=True, slots=True)
-class OpenTicket:
+class OpenTicket(msgspec.Struct, frozen=True, gc=False):
     queue: str  # where the ticket is now (after transfers)
     channel: str
     opened_at: float

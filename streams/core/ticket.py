@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
+
 from streams.core.buckets import delta
 from streams.core.contacts import Contact, contact_of, contact_of_fold
 from streams.core.events import TicketEvent
@@ -19,8 +21,7 @@ from streams.core.now import OpenTicket, open_of_fold
 from streams.core.policy import Policy
 
 
-@dataclass(frozen=True, slots=True)
-class StoredTicket:
+class StoredTicket(msgspec.Struct, frozen=True, gc=False):
     events: tuple[tuple[TicketEvent, int], ...]  # (event, offset that added it)
     last_offset: int
 

@@ -23,6 +23,8 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from streams.core.buckets import Entry, entries
 from streams.core.contacts import Contact
 from streams.core.events import TicketEvent
@@ -37,8 +39,7 @@ from streams.processing.stored_rows import TicketRow, read_ticket_row
 TABLES = ("tickets", "buckets", "meta")
 
 
-@dataclass(frozen=True, slots=True)
-class TicketRecord:
+class TicketRecord(msgspec.Struct, frozen=True, gc=False):
     """A ticket as the processor holds it: its events, plus what derives from them."""
 
     partition: int

@@ -11,9 +11,9 @@ event set.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -140,14 +140,14 @@ def test_then_copies_every_field_of_the_fold(monkeypatch) -> None:
     """``then`` copies by positional constructor, for speed: a field added to ``TicketFold``
     but not to that copy would silently fall back to its default in every O(1) step."""
     fold = TicketFold(POLICIES[0])
-    for n, f in enumerate(dataclasses.fields(TicketFold)):
+    for n, f in enumerate(msgspec.structs.fields(TicketFold)):
         if f.name != "policy":  # a distinct, non-default value in every field
             value = f"field-{n}"
             setattr(fold, f.name, [value] if f.name == "facts" else value)  # facts: copied
     monkeypatch.setattr(TicketFold, "feed", lambda self, e: ([], []))
     copy, _, _ = fold.then(TicketEvent("e9", "replied", "T", T0, "sales", "chat"))
     assert copy is not fold
-    assert dataclasses.astuple(copy) == dataclasses.astuple(dataclasses.replace(fold))
+    assert msgspec.structs.astuple(copy) == msgspec.structs.astuple(msgspec.structs.replace(fold))
 
 
 def changed_contact(stored: StoredTicket | None, event: TicketEvent):

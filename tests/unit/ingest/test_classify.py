@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given
@@ -108,7 +109,7 @@ def test_every_field_lands_in_its_own_place() -> None:
         "handle_seconds": 12.5, "author": "agent", "to_queue": "tier2", "to_agent": "A-2",
         "escalation": True, "survey_kind": "csat", "score": 4,
     }  # fmt: skip
-    event = to_event(doc)._asdict()
+    event = msgspec.structs.asdict(to_event(doc))
     assert event.pop("occurred_at") == 1767600000.0
     assert event.pop("tags") == ("vip",)
     assert event == {k: v for k, v in doc.items() if k not in ("occurred_at", "tags")}

@@ -40,7 +40,7 @@ def test_invalid_examples_are_rejected_by_the_schema(path: Path) -> None:
 
 def test_typed_event_mirrors_schema_properties() -> None:
     schema = load_schema()
-    fields = set(TicketEvent._fields)
+    fields = set(TicketEvent.__struct_fields__)
     assert fields == set(schema["properties"])
     assert set(EVENT_TYPES) == set(schema["properties"]["type"]["enum"])
     assert set(CHANNELS) == set(schema["properties"]["channel"]["enum"])
