@@ -95,6 +95,11 @@ class SimParams:
     key_mismatch: bool = False  # only representable when writing to Kafka
     recontact_mean_s: float = 129_600.0  # mean delay before a customer comes back (1.5 days)
     reopen_mean_s: float = 86_400.0  # mean delay before a resolved ticket is reopened
+    # every duration of a contact (handling, customer replies, patience, bot replies, wrap-up,
+    # survey delay) times this; 0.25 is a centre four times as quick, whose backlog of open
+    # tickets settles within minutes of a cold start (the soak's load), where at 1.0 it
+    # takes most of an hour
+    pace: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,7 @@ class _Simulation:
             share = q.share if q.share else 0.04
             # expected agent-seconds per contact, staffed for 85% of the daytime peak
             work = 3 + q.handle_s * 0.5 + q.exchanges * (q.customer_gap_s + q.handle_s + 4) + 35
+            work *= params.pace
             size = max(1, math.ceil(ticket_rate * share * work * _PROFILE_MAX * 0.85))
             agents = [f"A-{q.name}-{i}" for i in range(1, size + 1)]
             self.pools[q.name] = _Pool(agents, deque(agents))
@@ -193,7 +199,7 @@ class _Simulation:
     ) -> None:
         if customer is None and queue is None:
             self.next_arrival(t)
-        rng = self.rng
+        rng, pace = self.rng, self.p.pace
         if queue is None:
             queue = rng.choices(QUEUES, weights=[q.share for q in QUEUES])[0]
         if customer is None and rng.random() > 0.05:
@@ -210,13 +216,13 @@ class _Simulation:
                 for tag, p in (("complaint", 0.05), ("refund", 0.08), ("outage", 0.03))
                 if rng.random() < p
             ),
-            patience=rng.expovariate(1 / mean_patience) if mean_patience else math.inf,
+            patience=rng.expovariate(1 / mean_patience) * pace if mean_patience else math.inf,
         )
         self.emit(t, ticket, "opened")
         if queue.bot_first:
-            self.at(t + rng.uniform(1, 5), lambda s: self.bot_reply(s, ticket))
+            self.at(t + rng.uniform(1, 5) * pace, lambda s: self.bot_reply(s, ticket))
         if queue.channel in ("chat", "messaging") and rng.random() < 0.3:
-            self.at(t + rng.uniform(10, 90), lambda s: self.customer_nudge(s, ticket))
+            self.at(t + rng.uniform(10, 90) * pace, lambda s: self.customer_nudge(s, ticket))
         self.enqueue(t, ticket)
 
     def bot_reply(self, t: float, ticket: _Ticket) -> None:
@@ -256,19 +262,19 @@ class _Simulation:
     # --- service ----------------------------------------------------------
     def start_service(self, t: float, ticket: _Ticket, agent: str) -> None:
         ticket.waiting = False
-        rng = self.rng
+        rng, pace = self.rng, self.p.pace
         q = ticket.queue
         self.emit(t, ticket, "assigned", agent_id=agent)
         steps: list[tuple[float, str, dict[str, Any]]] = []
         clock = t
-        clock += rng.expovariate(1 / (q.handle_s * 0.5)) + 3
+        clock += (rng.expovariate(1 / (q.handle_s * 0.5)) + 3) * pace
         steps.append((clock, "replied", {"author": "agent", "agent_id": agent}))
         for _ in range(self._poisson(q.exchanges)):
-            clock += rng.expovariate(1 / q.customer_gap_s) + 1
+            clock += (rng.expovariate(1 / q.customer_gap_s) + 1) * pace
             steps.append((clock, "replied", {"author": "customer"}))
-            clock += rng.expovariate(1 / q.handle_s) + 3
+            clock += (rng.expovariate(1 / q.handle_s) + 3) * pace
             steps.append((clock, "replied", {"author": "agent", "agent_id": agent}))
-        clock += rng.uniform(10, 60)
+        clock += rng.uniform(10, 60) * pace
         roll = rng.random()
         if q is not ESCALATIONS and roll < q.transfer_p:
             escalate = rng.random() < 0.3
@@ -330,7 +336,7 @@ class _Simulation:
                 "ces": lambda: rng.choices(range(1, 8), (1, 1, 2, 3, 4, 4, 3))[0],
             }[kind]()
             self.at(
-                t + rng.expovariate(1 / 600),
+                t + rng.expovariate(1 / 600) * self.p.pace,
                 lambda s: self.emit(s, ticket, "survey", survey_kind=kind, score=score),
             )
         if rng.random() < 0.05:
