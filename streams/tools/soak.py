@@ -201,12 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rate",
         type=float,
-        default=900,
-        help="the simulator's mean events/s over a day (default 900: at noon 1.6 times that, "
-        "~1,500 records/s once tickets are under way, about 70 %% of the ~2,170 records/s one "
-        "worker processed here when offered 2,440/s by this soak's load, sharing the 2 cores "
-        "with the broker and the simulator; `make bench` measures 3,420/s with the machine "
-        "to itself)",
+        default=1100,
+        help="the simulator's mean events/s over a day (default 1100: at noon ~1.6 times "
+        "that, ~1,750 records/s once tickets are under way, about 70 %% of the ~2,480 "
+        "records/s one worker processed here when offered ~3,080/s by this soak's load "
+        "(2026-12-03, `--rate 2000 --minutes 6`), sharing the 2 cores with the broker and "
+        "the simulator)",
     )
     parser.add_argument("--start", default=SIM_START, help=f"simulated start (default {SIM_START})")
     parser.add_argument("--every", type=float, default=15, help="seconds between samples")
