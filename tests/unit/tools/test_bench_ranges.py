@@ -1,0 +1,33 @@
+"""`make bench` writes the range of each measure over its runs, not the best run."""
+
+from __future__ import annotations
+
+from streams.tools.bench import BenchRun, ranges, run_measures
+
+ROWS = ("core", "calendar", "aiokafka", "faust", "bundled", "quix", "product")
+
+
+def a_run(product_rate: float, recovery_s: float) -> BenchRun:
+    rates = dict(
+        zip(ROWS, (10_000, 9_000, 100_000, 4_000, 30_000, 8_000, product_rate), strict=True)
+    )
+    results = [(name, int(rate * 10), 10.0) for name, rate in rates.items()]
+    product = {
+        "rss_kib": 300 * 1024, "idle_rss_kib": 100 * 1024, "scrape_s": 0.1, "series": 10_000,
+        "storm_rate": product_rate * 0.9, "fresh_p50": 0.08, "fresh_p99": 0.15,
+        "recovery_s": recovery_s,
+    }  # fmt: skip
+    return BenchRun(results, 5_000.0, product, 20_000, 200_000)
+
+
+def test_each_measure_shows_its_lowest_and_highest_run() -> None:
+    runs = [a_run(4_000, 40.0), a_run(6_000, 20.0), a_run(5_000, 30.0)]
+    text = ranges(runs)
+    assert "## Over 3 runs" in text
+    assert "| product, records/s | 4,000 | 6,000 |" in text
+    assert "| product / Faust decode + ack row (target 3x) | 1.00 | 1.50 |" in text
+    assert "| recovery into an empty data dir, s (target 30) | 20 | 40 |" in text
+    assert (
+        run_measures(runs[0])["bytes of RSS per ticket held (target 2,048)"]
+        == 200 * 1024**2 / 20_000
+    )
