@@ -387,7 +387,7 @@ def ranges(runs: list[BenchRun]) -> str:
     """Each measure's lowest and highest over the runs: the range, not the best run."""
     measures = [run_measures(run) for run in runs]
     lines = [
-        f"## Over {len(runs)} runs",
+        f"## Over {len(runs)} run{'s' if len(runs) > 1 else ''}",
         "The table above is the last run's. Each measure's range over every run of this "
         "`make bench`:",
         "",
