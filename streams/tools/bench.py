@@ -1,4 +1,4 @@
-"""``make bench``: throughput ceilings and the full worker, side by side, in one run.
+"""``make bench``: throughput ceilings and the full worker, side by side, in each of its runs.
 
 Replays one pre-generated log into a real local broker, then measures:
 
@@ -305,9 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.runs):
         print(f"bench: run {i + 1} of {args.runs}")
         runs.append(one_run(args))
-    last = runs[-1]
-    text = render(*last)
-    text = text.replace("## What limits the worker", f"{ranges(runs)}\n## What limits the worker")
+    text = render(*runs[-1], over=ranges(runs))
     print(text)
     args.output.write_text(text)
     print(f"bench: wrote {args.output}")
@@ -362,18 +360,30 @@ def one_run(args: argparse.Namespace) -> BenchRun:
     return BenchRun(results, summary.records / summary.seconds, product, len(tickets), n)
 
 
+ROWS = ("core", "calendar", "client", "framework", "bundled", "peer", "product")
+
+
+def row_rates(results: list[tuple[str, int, float]]) -> dict[str, float]:
+    """Records/s of each row, by its role (``one_run`` appends the rows in ``ROWS`` order)."""
+    return dict(zip(ROWS, (count / secs for _, count, secs in results), strict=True))
+
+
+def bytes_per_ticket(product: dict[str, float], tickets: int) -> float:
+    """The worker's resident memory above its idle self, per ticket held."""
+    return max(0, product["rss_kib"] - product["idle_rss_kib"]) * 1024 / max(tickets, 1)
+
+
 def run_measures(run: BenchRun) -> dict[str, float]:
     """The figures issue 13 sets targets for, of one run."""
-    rate = {name: count / secs for name, count, secs in run.results}
-    _, _, _, ceiling, bundled, peer, prod = rate.values()
+    rate = row_rates(run.results)
+    ceiling, bundled, peer, prod = rate["framework"], rate["bundled"], rate["peer"], rate["product"]
     product = run.product
-    held = max(0, product["rss_kib"] - product["idle_rss_kib"]) * 1024
     return {
         "product, records/s": prod,
         "product / Faust decode + ack row (target 3x)": prod / ceiling,
         "product / bundled row (target 0.5x)": prod / bundled,
         "product / Quix Streams peer (target 1x)": prod / peer,
-        "bytes of RSS per ticket held (target 2,048)": held / max(run.tickets, 1),
+        "bytes of RSS per ticket held (target 2,048)": bytes_per_ticket(product, run.tickets),
         "one scrape, ms (target 50)": product["scrape_s"] * 1000,
         "series in that scrape": product["series"],
         "records/s under the scrape storm / unloaded": product["storm_rate"] / prod,
@@ -398,7 +408,7 @@ def ranges(runs: list[BenchRun]) -> str:
         values = [m[name] for m in measures]
         digits = 2 if max(values) < 10 else 0
         lines.append(f"| {name} | {min(values):,.{digits}f} | {max(values):,.{digits}f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n"
 
 
 def measure_product(
@@ -455,7 +465,9 @@ def render(
     product: dict[str, float],
     tickets: int,
     n: int,
+    over: str = "",
 ) -> str:
+    """docs/performance.md: one run's table and figures; ``over``: the ranges over runs."""
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -465,10 +477,10 @@ def render(
         f"| {name} | {count:,} | {secs:.1f} | {count / secs:,.0f} |"
         for name, count, secs in results
     )
-    rate = {name: count / secs for name, count, secs in results}
-    core, calendar, _, ceiling, bundled, peer, prod = rate.values()
+    rate = row_rates(results)
+    core, calendar, ceiling = rate["core"], rate["calendar"], rate["framework"]
+    bundled, peer, prod = rate["bundled"], rate["peer"], rate["product"]
     met = "met" if prod >= TARGET else "**not met**"
-    delta_kib = max(0, product["rss_kib"] - product["idle_rss_kib"])
     writes = product["table_writes"]
     records = n + product["contacts"]  # both agents' records: the input log and the contacts
     per_batch = records / max(product["batches"], 1)
@@ -510,11 +522,11 @@ Broker, producer and consumers share the machine.
 - Worker resident memory after the run: {product["rss_kib"] / 1024:.0f} MiB
   ({product["idle_rss_kib"] / 1024:.0f} MiB idle before the first record);
   {tickets:,} tickets held in its tables, {product["open_tickets"]:.0f} of them open:
-  about {delta_kib * 1024 / max(tickets, 1):,.0f} bytes per ticket held
-  ({delta_kib * 1024 / max(product["open_tickets"], 1):,.0f} per open ticket).
+  about {bytes_per_ticket(product, tickets):,.0f} bytes per ticket held
+  ({bytes_per_ticket(product, int(product["open_tickets"])):,.0f} per open ticket).
 {_live(product, prod)}
 
-{_limits(prod, core)}"""
+{over}{_limits(prod, core)}"""
 
 
 def _live(product: dict[str, float], prod: float) -> str:
