@@ -115,11 +115,7 @@ class TicketFold(msgspec.Struct, gc=False):
     def then(self, event: TicketEvent) -> tuple[TicketFold, list[Fact], list[Fact]]:
         """(the fold with ``event``, facts it takes back, facts it adds); self is unchanged
         (a record's fold is shared with the table cache until its batch is done)."""
-        new = TicketFold(
-            self.policy, list(self.facts), self.last, self.opened, self.answered, self.ended,
-            self.transferred, self.resolved_at, self.fcr, self.reopened_at, self.waiting_since,
-            self.handle, self.queue, self.is_open, self.events, self.resolution, self.reopens,
-        )  # fmt: skip
+        new = msgspec.structs.replace(self, facts=list(self.facts))  # every field, in C
         retract, add = new.feed(event)
         return new, retract, add
 
