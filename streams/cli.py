@@ -159,8 +159,8 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         "--gc-freeze-seconds",
         type=float,
         help="every this long, freeze the objects that survived into the garbage collector's "
-        "permanent generation, so its full collections skip the tables' rows (default 60; 0: "
-        "never). Full collections held a loaded worker 18 s without it",
+        "permanent generation, so its full collections skip them (default 0: never; the "
+        "tables' rows are untracked, and a cycle frozen alive is never reclaimed)",
     )
     g.add_argument(
         "--stall-report-seconds",
@@ -169,15 +169,16 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         "(Faust's blocking detector; off by default)",
     )
     g.add_argument(
-        "--store-write-buffer-mb",
+        "--store-memory-mb",
         type=int,
-        help="RocksDB write buffer of each table partition, two at most (default 8); memory "
-        "of the store: 6 tables x partitions x (2 x this + --store-block-cache-mb), at most",
+        help="RocksDB memory of the whole worker (default 256): one block cache shared by "
+        "every table partition, with the write buffers charged to it",
     )
     g.add_argument(
-        "--store-block-cache-mb",
+        "--store-write-buffer-mb",
         type=int,
-        help="RocksDB block cache of each table partition (default 16)",
+        help="RocksDB write buffer of each table partition, two at most (default 8): its "
+        "flush size; together they stay within half of --store-memory-mb",
     )
     k = parser.add_argument_group("figures")
     k.add_argument(
@@ -215,7 +216,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "gc_freeze_seconds",
         "stall_report_seconds",
         "store_write_buffer_mb",
-        "store_block_cache_mb",
+        "store_memory_mb",
         "clock",
         "lateness_seconds",
         "timezone",

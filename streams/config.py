@@ -194,24 +194,25 @@ class Settings(BaseSettings):
         0.1, ge=0.001, le=60, description="Longest the broker holds a fetch for fetch_min_bytes."
     )
     gc_freeze_seconds: float = Field(
-        60.0, ge=0, le=86_400,
+        0.0, ge=0, le=86_400,
         description="Every this long, move the objects that survived into the garbage"
-        " collector's permanent generation, so full collections skip the tables' rows"
-        " (streams.runtime.stalls); 0: never.",
+        " collector's permanent generation, so full collections skip them"
+        " (streams.runtime.stalls); 0 (the default): never, as the rows are untracked.",
     )  # fmt: skip
     stall_report_seconds: float | None = Field(
         None, gt=0, le=600,
         description="Log where the event loop was held once it is held this long (Faust's"
         " blocking detector, a SIGALRM timer): off by default, for chasing stalls.",
     )  # fmt: skip
+    store_memory_mb: int = Field(
+        256, ge=16, le=65536,
+        description="RocksDB memory of the whole worker: one block cache shared by every"
+        " table partition, with the write buffers charged to it (at most half of it).",
+    )  # fmt: skip
     store_write_buffer_mb: int = Field(
         8, ge=1, le=1024,
-        description="RocksDB write buffer (memtable) of each table partition, two at most"
-        " (Faust's default: 64 MB, three): what writes cost in memory before a flush.",
-    )  # fmt: skip
-    store_block_cache_mb: int = Field(
-        16, ge=1, le=8192,
-        description="RocksDB block cache of each table partition (Faust's default: 2 GB each).",
+        description="RocksDB write buffer (memtable) of each table partition, two at most:"
+        " a partition's flush size; all of them together stay within store_memory_mb / 2.",
     )  # fmt: skip
     clock: Literal["wall", "event"] = Field(
         "wall", description="Windows end now (wall) or at each partition's watermark (event)."

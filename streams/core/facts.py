@@ -83,7 +83,7 @@ class TicketFold(msgspec.Struct, gc=False):
     """
 
     policy: Policy
-    facts: list[Fact] = msgspec.field(default_factory=list)
+    facts: tuple[Fact, ...] = ()  # a tuple: untracked by the garbage collector, as the fold
     last: tuple[float, bool, str] | None = None  # order key of the newest event folded
     opened: TicketEvent | None = None
     answered: bool = False  # an agent has replied since it was opened
@@ -115,7 +115,7 @@ class TicketFold(msgspec.Struct, gc=False):
     def then(self, event: TicketEvent) -> tuple[TicketFold, list[Fact], list[Fact]]:
         """(the fold with ``event``, facts it takes back, facts it adds); self is unchanged
         (a record's fold is shared with the table cache until its batch is done)."""
-        new = msgspec.structs.replace(self, facts=list(self.facts))  # every field, in C
+        new = msgspec.structs.replace(self)  # every field, in C; the facts are a tuple
         retract, add = new.feed(event)
         return new, retract, add
 
@@ -127,21 +127,21 @@ class TicketFold(msgspec.Struct, gc=False):
         if self.opened is None:
             if e.type == "opened":
                 self._open(e, added)
+                self.facts += tuple(added)
             return [], added
         self.queue = e.to_queue if e.type == "transferred" and e.to_queue else e.queue
         if e.handle_seconds:
             self.handle += e.handle_seconds
         retract = self._apply(e, added)
+        if added:
+            self.facts += tuple(added)
         return retract, added
 
     def _fact(self, e: TicketEvent, name: str, added: list[Fact], value: float = 1.0) -> Fact:
         f = Fact(e.occurred_at, name, e.queue, e.channel, value)
-        added.append(f)
-        self.facts.append(f)
+        added.append(f)  # ``feed`` adds them to the facts
         if self.policy.per_agent and name in PER_AGENT:
-            twin = f.for_agent(e.agent_id)
-            added.append(twin)
-            self.facts.append(twin)
+            added.append(f.for_agent(e.agent_id))
         return f
 
     def _open(self, e: TicketEvent, added: list[Fact]) -> None:
@@ -233,7 +233,9 @@ class TicketFold(msgspec.Struct, gc=False):
         if not resolved_at <= e.occurred_at <= resolved_at + self.policy.fcr_days * DAY:
             return []
         self.fcr = None
-        self.facts.remove(fcr)
+        kept = list(self.facts)
+        kept.remove(fcr)
+        self.facts = tuple(kept)
         return [fcr]
 
     @property

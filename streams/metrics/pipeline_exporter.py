@@ -125,7 +125,7 @@ class PipelineCollector(Collector):
         memory = GaugeMetricFamily(
             "ticketpulse_store_memory_bytes",
             "Bytes the table stores (RocksDB) hold in memory, by kind: memtables, block_cache,"
-            " table_readers; bounded by store_write_buffer_mb and store_block_cache_mb.",
+            " table_readers; all within store_memory_mb.",
             labels=["kind"],
         )
         for kind, size in sorted(self._store_memory().items()):

@@ -79,6 +79,8 @@ from weakref import WeakSet
 import faust
 import faust.streams
 from faust.stores.base import SerializedStore
+from faust.stores.rocksdb import RocksDBOptions
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
 from faust.types import TP, AppT, Message
@@ -518,20 +520,81 @@ def stored_rows(table: Any) -> Iterator[tuple[Any, Any]]:
 
 ROCKSDB_MEMORY = {  # what a RocksDB database holds in memory, by RocksDB's own account
     "memtables": "rocksdb.cur-size-all-mem-tables",
-    "block_cache": "rocksdb.block-cache-usage",
     "table_readers": "rocksdb.estimate-table-readers-mem",
 }
 
 
-def store_memory(tables: Iterable[Any]) -> dict[str, int]:
-    """Bytes the RocksDB databases of these tables hold in memory, by kind, summed over
-    the partitions open in this process (all 0 with the memory store)."""
-    totals = dict.fromkeys(ROCKSDB_MEMORY, 0)
-    for table in tables:
-        for db in list(getattr(table.data, "_dbs", {}).values()):
-            for kind, name in ROCKSDB_MEMORY.items():
-                totals[kind] += db.property_int_value(name) or 0
-    return totals
+class SharedStoreMemory:
+    """One memory budget for every RocksDB database of the worker, RocksDB's "single limit"
+    set-up: one LRU block cache of ``budget_bytes`` shared by all table partitions, index and
+    filter blocks kept in it, and the memtables charged to it by a write buffer manager (at
+    most half of it). Faust opens each partition with a cache of its own, so the store's
+    memory could only be bounded per partition: 6 tables x 8 partitions x 32 MB = 1.5 GB,
+    a bound the soak's worker crept toward for the whole hour (+60 MiB in its last half hour
+    with its rows flat)."""
+
+    def __init__(self, budget_bytes: int, write_buffer_bytes: int) -> None:
+        import rocksdict  # Faust's RocksDB driver; only the rocksdb store needs it
+
+        self.budget_bytes = budget_bytes
+        self.write_buffer_bytes = write_buffer_bytes
+        self.cache = rocksdict.Cache(budget_bytes)
+        self.manager = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            budget_bytes // 2, False, self.cache
+        )
+
+    def adopt(self, table: Any) -> None:
+        """Open this table's partitions under the shared budget: its store's options are
+        replaced before any partition is opened (at assignment)."""
+        store = table.data
+        if isinstance(store, RocksDBStore):
+            store.rocksdb_options = _SharedOptions(store.rocksdb_options, self)
+
+    def options(self) -> Any:
+        """The options of one partition's database."""
+        import rocksdict
+
+        table_options = rocksdict.BlockBasedOptions()
+        table_options.set_block_cache(self.cache)
+        table_options.set_cache_index_and_filter_blocks(True)
+        table_options.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table_options.set_bloom_filter(10, True)
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_write_buffer_size(self.write_buffer_bytes)
+        options.set_max_write_buffer_number(2)
+        options.set_write_buffer_manager(self.manager)
+        options.set_block_based_table_factory(table_options)
+        return options
+
+    def held(self, tables: Iterable[Any]) -> dict[str, int]:
+        """Bytes held, by kind: the memtables and table readers summed over the partitions
+        open in this process, and the shared cache once, less the memtables charged to it."""
+        totals = dict.fromkeys(ROCKSDB_MEMORY, 0)
+        for table in tables:
+            for db in list(getattr(table.data, "_dbs", {}).values()):
+                for kind, name in ROCKSDB_MEMORY.items():
+                    totals[kind] += db.property_int_value(name) or 0
+        totals["block_cache"] = max(0, self.cache.get_usage() - self.manager.get_usage())
+        return totals
+
+
+class _SharedOptions(RocksDBOptions):
+    """Faust's RocksDB options of one table, opening each partition under the shared budget
+    (Faust's ``Store._open_for_partition`` opens a partition through ``open``)."""
+
+    def __init__(self, faust_options: RocksDBOptions, shared: SharedStoreMemory) -> None:
+        vars(self).update(vars(faust_options))
+        self.shared = shared
+
+    def open(self, path: Path, *, read_only: bool = False) -> Any:
+        import rocksdict
+
+        del read_only  # Faust's rocksdict driver opens read-write too
+        return rocksdict.Rdict(str(path), options=self.as_options())
+
+    def as_options(self) -> Any:
+        return self.shared.options()
 
 
 def put_rocksdb(store: Any, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
@@ -642,8 +705,13 @@ RELIED_ON: dict[str, str] = {
         "disabled by route_acks_through_consumer: its StreamIterator inlines Consumer.ack"
     ),
     "faust.stores.rocksdb.Store._db_for_partition": (
-        "put_rocksdb writes the database directly; it opens into _dbs, which store_memory reads"
+        "put_rocksdb writes the database directly; it opens into _dbs, which"
+        " SharedStoreMemory.held reads"
     ),
+    "faust.stores.rocksdb.Store._open_for_partition": (
+        "opens a partition through rocksdb_options.open, which SharedStoreMemory.adopt replaces"
+    ),
+    "faust.stores.rocksdb.Store.__init__": "sets rocksdb_options, which adopt replaces after",
     "faust.stores.rocksdb.Store._iteritems": "stored_rows reads the raw rows of active partitions",
     "faust.stores.rocksdb.Store._get": (
         "looks up the current event's partition only: why stored_rows, not table[key]"

@@ -50,9 +50,9 @@ from streams.runtime.faust_internals import (
     DoneRecords,
     Fetching,
     KeptQueuesApp,
+    SharedStoreMemory,
     allow_buffered_records,
     route_acks_through_consumer,
-    store_memory,
     stored_rows,
     worker_transport,
 )
@@ -67,6 +67,7 @@ PRODUCER_BUFFER_RECORDS = 10_000
 BROKER_CHECK_S = 2.0
 BUNDLES_AHEAD_PER_PARTITION = 2
 TABLES = TICKET_TABLES + CUSTOMER_TABLES
+MIB = 1024 * 1024
 
 
 def faust_app(settings: Settings) -> KeptQueuesApp:
@@ -101,18 +102,6 @@ def faust_app(settings: Settings) -> KeptQueuesApp:
     )
 
 
-def store_options(settings: Settings) -> dict[str, int]:
-    """RocksDB options of every table partition: Faust's defaults (three 64 MB write
-    buffers and a 2 GB block cache per database) let a worker of 6 tables x 8 partitions
-    grow by 1 GB within 16 minutes of the soak with its rows flat (docs/reliability.md)."""
-    mib = 1024 * 1024
-    return {
-        "write_buffer_size": settings.store_write_buffer_mb * mib,
-        "max_write_buffer_number": 2,
-        "block_cache_size": settings.store_block_cache_mb * mib,
-    }
-
-
 class Worker:
     """One worker process: the Faust app, its tables, processors, commits and pages."""
 
@@ -138,6 +127,11 @@ class Worker:
         self.state = PipelineState()
         self.processed = ProcessedOffsets()
         self.faust_tables = {name: self._table(name) for name in TABLES}
+        self.store_memory = SharedStoreMemory(
+            settings.store_memory_mb * MIB, settings.store_write_buffer_mb * MIB
+        )
+        for table in self.faust_tables.values():
+            self.store_memory.adopt(table)
         self.ticket_cache, self.customer_cache = TableCache(), TableCache()
         self.ticket_cache.bad_rows = self.customer_cache.bad_rows = self.state.bad_rows
         kpi_settings = settings.kpi_settings()
@@ -173,7 +167,6 @@ class Worker:
             partitions=self.settings.partitions,
             key_type=str,
             value_type=bytes,  # Faust's "raw" serializer: the bytes pass through as they are
-            options=store_options(self.settings),
         )
 
     def _cached(self, cache: TableCache, names: tuple[str, ...]) -> dict[str, Any]:
@@ -374,7 +367,7 @@ class Worker:
             self.settings.partitions,
             self.owned,
             self.highwater,
-            partial(store_memory, self.faust_tables.values()),
+            partial(self.store_memory.held, self.faust_tables.values()),
         )
 
     def _kpi_collector(self) -> KpiCollector:

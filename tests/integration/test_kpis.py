@@ -206,7 +206,9 @@ def test_one_worker_equals_oracle(kafka, names, start_worker, traffic) -> None:
         )
     )
     replay(kafka, names, log)
-    worker = start_worker("--clock", "event", "--store-write-buffer-mb", "4")
+    worker = start_worker(
+        "--clock", "event", "--store-write-buffer-mb", "4", "--store-memory-mb", "64"
+    )
     wait_equal(oracle, worker)
     assert sum(1 for v in oracle.values() if v) > 500
     # the store's memory settings reach every RocksDB database, and the gauge shows it
@@ -216,8 +218,14 @@ def test_one_worker_equals_oracle(kafka, names, start_worker, traffic) -> None:
     for path in options:
         text = path.read_text()
         assert "write_buffer_size=4194304" in text and "max_write_buffer_number=2" in text
+        assert "cache_index_and_filter_blocks=true" in text  # the shared budget's options
     memory = worker.metrics()
-    assert memory[("ticketpulse_store_memory_bytes", (("kind", "memtables"),))] > 0
+    held = {kind: memory[("ticketpulse_store_memory_bytes", (("kind", kind),))] for kind in KINDS}
+    assert held["memtables"] > 0
+    assert held["memtables"] + held["block_cache"] <= 64 * 1024 * 1024
+
+
+KINDS = ("memtables", "block_cache", "table_readers")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])

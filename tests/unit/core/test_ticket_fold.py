@@ -133,7 +133,7 @@ def test_then_leaves_the_fold_it_starts_from_unchanged() -> None:
     before = (list(fold.facts), fold.is_open, fold.fcr, fold.last)
     after, retract, _ = fold.then(TicketEvent("e2", "reopened", "T", T0 + 90, "sales", "chat"))
     assert [f.name for f in retract] == ["resolved_first_contact"] and after.is_open
-    assert (fold.facts, fold.is_open, fold.fcr, fold.last) == before
+    assert (list(fold.facts), fold.is_open, fold.fcr, fold.last) == before
 
 
 def test_then_copies_every_field_of_the_fold(monkeypatch) -> None:
@@ -143,7 +143,7 @@ def test_then_copies_every_field_of_the_fold(monkeypatch) -> None:
     for n, f in enumerate(msgspec.structs.fields(TicketFold)):
         if f.name != "policy":  # a distinct, non-default value in every field
             value = f"field-{n}"
-            setattr(fold, f.name, [value] if f.name == "facts" else value)  # facts: copied
+            setattr(fold, f.name, (value,) if f.name == "facts" else value)
     monkeypatch.setattr(TicketFold, "feed", lambda self, e: ([], []))
     copy, _, _ = fold.then(TicketEvent("e9", "replied", "T", T0, "sales", "chat"))
     assert copy is not fold
