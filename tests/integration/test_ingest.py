@@ -191,3 +191,27 @@ def test_replay_keeps_each_tickets_order_on_one_partition(kafka, names, tmp_path
     assert all(len(p) == 1 for p in partitions.values())
     assert order == file_order
     assert len({p for ps in partitions.values() for p in ps}) == 4
+
+
+def test_the_benchs_paced_load_lands_where_the_log_would(kafka, names) -> None:
+    """The bench's freshness load (``produce_paced``) sends each record once, to the
+    partition Kafka's default partitioner picks for its key (as ``replay`` does), and
+    knows each record's offset: its latencies are measured per (partition, offset)."""
+    import asyncio
+
+    from kafka.partitioner.default import murmur2  # what replay's producer partitions by
+
+    from streams.runtime.topics import ensure_topics
+    from streams.tools.bench_live import produce_paced
+
+    settings = load_settings(bootstrap_servers=kafka.bootstrap, topic=names["topic"], partitions=4)
+    ensure_topics(settings)
+    records = [(f"T-{i % 97}".encode(), f'{{"n": {i}}}'.encode()) for i in range(600)]
+    began = time.monotonic()
+    sent = asyncio.run(produce_paced(kafka.bootstrap, settings.topic, records, rate=2000))
+    assert len(sent) == 600
+    assert all(began <= at <= time.monotonic() for at in sent.values())
+    got = consume_all(kafka.bootstrap, settings.topic, 600)
+    assert sorted((r.partition, r.offset) for r in got) == sorted(sent)
+    assert sorted(r.value for r in got) == sorted(value for _, value in records)
+    assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % 4 for r in got)
