@@ -78,6 +78,7 @@ from weakref import WeakSet
 
 import faust
 import faust.streams
+import rocksdict  # Faust's RocksDB driver (faust prefers it whenever it is installed)
 from faust.stores.base import SerializedStore
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
@@ -534,8 +535,6 @@ class SharedStoreMemory:
     with its rows flat)."""
 
     def __init__(self, budget_bytes: int, write_buffer_bytes: int) -> None:
-        import rocksdict  # Faust's RocksDB driver; only the rocksdb store needs it
-
         self.budget_bytes = budget_bytes
         self.write_buffer_bytes = write_buffer_bytes
         self.cache = rocksdict.Cache(budget_bytes)
@@ -550,17 +549,18 @@ class SharedStoreMemory:
         if isinstance(store, RocksDBStore):
             store.rocksdb_options = _SharedOptions(store.rocksdb_options, self)
 
-    def options(self) -> Any:
-        """The options of one partition's database."""
-        import rocksdict
-
+    def options(self, faust_options: RocksDBOptions) -> Any:
+        """The options of one partition's database: Faust's file limits, the shared memory."""
         table_options = rocksdict.BlockBasedOptions()
         table_options.set_block_cache(self.cache)
         table_options.set_cache_index_and_filter_blocks(True)
         table_options.set_pin_l0_filter_and_index_blocks_in_cache(True)
-        table_options.set_bloom_filter(10, True)
+        table_options.set_bloom_filter(faust_options.bloom_filter_size, True)
         options = rocksdict.Options(raw_mode=True)
         options.create_if_missing(True)
+        if faust_options.max_open_files is not None:
+            options.set_max_open_files(faust_options.max_open_files)
+        options.set_target_file_size_base(faust_options.target_file_size_base)
         options.set_write_buffer_size(self.write_buffer_bytes)
         options.set_max_write_buffer_number(2)
         options.set_write_buffer_manager(self.manager)
@@ -588,13 +588,11 @@ class _SharedOptions(RocksDBOptions):
         self.shared = shared
 
     def open(self, path: Path, *, read_only: bool = False) -> Any:
-        import rocksdict
-
         del read_only  # Faust's rocksdict driver opens read-write too
         return rocksdict.Rdict(str(path), options=self.as_options())
 
     def as_options(self) -> Any:
-        return self.shared.options()
+        return self.shared.options(self)
 
 
 def put_rocksdb(store: Any, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
