@@ -6,6 +6,7 @@ the schema is the single source of truth and this is its typed mirror.
 
 from __future__ import annotations
 
+from sys import intern
 from typing import Literal, get_args
 
 import msgspec
@@ -50,3 +51,56 @@ class TicketEvent(msgspec.Struct, frozen=True, order=True, array_like=True, gc=F
     escalation: bool = False
     survey_kind: SurveyKind | None = None
     score: int | None = None
+
+
+def shared_event(
+    event_id: str,
+    type: str,
+    ticket_id: str,
+    occurred_at: float,
+    queue: str,
+    channel: str,
+    customer_id: str | None = None,
+    agent_id: str | None = None,
+    priority: str | None = None,
+    tags: tuple[str, ...] = (),
+    handle_seconds: float | None = None,
+    author: str | None = None,
+    to_queue: str | None = None,
+    to_agent: str | None = None,
+    escalation: bool = False,
+    survey_kind: str | None = None,
+    score: int | None = None,
+) -> TicketEvent:
+    """The event, in field order, with its repeating strings shared (``sys.intern``): a
+    worker holds millions of events whose type, ticket, queue, channel, customer and agent
+    repeat, and a str of its own in each was half of what a held ticket cost (40.7 of 85.8 MB
+    after 100,000 simulated events). Interned strings are still freed with their last user."""
+    return TicketEvent(
+        event_id,
+        intern(type),  # type: ignore[arg-type]
+        intern(ticket_id),
+        occurred_at,
+        intern(queue),
+        intern(channel),  # type: ignore[arg-type]
+        _shared(customer_id),
+        _shared(agent_id),
+        _shared(priority),  # type: ignore[arg-type]
+        tuple(map(intern, tags)) if tags else (),
+        handle_seconds,
+        _shared(author),  # type: ignore[arg-type]
+        _shared(to_queue),
+        _shared(to_agent),
+        escalation,
+        _shared(survey_kind),  # type: ignore[arg-type]
+        score,
+    )
+
+
+def _shared(text: str | None) -> str | None:
+    return None if text is None else intern(text)
+
+
+def with_shared_strings(event: TicketEvent) -> TicketEvent:
+    """``shared_event`` of a decoded event (a stored row's)."""
+    return shared_event(*msgspec.structs.astuple(event))

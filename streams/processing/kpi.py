@@ -27,7 +27,7 @@ import msgspec
 
 from streams.core.buckets import Entry, entries
 from streams.core.contacts import Contact
-from streams.core.events import TicketEvent
+from streams.core.events import TicketEvent, with_shared_strings
 from streams.core.facts import Fact, TicketFold
 from streams.core.now import OpenTicket, open_summary
 from streams.core.ticket import Outcome, StoredTicket, step
@@ -59,7 +59,8 @@ def ticket_row(record: TicketRecord) -> TicketRow:
 def read_ticket(value: Any) -> TicketRecord:
     """A stored ticket (``TicketRow`` bytes) as the processor holds it, or ``BadRowError``."""
     row = read_ticket_row(value)
-    ticket = StoredTicket(row.events, row.offset)
+    events = tuple((with_shared_strings(e), offset) for e, offset in row.events)
+    ticket = StoredTicket(events, row.offset)
     return TicketRecord(row.partition, ticket, open_summary(e for e, _ in ticket.events))
 
 
