@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.tools.bench import BenchRun, ranges, run_measures
+from streams.tools.bench import BenchRun, ranges, render, run_measures
 
 ROWS = ("core", "calendar", "aiokafka", "faust", "bundled", "quix", "product")
 
@@ -15,7 +15,9 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
     product = {
         "rss_kib": 300 * 1024, "idle_rss_kib": 100 * 1024, "scrape_s": 0.1, "series": 10_000,
         "storm_rate": product_rate * 0.9, "fresh_p50": 0.08, "fresh_p99": 0.15,
-        "recovery_s": recovery_s,
+        "recovery_s": recovery_s, "store_kib": 50 * 1024, "table_writes": 90_000,
+        "contacts": 40_000, "batches": 120, "open_tickets": 3_000, "storm_answers": 900,
+        "storm_seconds": 30.0, "fresh_rate": 3_500.0, "fresh_records": 70_000,
     }  # fmt: skip
     return BenchRun(results, 5_000.0, product, 20_000, 200_000)
 
@@ -31,3 +33,12 @@ def test_each_measure_shows_its_lowest_and_highest_run() -> None:
         run_measures(runs[0])["bytes of RSS per ticket held (target 2,048)"]
         == 200 * 1024**2 / 20_000
     )
+
+
+def test_the_document_shows_rocksdbs_share_of_the_memory() -> None:
+    run = a_run(5_000, 30.0)
+    text = render(*run, over=ranges([run]))
+    assert "10,486 bytes per ticket held" in text  # 200 MiB above idle / 20,000 tickets
+    assert "RocksDB's\n  share, by its own count: 50 MiB" in text
+    assert "2,621 bytes per ticket" in text  # 50 MiB / 20,000
+    assert "## Over 1 run" in text
