@@ -111,6 +111,12 @@ class CalendarSettings(BaseModel):
         return Calendar(name, self.timezone, weekly, parse_holidays(self.holidays))
 
 
+RENAMED = {
+    "store_block_cache_mb": "RocksDB's memory is one budget for the whole worker now,"
+    " store_memory_mb (default 256), its block cache shared by every table partition",
+}
+
+
 class Settings(BaseSettings):
     """Everything a worker, the simulator and the tools can be told."""
 
@@ -206,13 +212,15 @@ class Settings(BaseSettings):
     )  # fmt: skip
     store_memory_mb: int = Field(
         256, ge=16, le=65536,
-        description="RocksDB memory of the whole worker: one block cache shared by every"
-        " table partition, with the write buffers charged to it (at most half of it).",
+        description="RocksDB memory of the whole worker: the capacity of one block cache"
+        " shared by every table partition, the write buffers charged to it (flushed once they"
+        " pass half of it). RocksDB keeps to it loosely (no hard limit; table readers apart).",
     )  # fmt: skip
     store_write_buffer_mb: int = Field(
         8, ge=1, le=1024,
         description="RocksDB write buffer (memtable) of each table partition, two at most:"
-        " a partition's flush size; all of them together stay within store_memory_mb / 2.",
+        " a partition's largest flush; the shared budget flushes them sooner when they add up"
+        " to half of store_memory_mb.",
     )  # fmt: skip
     clock: Literal["wall", "event"] = Field(
         "wall", description="Windows end now (wall) or at each partition's watermark (event)."
@@ -262,6 +270,16 @@ class Settings(BaseSettings):
     max_agents: int = Field(
         50, ge=1, description="Without an agent allow-list, agents past this fold into 'other'."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """A setting an earlier release had: one line saying what replaced it."""
+        for old, new in RENAMED.items():
+            if isinstance(data, dict) and old in data:
+                msg = f"{old} is no longer a setting: {new}"
+                raise ValueError(msg)
+        return data
 
     @field_validator("bootstrap_servers")
     @classmethod

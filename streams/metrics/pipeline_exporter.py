@@ -125,7 +125,8 @@ class PipelineCollector(Collector):
         memory = GaugeMetricFamily(
             "ticketpulse_store_memory_bytes",
             "Bytes the table stores (RocksDB) hold in memory, by kind: memtables, block_cache,"
-            " table_readers; all within store_memory_mb.",
+            " table_readers (block_cache: the shared cache less the memtables charged to it,"
+            " an upper bound); store_memory_mb bounds the first two, loosely.",
             labels=["kind"],
         )
         for kind, size in sorted(self._store_memory().items()):

@@ -546,7 +546,7 @@ class SharedStoreMemory:
         """Open this table's partitions under the shared budget: its store's options are
         replaced before any partition is opened (at assignment)."""
         store = table.data
-        if isinstance(store, RocksDBStore):
+        if isinstance(store, RocksDBStore) and store.use_rocksdict:  # python-rocksdb: Faust's
             store.rocksdb_options = _SharedOptions(store.rocksdb_options, self)
 
     def options(self, faust_options: RocksDBOptions) -> Any:
@@ -569,7 +569,8 @@ class SharedStoreMemory:
 
     def held(self, tables: Iterable[Any]) -> dict[str, int]:
         """Bytes held, by kind: the memtables and table readers summed over the partitions
-        open in this process, and the shared cache once, less the memtables charged to it."""
+        open in this process, and the shared cache once, less the memtables charged to it
+        (an upper bound: the manager reserves cache in steps and returns it late)."""
         totals = dict.fromkeys(ROCKSDB_MEMORY, 0)
         for table in tables:
             for db in list(getattr(table.data, "_dbs", {}).values()):
@@ -710,6 +711,9 @@ RELIED_ON: dict[str, str] = {
         "opens a partition through rocksdb_options.open, which SharedStoreMemory.adopt replaces"
     ),
     "faust.stores.rocksdb.Store.__init__": "sets rocksdb_options, which adopt replaces after",
+    "faust.stores.rocksdb.RocksDBOptions": (
+        "_SharedOptions overrides open and as_options (ttl and extra options are unused)"
+    ),
     "faust.stores.rocksdb.Store._iteritems": "stored_rows reads the raw rows of active partitions",
     "faust.stores.rocksdb.Store._get": (
         "looks up the current event's partition only: why stored_rows, not table[key]"

@@ -22,8 +22,10 @@ unreclaimed, which the soak's RSS slope measures.
 
 The young collection before each freeze still took 1-2 s: each minute's new rows brought
 hundreds of thousands of tracked tuples, events and facts. The rows are now msgspec structs
-the collector does not track (docs/architecture.md). The next hour's longest collection
-took 0.53 s.
+the collector does not track (docs/architecture.md), a fold's facts a tuple, and the next
+hour's longest collection took 0.53 s. So freezing is off by default now
+(``gc_freeze_seconds`` 0): a full collection walks tens of thousands of objects, and a
+cycle frozen alive would never be reclaimed.
 """
 
 from __future__ import annotations

@@ -56,6 +56,15 @@ def test_unknown_key_is_an_error(tmp_path: Path) -> None:
         load_settings(cfg)
 
 
+def test_a_setting_of_an_earlier_release_names_what_replaced_it(tmp_path: Path) -> None:
+    cfg = tmp_path / "tp.toml"
+    cfg.write_text("store_block_cache_mb = 16\n")
+    with pytest.raises(
+        ConfigError, match=r"store_block_cache_mb is no longer a setting.*store_memory_mb"
+    ):
+        load_settings(cfg)
+
+
 def test_bad_value_names_the_key() -> None:
     with pytest.raises(ConfigError, match="partitions"):
         load_settings(partitions=0)
