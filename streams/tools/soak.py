@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=15, help="seconds between samples")
     parser.add_argument("--output", type=Path, default=Path("docs"), help="CSV and PNG here")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("matplotlib") is None:  # find out now, not after the hour
+        parser.error("the plot needs matplotlib: `make soak` installs it (the soak extra)")
     work = Path(tempfile.mkdtemp(prefix="ticketpulse-soak-"))
     (work / "soak.toml").write_text(SETTINGS)
     broker = launcher.start(work / "kafka", heap="1g")
@@ -250,10 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(handle, FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    plot(rows, args.output / "soak.png")
-    print(f"soak: {len(rows)} samples -> {args.output / 'soak.csv'}, {args.output / 'soak.png'}")
     lines = verdict(rows, settle_minutes=settle)
     print("\n".join(lines))
+    plot(rows, args.output / "soak.png")
+    print(f"soak: {len(rows)} samples -> {args.output / 'soak.csv'}, {args.output / 'soak.png'}")
     return 1 if any(line.startswith("FAIL") for line in lines) else 0
 
 
