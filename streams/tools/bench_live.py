@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.runtime.processes import die_with_parent
 from streams.tools.broker import launcher
@@ -121,7 +121,8 @@ async def produce_paced(
     await producer.start()
     try:
         partitions = sorted(await producer.partitions_for(topic))
-        placed = [(_partition(key, partitions), key, value) for key, value in records]
+        choose = DefaultPartitioner()  # murmur2 of the key, as replay's producer picks
+        placed = [(choose(key, partitions, partitions), key, value) for key, value in records]
         batches: list[tuple[asyncio.Future[Any], int, int, float]] = []
         t0, done = time.monotonic(), 0
         while done < len(placed):
@@ -139,13 +140,6 @@ async def produce_paced(
         return sent
     finally:
         await producer.stop()
-
-
-def _partition(key: bytes | None, partitions: list[int]) -> int:
-    """The partition Kafka's default partitioner picks for ``key`` (murmur2, as the log's)."""
-    if key is None:
-        return partitions[0]
-    return partitions[int(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
 def _builders(
