@@ -79,6 +79,7 @@ from weakref import WeakSet
 import faust
 import faust.streams
 import rocksdict  # Faust's RocksDB driver (faust prefers it whenever it is installed)
+from aiokafka.protocol.group import JoinGroupRequest
 from faust.stores.base import SerializedStore
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
@@ -89,6 +90,7 @@ from faust.types.tuples import ConsumerMessage, ack_lock
 from mode import Service, ServiceT
 from mode.utils.futures import notify
 
+from streams.runtime.datadir import RememberedMember
 from streams.runtime.processes import CRASH_EXIT_S, STOP_EXIT_S, exit_if_stop_hangs
 
 DEFAULT_BUNDLE_RECORDS = 5000
@@ -618,9 +620,11 @@ class Fetching:
 
 
 class FetchingConsumerThread(AIOKafkaConsumerThread):
-    """Faust's consumer thread, whose aiokafka consumer fetches as ``fetching`` says."""
+    """Faust's consumer thread, whose aiokafka consumer fetches as ``fetching`` says and
+    rejoins the group as the member ``member`` remembers."""
 
     fetching: ClassVar[Fetching] = Fetching()
+    member: ClassVar[RememberedMember | None] = None
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -628,16 +632,46 @@ class FetchingConsumerThread(AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = self.fetching.max_wait_ms
         return consumer
 
+    async def on_start(self) -> None:
+        await super().on_start()
+        rejoin_as_remembered_member(self._ensure_consumer(), self.member)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        if self.member is not None:
+            self.member.keep(self._ensure_consumer()._coordinator.member_id)
+        await super().on_partitions_assigned(assigned, generation_id)
+
+
+def rejoin_as_remembered_member(consumer: Any, member: RememberedMember | None) -> bool:
+    """Give a started consumer, before it first joins, the member id of the worker this
+    data dir last ran: the broker still counts that member until its session expires, so a
+    restart after a crash rebalances at once instead of waiting the session out. An id the
+    broker no longer knows is answered UNKNOWN_MEMBER_ID, and aiokafka joins as new."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    remembered = member.recall() if member is not None else None
+    if (
+        remembered is None
+        or coordinator is None
+        or coordinator._group_instance_id is not None  # static membership has its own id
+        or coordinator.member_id != JoinGroupRequest.UNKNOWN_MEMBER_ID
+        or consumer._subscription.subscription is not None  # the join may be under way
+    ):
+        return False
+    coordinator.member_id = remembered
+    return True
+
 
 def worker_transport(
     app: AppT,
     done: DoneRecords,
     bundle_records: int = DEFAULT_BUNDLE_RECORDS,
     fetching: Fetching = Fetching(),
+    member: RememberedMember | None = None,
 ) -> Transport:
     """The app's ``kafka://`` transport, with a consumer bound to ``done``; set it as
     ``app.transport`` before the consumer is first used."""
-    thread = type("WorkerConsumerThread", (FetchingConsumerThread,), {"fetching": fetching})
+    thread_attrs = {"fetching": fetching, "member": member}
+    thread = type("WorkerConsumerThread", (FetchingConsumerThread,), thread_attrs)
     attrs = {
         "done": done,
         "bundle_records": bundle_records,
@@ -689,7 +723,20 @@ RELIED_ON: dict[str, str] = {
         "FetchingConsumerThread sets fetch_min_bytes and fetch_max_wait_ms on its result"
     ),
     "aiokafka.consumer.consumer.AIOKafkaConsumer.start": (
-        "builds its Fetcher from _fetch_min_bytes and _fetch_max_wait_ms"
+        "builds its Fetcher from _fetch_min_bytes and _fetch_max_wait_ms, and its"
+        " GroupCoordinator, whose first join waits for a subscription"
+    ),
+    "aiokafka.consumer.group_coordinator.GroupCoordinator.__init__": (
+        "member_id and _group_instance_id, which rejoin_as_remembered_member reads and sets"
+    ),
+    "aiokafka.consumer.group_coordinator.CoordinatorGroupRebalance.perform_group_join": (
+        "sends the coordinator's member_id; resets it on UNKNOWN_MEMBER_ID"
+    ),
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread.on_start": (
+        "starts the consumer; FetchingConsumerThread sets the remembered member id after"
+    ),
+    "faust.transport.consumer.ConsumerThread.on_partitions_assigned": (
+        "FetchingConsumerThread keeps the member id of each join first"
     ),
     "faust.transport.drivers.aiokafka.Consumer.seek_to_committed": (
         "WorkerConsumer.seek_to_committed rewinds partitions it leaves uncommitted"

@@ -45,6 +45,7 @@ from streams.processing.table_cache import TableCache
 from streams.processing.table_codecs import CODECS
 from streams.runtime import quiet_logs
 from streams.runtime.commit import Batch, BatchCommit, Forward, ProcessedOffsets
+from streams.runtime.datadir import RememberedMember
 from streams.runtime.faust_internals import (
     Bundle,
     DoneRecords,
@@ -122,6 +123,7 @@ class Worker:
             self.finished,
             settings.batch_records,
             Fetching(settings.fetch_min_bytes, round(settings.fetch_wait_seconds * 1000)),
+            RememberedMember.of(settings.data_dir, app.conf.id),
         )
         route_acks_through_consumer()
         self.state = PipelineState()

@@ -1,8 +1,9 @@
 """Failover: a worker killed for good has its partitions taken over by the survivor within
-the session timeout plus a rebalance, and a worker killed and restarted on its data dir is
-ready as quickly; the figures equal the oracle afterwards. The bound is functional (a dead
-member leaves when its session expires, not after Faust's default minute); the times seen
-are in docs/reliability.md."""
+the session timeout plus a rebalance, and a worker killed and restarted on its data dir
+rejoins as the member the broker still counts (the id its data dir remembers), so it waits
+for no session to expire; the figures equal the oracle afterwards. The bound is functional
+(a dead member leaves when its session expires, not after Faust's default minute); the
+times seen are in docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.runtime.datadir import RememberedMember
 from tests.conftest import wait_for
 from tests.integration.test_kpis import replay_into_new_topics, simulated, wait_equal
 
@@ -45,11 +47,13 @@ def test_a_survivor_takes_over_and_a_restarted_worker_rejoins(
     takeover = time.monotonic() - killed
     wait_equal(oracle, a)
 
+    member_before = RememberedMember.of(a_data, names["app_id"]).recall()
     a.stop(signal.SIGKILL)  # and restarted at once on its data dir, as systemd or k8s would
     restarted = time.monotonic()
     again = start_worker("--clock", "event", data_dir=a_data, wait=False)
     wait_for(lambda: active(again) == 4, BOUND_S, "the restarted worker to own partitions", again)
     rejoin = time.monotonic() - restarted
+    assert member_before and RememberedMember.of(a_data, names["app_id"]).recall() == member_before
     wait_equal(oracle, again)
     assert takeover <= BOUND_S and rejoin <= BOUND_S, (takeover, rejoin)
     print(f"failover: survivor took over in {takeover:.1f} s, restart ready in {rejoin:.1f} s")
