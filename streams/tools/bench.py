@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -304,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=Path("docs/performance.md"))
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("quixstreams") is None:  # find out now, not 8 minutes in
+        parser.error(
+            "the Quix Streams peer needs quixstreams: `make bench` installs it (the bench extra)"
+        )
     runs: list[BenchRun] = []
     for i in range(args.runs):
         print(f"bench: run {i + 1} of {args.runs}")

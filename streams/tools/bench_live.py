@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import subprocess
 import sys
@@ -165,14 +166,32 @@ def _wait_until_seen(sent: Sent, samples: Samples, timeout: float = 120) -> None
         time.sleep(0.1)
 
 
-def _latencies(sent: Sent, samples: Samples, rate: float) -> dict[str, float]:
+def seen_after(sent: Sent, samples: Samples) -> list[float]:
+    """Each record's time from its produce to the first poll at or after it that shows its
+    partition past it, sorted. Per partition the records go in offset order, which is their
+    produce order, so the poll that shows a record is never before the one that showed the
+    record before it: one pass over the polls per partition, not one per record."""
+    times = [when for when, _ in samples]
     latencies: list[float] = []
-    for (p, offset), at in sent.items():
-        for when, offsets in samples:
-            if when >= at and offsets.get(p, 0) > offset:
-                latencies.append(when - at)
-                break
+    by_partition: dict[int, list[tuple[int, float]]] = {}
+    for (partition, offset), at in sent.items():
+        by_partition.setdefault(partition, []).append((offset, at))
+    for partition, records in by_partition.items():
+        shown = [offsets.get(partition, 0) for _, offsets in samples]
+        j = 0
+        for offset, at in sorted(records):
+            j = max(j, bisect.bisect_left(times, at))
+            while j < len(shown) and shown[j] <= offset:
+                j += 1
+            if j == len(shown):
+                break  # never seen, nor any later record of the partition
+            latencies.append(times[j] - at)
     latencies.sort()
+    return latencies
+
+
+def _latencies(sent: Sent, samples: Samples, rate: float) -> dict[str, float]:
+    latencies = seen_after(sent, samples)
     if not latencies:
         return {
             "fresh_p50": float("nan"),
