@@ -34,7 +34,11 @@ about 70-80 microseconds a record on the 2-core bench machine, as much as all ou
 code per record. The fetcher delivers the consecutive records of one partition from one
 fetch (at most ``bundle_records``) as a single event, a ``Bundle``; its ack acks every
 record in it with Faust's bookkeeping, so commits, gaps and the rules above work per record.
-Faust's own topics (changelogs) keep Faust's per-record path.
+Faust's own topics (changelogs) keep Faust's per-record path. A bundle still waiting in
+its stream's queue takes the next records of its partition too (up to ``bundle_records``),
+so an agent that falls behind gets fewer, larger batches instead of a queue of small ones:
+each batch pays one commit sequence, and live fetches come in every few tens of
+milliseconds (``WorkerConsumer._join_queued``).
 
 Pass nothing on past a record not delivered. Faust's loop takes a jump in offsets for
 a gap in the log, and its commit counts a gap as processed; but a seek finishing in the
@@ -104,9 +108,10 @@ class Bundle(ConsumerMessage):
     the consumer acks the records in it.
     """
 
-    __slots__ = ("records",)
+    __slots__ = ("records", "taken")
 
     records: list[Message]
+    taken: bool  # an agent has it: no more records join it (WorkerConsumer._join_queued)
 
     @classmethod
     def of(cls, records: list[Message]) -> Bundle:
@@ -126,8 +131,24 @@ class Bundle(ConsumerMessage):
             last.tp,
             generation_id=last.generation_id,
         )
-        bundle.records = records
+        bundle.records, bundle.taken = records, False
         return bundle
+
+    def take(self) -> list[Message]:
+        """The agent's hold on the bundle: its records, final from now on."""
+        self.taken = True
+        return self.records
+
+    def join(self, records: list[Message], limit: int) -> bool:
+        """Add the next records of the partition while the bundle waits in its queue (the
+        stream marks a message tracked as it takes it). It then stands at the new last."""
+        if self.taken or self.tracked or len(self.records) + len(records) > limit:
+            return False
+        if records[0].generation_id != self.generation_id:
+            return False
+        self.records.extend(records)
+        self.offset, self.timestamp = records[-1].offset, records[-1].timestamp
+        return True
 
 
 class DoneRecords:
@@ -155,10 +176,11 @@ class WorkerConsumer(Consumer):
     bundle_records: ClassVar[int] = DEFAULT_BUNDLE_RECORDS
     _jumps: dict[TP, tuple[int, int]]  # per partition, the last jump in offsets it rewound
     _taken: dict[TP, list[int]]  # acked offsets _new_offset took for the commit under way
+    _queued: dict[TP, Bundle]  # per partition, the last bundle handed to its stream
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._jumps, self._taken = {}, {}
+        self._jumps, self._taken, self._queued = {}, {}, {}
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Also rewind our partitions that have no committed offset yet.
@@ -407,11 +429,27 @@ class WorkerConsumer(Consumer):
         tp, generation = records[0].tp, records[0].generation_id
         fetch.pending.pop(tp, None)
         fresh = generation == self.app.consumer_generation_id
-        delivered = fresh and await self._deliver(Bundle.of(records))
-        if delivered and self.app.consumer_generation_id == generation:  # else a seek decides
+        if fresh and self._join_queued(tp, records):
             self._read_offset[tp] = records[-1].offset
             return
+        bundle = Bundle.of(records)
+        delivered = fresh and await self._deliver(bundle)
+        if delivered and self.app.consumer_generation_id == generation:  # else a seek decides
+            self._read_offset[tp] = records[-1].offset
+            self._queued[tp] = bundle
+            return
         fetch.cut.add(tp)  # a rebalance or stop: the seek that follows rewinds it
+
+    def _join_queued(self, tp: TP, records: list[Message]) -> bool:
+        """Hand ``records`` on by adding them to the partition's last bundle, if it still
+        waits in its stream's queue: they follow on from it (the read offset is its last
+        record), and no agent has seen it yet."""
+        queued = self._queued.get(tp)
+        if queued is None or queued.records[-1].offset != self._read_offset[tp]:
+            return False
+        if not self.app.topics.acks_enabled_for(tp.topic):
+            return False  # its stream would never mark a bundle taken (tracked)
+        return queued.join(records, self.bundle_records)
 
     async def _deliver(self, message: Message) -> bool:
         """Hand a record or bundle to its stream: False when a rebalance or stop abandoned
@@ -745,7 +783,8 @@ RELIED_ON: dict[str, str] = {
     "faust.types.tuples.ConsumerMessage.on_final_ack": "calls consumer.ack(self)",
     "faust.types.tuples.Message.__init__": "Bundle.of builds a ConsumerMessage positionally",
     "faust.streams.Stream._py_aiter": (
-        "the iterator the worker uses: it must ack through event.ack() (issue 11)"
+        "the iterator the worker uses: it must ack through event.ack() (issue 11), and mark"
+        " a message of an acking topic tracked as it takes it (Bundle.join relies on it)"
     ),
     "faust.streams.Stream._c_aiter": (
         "disabled by route_acks_through_consumer: its StreamIterator inlines Consumer.ack"

@@ -216,7 +216,7 @@ class Worker:
             or bundle.generation_id != self.app.consumer_generation_id
         ):
             return []
-        return self.processed.fresh(bundle.records)
+        return self.processed.fresh(bundle.take())
 
     async def ingest(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():

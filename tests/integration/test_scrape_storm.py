@@ -57,7 +57,7 @@ def accepted(port: int) -> int:
 
 def test_consumption_goes_on_during_a_scrape_storm(kafka, names, start_worker, tmp_path: Path):
     log = tmp_path / "storm.jsonl"
-    records, oracle = simulated(log, seed=21, rate=4, events=16000)
+    records, oracle = simulated(log, seed=21, rate=4, events=48000)  # lasts seconds
     worker = start_worker("--clock", "event")
     with Storm(worker.url) as storm:
         wait_for(lambda: storm.answers >= CLIENTS, 60, "the storm to be under way", worker)

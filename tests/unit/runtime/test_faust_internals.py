@@ -260,6 +260,39 @@ async def test_the_fetcher_bundles_our_records_per_partition() -> None:
     assert consumer._read_offset[TP(OURS, 0)] == 5
 
 
+async def test_records_join_their_partitions_bundle_while_it_waits_in_the_queue() -> None:
+    """An agent behind its fetcher: a later fetch's records are added to the partition's
+    bundle still queued (no agent took it), up to bundle_records, so the agent gets one
+    larger batch instead of a queue of small ones. The read offset moves as they join."""
+    consumer, _, _ = build()
+    type(consumer).bundle_records = 5
+    delivered = await drain(
+        consumer, [*ours(0, 1), *ours(10, partition=1)], [*ours(2, 3)], [*ours(4, 5)]
+    )
+    assert delivered == [
+        (OURS, 0, [0, 1, 2, 3]),  # 4 and 5 would make it 6
+        (OURS, 1, [10]),
+        (OURS, 0, [4, 5]),
+    ]
+    assert consumer._read_offset[TP(OURS, 0)] == 5
+    assert consumer._queued[TP(OURS, 0)].offset == 5, "the new bundle stands at its last record"
+
+
+async def test_a_bundle_an_agent_took_or_of_another_generation_takes_no_more_records() -> None:
+    """Once the stream has taken a bundle (it marks it tracked) or the agent has its records,
+    they are final: later records go in a new bundle. So do records of a new generation."""
+    consumer, _, app = build()
+    first = await drain(consumer, [*ours(0, 1)])
+    queued = consumer._queued[TP(OURS, 0)]
+    queued.tracked = True  # the stream took it
+    assert await drain(consumer, [*ours(2)]) == [(OURS, 0, [2])]
+    assert [m.offset for m in consumer._queued[TP(OURS, 0)].take()] == [2]  # the agent's now
+    assert await drain(consumer, [*ours(3)]) == [(OURS, 0, [3])]  # the agent has [2]
+    app.consumer_generation_id = 3
+    assert await drain(consumer, [*ours(4, generation=3)]) == [(OURS, 0, [4])]
+    assert first == [(OURS, 0, [0, 1])] and queued.records[-1].offset == 1
+
+
 def rewinds(consumer: WorkerConsumer) -> list[tuple[TP, int]]:
     """Record the consumer's seeks instead of making them (no Kafka here)."""
     seeks: list[tuple[TP, int]] = []
