@@ -73,7 +73,9 @@ import hashlib
 import importlib
 import inspect
 import json
+import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,11 +86,18 @@ import faust
 import faust.streams
 import rocksdict  # Faust's RocksDB driver (faust prefers it whenever it is installed)
 from aiokafka.protocol.group import JoinGroupRequest
+from aiokafka.structs import TopicPartition
 from faust.stores.base import SerializedStore
 from faust.stores.rocksdb import RocksDBOptions
 from faust.stores.rocksdb import Store as RocksDBStore
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, Transport
+from faust.transport.drivers.aiokafka import (
+    AIOKafkaConsumerThread,
+    Consumer,
+    Transport,
+    credentials_to_aiokafka_auth,
+)
 from faust.types import TP, AppT, Message
 from faust.types.tuples import ConsumerMessage, ack_lock
 from mode import Service, ServiceT
@@ -96,8 +105,10 @@ from mode.utils.futures import notify
 
 from streams.runtime.datadir import RememberedMember
 from streams.runtime.processes import CRASH_EXIT_S, STOP_EXIT_S, exit_if_stop_hangs
+from streams.runtime.restore import Span, changelog_consumer, read_changelogs
 
 DEFAULT_BUNDLE_RECORDS = 5000
+logger = logging.getLogger(__name__)
 YIELD_EVERY = 100  # records between yields to the event loop, as Faust's fetcher
 
 
@@ -648,6 +659,63 @@ def put_rocksdb(store: Any, partition: int, records: list[tuple[bytes, bytes | N
             db.put(key_bytes, value_bytes)
 
 
+class BulkRecovery(Recovery):
+    """Faust's recovery, whose active changelog partitions are first read in bulk into
+    their RocksDB stores (``streams.runtime.restore``): Faust's own reading then starts at
+    their ends and finds nothing left, or goes on where the bulk read stopped."""
+
+    def __init__(self, app: AppT, bootstrap_servers: str) -> None:
+        tables = app.tables
+        super().__init__(app, tables, beacon=tables.beacon, loop=tables.loop)
+        self.bootstrap_servers = bootstrap_servers
+        # Faust gives _build_offsets broker_request_timeout, then cancels it: stop before
+        self.deadline_s = 0.75 * float(app.conf.broker_request_timeout)
+        self.restored = 0  # changelog records read in bulk, since the start
+
+    def install(self) -> BulkRecovery:
+        """Be the recovery of the app's tables (before they start)."""
+        self.app.tables._recovery = self  # type: ignore[attr-defined]
+        return self
+
+    async def _build_offsets(
+        self, consumer: Any, tps: set[TP], destination: Any, title: str
+    ) -> None:
+        await super()._build_offsets(consumer, tps, destination, title)
+        if title == "active" and tps:
+            destination.update(await self._read_in_bulk(tps, destination))
+
+    async def _read_in_bulk(self, tps: set[TP], start: Mapping[TP, int]) -> dict[TP, int]:
+        spans = {
+            TopicPartition(tp.topic, tp.partition): Span(start[tp] + 1, self.active_highwaters[tp])
+            for tp in tps
+            if isinstance(self._store(tp), RocksDBStore)
+        }
+        if not any(span.last >= span.first for span in spans.values()):
+            return {}
+        conf = self.app.conf
+        auth = credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context)
+        consumer = changelog_consumer(self.bootstrap_servers, conf.broker_client_id, dict(auth))
+        await consumer.start()
+        began, before = time.monotonic(), self.restored
+        try:
+            done = await read_changelogs(consumer, spans, self._write, self.deadline_s)
+        finally:
+            await consumer.stop()
+        took = time.monotonic() - began
+        logger.info("read %d changelog records in bulk in %.1f s", self.restored - before, took)
+        return {TP(tp.topic, tp.partition): offset for tp, offset in done.items()}
+
+    def _write(self, tp: TopicPartition, rows: list[tuple[bytes, bytes | None]], last: int) -> None:
+        faust_tp = TP(tp.topic, tp.partition)
+        store = self._store(faust_tp)
+        put_rocksdb(store, tp.partition, rows)
+        store.set_persisted_offset(faust_tp, last)
+        self.restored += len(rows)
+
+    def _store(self, tp: TP) -> Any:
+        return cast(Any, self.tp_to_table[tp]).data  # a Table's store (Collection.data)
+
+
 @dataclass(frozen=True)
 class Fetching:
     """How long the broker may hold a fetch for more records (aiokafka's ``fetch_min_bytes``
@@ -799,6 +867,22 @@ RELIED_ON: dict[str, str] = {
     "faust.stores.rocksdb.Store.__init__": "sets rocksdb_options, which adopt replaces after",
     "faust.stores.rocksdb.RocksDBOptions": (
         "_SharedOptions overrides open and as_options (ttl and extra options are unused)"
+    ),
+    "faust.tables.recovery.Recovery._build_offsets": (
+        "BulkRecovery reads the active changelogs in bulk after it, from the offsets it"
+        " found, and moves them to where the bulk read ended"
+    ),
+    "faust.tables.recovery.Recovery._restart_recovery.fun": (
+        "calls _build_highwaters (active_highwaters: the last offsets) before _build_offsets"
+        " for the actives, then seeks to the offsets and reads what is left"
+    ),
+    "faust.tables.recovery.Recovery._add": "tp_to_table, which BulkRecovery reads",
+    "faust.tables.manager.TableManager.recovery": (
+        "creates the Recovery in _recovery unless set: BulkRecovery.install sets it"
+    ),
+    "faust.stores.rocksdb.Store.apply_changelog_batch": (
+        "what Faust's recovery writes (raw key and value, persisted offset): BulkRecovery"
+        " writes the same"
     ),
     "faust.stores.rocksdb.Store._iteritems": "stored_rows reads the raw rows of active partitions",
     "faust.stores.rocksdb.Store._get": (

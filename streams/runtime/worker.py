@@ -47,6 +47,7 @@ from streams.runtime import quiet_logs
 from streams.runtime.commit import Batch, BatchCommit, Forward, ProcessedOffsets
 from streams.runtime.datadir import RememberedMember
 from streams.runtime.faust_internals import (
+    BulkRecovery,
     Bundle,
     DoneRecords,
     Fetching,
@@ -129,6 +130,7 @@ class Worker:
         self.state = PipelineState()
         self.processed = ProcessedOffsets()
         self.faust_tables = {name: self._table(name) for name in TABLES}
+        self.recovery = BulkRecovery(app, settings.bootstrap_servers).install()
         self.store_memory = SharedStoreMemory(
             settings.store_memory_mb * MIB, settings.store_write_buffer_mb * MIB
         )
@@ -421,6 +423,7 @@ class Worker:
                 "batches": s.batches,
                 "table_writes": s.table_writes,
                 "acks_released": self.finished.released,
+                "restored_in_bulk": self.recovery.restored,  # changelog records, since start
                 **self.gc_pauses.stats(),
                 "commit": self.app.consumer.commit_state(),  # type: ignore[attr-defined]
                 "last_processed_at": s.last_processed_at,

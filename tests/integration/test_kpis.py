@@ -10,8 +10,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams.cli import main
@@ -243,6 +245,24 @@ def test_restart_partway_equals_oracle(kafka, names, start_worker, traffic, tmp_
     replay(kafka, names, log, 30_000, None, tmp_path)
     second = start_worker("--clock", "event", data_dir=data)
     wait_equal(oracle, second)
+
+
+def test_a_worker_with_an_empty_data_dir_restores_its_tables_in_bulk(
+    kafka, names, start_worker, traffic, tmp_path
+) -> None:
+    """A new worker (a lost disk, a new pod) reads the changelogs in bulk into its stores
+    before Faust's recovery (streams.runtime.restore), and its figures equal the oracle."""
+    log, oracle = traffic
+    first = start_worker("--clock", "event", data_dir=tmp_path / "first")
+    replay(kafka, names, log)
+    wait_equal(oracle, first)
+    first.stop(signal.SIGTERM)
+    second = start_worker("--clock", "event", data_dir=tmp_path / "empty")
+    wait_equal(oracle, second)
+    stats = f"http://127.0.0.1:{second.port}/stats"
+    with urllib.request.urlopen(stats, timeout=10) as response:
+        restored = orjson.loads(response.read())["restored_in_bulk"]
+    assert restored > 1000, "the tables came from the bulk read, not Faust's record by record"
 
 
 FAILING_WORKER = Path(__file__).with_name("failing_write_worker.py")
