@@ -682,7 +682,8 @@ class BulkRecovery(Recovery):
     ) -> None:
         await super()._build_offsets(consumer, tps, destination, title)
         if title == "active" and tps:
-            destination.update(await self._read_in_bulk(tps, destination))
+            for tp, offset in (await self._read_in_bulk(tps, destination)).items():
+                destination[tp] = offset  # a Counter: update() would add to it
 
     async def _read_in_bulk(self, tps: set[TP], start: Mapping[TP, int]) -> dict[TP, int]:
         spans = {

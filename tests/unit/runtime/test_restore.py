@@ -92,3 +92,30 @@ async def test_the_read_stops_at_the_deadline_with_what_it_wrote() -> None:
         clock=lambda: float(next(ticks)),
     )  # fmt: skip
     assert done == {} and writes == []
+
+
+async def test_faust_reads_on_from_where_the_bulk_read_ended() -> None:
+    """The offsets Faust's recovery starts from are a Counter: they must be set to the bulk
+    read's ends, not added to (one test run read 3 > its highwater 2 and stopped)."""
+    from collections import Counter
+
+    import faust
+    from faust.types import TP
+
+    from streams.runtime.faust_internals import BulkRecovery
+
+    app = faust.App("restore-test", broker="kafka://127.0.0.1:1", store="memory://")
+    recovery = BulkRecovery(app, "127.0.0.1:1")
+    tp, other = TP("meta-changelog", 3), TP("meta-changelog", 0)
+
+    async def read_in_bulk(tps: set[TP], start: object) -> dict[TP, int]:
+        return {tp: 2}
+
+    class Earliest:
+        async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+            return {t: 0 for t in tps}
+
+    recovery._read_in_bulk = read_in_bulk  # type: ignore[method-assign]
+    offsets: Counter[TP] = Counter({tp: 1, other: 4})
+    await recovery._build_offsets(Earliest(), {tp, other}, offsets, "active")
+    assert offsets == {tp: 2, other: 4}
