@@ -572,8 +572,9 @@ with no Kafka at all. Faust hands every record to an agent as its own event, thr
 and four futures in its fetcher, a lock, a decode and a queue: the plain pass-through row is
 that cost alone, about as much per record as all of our code. The worker's consumer
 (`streams/runtime/faust_internals.py`) keeps Faust's per-record offset bookkeeping but delivers each
-partition's records of one fetch as a single event; the bundled row is what is left of
-Faust's reading cost then.
+partition's records of one fetch as a single event (and adds later records to it while it
+waits in the agent's queue, so batches grow when the agent is behind); the bundled row is
+what is left of Faust's reading cost then.
 
 What remains is our code and the writes. Faust's own table write costs, for every key, a
 `FutureMessage` through its producer buffer, an aiokafka send, a callback and a RocksDB put of
