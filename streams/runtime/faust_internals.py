@@ -650,13 +650,14 @@ class _SharedOptions(RocksDBOptions):
 def put_rocksdb(store: Any, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
     """Write encoded records straight into a partition's RocksDB database (no Faust
     "current event" needed), keeping Faust's key index in step for deletes."""
-    db = store._db_for_partition(partition)
+    batch = rocksdict.WriteBatch(raw_mode=True)  # one write, as Faust's apply_changelog_batch
     for key_bytes, value_bytes in records:
         if value_bytes is None:
-            db.delete(key_bytes)
+            batch.delete(key_bytes)
             store._key_index.pop(key_bytes, None)
         else:
-            db.put(key_bytes, value_bytes)
+            batch.put(key_bytes, value_bytes)
+    store._db_for_partition(partition).write(batch)
 
 
 class BulkRecovery(Recovery):
@@ -664,10 +665,10 @@ class BulkRecovery(Recovery):
     their RocksDB stores (``streams.runtime.restore``): Faust's own reading then starts at
     their ends and finds nothing left, or goes on where the bulk read stopped."""
 
-    def __init__(self, app: AppT, bootstrap_servers: str) -> None:
+    def __init__(self, app: AppT, bootstrap_servers: list[str]) -> None:
         tables = app.tables
         super().__init__(app, tables, beacon=tables.beacon, loop=tables.loop)
-        self.bootstrap_servers = bootstrap_servers
+        self.bootstrap_servers = bootstrap_servers  # Settings.bootstrap_list: host:port each
         # Faust gives _build_offsets broker_request_timeout, then cancels it: stop before
         self.deadline_s = 0.75 * float(app.conf.broker_request_timeout)
         self.restored = 0  # changelog records read in bulk, since the start

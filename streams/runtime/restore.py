@@ -80,10 +80,10 @@ async def read_changelogs(
     return written
 
 
-def changelog_consumer(bootstrap_servers: str, client_id: str, auth: dict[str, Any]) -> Any:
+def changelog_consumer(bootstrap_servers: list[str], client_id: str, auth: dict[str, Any]) -> Any:
     """A consumer in no group that never commits, with the worker's connection settings."""
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers.split(","),
+        bootstrap_servers=bootstrap_servers,
         client_id=f"{client_id}-restore",
         group_id=None,
         enable_auto_commit=False,

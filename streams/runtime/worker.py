@@ -130,7 +130,7 @@ class Worker:
         self.state = PipelineState()
         self.processed = ProcessedOffsets()
         self.faust_tables = {name: self._table(name) for name in TABLES}
-        self.recovery = BulkRecovery(app, settings.bootstrap_servers).install()
+        self.recovery = BulkRecovery(app, settings.bootstrap_list).install()
         self.store_memory = SharedStoreMemory(
             settings.store_memory_mb * MIB, settings.store_write_buffer_mb * MIB
         )

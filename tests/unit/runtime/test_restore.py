@@ -105,7 +105,7 @@ async def test_faust_reads_on_from_where_the_bulk_read_ended() -> None:
     from streams.runtime.faust_internals import BulkRecovery
 
     app = faust.App("restore-test", broker="kafka://127.0.0.1:1", store="memory://")
-    recovery = BulkRecovery(app, "127.0.0.1:1")
+    recovery = BulkRecovery(app, ["127.0.0.1:1"])
     tp, other = TP("meta-changelog", 3), TP("meta-changelog", 0)
 
     async def read_in_bulk(tps: set[TP], start: object) -> dict[TP, int]:
