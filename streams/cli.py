@@ -111,8 +111,8 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _worker_flags(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("worker")
+def _metrics_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("/metrics")
     g.add_argument("--metrics-host", help="address of /metrics (default 127.0.0.1)")
     g.add_argument(
         "--metrics-port", type=int, help=f"port of /metrics (default {DEFAULT_METRICS_PORT})"
@@ -123,6 +123,17 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="begin /metrics renderings at most this often; scrapes share them (default 1)",
     )
+    g.add_argument(
+        "--metrics-render-share",
+        type=float,
+        help="most of the event loop /metrics renderings may take, so a scrape storm cannot "
+        "starve ingestion: a rendering that took c s is served for c / share s (default 0.05)",
+    )
+
+
+def _worker_flags(parser: argparse.ArgumentParser) -> None:
+    _metrics_flags(parser)
+    g = parser.add_argument_group("worker")
     g.add_argument("--data-dir", type=Path, help="table store directory (default .data/worker)")
     g.add_argument("--store", choices=["rocksdb", "memory"], help="table store (default rocksdb)")
     g.add_argument("--instance-id", help="static group member id (stable across restarts)")
@@ -203,6 +214,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "metrics_host",
         "metrics_port",
         "metrics_cache_seconds",
+        "metrics_render_share",
         "web_config_file",
         "data_dir",
         "store",

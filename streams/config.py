@@ -152,6 +152,13 @@ class Settings(BaseSettings):
         le=60,
         description="/metrics renderings begin at most this often; scrapes share them.",
     )
+    metrics_render_share: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Most of the event loop /metrics renderings may take: a rendering that "
+        "took c seconds is served for at least c / share seconds (0.05: 80 ms -> 1.6 s).",
+    )
     wallboard_host: str = Field("127.0.0.1", description="Address the wallboard listens on.")
     wallboard_port: int = Field(DEFAULT_WALLBOARD_PORT, ge=1, le=65535)
     wallboard_refresh_seconds: float = Field(

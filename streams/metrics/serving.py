@@ -11,6 +11,11 @@ Now:
 - scrapes arriving meanwhile share that one rendering (single flight), and renderings
   begin at most once per ``min_interval_s`` (``metrics_cache_seconds``, 1 s by
   default), so a storm costs one rendering per second however many clients there are;
+- and at most ``max_share`` of the loop goes to rendering (``metrics_render_share``,
+  5 % by default): after a rendering that took ``c`` seconds of the loop (its slices,
+  not the batches between them), the next begins ``c / max_share`` after it at the
+  earliest. A loaded worker's 80 ms rendering is then served for 1.6 s, and a storm can
+  never take more than that share from ingestion however large the exposition grows;
 - the rendering gives the loop back whenever it has run ``slice_s`` (5 ms), between
   families or between partitions (the KPI exporter yields ``PAUSE`` there), so the
   agents' batches interleave with it. Each family is built from one consistent read.
@@ -34,24 +39,29 @@ class SharedRendering:
         collectors: Iterable[Any],
         min_interval_s: float = 1.0,
         slice_s: float = 0.005,
+        max_share: float = 1.0,
         version: Callable[[], object] = object,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``version``: changes whenever what the collectors read changed (the worker
-        passes its batch and rebalance counts; the default never repeats)."""
+        passes its batch and rebalance counts; the default never repeats).
+        ``max_share``: the share of the loop renderings may take (1.0: no such limit)."""
         self.collectors = list(collectors)
         self.min_interval_s = min_interval_s
         self.slice_s = slice_s
+        self.max_share = max_share
         self.version = version
         self.clock = clock
         self.renderer = TextRenderer()
         self.renderings = 0  # renderings begun (the other scrapes shared or reused one)
         self.longest_slice_s = 0.0
+        self.last_cost_s = 0.0  # the loop time of the last rendering finished
         self._text: bytes | None = None
         self._text_version: object = None
         self._began = float("-inf")
         self._pending: asyncio.Future[bytes] | None = None
         self._pending_version: object = None
+        self._cost_s = 0.0  # the loop time of the rendering under way, so far
 
     async def get(self) -> bytes:
         """The exposition text, as of this call or later."""
@@ -63,7 +73,7 @@ class SharedRendering:
         wanted = self.renderings + 1  # the next rendering to begin, not the one under way
         while True:
             if self._pending is None:
-                delay = self._began + self.min_interval_s - self.clock()
+                delay = self._began + self.spacing_s() - self.clock()
                 if delay > 0:
                     await asyncio.sleep(delay)
                     continue  # another waiter may have begun one meanwhile
@@ -73,6 +83,10 @@ class SharedRendering:
             text = await asyncio.shield(pending)
             if number >= wanted:
                 return text
+
+    def spacing_s(self) -> float:
+        """The least time between the beginnings of two renderings."""
+        return max(self.min_interval_s, self.last_cost_s / self.max_share)
 
     def _begin(self) -> None:
         self.renderings += 1
@@ -89,6 +103,7 @@ class SharedRendering:
 
     async def _render(self) -> bytes:
         out: list[str] = []
+        self._cost_s = 0.0
         started = time.perf_counter()
         for collector in self.collectors:
             fast = getattr(collector, "families", None)
@@ -99,8 +114,12 @@ class SharedRendering:
                     self._note_slice(started)
                     await asyncio.sleep(0)
                     started = time.perf_counter()
+        text = self.renderer.finish(out)
         self._note_slice(started)
-        return self.renderer.finish(out)
+        self.last_cost_s = self._cost_s
+        return text
 
     def _note_slice(self, started: float) -> None:
-        self.longest_slice_s = max(self.longest_slice_s, time.perf_counter() - started)
+        spent = time.perf_counter() - started
+        self._cost_s += spent
+        self.longest_slice_s = max(self.longest_slice_s, spent)

@@ -157,7 +157,10 @@ class Worker:
         collectors = [self._pipeline_collector(), self._kpi_collector()]
         self.registry = build_registry(collectors)
         self.rendering = SharedRendering(
-            collectors, settings.metrics_cache_seconds, version=self._figures_version
+            collectors,
+            settings.metrics_cache_seconds,
+            max_share=settings.metrics_render_share,
+            version=self._figures_version,
         )
         self._pages()
 

@@ -552,7 +552,8 @@ def _live(product: dict[str, float], prod: float) -> str:
   run, the worker consumed {product["storm_rate"]:,.0f} records/s,
   **{product["storm_rate"] / prod:.0%}** of its unloaded rate in this run, and answered
   {product["storm_answers"]:,.0f} scrapes in {product["storm_seconds"]:.0f} s (renderings begin
-  at most once per `metrics_cache_seconds`, shared by every scrape waiting, in 5 ms slices).
+  at most once per `metrics_cache_seconds` and take at most `metrics_render_share`, 5 %, of
+  the event loop, shared by every scrape waiting, in 5 ms slices).
 - Freshness: records produced at {product["fresh_rate"]:,.0f} records/s (70 % of the rate
   measured above) for 20 s into the caught-up worker, as a batch per partition every 5 ms
   (made before the clock starts, so the load takes little of the shared CPU); from each

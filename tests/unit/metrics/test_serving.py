@@ -96,3 +96,37 @@ async def test_a_failed_rendering_is_not_kept() -> None:
         with contextlib.suppress(RuntimeError):
             await shared.get()
     assert shared.renderings == 2  # the error was not kept: the next scrape tried again
+
+
+async def test_renderings_take_at_most_their_share_of_the_loop() -> None:
+    """A 20 ms rendering with a 10 % share: the next begins 200 ms after, not after 1 ms."""
+    collector = SlowCollector(10, 0.002)
+    shared = shared_for(collector, min_interval_s=0.001, max_share=0.1)
+    await shared.get()
+    assert 0.02 <= shared.last_cost_s < 0.05
+    assert shared.spacing_s() == shared.last_cost_s / 0.1
+    collector.state = 1
+    began = time.monotonic()
+    await shared.get()
+    assert time.monotonic() - began >= shared.spacing_s() - 0.03
+    assert shared.renderings == 2
+
+
+async def test_the_share_counts_the_renderings_slices_not_the_batches_between_them() -> None:
+    """Other tasks hold the loop between slices: that time is not the rendering's cost."""
+    shared = shared_for(SlowCollector(10, 0.002), slice_s=0.001, max_share=0.5)
+
+    async def busy_neighbour() -> None:
+        while True:
+            end = time.perf_counter() + 0.01
+            while time.perf_counter() < end:
+                pass
+            await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(busy_neighbour())
+    began = time.perf_counter()
+    await shared.get()
+    wall = time.perf_counter() - began
+    task.cancel()
+    assert wall > 0.08  # ten 10 ms neighbours ran between the slices
+    assert shared.last_cost_s < 0.05
