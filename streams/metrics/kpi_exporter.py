@@ -44,7 +44,9 @@ from streams.processing.bucket_store import Watermarks
 from streams.processing.customers import CustomerProcessor
 from streams.processing.kpi import KpiProcessor, open_rows
 from streams.processing.repeat_totals import RepeatTotals
-from streams.processing.window_totals import SCALE, WindowState, WindowTotals
+from streams.processing.window_totals import SCALE, Key, WindowState, WindowTotals
+
+ExactSums = dict[Key, list[int]]  # (entry, queue label, channel) -> [exact sum, count]
 
 _SL_ENTRIES = ("first_response", "first_response_within_target", "abandoned", "short_abandoned")
 
@@ -124,10 +126,11 @@ class KpiCollector(Collector):
         ``PAUSE`` between partitions where a sliced rendering (``serving``) may yield."""
         ends = self._ends(self.owned(), self.proc.clock)
         cends = self._ends(self.owned_contacts(), self.customers.clock)
-        windows: dict[str, Sums] = {w: {} for w in self.windows}
+        merged: dict[str, ExactSums] = {w: {} for w in self.windows}
         maxima: dict[str, Maxima] = {w: {} for w in self.windows}
-        yield from self._add_buckets(windows, maxima, self.totals, ends, self.owned)
-        yield from self._add_buckets(windows, maxima, self.ctotals, cends, self.owned_contacts)
+        yield from self._add_buckets(merged, maxima, self.totals, ends, self.owned)
+        yield from self._add_buckets(merged, maxima, self.ctotals, cends, self.owned_contacts)
+        windows = {w: _inexact(sums) for w, sums in merged.items()}
         self._add_repeats(windows, cends)
         yield from self._window_families(windows)
         if self.policy.per_agent:
@@ -138,7 +141,7 @@ class KpiCollector(Collector):
 
     def _add_buckets(
         self,
-        windows: dict[str, Sums],
+        windows: dict[str, ExactSums],
         maxima: dict[str, Maxima],
         totals: WindowTotals,
         ends: dict[int, float],
@@ -167,12 +170,17 @@ class KpiCollector(Collector):
                     total, count = sums.get(key, (0.0, 0))
                     sums[key] = (total + n, count + n)
 
-    def _add_totals(self, sums: Sums, state: WindowState) -> None:
-        """Add one partition's window totals (kept per queue label) into ``sums``."""
+    def _add_totals(self, sums: ExactSums, state: WindowState) -> None:
+        """Add one partition's window totals (kept per queue label) into ``sums``, as
+        exact integers: one rounding per series at the end, not one per partition."""
+        held_of = sums.get
         for key, (total, count) in state.sums.items():
-            held = sums.get(key)
-            value = total / SCALE
-            sums[key] = (value, count) if held is None else (held[0] + value, held[1] + count)
+            held = held_of(key)
+            if held is None:
+                sums[key] = [total, count]
+            else:
+                held[0] += total
+                held[1] += count
 
     def _window_families(self, windows: dict[str, Sums]) -> Iterator[Any]:
         series = sorted({(q, c) for sums in windows.values() for (_, q, c) in sums})
@@ -346,6 +354,11 @@ class KpiCollector(Collector):
                 flat.get((Entry("first_response"), q, c), (0.0, 0))[0],
             )
         yield hist
+
+
+def _inexact(sums: ExactSums) -> Sums:
+    """Merged exact totals as the figures' floats (sum, count)."""
+    return {key: (total / SCALE, count) for key, (total, count) in sums.items()}
 
 
 def _cumulate(

@@ -6,6 +6,7 @@ simply stops being exported (Prometheus marks its series stale at once).
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import version
@@ -145,12 +146,18 @@ class PipelineCollector(Collector):
         yield InfoMetricFamily(
             "ticketpulse_build",
             "Versions this worker runs.",
-            value={
-                "version": version("ticketpulse"),
-                "faust_version": version("faust-streaming"),
-                "python_version": platform.python_version(),
-            },
+            value=build_info(),
         )
+
+
+@functools.cache
+def build_info() -> dict[str, str]:
+    """Read from the installed packages' metadata once, not at every scrape."""
+    return {
+        "version": version("ticketpulse"),
+        "faust_version": version("faust-streaming"),
+        "python_version": platform.python_version(),
+    }
 
 
 def _labelled_counter(name: str, doc: str, label: str, values: dict[str, int]) -> Metric:

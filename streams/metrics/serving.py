@@ -84,6 +84,15 @@ class SharedRendering:
             if number >= wanted:
                 return text
 
+    def stats(self) -> dict[str, float]:
+        """For /stats: renderings begun, the last one's loop time, and the spacing now."""
+        return {
+            "renderings": self.renderings,
+            "last_cost_s": self.last_cost_s,
+            "spacing_s": self.spacing_s(),
+            "longest_slice_s": self.longest_slice_s,
+        }
+
     def spacing_s(self) -> float:
         """The least time between the beginnings of two renderings."""
         return max(self.min_interval_s, self.last_cost_s / self.max_share)

@@ -427,6 +427,7 @@ class Worker:
                 "table_writes": s.table_writes,
                 "acks_released": self.finished.released,
                 "restored_in_bulk": self.recovery.restored,  # changelog records, since start
+                "metrics_rendering": self.rendering.stats(),
                 **self.gc_pauses.stats(),
                 "commit": self.app.consumer.commit_state(),  # type: ignore[attr-defined]
                 "last_processed_at": s.last_processed_at,

@@ -34,7 +34,7 @@ import orjson
 from streams.config import Settings, load_settings
 from streams.runtime.processes import die_with_parent, tune_gc
 from streams.runtime.topics import ensure_topics
-from streams.tools.bench_live import ScrapeStorm, freshness, recovery, start_worker
+from streams.tools.bench_live import ScrapeStorm, freshness, get_json, recovery, start_worker
 from streams.tools.broker import launcher
 from streams.tools.produce import make_producer, produce
 from streams.tools.simulator import SimParams, generate
@@ -177,6 +177,13 @@ def _progress(base: str) -> dict[str, float]:
         return dict(json.load(response))
 
 
+def _past_spacing(base: str) -> None:
+    """Wait until a scrape begins a new rendering at once: past the spacing of renderings
+    (``metrics_cache_seconds``, or the last one's loop time / ``metrics_render_share``)."""
+    rendering = get_json(f"{base}/stats")["metrics_rendering"]
+    time.sleep(rendering["spacing_s"] + 0.2)
+
+
 def _scrape(base: str) -> tuple[float, float, int, float]:
     """One /metrics scrape of the loaded worker: (seconds it took, open contacts, series,
     bytes RocksDB holds)."""
@@ -259,7 +266,7 @@ def _loaded(
     if storm:
         storm.stop()
     _scrape(base)  # builds the totals of partitions that had no clock at the first scrape
-    time.sleep(1.2)  # past metrics_cache_seconds: the next scrape renders anew
+    _past_spacing(base)  # the next scrape renders anew, at once
     scrape_s, open_now, series, store = _scrape(base)
     return {
         **(after(base, rate) if after else {}),
