@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, MutableMapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -198,6 +199,10 @@ class CustomerProcessor:
         if moved is not None:
             self._expire(partition, moved)
         return changed
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Records processed inside write each bucket they change once, at the end."""
+        return self.store.deferred()
 
     def advance(self, partition: int, offset: int, at: float) -> None:
         """A ticket partition's watermark reached ``at`` (a ``WatermarkMark``): with

@@ -20,6 +20,7 @@ is returned to the caller, which forwards it keyed by customer (``streams.proces
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,10 @@ class KpiProcessor:
         )
 
     # -- processing -----------------------------------------------------------
+    def batch(self) -> AbstractContextManager[None]:
+        """Records processed inside write each bucket they change once, at the end."""
+        return self.store.deferred()
+
     def process(self, partition: int, offset: int, event: TicketEvent) -> Processed:
         """Apply one accepted event: "applied", "duplicate" or "late", and any contact change."""
         s = self.settings

@@ -8,6 +8,8 @@ Used by ``ticketpulse report``, the bench's "core alone" row and tests.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from streams.core.events import TicketEvent
@@ -24,6 +26,12 @@ class LocalPipeline:
     def __post_init__(self) -> None:
         self.tickets = KpiProcessor(Tables(), self.settings)
         self.customers = CustomerProcessor(CustomerTables(), self.settings)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """As the worker's batches: each bucket changed inside is written once, at the end."""
+        with self.tickets.batch(), self.customers.batch():
+            yield
 
     def process(self, offset: int, event: TicketEvent) -> Processed:
         done = self.tickets.process(0, offset, event)

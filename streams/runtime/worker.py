@@ -246,36 +246,43 @@ class Worker:
     def apply_tickets(self, records: list[Any]) -> Batch:
         """Step 1 of the ingest commit: classify and apply one partition's records."""
         self.state.applied += 1
-        batch, state, s = Batch(records), self.state, self.settings
-        moved: float | None = None
+        batch = Batch(records)
         with self.ticket_cache.batch(records[0].partition if records else 0):
-            for message in records:
-                now = time.time()
-                state.record_offset(message.partition, message.offset)
-                outcome = classify(
-                    message.key,
-                    message.value,
-                    now=now,
-                    future_tolerance_s=s.future_tolerance_seconds,
-                    max_bytes=s.max_record_bytes,
-                )
-                if isinstance(outcome, Rejected):
-                    batch.dead_letters.append((message, outcome))
-                    state.record_rejected(outcome.reason, now)
-                    continue
-                state.record_accepted(message.partition, outcome.event, now)
-                done = self.processor.process(message.partition, message.offset, outcome.event)
-                if done.contact is not None:
-                    customer_id, contact = done.contact
-                    batch.contacts.append(
-                        Forward(customer_id.encode(), encode_contact(customer_id, contact))
-                    )
-                if done.watermark is not None:
-                    moved = max(moved or done.watermark, done.watermark)
+            with self.processor.batch():
+                moved = self._apply_records(records, batch)
             batch.changes = self.ticket_cache.changes()
         if moved is not None:
             batch.contacts += self._marks(records[0].partition, moved)
         return batch
+
+    def _apply_records(self, records: list[Any], batch: Batch) -> float | None:
+        """Classify and apply each record; the partition's new watermark, if it moved."""
+        state, s = self.state, self.settings
+        moved: float | None = None
+        for message in records:
+            now = time.time()
+            state.record_offset(message.partition, message.offset)
+            outcome = classify(
+                message.key,
+                message.value,
+                now=now,
+                future_tolerance_s=s.future_tolerance_seconds,
+                max_bytes=s.max_record_bytes,
+            )
+            if isinstance(outcome, Rejected):
+                batch.dead_letters.append((message, outcome))
+                state.record_rejected(outcome.reason, now)
+                continue
+            state.record_accepted(message.partition, outcome.event, now)
+            done = self.processor.process(message.partition, message.offset, outcome.event)
+            if done.contact is not None:
+                customer_id, contact = done.contact
+                batch.contacts.append(
+                    Forward(customer_id.encode(), encode_contact(customer_id, contact))
+                )
+            if done.watermark is not None:
+                moved = max(moved or done.watermark, done.watermark)
+        return moved
 
     def _marks(self, source: int, watermark: float) -> list[Forward]:
         """The partition's watermark moved: tell every contacts partition (after the
@@ -288,21 +295,26 @@ class Worker:
         self.state.applied += 1
         batch = Batch(records)
         with self.customer_cache.batch(records[0].partition if records else 0):
-            for message in records:
-                try:
-                    forwarded = decode_forwarded(message.value)
-                except BadContactError as exc:
-                    self.state.contacts_received += 1
-                    batch.dead_letters.append((message, Rejected("bad_contact", str(exc))))
-                    self.state.record_rejected("bad_contact", time.time())
-                    continue
-                if isinstance(forwarded, WatermarkMark):
-                    self.customers.advance(message.partition, message.offset, forwarded.watermark)
-                    continue
-                self.state.contacts_received += 1
-                self.customers.process(message.partition, message.offset, *forwarded)
+            with self.customers.batch():
+                self._apply_contact_records(records, batch)
             batch.changes = self.customer_cache.changes()
         return batch
+
+    def _apply_contact_records(self, records: list[Any], batch: Batch) -> None:
+        """Decode and apply each contact or watermark mark; dead-letter the rest."""
+        for message in records:
+            try:
+                forwarded = decode_forwarded(message.value)
+            except BadContactError as exc:
+                self.state.contacts_received += 1
+                batch.dead_letters.append((message, Rejected("bad_contact", str(exc))))
+                self.state.record_rejected("bad_contact", time.time())
+                continue
+            if isinstance(forwarded, WatermarkMark):
+                self.customers.advance(message.partition, message.offset, forwarded.watermark)
+                continue
+            self.state.contacts_received += 1
+            self.customers.process(message.partition, message.offset, *forwarded)
 
     # -- rebalances ------------------------------------------------------------------------
     def _watch_broker(self) -> None:
