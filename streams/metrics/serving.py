@@ -61,7 +61,6 @@ class SharedRendering:
         self._began = float("-inf")
         self._pending: asyncio.Future[bytes] | None = None
         self._pending_version: object = None
-        self._cost_s = 0.0  # the loop time of the rendering under way, so far
 
     async def get(self) -> bytes:
         """The exposition text, as of this call or later."""
@@ -112,7 +111,7 @@ class SharedRendering:
 
     async def _render(self) -> bytes:
         out: list[str] = []
-        self._cost_s = 0.0
+        cost = 0.0  # the loop time of this rendering's slices, not the batches between
         started = time.perf_counter()
         for collector in self.collectors:
             fast = getattr(collector, "families", None)
@@ -120,15 +119,15 @@ class SharedRendering:
                 if family is not PAUSE:
                     self.renderer.add(family, out)
                 if time.perf_counter() - started >= self.slice_s:
-                    self._note_slice(started)
+                    cost += self._note_slice(started)
                     await asyncio.sleep(0)
                     started = time.perf_counter()
         text = self.renderer.finish(out)
-        self._note_slice(started)
-        self.last_cost_s = self._cost_s
+        self.last_cost_s = cost + self._note_slice(started)
         return text
 
-    def _note_slice(self, started: float) -> None:
+    def _note_slice(self, started: float) -> float:
+        """The slice's length, noted as the longest when it is."""
         spent = time.perf_counter() - started
-        self._cost_s += spent
         self.longest_slice_s = max(self.longest_slice_s, spent)
+        return spent
