@@ -129,6 +129,12 @@ def _metrics_flags(parser: argparse.ArgumentParser) -> None:
         help="most of the event loop /metrics renderings may take, so a scrape storm cannot "
         "starve ingestion: a rendering that took c s is served for c / share s (default 0.05)",
     )
+    g.add_argument(
+        "--metrics-max-spacing-seconds",
+        type=float,
+        help="but never serve one rendering longer than this, so a scrape waits at most this "
+        "plus one rendering; keep it well under Prometheus' scrape_timeout (default 2)",
+    )
 
 
 def _worker_flags(parser: argparse.ArgumentParser) -> None:
@@ -215,6 +221,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "metrics_port",
         "metrics_cache_seconds",
         "metrics_render_share",
+        "metrics_max_spacing_seconds",
         "web_config_file",
         "data_dir",
         "store",

@@ -159,6 +159,14 @@ class Settings(BaseSettings):
         description="Most of the event loop /metrics renderings may take: a rendering that "
         "took c seconds is served for at least c / share seconds (0.05: 80 ms -> 1.6 s).",
     )
+    metrics_max_spacing_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="The share limit never spaces /metrics renderings further apart than "
+        "this, so a scrape waits at most this plus one rendering (Prometheus' default scrape "
+        "timeout is 10 s).",
+    )
     wallboard_host: str = Field("127.0.0.1", description="Address the wallboard listens on.")
     wallboard_port: int = Field(DEFAULT_WALLBOARD_PORT, ge=1, le=65535)
     wallboard_refresh_seconds: float = Field(

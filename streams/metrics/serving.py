@@ -14,8 +14,12 @@ Now:
 - and at most ``max_share`` of the loop goes to rendering (``metrics_render_share``,
   5 % by default): after a rendering that took ``c`` seconds of the loop (its slices,
   not the batches between them), the next begins ``c / max_share`` after it at the
-  earliest. A loaded worker's 80 ms rendering is then served for 1.6 s, and a storm can
-  never take more than that share from ingestion however large the exposition grows;
+  earliest. A loaded worker's 80 ms rendering is then served for 1.6 s, and a storm
+  takes no more than that share from ingestion;
+- but never more than ``max_spacing_s`` (``metrics_max_spacing_seconds``, 2 s) apart, so
+  a scrape waits at most that plus one rendering, far inside Prometheus' 10 s default
+  scrape timeout: a rendering dearer than ``max_share * max_spacing_s`` (100 ms) takes
+  more than the share rather than leave scrapes unanswered and wallboards stale;
 - the rendering gives the loop back whenever it has run ``slice_s`` (5 ms), between
   families or between partitions (the KPI exporter yields ``PAUSE`` there), so the
   agents' batches interleave with it. Each family is built from one consistent read.
@@ -40,16 +44,19 @@ class SharedRendering:
         min_interval_s: float = 1.0,
         slice_s: float = 0.005,
         max_share: float = 1.0,
+        max_spacing_s: float = float("inf"),
         version: Callable[[], object] = object,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``version``: changes whenever what the collectors read changed (the worker
         passes its batch and rebalance counts; the default never repeats).
-        ``max_share``: the share of the loop renderings may take (1.0: no such limit)."""
+        ``max_share``: the share of the loop renderings may take (1.0: no such limit),
+        as long as that spaces them no more than ``max_spacing_s`` apart."""
         self.collectors = list(collectors)
         self.min_interval_s = min_interval_s
         self.slice_s = slice_s
         self.max_share = max_share
+        self.max_spacing_s = max_spacing_s
         self.version = version
         self.clock = clock
         self.renderer = TextRenderer()
@@ -93,8 +100,10 @@ class SharedRendering:
         }
 
     def spacing_s(self) -> float:
-        """The least time between the beginnings of two renderings."""
-        return max(self.min_interval_s, self.last_cost_s / self.max_share)
+        """The least time between the beginnings of two renderings: what keeps them
+        within their share of the loop, capped so scrapes never wait long."""
+        by_share = min(self.last_cost_s / self.max_share, self.max_spacing_s)
+        return max(self.min_interval_s, by_share)
 
     def _begin(self) -> None:
         self.renderings += 1

@@ -160,6 +160,7 @@ class Worker:
             collectors,
             settings.metrics_cache_seconds,
             max_share=settings.metrics_render_share,
+            max_spacing_s=settings.metrics_max_spacing_seconds,
             version=self._figures_version,
         )
         self._pages()

@@ -57,11 +57,13 @@ def accepted(port: int) -> int:
 
 def test_consumption_goes_on_during_a_scrape_storm(kafka, names, start_worker, tmp_path: Path):
     log = tmp_path / "storm.jsonl"
-    records, oracle = simulated(log, seed=21, rate=4, events=48000)  # lasts seconds
+    records, oracle = simulated(log, seed=21, rate=4, events=96000)  # several seconds
     worker = start_worker("--clock", "event")
     with Storm(worker.url) as storm:
         wait_for(lambda: storm.answers >= CLIENTS, 60, "the storm to be under way", worker)
-        replay_into_new_topics(kafka, names, log)
+        producing = threading.Thread(target=replay_into_new_topics, args=(kafka, names, log))
+        producing.start()  # consumption overlaps it: count from the first record accepted
+        wait_for(lambda: accepted(worker.port) > 0, 120, "a first record accepted", worker)
         seen = [accepted(worker.port)]
         answers = [storm.answers]
 
@@ -72,6 +74,7 @@ def test_consumption_goes_on_during_a_scrape_storm(kafka, names, start_worker, t
 
         wait_for(progressed, 300, "the records to be consumed during the storm", worker)
         during = storm.answers - answers[0]
+        producing.join()
     assert during >= CLIENTS, "the clients kept getting answers while records were consumed"
     assert storm.errors == 0
     wait_equal(oracle, worker)

@@ -130,3 +130,17 @@ async def test_the_share_counts_the_renderings_slices_not_the_batches_between_th
     task.cancel()
     assert wall > 0.08  # ten 10 ms neighbours ran between the slices
     assert shared.last_cost_s < 0.05
+
+
+async def test_the_share_never_spaces_renderings_past_the_longest_wait() -> None:
+    """A 20 ms rendering with a 1 % share would be served for 2 s: capped at 60 ms, a
+    scrape after a change waits for a rendering that begins 60 ms after, not 2 s."""
+    collector = SlowCollector(10, 0.002)
+    shared = shared_for(collector, min_interval_s=0.001, max_share=0.01, max_spacing_s=0.06)
+    await shared.get()
+    assert shared.last_cost_s >= 0.02 and shared.spacing_s() == 0.06
+    collector.state = 1
+    began = time.monotonic()
+    assert b'x_0{queue="q"} 1.0' in await shared.get()
+    assert 0.03 <= time.monotonic() - began < 1.0
+    assert shared.renderings == 2
