@@ -273,6 +273,12 @@ class Settings(BaseSettings):
         description="A closed ticket is kept this long after its last event (at least the "
         "longest window and the recontact and FCR periods) for late surveys and reopens.",
     )
+    closed_ticket_pack_seconds: float = Field(
+        3_600.0,
+        ge=0,
+        description="A closed ticket with no event for this long (event time) is held as "
+        "its stored bytes, a third of its decoded size, and decoded again if one comes.",
+    )
     complaint_tag: str = "complaint"
     queue_allowlist: list[str] | None = Field(
         None, description="Queues exported by name; every other queue is exported as 'other'."
@@ -416,6 +422,7 @@ class Settings(BaseSettings):
             lateness_s=self.lateness_seconds,
             window_retention_s=longest,
             closed_keep_s=self.closed_ticket_keep_seconds,
+            pack_closed_s=self.closed_ticket_pack_seconds,
         )
 
     @property

@@ -5,7 +5,8 @@ the worker, dicts in tests and ``ticketpulse report``). Every key a record chang
 remembers that record's offset, so a redelivered record changes nothing twice:
 
 - ``tickets``  ticket_id -> ``TicketRecord`` (stored as a ``TicketRow``: partition, last
-               offset, and each event with its offset; ``streams.processing.stored_rows``)
+               offset, and each event with its offset; ``streams.processing.stored_rows``),
+               or ``PackedTicket`` once closed and quiet (``streams.processing.held_tickets``)
 - ``buckets`` and ``meta``: see ``streams.processing.bucket_store``.
 
 Whether a ticket is open, and its facts, are functions of its events: the record
@@ -24,45 +25,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from streams.core.buckets import Entry, entries
 from streams.core.contacts import Contact
-from streams.core.events import TicketEvent, with_shared_strings
-from streams.core.facts import Fact, TicketFold
-from streams.core.now import OpenTicket, open_summary
-from streams.core.ticket import Outcome, StoredTicket, step
+from streams.core.events import TicketEvent
+from streams.core.facts import Fact
+from streams.core.now import OpenTicket
+from streams.core.ticket import Outcome, step
 from streams.processing.bucket_store import Watermarks
+from streams.processing.held_tickets import QuietClosedTickets, TicketRecord, unpacked
 from streams.processing.retention import ExpiryHeap
 from streams.processing.settings import KpiSettings
-from streams.processing.stored_rows import TicketRow, read_ticket_row
 
 TABLES = ("tickets", "buckets", "meta")
-
-
-class TicketRecord(msgspec.Struct, frozen=True, gc=False):
-    """A ticket as the processor holds it: its events, plus what derives from them."""
-
-    partition: int
-    ticket: StoredTicket
-    open: OpenTicket | None  # None once resolved or abandoned
-    fold: TicketFold | None = None  # its facts and state; None until first needed
-
-    @property
-    def newest(self) -> float:
-        return max(e.occurred_at for e, _ in self.ticket.events)
-
-
-def ticket_row(record: TicketRecord) -> TicketRow:
-    return TicketRow(record.partition, record.ticket.last_offset, record.ticket.events)
-
-
-def read_ticket(value: Any) -> TicketRecord:
-    """A stored ticket (``TicketRow`` bytes) as the processor holds it, or ``BadRowError``."""
-    row = read_ticket_row(value)
-    events = tuple((with_shared_strings(e), offset) for e, offset in row.events)
-    ticket = StoredTicket(events, row.offset)
-    return TicketRecord(row.partition, ticket, open_summary(e for e, _ in ticket.events))
 
 
 @dataclass
@@ -96,6 +70,7 @@ class KpiProcessor:
             partition=lambda record: record.partition,
             keep=lambda record: record.open is not None,
         )
+        self.quiet = QuietClosedTickets(self.tables.tickets)
 
     # -- processing -----------------------------------------------------------
     def batch(self) -> AbstractContextManager[None]:
@@ -106,7 +81,8 @@ class KpiProcessor:
         """Apply one accepted event: "applied", "duplicate" or "late", and any contact change."""
         s = self.settings
         wmb = self.clock.before(partition, offset)
-        record: TicketRecord | None = self.tables.tickets.get(event.ticket_id)
+        held = self.tables.tickets.get(event.ticket_id)
+        record: TicketRecord | None = unpacked(held) if held is not None else None
         result = step(
             record.ticket if record is not None else None,
             event,
@@ -134,6 +110,8 @@ class KpiProcessor:
                 record = TicketRecord(partition, result.ticket, result.open, result.fold)
                 self.tables.tickets[event.ticket_id] = record
                 self.retention.push(partition, event.ticket_id, record)
+                if record.open is None:
+                    self.quiet.closed(event.ticket_id, record)
         moved = None
         if result.outcome != "late":
             moved = self.clock.advance(partition, offset, event.occurred_at)
@@ -154,11 +132,13 @@ class KpiProcessor:
         """Drop buckets and closed tickets that no window or correction can reach again."""
         self.store.expire(partition, wmb)
         self.retention.expire(partition, wmb - self.settings.ticket_retention_s)
+        self.quiet.pack(partition, wmb - self.settings.pack_closed_s)
 
     def forget_partition(self, partition: int) -> None:
         """Drop in-memory indexes when a partition is revoked (tables are Faust's business)."""
         self.store.forget(partition)
         self.retention.forget(partition)
+        self.quiet.forget(partition)
         self.clock.forget(partition)
 
 

@@ -206,6 +206,11 @@ class CachedTable(MutableMapping[str, Any]):
         del self.data[key]
         self._mark(key)
 
+    def hold(self, key: str, value: Any) -> None:
+        """Hold ``value`` for ``key`` in place of an equal one that encodes to the same
+        stored bytes (a packed ticket, ``streams.processing.held_tickets``): not a write."""
+        self.data[key] = value
+
     def pop(self, key: str, default: Any = _GONE) -> Any:
         if key in self.data:
             self._mark(key)

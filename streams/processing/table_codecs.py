@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from streams.processing.kpi import TicketRecord, read_ticket, ticket_row
+from streams.processing.held_tickets import encode_ticket, read_held_ticket
 from streams.processing.stored_rows import (
     encode_row,
     read_bucket,
@@ -24,12 +24,8 @@ class TableCodec(NamedTuple):
     decode: Callable[[Any], Any]
 
 
-def _encode_ticket(record: TicketRecord) -> bytes:
-    return encode_row(ticket_row(record))
-
-
 CODECS: dict[str, TableCodec] = {
-    "tickets": TableCodec(_encode_ticket, read_ticket),
+    "tickets": TableCodec(encode_ticket, read_held_ticket),
     "buckets": TableCodec(encode_row, read_bucket),
     "meta": TableCodec(encode_row, read_watermark),
     "customers": TableCodec(encode_row, read_customer),

@@ -13,7 +13,8 @@ import pytest
 from streams.core.buckets import Entry
 from streams.ingest.schema import Accepted, classify
 from streams.processing.bucket_store import bucket_contents
-from streams.processing.kpi import KpiProcessor, Tables, read_ticket
+from streams.processing.held_tickets import read_ticket
+from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.local import LocalPipeline
 from streams.processing.settings import KpiSettings
 from streams.processing.stored_rows import (

@@ -1,0 +1,117 @@
+"""Closed, quiet tickets are held packed (their stored bytes), and that changes no figure,
+no stored row and no forwarded contact, for any log, late events and redeliveries included."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams.processing.held_tickets import (
+    PackedTicket,
+    TicketRecord,
+    encode_ticket,
+    read_held_ticket,
+    read_ticket,
+)
+from streams.processing.kpi import KpiProcessor, Tables, open_rows
+from streams.processing.settings import KpiSettings
+from streams.processing.table_cache import TableCache
+from streams.processing.table_codecs import CODECS
+from tests.unit.processing.test_batched_buckets import (
+    PARTITIONS,
+    Records,
+    assert_same_buckets,
+    simulated,
+)
+
+
+def run(records: Records, pack_closed_s: float) -> tuple[KpiProcessor, list]:
+    proc = KpiProcessor(Tables(), KpiSettings(pack_closed_s=pack_closed_s))
+    outputs = [proc.process(p, off, event) for p, off, event in records]
+    return proc, outputs
+
+
+def stored(proc: KpiProcessor) -> dict[str, bytes]:
+    return {key: encode_ticket(held) for key, held in proc.tables.tickets.items()}
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), pack_closed_s=st.sampled_from([0.0, 60.0]))
+def test_packing_closed_tickets_changes_nothing_but_how_they_are_held(
+    seed: int, pack_closed_s: float
+) -> None:
+    records = simulated(seed, rate=30, n=3000)
+    reference, expected = run(records, math.inf)
+    packed, outputs = run(records, pack_closed_s)
+    assert outputs == expected  # outcomes, contacts forwarded, watermark moves
+    assert stored(packed) == stored(reference)  # the very bytes of every stored row
+    assert_same_buckets(dict(packed.tables.buckets), dict(reference.tables.buckets))
+    assert packed.cumulative == reference.cumulative
+    everywhere = set(range(PARTITIONS))
+    assert list(open_rows(packed.tables.tickets, everywhere)) == list(
+        open_rows(reference.tables.tickets, everywhere)
+    )  # the Now gauges' backlog
+    held = [t for t in packed.tables.tickets.values() if isinstance(t, PackedTicket)]
+    assert held, "the log packed some ticket"
+    for ticket in held:  # what retention reads of it is the ticket's own
+        record = read_ticket(ticket.row)
+        assert (ticket.partition, ticket.newest) == (record.partition, record.newest)
+    assert not any(isinstance(t, PackedTicket) for t in reference.tables.tickets.values())
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), replayed=st.integers(1, 800))
+def test_redelivered_records_of_packed_tickets_change_nothing(seed: int, replayed: int) -> None:
+    """A crash after the tables were written: the last records come again, and meet tickets
+    packed meanwhile; each is a replay, and every table stays as it was."""
+    records = simulated(seed, rate=30, n=3000)
+    proc, _ = run(records, 0.0)
+    before = (stored(proc), dict(proc.tables.buckets), dict(proc.tables.meta))
+    rng = random.Random(seed)
+    tail = records[-replayed:]
+    for p, off, event in rng.sample(tail, len(tail)):  # in any order
+        proc.process(p, off, event)
+    assert (stored(proc), dict(proc.tables.buckets), dict(proc.tables.meta)) == before
+
+
+def test_a_stored_ticket_reads_back_packed_when_closed_and_decoded_when_open() -> None:
+    records = simulated(3, rate=30, n=3000)
+    proc, _ = run(records, math.inf)
+    rows = {key: encode_ticket(record) for key, record in proc.tables.tickets.items()}
+    held = {key: read_held_ticket(row) for key, row in rows.items()}
+    for key, record in proc.tables.tickets.items():
+        if record.open is None:
+            assert held[key] == PackedTicket(record.partition, record.newest, rows[key])
+        else:
+            assert isinstance(held[key], TicketRecord) and held[key].open == record.open
+    assert {type(h) for h in held.values()} == {PackedTicket, TicketRecord}
+
+
+def test_packing_in_the_worker_cache_writes_nothing() -> None:
+    """``hold`` replaces the held value; only real changes reach the changelog."""
+    cache = TableCache()
+    codec = CODECS["tickets"]
+    backing: dict[str, bytes] = {}
+    table = cache.table(backing, codec.encode, codec.decode, "tickets")
+    proc = KpiProcessor(Tables(tickets=table), KpiSettings(pack_closed_s=0.0))
+    records = simulated(5, rate=30, n=2000)
+    with cache.batch(0):
+        for p, off, event in records:
+            if p == 0:
+                proc.process(p, off, event)
+    written = {key: value for c in cache.changes() for key, value in c.items}
+    assert any(isinstance(v, PackedTicket) for v in table.values())
+    assert written == {key: encode_ticket(held) for key, held in table.items()}
+    key, held = next((k, v) for k, v in table.items() if isinstance(v, TicketRecord))
+    table.hold(key, held)
+    assert cache.changes() == []
+
+
+def test_a_packed_ticket_is_not_an_open_one() -> None:
+    with pytest.raises(AttributeError):
+        PackedTicket(0, 1.0, b"[]").ticket  # noqa: B018 - the processor must unpack it
+    assert PackedTicket(0, 1.0, b"[]").open is None
