@@ -103,12 +103,13 @@ async def test_renderings_take_at_most_their_share_of_the_loop() -> None:
     collector = SlowCollector(10, 0.002)
     shared = shared_for(collector, min_interval_s=0.001, max_share=0.1)
     await shared.get()
-    assert 0.02 <= shared.last_cost_s < 0.05
-    assert shared.spacing_s() == shared.last_cost_s / 0.1
+    assert 0.02 <= shared.last_cost_s < 0.5  # 20 ms of work (more on a loaded machine)
+    spacing = shared.spacing_s()  # the next rendering's cost will set the one after
+    assert spacing == shared.last_cost_s / 0.1
     collector.state = 1
     began = time.monotonic()
     await shared.get()
-    assert time.monotonic() - began >= shared.spacing_s() - 0.03
+    assert time.monotonic() - began >= spacing - 0.03
     assert shared.renderings == 2
 
 
@@ -116,11 +117,14 @@ async def test_the_share_counts_the_renderings_slices_not_the_batches_between_th
     """Other tasks hold the loop between slices: that time is not the rendering's cost."""
     shared = shared_for(SlowCollector(10, 0.002), slice_s=0.001, max_share=0.5)
 
+    held = [0.0]  # how long the neighbour held the loop
+
     async def busy_neighbour() -> None:
         while True:
-            end = time.perf_counter() + 0.01
-            while time.perf_counter() < end:
+            start = time.perf_counter()
+            while time.perf_counter() < start + 0.01:
                 pass
+            held[0] += time.perf_counter() - start
             await asyncio.sleep(0)
 
     task = asyncio.ensure_future(busy_neighbour())
@@ -128,8 +132,8 @@ async def test_the_share_counts_the_renderings_slices_not_the_batches_between_th
     await shared.get()
     wall = time.perf_counter() - began
     task.cancel()
-    assert wall > 0.08  # ten 10 ms neighbours ran between the slices
-    assert shared.last_cost_s < 0.05
+    assert held[0] > 0.08  # ten 10 ms neighbours ran between the slices
+    assert shared.last_cost_s < wall - held[0] + 0.01  # not one of them counted
 
 
 async def test_the_share_never_spaces_renderings_past_the_longest_wait() -> None:
