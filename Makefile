@@ -53,7 +53,7 @@ soak: $(STAMP) kafka-jars ## 1 h of live traffic at 70 % of the worker's rate ->
 clean: ## remove the virtualenv and local data (broker, worker stores)
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-bench: $(STAMP) kafka-jars ## throughput of the worker vs Faust, aiokafka and a Quix Streams peer, 3 runs -> docs/performance.md (~75 min on 2 cores)
+bench: $(STAMP) kafka-jars ## throughput of the worker vs Faust, aiokafka and a Quix Streams peer, 3 runs -> docs/performance.md (~15 min on 2 cores)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m streams.tools.bench
 

@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "--runs",
         type=int,
         default=3,
-        help="whole runs, each on its own broker (default 3, ~25 min each on 2 cores): the doc "
+        help="whole runs, each on its own broker (default 3, ~5 min each on 2 cores): the doc "
         "shows the last run's table and the range of every ratio and measure over all of them",
     )
     parser.add_argument("--output", type=Path, default=Path("docs/performance.md"))
