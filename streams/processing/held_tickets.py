@@ -13,9 +13,7 @@ again. Packing writes nothing: the stored row does not change.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -25,6 +23,7 @@ from streams.core.events import with_shared_strings
 from streams.core.facts import TicketFold
 from streams.core.now import OpenTicket, open_summary
 from streams.core.ticket import StoredTicket
+from streams.processing.retention import ExpiryHeap
 from streams.processing.stored_rows import TicketRow, encode_row, read_ticket_row
 
 _EVENT = itemgetter(0)  # of an (event, offset) pair
@@ -93,31 +92,20 @@ def unpacked(held: HeldTicket) -> TicketRecord:
     return read_ticket(held.row) if isinstance(held, PackedTicket) else held
 
 
-@dataclass
-class QuietClosedTickets:
-    """Per partition, a heap of (newest event time, ticket) of the closed tickets held
-    decoded; ``pack`` replaces those quiet since a cutoff by their packed form."""
+def packing(tickets: MutableMapping[str, Any]) -> ExpiryHeap:
+    """Closed tickets, pushed as they are stored closed, packed once quiet past the cutoff
+    given to ``expire``. Not a write: the worker's cache ``hold``s the packed form. Tickets
+    read back are packed already when closed, so the heap starts from the pushed ones."""
+    hold = getattr(tickets, "hold", tickets.__setitem__)
 
-    tickets: MutableMapping[str, Any]
-    _heaps: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
+    def pack(key: str, record: TicketRecord) -> None:
+        hold(key, PackedTicket(record.partition, record.newest, encode_ticket(record)))
 
-    def closed(self, key: str, record: TicketRecord) -> None:
-        """``record`` was just stored for ``key``, closed."""
-        heap = self._heaps.setdefault(record.partition, [])
-        heapq.heappush(heap, (record.newest, key))
-
-    def pack(self, partition: int, cutoff: float) -> None:
-        """Pack the closed tickets of ``partition`` with no event since ``cutoff``."""
-        heap = self._heaps.get(partition, [])
-        hold = getattr(self.tickets, "hold", self.tickets.__setitem__)  # not a write
-        while heap and heap[0][0] < cutoff:
-            _, key = heapq.heappop(heap)
-            record = self.tickets.get(key)
-            if not isinstance(record, TicketRecord) or record.open is not None:
-                continue  # gone, packed already, or reopened: pushed again once closed
-            newest = record.newest
-            if newest < cutoff:  # else an event since: its own entry comes up later
-                hold(key, PackedTicket(record.partition, newest, encode_ticket(record)))
-
-    def forget(self, partition: int) -> None:
-        self._heaps.pop(partition, None)
+    return ExpiryHeap(
+        tickets,
+        newest=lambda held: held.newest,
+        partition=lambda held: held.partition,
+        keep=lambda held: not isinstance(held, TicketRecord) or held.open is not None,
+        instead=pack,
+        prefill=False,
+    )

@@ -32,7 +32,7 @@ from streams.core.facts import Fact
 from streams.core.now import OpenTicket
 from streams.core.ticket import Outcome, step
 from streams.processing.bucket_store import Watermarks
-from streams.processing.held_tickets import QuietClosedTickets, TicketRecord, unpacked
+from streams.processing.held_tickets import TicketRecord, packing, unpacked
 from streams.processing.retention import ExpiryHeap
 from streams.processing.settings import KpiSettings
 
@@ -70,7 +70,7 @@ class KpiProcessor:
             partition=lambda record: record.partition,
             keep=lambda record: record.open is not None,
         )
-        self.quiet = QuietClosedTickets(self.tables.tickets)
+        self.packing = packing(self.tables.tickets)  # closed tickets, once quiet
 
     # -- processing -----------------------------------------------------------
     def batch(self) -> AbstractContextManager[None]:
@@ -111,7 +111,7 @@ class KpiProcessor:
                 self.tables.tickets[event.ticket_id] = record
                 self.retention.push(partition, event.ticket_id, record)
                 if record.open is None:
-                    self.quiet.closed(event.ticket_id, record)
+                    self.packing.push(partition, event.ticket_id, record)
         moved = None
         if result.outcome != "late":
             moved = self.clock.advance(partition, offset, event.occurred_at)
@@ -132,13 +132,13 @@ class KpiProcessor:
         """Drop buckets and closed tickets that no window or correction can reach again."""
         self.store.expire(partition, wmb)
         self.retention.expire(partition, wmb - self.settings.ticket_retention_s)
-        self.quiet.pack(partition, wmb - self.settings.pack_closed_s)
+        self.packing.expire(partition, wmb - self.settings.pack_closed_s)
 
     def forget_partition(self, partition: int) -> None:
         """Drop in-memory indexes when a partition is revoked (tables are Faust's business)."""
         self.store.forget(partition)
         self.retention.forget(partition)
-        self.quiet.forget(partition)
+        self.packing.forget(partition)
         self.clock.forget(partition)
 
 
