@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterator, MutableMapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -102,17 +103,23 @@ def _row_dict(c: Contact) -> dict[str, Any]:
 
 
 def _row(c: Contact) -> ContactRow:
+    """Its names shared (``sys.intern``): every version of every contact a customer row
+    keeps repeats a few queues, channels and agents, each decoded afresh from its record."""
     return (
         c.version,
         c.opened_at,
-        c.queue,
-        c.channel,
+        _shared(c.queue),
+        _shared(c.channel),
         c.resolved_at,
-        c.resolved_queue,
-        c.resolved_channel,
+        _shared(c.resolved_queue),
+        _shared(c.resolved_channel),
         c.reopens,
-        c.resolved_agent,
+        _shared(c.resolved_agent),
     )
+
+
+def _shared(text: Any) -> Any:
+    return intern(text) if isinstance(text, str) else text
 
 
 def _contact(ticket_id: str, row: ContactRow) -> Contact:
@@ -227,7 +234,8 @@ class CustomerProcessor:
             for ticket_id, versions in (raw.tickets if raw is not None else {}).items()
             if _latest(versions[-1][1]) >= cutoff
         }
-        tickets[contact.ticket_id] = (*tickets.get(contact.ticket_id, ()), (offset, _row(contact)))
+        ticket_id = intern(contact.ticket_id)  # the tickets table's key: one string for both
+        tickets[ticket_id] = (*tickets.get(ticket_id, ()), (offset, _row(contact)))
         value = self.tables.customers[customer_id] = CustomerRow(partition, offset, tickets)
         self.retention.push(partition, customer_id, value)
         for listener in self.listeners:
