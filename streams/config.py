@@ -274,10 +274,11 @@ class Settings(BaseSettings):
         "longest window and the recontact and FCR periods) for late surveys and reopens.",
     )
     closed_ticket_pack_seconds: float = Field(
-        3_600.0,
+        600.0,
         ge=0,
-        description="A closed ticket with no event for this long (event time) is held as "
-        "its stored bytes, a third of its decoded size, and decoded again if one comes.",
+        description="A closed ticket with no event for this long (event time) is left to the"
+        " store (RocksDB) and only its partition and last event time kept in memory; it is"
+        " read back and decoded if an event comes for it.",
     )
     complaint_tag: str = "complaint"
     queue_allowlist: list[str] | None = Field(

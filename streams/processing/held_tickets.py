@@ -1,19 +1,23 @@
 """How the ticket processor holds each ticket in memory: decoded while it may still change,
-packed into its stored bytes once it is closed and quiet.
+let go of (left to its store) or packed into its stored bytes once it is closed and quiet.
 
 A decoded ticket (its events as structs, its fold of facts and state) costs about four
 times its stored row, and most tickets a worker holds are closed: kept for a day or more
 only in case a late survey or a reopen comes (``closed_ticket_keep_seconds``). So a closed
 ticket with no event for ``closed_ticket_pack_seconds`` of event time is held as
-``PackedTicket``: the very bytes its row is stored as, its partition and its newest event
-time (what retention reads). An event for it decodes the row again, exactly as a worker
-reads it back after a restart, and the ticket is decoded from then on until it is quiet
-again. Packing writes nothing: the stored row does not change.
+``ShelvedTicket`` where its table reads rows back from its store (the worker's RocksDB: its
+partition and newest event time, what retention reads, and no row at all), else as
+``PackedTicket`` (the very bytes its row is stored as, with the same two). An event for it
+decodes the row again, exactly as a worker reads it back after a restart, and the ticket is
+decoded from then on until it is quiet again. Neither writes anything: the stored row does
+not change. So a worker's memory grows with its open and recently active tickets, and the
+days of closed ones it keeps lie in its store.
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -57,7 +61,20 @@ class PackedTicket(msgspec.Struct, frozen=True, gc=False):
         return None
 
 
-HeldTicket = TicketRecord | PackedTicket
+class ShelvedTicket(msgspec.Struct, frozen=True, gc=False):
+    """A closed, quiet ticket whose row only its table's store holds, and what retention
+    reads of it. Never written: a table lets a key go only once its store holds the row."""
+
+    partition: int
+    newest: float
+
+    @property
+    def open(self) -> None:
+        """Closed (only closed tickets are shelved): the Now gauges pass it by unread."""
+        return None
+
+
+HeldTicket = TicketRecord | PackedTicket | ShelvedTicket
 
 
 def ticket_row(record: TicketRecord) -> TicketRow:
@@ -68,6 +85,9 @@ def encode_ticket(held: HeldTicket) -> bytes:
     """The stored row: a packed ticket is its bytes already."""
     if isinstance(held, PackedTicket):
         return held.row
+    if isinstance(held, ShelvedTicket):  # a table lets go of stored keys only: a defect
+        msg = "a shelved ticket was written: its row is in the store only"
+        raise TypeError(msg)
     return encode_row(ticket_row(held))
 
 
@@ -88,18 +108,46 @@ def read_held_ticket(value: Any) -> HeldTicket:
     return record
 
 
-def unpacked(held: HeldTicket) -> TicketRecord:
-    return read_ticket(held.row) if isinstance(held, PackedTicket) else held
+def read_shelved_ticket(value: Any) -> TicketRecord | ShelvedTicket:
+    """A stored ticket as a worker whose table reads rows back holds it: shelved when
+    closed (decoded first, so a bad row is refused here, never at its next event)."""
+    record = read_ticket(value)
+    return ShelvedTicket(record.partition, record.newest) if record.open is None else record
 
 
-def packing(tickets: MutableMapping[str, Any]) -> ExpiryHeap:
-    """Closed tickets, pushed as they are stored closed, packed once quiet past the cutoff
-    given to ``expire``. Not a write: the worker's cache ``hold``s the packed form. Tickets
-    read back are packed already when closed, so the heap starts from the pushed ones."""
+@dataclass
+class HeldCounts:
+    """Tickets shelved, packed and read back again since start (the worker's /stats)."""
+
+    shelved: int = 0
+    packed: int = 0
+    read_back: int = 0
+
+
+def unpacked(held: HeldTicket, key: str, tickets: Any, counts: HeldCounts) -> TicketRecord:
+    """The decoded ticket ``key`` of ``tickets``, which holds it as ``held``."""
+    if isinstance(held, TicketRecord):
+        return held
+    counts.read_back += 1
+    if isinstance(held, PackedTicket):
+        return read_ticket(held.row)
+    return read_ticket(tickets.stored(held.partition, key))
+
+
+def packing(tickets: MutableMapping[str, Any], counts: HeldCounts) -> ExpiryHeap:
+    """Closed tickets, pushed as they are stored closed, shelved (or packed) once quiet past
+    the cutoff given to ``expire``. Not a write: the worker's cache ``let_go``es of the row,
+    or ``hold``s the packed form when its store does not hold the row yet. Tickets read back
+    are shelved or packed already when closed, so the heap starts from the pushed ones."""
     hold = getattr(tickets, "hold", tickets.__setitem__)
+    let_go = getattr(tickets, "let_go", None)
 
     def pack(key: str, record: TicketRecord) -> None:
+        if let_go is not None and let_go(key, ShelvedTicket(record.partition, record.newest)):
+            counts.shelved += 1
+            return
         hold(key, PackedTicket(record.partition, record.newest, encode_ticket(record)))
+        counts.packed += 1
 
     return ExpiryHeap(
         tickets,

@@ -6,7 +6,8 @@ remembers that record's offset, so a redelivered record changes nothing twice:
 
 - ``tickets``  ticket_id -> ``TicketRecord`` (stored as a ``TicketRow``: partition, last
                offset, and each event with its offset; ``streams.processing.stored_rows``),
-               or ``PackedTicket`` once closed and quiet (``streams.processing.held_tickets``)
+               or ``ShelvedTicket`` / ``PackedTicket`` once closed and quiet
+               (``streams.processing.held_tickets``)
 - ``buckets`` and ``meta``: see ``streams.processing.bucket_store``.
 
 Whether a ticket is open, and its facts, are functions of its events: the record
@@ -32,7 +33,7 @@ from streams.core.facts import Fact
 from streams.core.now import OpenTicket
 from streams.core.ticket import Outcome, step
 from streams.processing.bucket_store import Watermarks
-from streams.processing.held_tickets import TicketRecord, packing, unpacked
+from streams.processing.held_tickets import HeldCounts, TicketRecord, packing, unpacked
 from streams.processing.retention import ExpiryHeap
 from streams.processing.settings import KpiSettings
 
@@ -70,7 +71,8 @@ class KpiProcessor:
             partition=lambda record: record.partition,
             keep=lambda record: record.open is not None,
         )
-        self.packing = packing(self.tables.tickets)  # closed tickets, once quiet
+        self.held = HeldCounts()
+        self.packing = packing(self.tables.tickets, self.held)  # closed tickets, once quiet
 
     # -- processing -----------------------------------------------------------
     def batch(self) -> AbstractContextManager[None]:
@@ -82,7 +84,9 @@ class KpiProcessor:
         s = self.settings
         wmb = self.clock.before(partition, offset)
         held = self.tables.tickets.get(event.ticket_id)
-        record: TicketRecord | None = unpacked(held) if held is not None else None
+        record: TicketRecord | None = None
+        if held is not None:
+            record = unpacked(held, event.ticket_id, self.tables.tickets, self.held)
         result = step(
             record.ticket if record is not None else None,
             event,

@@ -21,7 +21,7 @@ class KpiSettings:
     lateness_s: float = 600.0
     window_retention_s: float = DAY  # the longest window ("24h", "today")
     closed_keep_s: float = DAY  # how long a closed ticket waits for late events
-    pack_closed_s: float = 3_600.0  # a closed ticket this quiet is held packed (kpi.py)
+    pack_closed_s: float = 600.0  # a closed ticket this quiet is shelved or packed (kpi.py)
 
     @property
     def bucket_retention_s(self) -> float:

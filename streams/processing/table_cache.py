@@ -85,12 +85,14 @@ class TableCache:
         decode: Callable[[Any], Any] = _same,
         name: str = "",
         rows: Callable[[], Iterable[tuple[str, Any]]] | None = None,
+        reread: Callable[[int, str], Any] | None = None,
     ) -> CachedTable:
         """``decode`` turns a stored value into what the processor holds (raising for a row
         it cannot use: the row is then left out and counted); ``encode`` back. ``rows``
-        reads the stored rows (default ``backing.items()``)."""
+        reads the stored rows (default ``backing.items()``); ``reread(partition, key)`` one
+        stored row (as ``rows`` yields it), for the keys the cache lets go of."""
         name = name or f"table{len(self.tables)}"
-        cached = CachedTable(backing, self, encode, decode, name, rows)
+        cached = CachedTable(backing, self, encode, decode, name, rows, reread)
         self.tables.append(cached)
         return cached
 
@@ -161,6 +163,8 @@ class CachedTable(MutableMapping[str, Any]):
     name: str = ""
     # (key, value or the exception decoding it raised) of every stored row; default: items()
     rows: Callable[[], Iterable[tuple[str, Any]]] | None = None
+    # one stored row, (partition, key) -> value as ``rows`` yields it, or None when absent
+    reread: Callable[[int, str], Any] | None = None
     _data: dict[str, Any] | None = None
     _dirty: dict[int, set[str]] = field(default_factory=dict)
 
@@ -210,6 +214,29 @@ class CachedTable(MutableMapping[str, Any]):
         """Hold ``value`` for ``key`` in place of an equal one that encodes to the same
         stored bytes (a packed ticket, ``streams.processing.held_tickets``): not a write."""
         self.data[key] = value
+
+    @property
+    def can_let_go(self) -> bool:
+        """Whether this table can read a row back from its store (``let_go``)."""
+        return self.reread is not None
+
+    def let_go(self, key: str, stand_in: Any) -> bool:
+        """Hold ``stand_in`` (what the processor needs of the row without reading it) in
+        place of ``key``'s value, which its store holds already and ``stored`` reads back:
+        True when it did. Not a write; a key changed since the last flush is kept as it is
+        (its store does not hold it yet), and so is every key without ``reread``."""
+        if self.reread is None or any(key in keys for keys in self._dirty.values()):
+            return False
+        self.data[key] = stand_in
+        return True
+
+    def stored(self, partition: int, key: str) -> Any:
+        """The stored row of a key this cache let go of, as ``rows`` yields it."""
+        value = self.reread(partition, key) if self.reread is not None else None
+        if value is None:
+            msg = f"table {self.name}: the store of partition {partition} has no row {key!r}"
+            raise CacheStateError(msg)
+        return value
 
     def pop(self, key: str, default: Any = _GONE) -> Any:
         if key in self.data:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from streams.processing.held_tickets import encode_ticket, read_held_ticket
+from streams.processing.held_tickets import encode_ticket, read_held_ticket, read_shelved_ticket
 from streams.processing.stored_rows import (
     encode_row,
     read_bucket,
@@ -32,3 +32,7 @@ CODECS: dict[str, TableCodec] = {
     "cbuckets": TableCodec(encode_row, read_bucket),
     "cmeta": TableCodec(encode_row, read_watermark),
 }
+
+# How a cache that reads rows back from its store (``CachedTable.reread``: the worker's)
+# decodes a table's rows, where it differs: a closed ticket is left to the store.
+REREADABLE_DECODE: dict[str, Callable[[Any], Any]] = {"tickets": read_shelved_ticket}

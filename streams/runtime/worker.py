@@ -42,7 +42,7 @@ from streams.processing.customers import (
 from streams.processing.kpi import TABLES as TICKET_TABLES
 from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.table_cache import TableCache
-from streams.processing.table_codecs import CODECS
+from streams.processing.table_codecs import CODECS, REREADABLE_DECODE
 from streams.runtime import quiet_logs
 from streams.runtime.commit import Batch, BatchCommit, Forward, ProcessedOffsets
 from streams.runtime.datadir import RememberedMember
@@ -55,6 +55,7 @@ from streams.runtime.faust_internals import (
     SharedStoreMemory,
     allow_buffered_records,
     route_acks_through_consumer,
+    stored_row,
     stored_rows,
     worker_transport,
 )
@@ -181,8 +182,10 @@ class Worker:
         return {n: self._cached_table(cache, n) for n in names}
 
     def _cached_table(self, cache: TableCache, name: str) -> Any:
-        table, (encode, decode) = self.faust_tables[name], CODECS[name]
-        return cache.table(table, encode, decode, name, partial(stored_rows, table))
+        table, codec = self.faust_tables[name], CODECS[name]
+        decode = REREADABLE_DECODE.get(name, codec.decode)  # the store reads rows back
+        rows, reread = partial(stored_rows, table), partial(stored_row, table)
+        return cache.table(table, codec.encode, decode, name, rows, reread)
 
     def _raw_topic(self, name: str) -> Any:
         """Raw bytes: the agents decode (and judge) records themselves. Its events are
@@ -453,6 +456,8 @@ class Worker:
                     "buckets": len(self.processor.tables.buckets),
                     "customers": len(self.customers.tables.customers),
                 },
+                # closed, quiet tickets left to the store / packed, and read back, since start
+                "tickets": vars(self.processor.held),
             }
         )
 

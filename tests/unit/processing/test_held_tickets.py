@@ -1,10 +1,13 @@
-"""Closed, quiet tickets are held packed (their stored bytes), and that changes no figure,
-no stored row and no forwarded contact, for any log, late events and redeliveries included."""
+"""Closed, quiet tickets are held packed (their stored bytes) or shelved (left to the store
+of the worker's cache), and that changes no figure, no stored row and no forwarded contact,
+for any log, late events and redeliveries included."""
 
 from __future__ import annotations
 
 import math
 import random
+from contextlib import nullcontext
+from itertools import groupby
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 
 from streams.processing.held_tickets import (
     PackedTicket,
+    ShelvedTicket,
     TicketRecord,
     encode_ticket,
     read_held_ticket,
@@ -19,8 +23,8 @@ from streams.processing.held_tickets import (
 )
 from streams.processing.kpi import KpiProcessor, Tables, open_rows
 from streams.processing.settings import KpiSettings
-from streams.processing.table_cache import TableCache
-from streams.processing.table_codecs import CODECS
+from streams.processing.table_cache import CacheStateError, TableCache
+from streams.processing.table_codecs import CODECS, REREADABLE_DECODE
 from tests.unit.processing.test_batched_buckets import (
     PARTITIONS,
     Records,
@@ -115,3 +119,101 @@ def test_a_packed_ticket_is_not_an_open_one() -> None:
     with pytest.raises(AttributeError):
         PackedTicket(0, 1.0, b"[]").ticket  # noqa: B018 - the processor must unpack it
     assert PackedTicket(0, 1.0, b"[]").open is None
+
+
+class WorkerLikeTickets:
+    """A tickets table as the worker's: a cache over a store it flushes to after each batch
+    (one partition's run of records, at most ``size``), and reads rows back from."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.store: dict[str, bytes] = {}
+        self.cache = TableCache()
+        codec = CODECS["tickets"]
+        self.table = self.cache.table(
+            self.store,
+            codec.encode,
+            REREADABLE_DECODE["tickets"],
+            "tickets",
+            reread=lambda _partition, key: self.store.get(key),
+        )
+
+    def run(self, proc: KpiProcessor, records: Records) -> list:
+        outputs = []
+        for i, (p, run) in enumerate(groupby(records, key=lambda r: r[0])):
+            run = list(run)
+            for first in range(0, len(run), self.size):
+                with self.cache.batch(p):
+                    outputs += [proc.process(*r) for r in run[first : first + self.size]]
+                self.cache.flush(lambda _p: nullcontext())
+            if i % 50 == 49:  # now and then a rebalance: every row read back from the store
+                self.cache.reset()
+        return outputs
+
+
+def shelving_run(records: Records, size: int) -> tuple[KpiProcessor, list, WorkerLikeTickets]:
+    worker = WorkerLikeTickets(size)
+    proc = KpiProcessor(Tables(tickets=worker.table), KpiSettings(pack_closed_s=0.0))
+    return proc, worker.run(proc, records), worker
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), size=st.integers(1, 40))
+def test_shelving_closed_tickets_in_the_worker_cache_changes_nothing(seed: int, size: int) -> None:
+    records = simulated(seed, rate=30, n=3000)
+    reference, expected = run(records, math.inf)
+    proc, outputs, worker = shelving_run(records, size)
+    assert outputs == expected  # outcomes, contacts forwarded, watermark moves
+    assert worker.store == stored(reference)  # the very bytes of every stored row
+    assert_same_buckets(dict(proc.tables.buckets), dict(reference.tables.buckets))
+    assert proc.cumulative == reference.cumulative
+    everywhere = set(range(PARTITIONS))
+    assert list(open_rows(worker.table, everywhere)) == list(
+        open_rows(reference.tables.tickets, everywhere)
+    )  # the Now gauges' backlog
+    shelved = {k: t for k, t in worker.table.items() if isinstance(t, ShelvedTicket)}
+    assert shelved, "the log shelved some ticket"
+    for key, ticket in shelved.items():  # what retention reads of it is the stored row's
+        record = read_ticket(worker.store[key])
+        assert (ticket.partition, ticket.newest) == (record.partition, record.newest)
+        assert record.open is None
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), replayed=st.integers(1, 800))
+def test_redelivered_records_of_shelved_tickets_change_nothing(seed: int, replayed: int) -> None:
+    records = simulated(seed, rate=30, n=3000)
+    proc, _, worker = shelving_run(records, 25)
+    before = (dict(worker.store), dict(proc.tables.buckets), dict(proc.tables.meta))
+    tail = records[-replayed:]
+    worker.run(proc, random.Random(seed).sample(tail, len(tail)))  # in any order
+    assert (worker.store, dict(proc.tables.buckets), dict(proc.tables.meta)) == before
+
+
+def test_a_cache_lets_go_only_of_a_row_its_store_holds() -> None:
+    store = {"a": b"1"}
+    cache = TableCache()
+    table = cache.table(store, reread=lambda _p, key: store.get(key), name="tickets")
+    assert table.let_go("a", "stand-in") and table["a"] == "stand-in"
+    assert table.stored(0, "a") == b"1"
+    with cache.batch(0):
+        table["b"] = b"2"  # changed, not flushed: its store does not hold it
+    assert not table.let_go("b", "stand-in") and table["b"] == b"2"
+    assert cache.changes()[0].items == [("b", b"2")]  # letting go wrote nothing
+    with pytest.raises(CacheStateError, match="no row 'b'"):
+        table.stored(0, "b")  # never flushed here
+    plain = TableCache().table({"a": b"1"})
+    assert not plain.let_go("a", "stand-in")  # no way to read it back: kept
+
+
+def test_a_shelved_ticket_is_never_written_and_reads_back_shelved() -> None:
+    with pytest.raises(TypeError, match="store only"):
+        encode_ticket(ShelvedTicket(0, 1.0))
+    records = simulated(3, rate=30, n=3000)
+    proc, _ = run(records, math.inf)
+    for record in proc.tables.tickets.values():
+        held = REREADABLE_DECODE["tickets"](encode_ticket(record))
+        if record.open is None:
+            assert held == ShelvedTicket(record.partition, record.newest)
+        else:
+            assert isinstance(held, TicketRecord) and held.open == record.open
