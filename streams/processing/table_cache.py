@@ -145,6 +145,8 @@ class TableCache:
         """Writes inside belong to ``partition`` (a batch is one partition's records);
         discard on any error inside, so a failed batch leaves no half-applied copy."""
         outer, self.partition = self.partition, partition if partition is not None else 0
+        for t in self.tables:  # the previous batch is in the store now
+            t.settle()
         try:
             yield
         except BaseException:
@@ -167,6 +169,8 @@ class CachedTable(MutableMapping[str, Any]):
     reread: Callable[[int, str], Any] | None = None
     _data: dict[str, Any] | None = None
     _dirty: dict[int, set[str]] = field(default_factory=dict)
+    # key -> (value, stand-in): to let go of once the store holds the value (``let_go``)
+    _letting_go: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -222,13 +226,31 @@ class CachedTable(MutableMapping[str, Any]):
 
     def let_go(self, key: str, stand_in: Any) -> bool:
         """Hold ``stand_in`` (what the processor needs of the row without reading it) in
-        place of ``key``'s value, which its store holds already and ``stored`` reads back:
-        True when it did. Not a write; a key changed since the last flush is kept as it is
-        (its store does not hold it yet), and so is every key without ``reread``."""
-        if self.reread is None or any(key in keys for keys in self._dirty.values()):
+        place of ``key``'s value, which ``stored`` reads back from its store: False when the
+        table has no ``reread``. Not a write. A key changed in this batch is let go of when
+        the next batch begins (``settle``: its store holds it then) unless it changes again."""
+        if self.reread is None:
             return False
-        self.data[key] = stand_in
+        if self._changed(key):
+            self._letting_go[key] = (self.data[key], stand_in)
+        else:
+            self.data[key] = stand_in
         return True
+
+    def settle(self) -> None:
+        """Let go of the keys ``let_go`` deferred, unchanged since: the batch that changed
+        them is in the store (the next batch begins only once the last one is done)."""
+        if not self._letting_go or self._data is None:
+            self._letting_go.clear()
+            return
+        data = self._data
+        for key, (value, stand_in) in self._letting_go.items():
+            if data.get(key) is value and not self._changed(key):
+                data[key] = stand_in
+        self._letting_go.clear()
+
+    def _changed(self, key: str) -> bool:
+        return any(key in keys for keys in self._dirty.values())
 
     def stored(self, partition: int, key: str) -> Any:
         """The stored row of a key this cache let go of, as ``rows`` yields it."""
@@ -302,10 +324,12 @@ class CachedTable(MutableMapping[str, Any]):
 
     def discard(self) -> None:
         self._dirty.clear()
+        self._letting_go.clear()
         self._data = None
 
     def reset(self) -> None:
         if self._dirty:
             msg = "a table cache was reset with unflushed writes"
             raise CacheStateError(msg)
+        self._letting_go.clear()
         self._data = None

@@ -197,11 +197,19 @@ def test_a_cache_lets_go_only_of_a_row_its_store_holds() -> None:
     assert table.let_go("a", "stand-in") and table["a"] == "stand-in"
     assert table.stored(0, "a") == b"1"
     with cache.batch(0):
-        table["b"] = b"2"  # changed, not flushed: its store does not hold it
-    assert not table.let_go("b", "stand-in") and table["b"] == b"2"
-    assert cache.changes()[0].items == [("b", b"2")]  # letting go wrote nothing
+        table["b"] = b"2"  # changed, not flushed: its store does not hold it yet
+        table["c"] = b"3"
+        assert table.let_go("b", "b stand-in") and table.let_go("c", "c stand-in")
+        assert (table["b"], table["c"]) == (b"2", b"3")  # kept until the batch is stored
+        table["c"] = b"4"  # and "c" changes again
     with pytest.raises(CacheStateError, match="no row 'b'"):
-        table.stored(0, "b")  # never flushed here
+        table.stored(0, "b")  # never flushed
+    assert {k: v for c in cache.changes() for k, v in c.items} == {"b": b"2", "c": b"4"}
+    store.update(b=b"2", c=b"4")  # the commit writes the store
+    with cache.batch(0):  # the next batch begins: "b" is let go of
+        assert table["b"] == "b stand-in"
+        assert table["c"] == b"4", "a value changed since it was let go of is kept"
+    assert cache.changes() == []  # letting go wrote nothing
     plain = TableCache().table({"a": b"1"})
     assert not plain.let_go("a", "stand-in")  # no way to read it back: kept
 
