@@ -19,6 +19,8 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
         "recovery_s": recovery_s, "store_kib": 50 * 1024, "table_writes": 90_000,
         "contacts": 40_000, "batches": 120, "open_tickets": 3_000, "storm_answers": 900,
         "storm_seconds": 30.0, "fresh_rate": 3_500.0, "fresh_records": 70_000,
+        "half_tickets": 10_000, "half_rss_kib": 250 * 1024, "end_tickets": 20_000,
+        "shelved": 12_000, "read_back": 1_500,
     }  # fmt: skip
     return BenchRun(results, 5_000.0, product, 20_000, 200_000)
 
@@ -44,4 +46,5 @@ def test_the_document_shows_rocksdbs_share_of_the_memory() -> None:
     assert "10,486 bytes per ticket held" in text  # 200 MiB above idle / 20,000 tickets
     assert "RocksDB's\n  share, by its own count: 50 MiB" in text
     assert "2,621 bytes per ticket" in text  # 50 MiB / 20,000
+    assert "**5,243 bytes per ticket added**" in text  # 50 MiB more / 10,000 more tickets
     assert "## Over 1 run" in text
