@@ -64,8 +64,8 @@ def step(
     """Late beyond ``lateness_s`` behind the partition watermark: counted, not applied.
 
     ``known``: the fold of all of ``stored``'s events, when the caller kept it from the
-    previous step. An event that sorts after all of them is then folded in O(1); any other
-    (or a replay, or no fold kept) costs the fold from scratch.
+    previous step (else it is folded here, once). An event that sorts after all of them is
+    then folded in O(1); any other (or a replay) costs the fold from scratch.
     """
     if event.occurred_at < watermark - lateness_s:
         return Step("late")
@@ -75,6 +75,8 @@ def step(
         return Step("duplicate")
     if stored is None:
         known = TicketFold(policy)
+    elif known is None and not replaying:  # read back (a restart, a shelved ticket): fold once
+        known = TicketFold.of(ordered(prior), policy)
     contact: tuple[str, Contact] | None = None
     if known is not None and not replaying and known.follows(event):
         fold, retract, add = known.then(event)

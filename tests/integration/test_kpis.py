@@ -221,10 +221,15 @@ def test_one_worker_equals_oracle(kafka, names, start_worker, traffic) -> None:
         text = path.read_text()
         assert "write_buffer_size=4194304" in text and "max_write_buffer_number=2" in text
         assert "cache_index_and_filter_blocks=true" in text  # the shared budget's options
+        assert "arena_block_size=65536" in text  # memtables grow in small blocks
     memory = worker.metrics()
     held = {kind: memory[("ticketpulse_store_memory_bytes", (("kind", kind),))] for kind in KINDS}
     assert held["memtables"] > 0
     assert held["memtables"] + held["block_cache"] <= 64 * 1024 * 1024
+    # closed, quiet tickets were left to RocksDB, and late events read them back, exactly
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/stats", timeout=5) as r:
+        tickets = orjson.loads(r.read())["tickets"]
+    assert tickets["shelved"] > 1000 and tickets["read_back"] > 100, tickets
 
 
 KINDS = ("memtables", "block_cache", "table_readers")
