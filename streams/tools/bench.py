@@ -250,12 +250,12 @@ def product_worker(
                 rate = (done - first) / max(elapsed, 1e-9)
                 figures = _loaded(proc.pid, base, storm_clients, after, rate)
                 half_tickets, half_rss = halfway or (0, 0)
-                end = _progress(base)
                 return {**figures, "records": done - first, "seconds": elapsed,
                         "half_tickets": half_tickets, "half_rss_kib": half_rss,
-                        "end_tickets": end["held"]["tickets"],
-                        "shelved": end["tickets"]["shelved"],
-                        "read_back": end["tickets"]["read_back"],
+                        # as the RSS is read: before ``after`` (freshness) adds records
+                        "end_tickets": stats["held"]["tickets"],
+                        "shelved": stats["tickets"]["shelved"],
+                        "read_back": stats["tickets"]["read_back"],
                         "idle_rss_kib": idle_rss, "batches": stats.get("batches", 0),
                         "table_writes": stats.get("table_writes", 0),
                         "contacts": stats["contacts_received"]}  # fmt: skip
