@@ -600,7 +600,9 @@ def _marginal(product: dict[str, float]) -> str:
     return f"""Halfway through the log it held {product["half_tickets"]:,.0f} tickets in
   {product["half_rss_kib"] / 1024:.0f} MiB; the second half added {added:,.0f} tickets and
   {grown:.0f} MiB: **{marginal_bytes_per_ticket(product):,.0f} bytes per ticket added**, what
-  one more ticket costs once the start-up, read-ahead and RocksDB write buffers are in place.
+  one more ticket costs once the start-up, read-ahead and RocksDB write buffers are in place
+  (two single RSS readings: the range below shows how far they swing between runs, as the
+  allocator keeps or returns freed blocks and the fetch buffers fill or drain).
   It left closed tickets quiet for `closed_ticket_pack_seconds` (10 min) to RocksDB
   {product["shelved"]:,.0f} times, and read {product["read_back"]:,.0f} back for a late event."""
 
