@@ -8,10 +8,10 @@ and below its agents' capacity, so the load and the backlog hold steady for the 
 run starting at the real hour would see the load double at 06:00). The worker's clock is
 event time (``--clock event``), so its windows follow the simulated day. Windows are short
 here (5m, 10m; recontact and FCR periods of about 7 minutes, closed tickets kept 10 minutes
-for late events), so that buckets, tickets and customers expire within the run and the
-state reaches its plateau (``settled_minute``: the load's settling, the longest retention
-and a margin): after that, resident memory, the tables and the lag must stay flat
-(``verdict``: the run exits 1 and says what grew when one does not).
+for late events, left to RocksDB after 2 quiet ones), so that buckets, tickets and customers
+expire within the run and the state reaches its plateau (``settled_minute``: the load's
+settling, the longest retention and a margin): after that, resident memory, the tables and
+the lag must stay flat (``verdict``: the run exits 1 and says what grew when one does not).
 Every ``--every`` seconds it records RSS, the rows held per table and the consumer lag,
 into ``docs/soak.csv``, and plots them into ``docs/soak.png`` (matplotlib, the ``soak``
 extra: ``make soak`` installs it).
@@ -43,9 +43,12 @@ windows = { "5m" = 300, "10m" = 600 }
 recontact_days = [0.005]
 fcr_days = 0.005
 closed_ticket_keep_seconds = 600
+closed_ticket_pack_seconds = 120
 lateness_seconds = 60
 stall_report_seconds = 5
-"""  # a stall of the event loop over 5 s logs where it was held (streams.runtime.stalls)
+"""  # a stall of the event loop over 5 s logs where it was held (streams.runtime.stalls);
+# closed tickets are left to RocksDB after 2 quiet minutes, well within the 10 they are
+# kept, so the hour shelves them and reads some back for a late survey or a reopen
 # a Monday noon: the arrival curve is flat from 12:00 to 13:00 and below the simulated
 # staffing (85 % of the peak), so the backlog holds steady; at 14:00 it grew all hour
 SIM_START = "2026-01-05T12:00:00Z"
@@ -57,7 +60,7 @@ PACE = 0.25
 LOAD_SETTLE_MINUTES = 7  # the backlog's settling at PACE, from a cold start
 FIELDS = [
     "minute", "rss_mib", "store_mib", "gc_longest_s", "tickets", "open_tickets", "buckets",
-    "customers", "lag", "accepted",
+    "customers", "lag", "accepted", "shelved", "read_back",
 ]  # fmt: skip
 
 
@@ -91,6 +94,8 @@ def sample(pid: int, base: str, began: float) -> dict[str, float]:
         "customers": held.get("customers", 0),
         "lag": stats.get("lag", 0),
         "accepted": stats["accepted"],
+        "shelved": stats.get("tickets", {}).get("shelved", 0),  # since start: closed
+        "read_back": stats.get("tickets", {}).get("read_back", 0),  # tickets left to RocksDB
     }
 
 

@@ -68,3 +68,4 @@ def test_the_soak_settings_let_every_table_settle_in_the_first_half_hour(tmp_pat
     kpi = load_settings(tmp_path / "soak.toml").kpi_settings()
     customers_kept = (kpi.recontact_s + kpi.bucket_retention_s) / 60
     assert customers_kept < settled_minute(kpi) < 30
+    assert kpi.pack_closed_s < kpi.ticket_retention_s  # the hour shelves closed tickets
