@@ -22,7 +22,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from streams.runtime.topics import ensure_topics
 from streams.tools.bench_live import ScrapeStorm, freshness, get_json, recovery, start_worker
 from streams.tools.broker import launcher
 from streams.tools.produce import make_producer, produce
+from streams.tools.scratch import scratch_dir
 from streams.tools.simulator import SimParams, generate
 
 STORM_CLIENTS = 20
@@ -327,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         "shows the last run's table and the range of every ratio and measure over all of them",
     )
     parser.add_argument("--output", type=Path, default=Path("docs/performance.md"))
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep each run's work dir (broker logs, worker logs and stores, ~1.5 GB a run); "
+        "by default only a failed run's is kept",
+    )
     args = parser.parse_args(argv)
     if importlib.util.find_spec("quixstreams") is None:  # find out now, not 8 minutes in
         parser.error(
@@ -344,9 +350,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def one_run(args: argparse.Namespace) -> BenchRun:
-    """Every row on a fresh broker with a freshly replayed log."""
-    work = Path(tempfile.mkdtemp(prefix="ticketpulse-bench-"))
-    print(f"bench: work dir {work}")
+    """Every row on a fresh broker with a freshly replayed log, in a work dir of its own
+    (removed after the run unless it failed or ``--keep``)."""
+    with scratch_dir("ticketpulse-bench-", keep=args.keep) as scratch:
+        print(f"bench: work dir {scratch.path}")
+        return _run_in(scratch.path, args)
+
+
+def _run_in(work: Path, args: argparse.Namespace) -> BenchRun:
     broker = launcher.start(work / "kafka", heap="1g")
     try:
         settings = load_settings(bootstrap_servers=broker.bootstrap, partitions=args.partitions)

@@ -26,7 +26,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -37,6 +36,7 @@ from streams.processing.settings import KpiSettings
 from streams.runtime.processes import die_with_parent
 from streams.runtime.topics import ensure_topics
 from streams.tools.broker import launcher
+from streams.tools.scratch import scratch_dir
 
 SETTINGS = """\
 windows = { "5m" = 300, "10m" = 600 }
@@ -218,10 +218,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", default=SIM_START, help=f"simulated start (default {SIM_START})")
     parser.add_argument("--every", type=float, default=15, help="seconds between samples")
     parser.add_argument("--output", type=Path, default=Path("docs"), help="CSV and PNG here")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work dir (broker, worker and simulator logs, the stores: ~10 GB); by "
+        "default it is kept only when the run fails",
+    )
     args = parser.parse_args(argv)
     if importlib.util.find_spec("matplotlib") is None:  # find out now, not after the hour
         parser.error("the plot needs matplotlib: `make soak` installs it (the soak extra)")
-    work = Path(tempfile.mkdtemp(prefix="ticketpulse-soak-"))
+    with scratch_dir("ticketpulse-soak-", keep=args.keep) as scratch:
+        rows, settle = run_soak(args, scratch.path)
+        write_samples(rows, args.output)
+        lines = verdict(rows, settle_minutes=settle)
+        print("\n".join(lines))
+        failed = any(line.startswith("FAIL") for line in lines)
+        scratch.keep = scratch.keep or failed  # its logs say why
+    return 1 if failed else 0
+
+
+def run_soak(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, float]], float]:
+    """The hour itself: a broker, a worker and the live simulator in ``work``; the samples,
+    and the minute after which the state must be flat."""
     (work / "soak.toml").write_text(SETTINGS)
     broker = launcher.start(work / "kafka", heap="1g")
     port = launcher.free_port()
@@ -240,9 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while load.poll() is None and time.monotonic() - began < args.minutes * 60 + 60:
             time.sleep(args.every)
-            if worker.poll() is not None:
-                msg = f"the worker exited with {worker.returncode}; see {work / 'worker.log'}"
-                raise RuntimeError(msg)
+            still_running(worker, broker, work)
             try:
                 rows.append(sample(worker.pid, f"http://127.0.0.1:{port}", began))
             except OSError:
@@ -253,16 +269,28 @@ def main(argv: list[str] | None = None) -> int:
             proc.terminate()
             proc.wait(60)
         broker.stop()
-    args.output.mkdir(exist_ok=True)
-    with (args.output / "soak.csv").open("w", newline="") as handle:
+    return rows, settle
+
+
+def write_samples(rows: list[dict[str, float]], output: Path) -> None:
+    output.mkdir(exist_ok=True)
+    with (output / "soak.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    lines = verdict(rows, settle_minutes=settle)
-    print("\n".join(lines))
-    plot(rows, args.output / "soak.png")
-    print(f"soak: {len(rows)} samples -> {args.output / 'soak.csv'}, {args.output / 'soak.png'}")
-    return 1 if any(line.startswith("FAIL") for line in lines) else 0
+    plot(rows, output / "soak.png")
+    print(f"soak: {len(rows)} samples -> {output / 'soak.csv'}, {output / 'soak.png'}")
+
+
+def still_running(worker: subprocess.Popen[bytes], broker: launcher.Broker, work: Path) -> None:
+    """Stop the hour at once when the worker or the broker has gone: a dead broker (a full
+    disk, say) leaves the worker waiting, and its flat samples would pass as a plateau."""
+    if worker.poll() is not None:
+        msg = f"the worker exited with {worker.returncode}; see {work / 'worker.log'}"
+        raise RuntimeError(msg)
+    if not broker.alive():
+        msg = f"the broker exited; see {broker.log_path}:\n{launcher.log_tail(broker.log_path)}"
+        raise RuntimeError(msg)
 
 
 if __name__ == "__main__":
