@@ -1,6 +1,7 @@
 """The long tools' work dirs: gone after a clean run, kept (and named) after a failed one;
 the soak stops at once when its broker or worker has gone."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ def test_a_run_that_raises_keeps_its_work_dir_and_says_where(capsys) -> None:
         raise RuntimeError("boom")
     assert (scratch.path / "kafka" / "broker.log").read_text() == "a line\n"
     assert str(scratch.path) in capsys.readouterr().err
+    shutil.rmtree(scratch.path)
 
 
 @pytest.mark.parametrize("keep_from", ["flag", "verdict"])
@@ -40,6 +42,7 @@ def test_keep_or_a_failed_verdict_keeps_the_work_dir(keep_from, capsys) -> None:
             scratch.keep = True
     assert scratch.path.is_dir()
     assert str(scratch.path) in capsys.readouterr().err
+    shutil.rmtree(scratch.path)
 
 
 def _exited(code: int) -> subprocess.Popen[bytes]:
