@@ -2,7 +2,7 @@
 
 A run's broker logs and worker stores take 0.6-10 GB. Kept after every run, they filled this
 machine's disk in two days, and the next soak's broker stopped with ``No space left on
-device`` 57 minutes in. So a run that ends well removes its directory; one that fails (an
+device`` 56 minutes in. So a run that ends well removes its directory; one that fails (an
 exception, or a verdict the caller marks ``keep``), or ``--keep``, keeps it and says where.
 """
 

@@ -82,6 +82,7 @@ def sample(pid: int, base: str, began: float) -> dict[str, float]:
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1])
     held = stats.get("held", {})
+    shelving = stats.get("tickets", {})  # since start: closed tickets left to RocksDB
     metrics = gauges(base, ("ticketpulse_contacts_open", "ticketpulse_store_memory_bytes"))
     return {
         "minute": round((time.monotonic() - began) / 60, 2),
@@ -94,8 +95,8 @@ def sample(pid: int, base: str, began: float) -> dict[str, float]:
         "customers": held.get("customers", 0),
         "lag": stats.get("lag", 0),
         "accepted": stats["accepted"],
-        "shelved": stats.get("tickets", {}).get("shelved", 0),  # since start: closed
-        "read_back": stats.get("tickets", {}).get("read_back", 0),  # tickets left to RocksDB
+        "shelved": shelving.get("shelved", 0),
+        "read_back": shelving.get("read_back", 0),
     }
 
 
