@@ -220,6 +220,12 @@ class Settings(BaseSettings):
         " collector's permanent generation, so full collections skip them"
         " (streams.runtime.stalls); 0 (the default): never, as the rows are untracked.",
     )  # fmt: skip
+    malloc_mmap_threshold_kib: int = Field(
+        128, ge=0, le=32 * 1024,
+        description="Allocations this large get their own mapping, returned to the system"
+        " when freed (glibc's M_MMAP_THRESHOLD, fixed: streams.runtime.processes); 0: glibc's"
+        " default, which raises it to each large block freed, so later ones stay in the heap.",
+    )  # fmt: skip
     stall_report_seconds: float | None = Field(
         None, gt=0, le=600,
         description="Log where the event loop was held once it is held this long (Faust's"

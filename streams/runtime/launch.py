@@ -8,7 +8,7 @@ from __future__ import annotations
 from streams.config import Settings
 from streams.runtime import datadir
 from streams.runtime.faust_internals import BoundedStopWorker
-from streams.runtime.processes import tune_gc
+from streams.runtime.processes import fix_mmap_threshold, tune_gc
 from streams.runtime.topics import ensure_topics
 from streams.runtime.worker import TABLES, Worker
 
@@ -47,4 +47,5 @@ def run_worker(settings: Settings) -> None:
     # debug call of faust and aiokafka (several per record sent) would build a log record
     runner.spinner = None
     tune_gc()
+    fix_mmap_threshold(settings.malloc_mmap_threshold_kib)
     runner.execute_from_commandline()

@@ -48,6 +48,28 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+
+
+def fix_mmap_threshold(kib: int) -> bool:
+    """Serve every allocation of ``kib`` KiB or more with its own ``mmap``, returned to the
+    system when freed; 0 leaves glibc's default. Whether it took (False: not glibc).
+
+    glibc starts at 128 KiB but raises the threshold to the size of each such block freed
+    (up to 32 MiB). A table held in a dict is one block: once one of 14.7 MiB (2**20
+    slots, ~190,000 customers) was freed, every later one came from the heap, and a dict
+    resized under churn left the old block resident there: the soak's step of ~14 MiB at
+    minute 40.6 (docs/reliability.md). A fixed threshold turns the adjustment off.
+    """
+    if kib <= 0:
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, kib * 1024))
+
+
 log = logging.getLogger(__name__)
 CRASH_EXIT_S = 30.0  # a crashed worker that has not exited by then is ended
 STOP_EXIT_S = 30.0  # a worker told to stop (SIGTERM, SIGINT) that has not exited by then

@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -206,6 +207,39 @@ def _scrape(base: str) -> tuple[float, float, int, float]:
     return took, open_now, len(samples), store
 
 
+class MemoryTrace:
+    """(tickets held, RSS KiB) read at every poll of the log's second half: the slope of
+    the one against the other (least squares) is what one more ticket costs, with the
+    start-up, read-ahead and RocksDB write buffers already in place. Two single readings
+    swung from 427 to 3,700 bytes between runs; a fit over every poll swings less."""
+
+    def __init__(self) -> None:
+        self.tickets: list[int] = []
+        self.rss_kib: list[int] = []
+
+    def add(self, tickets: int, rss_kib: int) -> None:
+        self.tickets.append(tickets)
+        self.rss_kib.append(rss_kib)
+
+    def measures(self) -> dict[str, float]:
+        if not self.tickets:
+            return {"half_tickets": 0, "half_rss_kib": 0, "added_bytes_per_ticket": 0,
+                    "memory_samples": 0}  # fmt: skip
+        return {
+            "half_tickets": self.tickets[0],
+            "half_rss_kib": self.rss_kib[0],
+            "added_bytes_per_ticket": self.slope_bytes(),
+            "memory_samples": len(self.tickets),
+        }
+
+    def slope_bytes(self) -> float:
+        """Bytes of RSS per ticket held, fitted over the samples (0 if they cannot say)."""
+        if len(set(self.tickets)) < 2:
+            return 0.0
+        fit = statistics.linear_regression(self.tickets, self.rss_kib)
+        return max(0.0, fit.slope * 1024)
+
+
 def product_worker(
     bootstrap: str,
     topic: str,
@@ -224,7 +258,7 @@ def product_worker(
     storm_clients: ScrapeStorm | None = None
     try:
         idle_rss, t0, first = 0, None, 0.0
-        halfway: tuple[int, int] | None = None  # (tickets held, RSS KiB) halfway through
+        second_half = MemoryTrace()
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -236,8 +270,8 @@ def product_worker(
                 time.sleep(0.2)
                 continue
             done = stats["accepted"] + stats["rejected"]
-            if halfway is None and done >= n / 2:  # for the marginal memory per ticket
-                halfway = (stats["held"]["tickets"], _rss_kib(proc.pid))
+            if done >= n / 2 and done < n:  # for the marginal memory per ticket
+                second_half.add(stats["held"]["tickets"], _rss_kib(proc.pid))
             if t0 is None:
                 idle_rss = _rss_kib(proc.pid)
                 if done > 0:
@@ -249,9 +283,9 @@ def product_worker(
                 elapsed = stats["last_processed_at"] - (t0 or stats["last_processed_at"])
                 rate = (done - first) / max(elapsed, 1e-9)
                 figures = _loaded(proc.pid, base, storm_clients, after, rate)
-                half_tickets, half_rss = halfway or (0, 0)
+                second_half.add(stats["held"]["tickets"], int(figures["rss_kib"]))
                 return {**figures, "records": done - first, "seconds": elapsed,
-                        "half_tickets": half_tickets, "half_rss_kib": half_rss,
+                        **second_half.measures(),
                         # as the RSS is read: before ``after`` (freshness) adds records
                         "end_tickets": stats["held"]["tickets"],
                         "shelved": stats["tickets"]["shelved"],
@@ -416,11 +450,8 @@ def bytes_per_ticket(product: dict[str, float], tickets: int) -> float:
 
 
 def marginal_bytes_per_ticket(product: dict[str, float]) -> float:
-    """Resident memory the second half of the log added, per ticket it added to the tables:
-    what one more ticket held costs, the start-up and read-ahead buffers left out."""
-    added = product["end_tickets"] - product["half_tickets"]
-    grown = product["rss_kib"] - product["half_rss_kib"]
-    return max(0, grown) * 1024 / max(added, 1)
+    """Resident memory per ticket added in the second half of the log (``MemoryTrace``)."""
+    return product["added_bytes_per_ticket"]
 
 
 def run_measures(run: BenchRun) -> dict[str, float]:
@@ -610,12 +641,19 @@ def _marginal(product: dict[str, float]) -> str:
     grown = (product["rss_kib"] - product["half_rss_kib"]) / 1024
     return f"""Halfway through the log it held {product["half_tickets"]:,.0f} tickets in
   {product["half_rss_kib"] / 1024:.0f} MiB; the second half added {added:,.0f} tickets and
-  {grown:.0f} MiB: **{marginal_bytes_per_ticket(product):,.0f} bytes per ticket added**, what
-  one more ticket costs once the start-up, read-ahead and RocksDB write buffers are in place
-  (two single RSS readings: the range below shows how far they swing between runs, as the
-  allocator keeps or returns freed blocks and the fetch buffers fill or drain).
-  It left closed tickets quiet for `closed_ticket_pack_seconds` (10 min) to RocksDB
+  {grown:.0f} MiB. Fitted over the {product["memory_samples"]:,.0f} readings of RSS and tickets held
+  taken meanwhile (least squares), **{marginal_bytes_per_ticket(product):,.0f} bytes per ticket
+  added**: what one more ticket costs once the start-up, read-ahead and RocksDB write buffers
+  are in place (the allocator keeps or returns freed blocks and the fetch buffers fill or
+  drain in steps, so the range below shows how far this swings between runs).
+  It left closed tickets quiet for `closed_ticket_pack_seconds` ({_pack_minutes()}) to RocksDB
   {product["shelved"]:,.0f} times, and read {product["read_back"]:,.0f} back for a late event."""
+
+
+def _pack_minutes() -> str:
+    """The worker's default quiet time before a closed ticket is left to RocksDB."""
+    seconds = float(Settings.model_fields["closed_ticket_pack_seconds"].default)
+    return f"{seconds / 60:g} min"
 
 
 def _live(product: dict[str, float], prod: float) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.tools.bench import BenchRun, ranges, render, run_measures
+from streams.tools.bench import BenchRun, MemoryTrace, ranges, render, run_measures
 
 ROWS = ("core", "calendar", "aiokafka", "faust", "bundled", "quix", "product")
 
@@ -20,6 +20,7 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
         "contacts": 40_000, "batches": 120, "open_tickets": 3_000, "storm_answers": 900,
         "storm_seconds": 30.0, "fresh_rate": 3_500.0, "fresh_records": 70_000,
         "half_tickets": 10_000, "half_rss_kib": 250 * 1024, "end_tickets": 20_000,
+        "added_bytes_per_ticket": 5_243.0, "memory_samples": 12,
         "shelved": 12_000, "read_back": 1_500,
     }  # fmt: skip
     return BenchRun(results, 5_000.0, product, 20_000, 200_000)
@@ -46,5 +47,26 @@ def test_the_document_shows_rocksdbs_share_of_the_memory() -> None:
     assert "10,486 bytes per ticket held" in text  # 200 MiB above idle / 20,000 tickets
     assert "RocksDB's\n  share, by its own count: 50 MiB" in text
     assert "2,621 bytes per ticket" in text  # 50 MiB / 20,000
-    assert "**5,243 bytes per ticket added**" in text  # 50 MiB more / 10,000 more tickets
+    assert "**5,243 bytes per ticket\n  added**" in text  # the fitted slope of the trace
+    assert "Fitted over the 12 readings" in text
     assert "## Over 1 run" in text
+
+
+def test_the_memory_per_ticket_added_is_the_least_squares_slope_of_every_reading() -> None:
+    trace = MemoryTrace()
+    for tickets, rss_kib in [(10_000, 300_000), (12_000, 301_000), (14_000, 306_000),
+                             (16_000, 303_000), (18_000, 308_000)]:  # fmt: skip
+        trace.add(tickets, rss_kib)
+    # sum of dx*dy 3.6e7 over sum of dx**2 4e7: 0.9 KiB per ticket
+    assert trace.slope_bytes() == 0.9 * 1024
+    measures = trace.measures()
+    assert (measures["half_tickets"], measures["half_rss_kib"]) == (10_000, 300_000)
+    assert measures["memory_samples"] == 5
+
+
+def test_a_trace_that_cannot_say_gives_zero_not_a_division_error() -> None:
+    assert MemoryTrace().measures()["added_bytes_per_ticket"] == 0
+    flat = MemoryTrace()
+    flat.add(10_000, 300_000)
+    flat.add(10_000, 310_000)
+    assert flat.slope_bytes() == 0.0
