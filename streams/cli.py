@@ -183,7 +183,7 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         "--malloc-mmap-threshold-kib",
         type=int,
         help="allocations this large (a big table's dict, a fetch) get their own mapping, "
-        "returned to the system when freed (default 128; 0: glibc's moving threshold, which "
+        "returned to the system when freed (default 1024; 0: glibc's moving threshold, which "
         "left old dict tables resident in the heap: a ~14 MiB step in the soak)",
     )
     g.add_argument(

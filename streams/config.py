@@ -221,7 +221,7 @@ class Settings(BaseSettings):
         " (streams.runtime.stalls); 0 (the default): never, as the rows are untracked.",
     )  # fmt: skip
     malloc_mmap_threshold_kib: int = Field(
-        128, ge=0, le=32 * 1024,
+        1024, ge=0, le=32 * 1024,
         description="Allocations this large get their own mapping, returned to the system"
         " when freed (glibc's M_MMAP_THRESHOLD, fixed: streams.runtime.processes); 0: glibc's"
         " default, which raises it to each large block freed, so later ones stay in the heap.",
