@@ -449,11 +449,6 @@ def bytes_per_ticket(product: dict[str, float], tickets: int) -> float:
     return max(0, product["rss_kib"] - product["idle_rss_kib"]) * 1024 / max(tickets, 1)
 
 
-def marginal_bytes_per_ticket(product: dict[str, float]) -> float:
-    """Resident memory per ticket added in the second half of the log (``MemoryTrace``)."""
-    return product["added_bytes_per_ticket"]
-
-
 def run_measures(run: BenchRun) -> dict[str, float]:
     """The figures issue 13 sets targets for, of one run."""
     rate = row_rates(run.results)
@@ -465,7 +460,8 @@ def run_measures(run: BenchRun) -> dict[str, float]:
         "product / bundled row (target 0.5x)": prod / bundled,
         "product / Quix Streams peer (target 1x)": prod / peer,
         "bytes of RSS per ticket held (target 2,048)": bytes_per_ticket(product, run.tickets),
-        "bytes of RSS per ticket added, second half of the log": marginal_bytes_per_ticket(product),
+        # fitted over the second half of the log (``MemoryTrace``)
+        "bytes of RSS per ticket added, second half of the log": product["added_bytes_per_ticket"],
         "one scrape, ms (target 50)": product["scrape_s"] * 1000,
         "series in that scrape": product["series"],
         "records/s under the scrape storm / unloaded (target 0.8)": product["storm_rate"]
@@ -642,7 +638,7 @@ def _marginal(product: dict[str, float]) -> str:
     return f"""Halfway through the log it held {product["half_tickets"]:,.0f} tickets in
   {product["half_rss_kib"] / 1024:.0f} MiB; the second half added {added:,.0f} tickets and
   {grown:.0f} MiB. Fitted over the {product["memory_samples"]:,.0f} readings of RSS and tickets held
-  taken meanwhile (least squares), **{marginal_bytes_per_ticket(product):,.0f} bytes per ticket
+  taken meanwhile (least squares), **{product["added_bytes_per_ticket"]:,.0f} bytes per ticket
   added**: what one more ticket costs once the start-up, read-ahead and RocksDB write buffers
   are in place (the allocator keeps or returns freed blocks and the fetch buffers fill or
   drain in steps, so the range below shows how far this swings between runs).
