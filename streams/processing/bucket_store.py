@@ -331,7 +331,7 @@ def bucket_contents(
     """One pass over the table (a scrape's main cost): sum rows and maxima per owned partition."""
     rows: dict[int, list[Row]] = defaultdict(list)
     maxima: dict[int, list[MaxRow]] = defaultdict(list)
-    for key, value in list(buckets.items()):
+    for key, value in buckets.items():
         p_text, start_text, queue, channel = key.split("|", 3)
         p = int(p_text)
         if p not in partitions:

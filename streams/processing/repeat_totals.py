@@ -118,13 +118,13 @@ class RepeatTotals:
 
     def _build(self, partition: int) -> PartitionRepeats:
         part = PartitionRepeats()
-        for customer_id, row in list(self.customers.items()):
+        for customer_id, row in self.customers.items():  # a packed table: one row at a time
             if row.partition == partition:
                 part.index(customer_id, contacts_before(row), self.width, 1)
         return part
 
     def _fill(self, window: RepeatWindow, partition: int) -> None:
-        for row in list(self.customers.values()):
+        for row in self.customers.values():
             if row.partition == partition:
                 window.add(contacts_before(row), 1)
 

@@ -33,7 +33,7 @@ class ExpiryHeap:
     def _heap(self, partition: int) -> list[tuple[float, str]]:
         heap = self._heaps.get(partition)
         if heap is None:
-            rows = list(self.table.items()) if self.prefill else []
+            rows = self.table.items() if self.prefill else ()  # read once each, not copied
             heap = [(self.newest(v), key) for key, v in rows if self.partition(v) == partition]
             heapq.heapify(heap)
             self._heaps[partition] = heap

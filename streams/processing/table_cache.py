@@ -86,13 +86,15 @@ class TableCache:
         name: str = "",
         rows: Callable[[], Iterable[tuple[str, Any]]] | None = None,
         reread: Callable[[int, str], Any] | None = None,
+        packed: bool = False,
     ) -> CachedTable:
         """``decode`` turns a stored value into what the processor holds (raising for a row
         it cannot use: the row is then left out and counted); ``encode`` back. ``rows``
         reads the stored rows (default ``backing.items()``); ``reread(partition, key)`` one
-        stored row (as ``rows`` yields it), for the keys the cache lets go of."""
+        stored row (as ``rows`` yields it), for the keys the cache lets go of. ``packed``:
+        hold each row encoded and decode it on every read (``CachedTable.packed``)."""
         name = name or f"table{len(self.tables)}"
-        cached = CachedTable(backing, self, encode, decode, name, rows, reread)
+        cached = CachedTable(backing, self, encode, decode, name, rows, reread, packed)
         self.tables.append(cached)
         return cached
 
@@ -167,6 +169,10 @@ class CachedTable(MutableMapping[str, Any]):
     rows: Callable[[], Iterable[tuple[str, Any]]] | None = None
     # one stored row, (partition, key) -> value as ``rows`` yields it, or None when absent
     reread: Callable[[int, str], Any] | None = None
+    # Hold every row as ``encode`` makes it (the bytes the store holds) and decode it on each
+    # read: a customer row takes ~170 bytes so, against ~1 KB decoded. For tables whose rows
+    # are read about once per change (customers, buckets); never let go of (``let_go``).
+    packed: bool = False
     _data: dict[str, Any] | None = None
     _dirty: dict[int, set[str]] = field(default_factory=dict)
     # key -> (value, stand-in): to let go of once the store holds the value (``let_go``)
@@ -192,22 +198,45 @@ class CachedTable(MutableMapping[str, Any]):
                 if value is None:
                     msg = "the stored value is null"
                     raise ValueError(msg)
-                data[key] = decode(value)
+                row = decode(value)
+                data[key] = row if not self.packed else self._packed_form(value, row)
             except Exception as exc:  # any row, any error: contained, not fatal
                 self.owner.bad_rows.record(self.name, key, exc)
         return data
 
+    def _packed_form(self, stored: Any, row: Any) -> Any:
+        return stored if isinstance(stored, bytes) else self.encode(row)
+
+    def _unpack(self, key: str, value: Any, default: Any = None) -> Any:
+        """A packed row, decoded; one that does not decode (a non-finite sum, which JSON
+        holds as null) is left out and counted, as ``_load`` would leave it out."""
+        try:
+            return self.decode(value)
+        except Exception as exc:  # contained, not fatal
+            self.owner.bad_rows.record(self.name, key, exc)
+            self.data.pop(key, None)
+            return default
+
     def __getitem__(self, key: str) -> Any:
-        return self.data[key]
+        value = self.data[key]
+        if not self.packed:
+            return value
+        row = self._unpack(key, value, _GONE)
+        if row is _GONE:
+            raise KeyError(key)
+        return row
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
+        value = self.data.get(key, _GONE)
+        if value is _GONE:
+            return default
+        return self._unpack(key, value, default) if self.packed else value
 
     def __contains__(self, key: object) -> bool:
         return key in self.data
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.data[key] = value
+        self.data[key] = self.encode(value) if self.packed else value
         self._mark(key)
 
     def __delitem__(self, key: str) -> None:
@@ -217,19 +246,19 @@ class CachedTable(MutableMapping[str, Any]):
     def hold(self, key: str, value: Any) -> None:
         """Hold ``value`` for ``key`` in place of an equal one that encodes to the same
         stored bytes (a packed ticket, ``streams.processing.held_tickets``): not a write."""
-        self.data[key] = value
+        self.data[key] = self.encode(value) if self.packed else value
 
     @property
     def can_let_go(self) -> bool:
         """Whether this table can read a row back from its store (``let_go``)."""
-        return self.reread is not None
+        return self.reread is not None and not self.packed
 
     def let_go(self, key: str, stand_in: Any) -> bool:
         """Hold ``stand_in`` (what the processor needs of the row without reading it) in
         place of ``key``'s value, which ``stored`` reads back from its store: False when the
         table has no ``reread``. Not a write. A key changed in this batch is let go of when
         the next batch begins (``settle``: its store holds it then) unless it changes again."""
-        if self.reread is None:
+        if not self.can_let_go:
             return False
         if self._changed(key):
             self._letting_go[key] = (self.data[key], stand_in)
@@ -263,7 +292,8 @@ class CachedTable(MutableMapping[str, Any]):
     def pop(self, key: str, default: Any = _GONE) -> Any:
         if key in self.data:
             self._mark(key)
-            return self.data.pop(key)
+            value = self.data.pop(key)
+            return self._unpack(key, value) if self.packed else value
         if default is _GONE:
             raise KeyError(key)
         return default
@@ -272,10 +302,19 @@ class CachedTable(MutableMapping[str, Any]):
         return self.data.keys()
 
     def values(self) -> ValuesView[Any]:
-        return self.data.values()
+        return self.data.values() if not self.packed else _PackedValues(self)
 
     def items(self) -> ItemsView[str, Any]:
-        return self.data.items()
+        return self.data.items() if not self.packed else _PackedItems(self)
+
+    def unpacked(self) -> Iterator[tuple[str, Any]]:
+        """Every packed row, decoded one at a time as the scan goes (a full scan after a
+        rebalance): never every row decoded at once, which would take the memory packing
+        saves. The scan sees the rows held when it began."""
+        for key, value in list(self.data.items()):
+            row = self._unpack(key, value, _GONE)
+            if row is not _GONE:
+                yield key, row
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.data)
@@ -314,7 +353,7 @@ class CachedTable(MutableMapping[str, Any]):
             for key in keys:
                 value = data.get(key, _GONE)
                 if value is not _GONE:
-                    items.append((key, self.encode(value)))
+                    items.append((key, value if self.packed else self.encode(value)))
                 elif key in self.backing:  # else set and deleted in one batch: never stored
                     items.append((key, DELETE))
             if items:
@@ -333,3 +372,17 @@ class CachedTable(MutableMapping[str, Any]):
             raise CacheStateError(msg)
         self._letting_go.clear()
         self._data = None
+
+
+class _PackedItems(ItemsView[str, Any]):
+    _mapping: CachedTable
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return self._mapping.unpacked()
+
+
+class _PackedValues(ValuesView[Any]):
+    _mapping: CachedTable
+
+    def __iter__(self) -> Iterator[Any]:
+        return (row for _, row in self._mapping.unpacked())

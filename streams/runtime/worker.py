@@ -42,7 +42,7 @@ from streams.processing.customers import (
 from streams.processing.kpi import TABLES as TICKET_TABLES
 from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.table_cache import TableCache
-from streams.processing.table_codecs import CODECS, REREADABLE_DECODE
+from streams.processing.table_codecs import CODECS, PACKED, REREADABLE_DECODE
 from streams.runtime import quiet_logs
 from streams.runtime.commit import Batch, BatchCommit, Forward, ProcessedOffsets
 from streams.runtime.datadir import RememberedMember
@@ -185,7 +185,7 @@ class Worker:
         table, codec = self.faust_tables[name], CODECS[name]
         decode = REREADABLE_DECODE.get(name, codec.decode)  # the store reads rows back
         rows, reread = partial(stored_rows, table), partial(stored_row, table)
-        return cache.table(table, codec.encode, decode, name, rows, reread)
+        return cache.table(table, codec.encode, decode, name, rows, reread, name in PACKED)
 
     def _raw_topic(self, name: str) -> Any:
         """Raw bytes: the agents decode (and judge) records themselves. Its events are

@@ -157,3 +157,47 @@ def test_a_reset_while_a_batch_is_in_flight_waits_for_its_end() -> None:
         backing["a"] = changes[0].items[0][1]  # step 3: the store gets the batch
     backing["a"] = 3  # e.g. recovered anew
     assert table["a"] == 3, "the deferred reset happens at the batch's end"
+
+
+def _customer_rows(n: int) -> dict[str, bytes]:
+    from streams.processing.stored_rows import CustomerRow, encode_row
+
+    contact = (3, 100.0, "billing", "chat", 160.0, "a1", "t-1", (5.0,), None)
+    return {
+        f"c{i}": encode_row(CustomerRow(i % 2, i, {f"t{i}": ((i, contact),)})) for i in range(n)
+    }
+
+
+def test_a_packed_table_holds_the_stored_bytes_and_decodes_on_every_read() -> None:
+    from streams.processing.stored_rows import CustomerRow, encode_row, read_customer
+
+    stored = _customer_rows(3)
+    cache = TableCache()
+    table = cache.table(Backing(stored), encode_row, read_customer, "customers", packed=True)
+    assert table.data == stored  # held as the store holds it, not decoded
+    assert table["c1"] == read_customer(stored["c1"]) == table.get("c1")
+    assert dict(table.items()) == {k: read_customer(v) for k, v in stored.items()}
+    assert list(table.values()) == [read_customer(v) for v in stored.values()]
+    changed = CustomerRow(1, 9, {"t9": ((9, (3, 1.0, "q", "chat", None, "", "t", (), None)),)})
+    cache.partition = 1
+    table["c1"] = changed
+    assert table.data["c1"] == encode_row(changed) and table["c1"] == changed
+    (changes,) = cache.changes()
+    assert changes.items == [("c1", encode_row(changed))]  # already encoded: written as held
+    assert not table.can_let_go and not table.let_go("c0", object())
+
+
+def test_a_packed_row_that_does_not_decode_is_left_out_and_counted_never_fatal() -> None:
+    from streams.processing.stored_rows import encode_row, read_customer
+
+    stored = _customer_rows(2)
+    cache = TableCache()
+    table = cache.table(Backing(stored), encode_row, read_customer, "customers", packed=True)
+    table.data["c0"] = b'[0, 1, {"t": [[1, [3, null]]]}]'  # what JSON makes of a non-finite sum
+    assert table.get("c0", "absent") == "absent"
+    assert "c0" not in table and cache.bad_rows.counts == {"customers": 1}
+    table.data["c0"] = b"[]"
+    assert dict(table.items()).keys() == {"c1"}
+    with pytest.raises(KeyError):
+        table["c0"]
+    assert cache.bad_rows.counts == {"customers": 2}
