@@ -154,6 +154,12 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         help="dead-letter events this far ahead of the clock (default 300)",
     )
     g.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    _tuning_flags(parser)
+    _figure_flags(parser)
+
+
+def _tuning_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("worker tuning (batches, fetches, memory)")
     g.add_argument(
         "--batch-records",
         type=int,
@@ -171,6 +177,12 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="the longest the broker holds a fetch for --fetch-min-bytes (default 0.1; Faust's: "
         "1.5)",
+    )
+    g.add_argument(
+        "--fetch-partition-bytes",
+        type=int,
+        help="the most one fetch brings of one partition (default 262144; Faust's: 1048576): "
+        "what a catching-up worker reads ahead and holds decoded, per partition of both topics",
     )
     g.add_argument(
         "--gc-freeze-seconds",
@@ -195,7 +207,7 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--store-memory-mb",
         type=int,
-        help="RocksDB memory of the whole worker (default 256): one block cache shared by "
+        help="RocksDB memory of the whole worker (default 64): one block cache shared by "
         "every table partition, with the write buffers charged to it",
     )
     g.add_argument(
@@ -204,6 +216,9 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         help="RocksDB write buffer of each table partition, two at most (default 8): its "
         "flush size; together they stay within half of --store-memory-mb",
     )
+
+
+def _figure_flags(parser: argparse.ArgumentParser) -> None:
     k = parser.add_argument_group("figures")
     k.add_argument(
         "--clock",
@@ -239,6 +254,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "batch_records",
         "fetch_min_bytes",
         "fetch_wait_seconds",
+        "fetch_partition_bytes",
         "gc_freeze_seconds",
         "malloc_mmap_threshold_kib",
         "stall_report_seconds",

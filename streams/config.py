@@ -214,6 +214,12 @@ class Settings(BaseSettings):
     fetch_wait_seconds: float = Field(
         0.1, ge=0.001, le=60, description="Longest the broker holds a fetch for fetch_min_bytes."
     )
+    fetch_partition_bytes: int = Field(
+        256 * 1024, ge=64 * 1024, le=64 * 1024 * 1024,
+        description="The most one fetch brings of one partition (aiokafka's"
+        " max_partition_fetch_bytes; Faust's consumer_max_fetch_size, 1 MiB by default): what a"
+        " catching-up worker reads ahead, per partition of both topics, and holds decoded.",
+    )  # fmt: skip
     gc_freeze_seconds: float = Field(
         0.0, ge=0, le=86_400,
         description="Every this long, move the objects that survived into the garbage"

@@ -86,6 +86,7 @@ def faust_app(settings: Settings) -> KeptQueuesApp:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=settings.fetch_partition_bytes,
         consumer_group_instance_id=settings.instance_id,
         # failover: a dead worker's partitions move after the session timeout (Faust's
         # default, 60 s, froze half the queues for a minute); heartbeats at a third of it

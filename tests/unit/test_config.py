@@ -167,3 +167,14 @@ def test_retention_follows_the_windows_and_today_keeps_the_longest_local_day() -
     assert with_today.window_retention_s == 25 * 3600  # the day the clocks go back
     defaults = load_settings().kpi_settings()
     assert defaults.ticket_retention_s == 3 * 86_400 + 600  # the recontact period leads
+
+
+def test_the_read_ahead_per_partition_reaches_the_consumer() -> None:
+    """``fetch_partition_bytes`` is what Faust gives aiokafka as max_partition_fetch_bytes."""
+    from streams.runtime.worker import faust_app
+
+    assert load_settings().fetch_partition_bytes == 256 * 1024
+    app = faust_app(load_settings(fetch_partition_bytes=512 * 1024))
+    assert app.conf.consumer_max_fetch_size == 512 * 1024
+    with pytest.raises(ConfigError, match="fetch_partition_bytes"):
+        load_settings(fetch_partition_bytes=1024)  # below 64 KiB: refused
