@@ -626,6 +626,9 @@ Broker, producer and consumers share the machine.
   channels, not with tickets), 18 MB in customer rows, 19 MB in decoded open and recently
   active tickets, 6 MB for the ~22,000 tickets left to RocksDB (key, partition and newest
   time, and their retention entries) and 15-20 MB in the last records fetched per partition.
+  Since then the customer and bucket rows are held packed, as their stored bytes (in the
+  core row's pipeline over this log: 4.2 and 2.1 MB, against 28 and 10.6 MB decoded), and
+  the read-ahead is 256 KiB per partition, not 1 MiB (`fetch_partition_bytes`).
   {_marginal(product)}
 {_live(product, prod)}
 
