@@ -512,7 +512,7 @@ def measure_product(
 def storm_pairs(bootstrap: str, topic: str, n: int, work: Path, store: str) -> dict[str, float]:
     """Consumption under the storm against consumption without it, in the same conditions:
     ``STORM_PAIRS`` pairs of runs, unloaded then stormed, one after the other, so neither side
-    gets the first run's machine (the rate of runs on this machine drifts by ~10 %)."""
+    gets the first run's machine (the rate of runs on this machine drifts, by 10-60 %)."""
     calm = stormed = {"records": 0.0, "seconds": 0.0, "storm_answers": 0.0}
     for i in range(1, STORM_PAIRS + 1):
         print(f"bench: storm pair {i}: the same unloaded, then {STORM_CLIENTS} clients scraping")
@@ -664,7 +664,7 @@ def _live(product: dict[str, float], prod: float) -> str:
   `/stats`, so the measurement itself does not slow the worker down.
 - Scrape storm: {STORM_PAIRS} pairs of runs over the whole log, each an unloaded run then
   one with {STORM_CLIENTS} clients scraping `/metrics` back to back for the whole run (pairs,
-  so that both sides see the same machine: the rate of runs here drifts by ~10 %). Under the
+  so that both sides see the same machine: the rate of runs drifts, by 10-60 % here). Under the
   storm the worker consumed {product["storm_rate"]:,.0f} records/s,
   **{product["storm_rate"] / product["calm_rate"]:.0%}** of the
   {product["calm_rate"]:,.0f} records/s of the unloaded runs, and answered
