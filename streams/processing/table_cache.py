@@ -92,9 +92,10 @@ class TableCache:
         it cannot use: the row is then left out and counted); ``encode`` back. ``rows``
         reads the stored rows (default ``backing.items()``); ``reread(partition, key)`` one
         stored row (as ``rows`` yields it), for the keys the cache lets go of. ``packed``:
-        hold each row encoded and decode it on every read (``CachedTable.packed``)."""
+        hold each row encoded and decode it on every read (``PackedTable``)."""
         name = name or f"table{len(self.tables)}"
-        cached = CachedTable(backing, self, encode, decode, name, rows, reread, packed)
+        kind = PackedTable if packed else CachedTable
+        cached = kind(backing, self, encode, decode, name, rows, reread)
         self.tables.append(cached)
         return cached
 
@@ -169,10 +170,6 @@ class CachedTable(MutableMapping[str, Any]):
     rows: Callable[[], Iterable[tuple[str, Any]]] | None = None
     # one stored row, (partition, key) -> value as ``rows`` yields it, or None when absent
     reread: Callable[[int, str], Any] | None = None
-    # Hold every row as ``encode`` makes it (the bytes the store holds) and decode it on each
-    # read: a customer row takes ~170 bytes so, against ~1 KB decoded. For tables whose rows
-    # are read about once per change (customers, buckets); never let go of (``let_go``).
-    packed: bool = False
     _data: dict[str, Any] | None = None
     _dirty: dict[int, set[str]] = field(default_factory=dict)
     # key -> (value, stand-in): to let go of once the store holds the value (``let_go``)
@@ -198,45 +195,30 @@ class CachedTable(MutableMapping[str, Any]):
                 if value is None:
                     msg = "the stored value is null"
                     raise ValueError(msg)
-                row = decode(value)
-                data[key] = row if not self.packed else self._packed_form(value, row)
+                data[key] = self._held_form(value, decode(value))
             except Exception as exc:  # any row, any error: contained, not fatal
                 self.owner.bad_rows.record(self.name, key, exc)
         return data
 
-    def _packed_form(self, stored: Any, row: Any) -> Any:
-        return stored if isinstance(stored, bytes) else self.encode(row)
-
-    def _unpack(self, key: str, value: Any, default: Any = None) -> Any:
-        """A packed row, decoded; one that does not decode (a non-finite sum, which JSON
-        holds as null) is left out and counted, as ``_load`` would leave it out."""
-        try:
-            return self.decode(value)
-        except Exception as exc:  # contained, not fatal
-            self.owner.bad_rows.record(self.name, key, exc)
-            self.data.pop(key, None)
-            return default
-
-    def __getitem__(self, key: str) -> Any:
-        value = self.data[key]
-        if not self.packed:
-            return value
-        row = self._unpack(key, value, _GONE)
-        if row is _GONE:
-            raise KeyError(key)
+    def _held_form(self, stored: Any, row: Any) -> Any:
+        """What the cache holds of a stored row ``decode`` made ``row`` of."""
         return row
 
+    def _stored_form(self, held: Any) -> Any:
+        """What the store is written of a held row."""
+        return self.encode(held)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
     def get(self, key: str, default: Any = None) -> Any:
-        value = self.data.get(key, _GONE)
-        if value is _GONE:
-            return default
-        return self._unpack(key, value, default) if self.packed else value
+        return self.data.get(key, default)
 
     def __contains__(self, key: object) -> bool:
         return key in self.data
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.data[key] = self.encode(value) if self.packed else value
+        self.data[key] = value
         self._mark(key)
 
     def __delitem__(self, key: str) -> None:
@@ -246,12 +228,12 @@ class CachedTable(MutableMapping[str, Any]):
     def hold(self, key: str, value: Any) -> None:
         """Hold ``value`` for ``key`` in place of an equal one that encodes to the same
         stored bytes (a packed ticket, ``streams.processing.held_tickets``): not a write."""
-        self.data[key] = self.encode(value) if self.packed else value
+        self.data[key] = value
 
     @property
     def can_let_go(self) -> bool:
         """Whether this table can read a row back from its store (``let_go``)."""
-        return self.reread is not None and not self.packed
+        return self.reread is not None
 
     def let_go(self, key: str, stand_in: Any) -> bool:
         """Hold ``stand_in`` (what the processor needs of the row without reading it) in
@@ -292,8 +274,7 @@ class CachedTable(MutableMapping[str, Any]):
     def pop(self, key: str, default: Any = _GONE) -> Any:
         if key in self.data:
             self._mark(key)
-            value = self.data.pop(key)
-            return self._unpack(key, value) if self.packed else value
+            return self.data.pop(key)
         if default is _GONE:
             raise KeyError(key)
         return default
@@ -302,19 +283,10 @@ class CachedTable(MutableMapping[str, Any]):
         return self.data.keys()
 
     def values(self) -> ValuesView[Any]:
-        return self.data.values() if not self.packed else _PackedValues(self)
+        return self.data.values()
 
     def items(self) -> ItemsView[str, Any]:
-        return self.data.items() if not self.packed else _PackedItems(self)
-
-    def unpacked(self) -> Iterator[tuple[str, Any]]:
-        """Every packed row, decoded one at a time as the scan goes (a full scan after a
-        rebalance): never every row decoded at once, which would take the memory packing
-        saves. The scan sees the rows held when it began."""
-        for key, value in list(self.data.items()):
-            row = self._unpack(key, value, _GONE)
-            if row is not _GONE:
-                yield key, row
+        return self.data.items()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.data)
@@ -353,7 +325,7 @@ class CachedTable(MutableMapping[str, Any]):
             for key in keys:
                 value = data.get(key, _GONE)
                 if value is not _GONE:
-                    items.append((key, value if self.packed else self.encode(value)))
+                    items.append((key, self._stored_form(value)))
                 elif key in self.backing:  # else set and deleted in one batch: never stored
                     items.append((key, DELETE))
             if items:
@@ -374,15 +346,78 @@ class CachedTable(MutableMapping[str, Any]):
         self._data = None
 
 
+class PackedTable(CachedTable):
+    """A table that holds every row as ``encode`` makes it (the bytes its store holds) and
+    decodes it on each read: a customer row takes ~170 bytes so, against ~1 KB decoded. For
+    tables whose rows are read about once per change (customers, buckets). Never let go of
+    (``let_go``): the packed row is already what the store would give back."""
+
+    def _held_form(self, stored: Any, row: Any) -> Any:
+        return stored if isinstance(stored, bytes) else self.encode(row)
+
+    def _stored_form(self, held: Any) -> Any:
+        return held  # encoded when written: the flush sends it as held
+
+    def _unpack(self, key: str, value: Any, default: Any = None) -> Any:
+        """A packed row, decoded; one that does not decode (a non-finite sum, which JSON
+        holds as null) is left out and counted, as ``_load`` would leave it out."""
+        try:
+            return self.decode(value)
+        except Exception as exc:  # contained, not fatal
+            self.owner.bad_rows.record(self.name, key, exc)
+            self.data.pop(key, None)
+            return default
+
+    def __getitem__(self, key: str) -> Any:
+        row = self._unpack(key, self.data[key], _GONE)
+        if row is _GONE:
+            raise KeyError(key)
+        return row
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.data.get(key, _GONE)
+        return default if value is _GONE else self._unpack(key, value, default)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, self.encode(value))
+
+    def hold(self, key: str, value: Any) -> None:
+        super().hold(key, self.encode(value))
+
+    @property
+    def can_let_go(self) -> bool:
+        return False
+
+    def pop(self, key: str, default: Any = _GONE) -> Any:
+        if key in self.data:
+            return self._unpack(key, super().pop(key))
+        return super().pop(key, default)
+
+    def values(self) -> ValuesView[Any]:
+        return _PackedValues(self)
+
+    def items(self) -> ItemsView[str, Any]:
+        return _PackedItems(self)
+
+    def unpacked(self) -> Iterator[tuple[str, Any]]:
+        """Every row, decoded one at a time as the scan goes (a full scan after a
+        rebalance): never every row decoded at once, which would take the memory packing
+        saves. The scan sees the rows held when it began."""
+        for key, value in list(self.data.items()):
+            row = self._unpack(key, value, _GONE)
+            if row is not _GONE:
+                yield key, row
+
+
 class _PackedItems(ItemsView[str, Any]):
-    _mapping: CachedTable
+    _mapping: PackedTable
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
         return self._mapping.unpacked()
 
 
 class _PackedValues(ValuesView[Any]):
-    _mapping: CachedTable
+    _mapping: PackedTable
 
     def __iter__(self) -> Iterator[Any]:
         return (row for _, row in self._mapping.unpacked())

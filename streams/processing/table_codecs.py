@@ -38,7 +38,7 @@ CODECS: dict[str, TableCodec] = {
 REREADABLE_DECODE: dict[str, Callable[[Any], Any]] = {"tickets": read_shelved_ticket}
 
 # Tables whose rows the worker's cache holds encoded, decoding each on every read
-# (``CachedTable.packed``): their rows are read about once per change (a customer once per
+# (``PackedTable``): their rows are read about once per change (a customer once per
 # contact, a bucket once per batch), and take a fifth of their decoded memory so
 # (docs/architecture.md, "Customer and bucket rows are held packed").
 PACKED = frozenset({"customers", "buckets", "cbuckets"})
