@@ -273,7 +273,7 @@ def product_worker(
             if done >= n / 2 and done < n:  # for the marginal memory per ticket
                 second_half.add(stats["held"]["tickets"], _rss_kib(proc.pid))
             if t0 is None:
-                idle_rss = _rss_kib(proc.pid)
+                idle_rss = idle_reading(idle_rss, done, lambda: _rss_kib(proc.pid))
                 if done > 0:
                     t0, first = time.time(), done
                     _scrape(base)  # the live window totals are built now, kept up after
@@ -301,6 +301,14 @@ def product_worker(
             storm_clients.stop()
         proc.terminate()
         proc.wait(60)
+
+
+def idle_reading(previous: int, done: int, read: Callable[[], int]) -> int:
+    """The worker's RSS before its first record: read at each poll while nothing is
+    processed yet, kept once records are (a reading then would include up to a poll
+    interval of processing, several thousand records). When the first poll already finds
+    records processed, that first reading is all there is."""
+    return read() if done == 0 or not previous else previous
 
 
 def _loaded(

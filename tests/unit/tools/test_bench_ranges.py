@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.tools.bench import BenchRun, MemoryTrace, ranges, render, run_measures
+from streams.tools.bench import BenchRun, MemoryTrace, idle_reading, ranges, render, run_measures
 
 ROWS = ("core", "calendar", "aiokafka", "faust", "bundled", "quix", "product")
 
@@ -70,3 +70,12 @@ def test_a_trace_that_cannot_say_gives_zero_not_a_division_error() -> None:
     flat.add(10_000, 300_000)
     flat.add(10_000, 310_000)
     assert flat.slope_bytes() == 0.0
+
+
+def test_the_idle_memory_is_the_last_reading_before_the_first_record() -> None:
+    readings = iter([110, 120, 150, 170])
+    idle = 0
+    for done in (0, 0, 2_000, 9_000):  # the polls: records processed by each
+        idle = idle_reading(idle, done, lambda: next(readings))
+    assert idle == 120  # not 150, read after 2,000 records
+    assert idle_reading(0, 2_000, lambda: 150) == 150  # the first poll found records done
