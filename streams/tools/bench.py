@@ -623,7 +623,9 @@ Broker, producer and consumers share the machine.
   ({n:,} input records and {product["contacts"]:,.0f} contacts), **{writes / records:.2f} per
   record**, in {product["batches"]:,.0f} batches of {per_batch:,.0f} records on average.
 - Worker resident memory after the run: {product["rss_kib"] / 1024:.0f} MiB
-  ({product["idle_rss_kib"] / 1024:.0f} MiB idle before the first record);
+  ({product["idle_rss_kib"] / 1024:.0f} MiB idle, read at the last poll before its first record;
+  until 2026-12-04 the bench read it at the first poll after, 117-164 MiB, so the bytes per
+  ticket held it reported were 20-30 % lower for the same worker);
   {tickets:,} tickets held in its tables, {product["open_tickets"]:.0f} of them open:
   about {bytes_per_ticket(product, tickets):,.0f} bytes per ticket held
   ({bytes_per_ticket(product, int(product["open_tickets"])):,.0f} per open ticket). RocksDB's
