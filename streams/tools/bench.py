@@ -586,7 +586,6 @@ def render(
     writes = product["table_writes"]
     records = n + product["contacts"]  # both agents' records: the input log and the contacts
     per_batch = records / max(product["batches"], 1)
-    budget = Settings.model_fields["store_memory_mb"].default
     return f"""# Performance
 
 Measured by `make bench` (`python -m streams.tools.bench`): {n:,} simulated records (3 % duplicates,
@@ -622,7 +621,16 @@ Broker, producer and consumers share the machine.
 - Table writes: {writes:,.0f} changelog records for {records:,} records processed
   ({n:,} input records and {product["contacts"]:,.0f} contacts), **{writes / records:.2f} per
   record**, in {product["batches"]:,.0f} batches of {per_batch:,.0f} records on average.
-- Worker resident memory after the run: {product["rss_kib"] / 1024:.0f} MiB
+{_memory(product, tickets)}
+  {_marginal(product)}
+{_live(product, prod)}
+
+{over}{_limits(prod, core)}"""
+
+
+def _memory(product: dict[str, float], tickets: int) -> str:
+    budget = Settings.model_fields["store_memory_mb"].default
+    return f"""- Worker resident memory after the run: {product["rss_kib"] / 1024:.0f} MiB
   ({product["idle_rss_kib"] / 1024:.0f} MiB idle, read at the last poll before its first record;
   until 2026-12-04 the bench read it at the first poll after, 117-164 MiB, so the bytes per
   ticket held it reported were 20-30 % lower for the same worker);
@@ -638,11 +646,7 @@ Broker, producer and consumers share the machine.
   time, and their retention entries) and 15-20 MB in the last records fetched per partition.
   Since then the customer and bucket rows are held packed, as their stored bytes (in the
   core row's pipeline over this log: 4.2 and 2.1 MB, against 28 and 10.6 MB decoded), and
-  the read-ahead is 256 KiB per partition, not 1 MiB (`fetch_partition_bytes`).
-  {_marginal(product)}
-{_live(product, prod)}
-
-{over}{_limits(prod, core)}"""
+  the read-ahead is 256 KiB per partition, not 1 MiB (`fetch_partition_bytes`)."""
 
 
 def _marginal(product: dict[str, float]) -> str:
