@@ -131,7 +131,7 @@ class KpiCollector(Collector):
         yield from self._add_buckets(merged, maxima, self.totals, ends, self.owned)
         yield from self._add_buckets(merged, maxima, self.ctotals, cends, self.owned_contacts)
         windows = {w: _inexact(sums) for w, sums in merged.items()}
-        self._add_repeats(windows, cends)
+        yield from self._add_repeats(windows, cends)
         yield from self._window_families(windows)
         if self.policy.per_agent:
             yield from self._agent_families(windows)
@@ -160,9 +160,17 @@ class KpiCollector(Collector):
                     key = (name, self.fold(q), c)
                     maxima[w][key] = max(maxima[w].get(key, value), value)
 
-    def _add_repeats(self, windows: dict[str, Sums], ends: dict[int, float]) -> None:
-        """Repeat contacts are distinct counts per window: kept per customer change."""
+    def _add_repeats(self, windows: dict[str, Sums], ends: dict[int, float]) -> Iterator[None]:
+        """Repeat contacts are distinct counts per window: kept per customer change. The
+        partitions not read since a rebalance are built first, in one scan of the customers;
+        a pause before each partition's read, as for the buckets."""
+        yield PAUSE
+        owned = self.owned_contacts()
+        self.repeats.build({p: end for p, end in ends.items() if p in owned})
         for p, end in ends.items():
+            yield PAUSE
+            if p not in self.owned_contacts():
+                continue  # moved to another worker during the pause
             for w, repeats in self.repeats.read(p, end).items():
                 sums = windows[w]
                 for (name, q, c), n in repeats.counts.items():  # q: a label already

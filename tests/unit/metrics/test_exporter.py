@@ -49,3 +49,45 @@ def test_promtool_accepts_the_output(promtool: str) -> None:
         if line.startswith("# TYPE") and line.split()[2].endswith("_timestamp_seconds"):
             assert line.split()[3] == "gauge"
         assert "_percent" not in line
+
+
+def test_a_contacts_partition_moved_away_during_a_pause_is_left_out_of_repeats() -> None:
+    """The repeat counts pause before each partition (a first read scans the customers);
+    a partition that moved to another worker meanwhile is not read, as for the buckets."""
+    import time
+
+    from streams.config import DEFAULT_WINDOWS
+    from streams.ingest.schema import Accepted, classify
+    from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
+    from streams.metrics.serving import PAUSE
+    from streams.processing.local import LocalPipeline
+    from streams.processing.settings import KpiSettings
+    from streams.tools.simulator import SimParams, generate
+
+    pipeline = LocalPipeline(KpiSettings())
+    now = time.time()
+    for offset, record in enumerate(generate(SimParams(seed=5, rate=8, max_events=1500))):
+        outcome = classify(record.key, record.value, now=now, future_tolerance_s=300)
+        if isinstance(outcome, Accepted):
+            pipeline.process(offset, outcome.event)
+
+    def collector(owned_contacts) -> KpiCollector:
+        return KpiCollector(
+            pipeline.tickets,
+            pipeline.customers,
+            owned=lambda: {0},
+            owned_contacts=owned_contacts,
+            clock="event",
+            windows=dict(DEFAULT_WINDOWS),
+            timezone="UTC",
+            fold=LabelFolder(None, 50, {}),
+        )
+
+    kept = collector(lambda: {0})
+    assert list(kept.families()).count(PAUSE) >= 3  # buckets, contact buckets, repeats
+    assert 0 in kept.repeats.parts
+
+    answers = iter([{0}, {0}])  # ends, then the contact buckets' check; then it is gone
+    moved = collector(lambda: next(answers, set()))
+    list(moved.families())
+    assert 0 not in moved.repeats.parts  # never read, so never built

@@ -150,3 +150,46 @@ def test_a_customer_retention_drops_leaves_the_repeat_counts() -> None:
     processor.advance(0, 2, BASE + 8000)
     assert not processor.tables.customers
     assert_repeats(repeats, processor, BASE + 8000)
+
+
+def test_the_first_read_of_a_partition_scans_the_customers_once() -> None:
+    """After a rebalance the repeat counts are rebuilt from the customers table, whose
+    packed rows a scan decodes one by one: the index and every window come from one scan."""
+    scans: list[str] = []
+
+    class Customers(dict):
+        def items(self):
+            scans.append("items")
+            return super().items()
+
+        def values(self):
+            scans.append("values")
+            return super().values()
+
+    processor = CustomerProcessor(CustomerTables(customers=Customers()), KpiSettings())
+    processor.process(0, 0, "c1", contact("t1", BASE + 100, "billing"))
+    processor.process(0, 1, "c1", contact("t2", BASE + 200, "billing"))
+    processor.process(1, 0, "c2", contact("t3", BASE + 150, "support"))
+    processor.process(1, 1, "c2", contact("t4", BASE + 250, "support"))
+    repeats = RepeatTotals(processor, WINDOWS, TZ)
+    scans.clear()
+    live = repeats.read(0, BASE + 300)
+    assert len(scans) == 1
+    ((_, held),) = customer_rows(processor.tables.customers, {0})  # c1 only
+    for w, span in WINDOWS.items():
+        first, stop = window_range(w, span, BASE + 300, WIDTH, TZ)
+        assert live[w].counts == dict.fromkeys(repeat_contacts(held, first, stop), 1), w
+    assert live["today"].counts == {
+        ("repeat_customers", "billing", "chat"): 1,
+        ("repeat_contacts", "billing", "chat"): 1,
+    }
+    both = RepeatTotals(processor, WINDOWS, TZ)  # the exporter builds every partition at once
+    scans.clear()
+    both.build({0: BASE + 300, 1: BASE + 300})
+    assert len(scans) == 1
+    assert both.read(0, BASE + 300)["today"].counts == live["today"].counts
+    assert both.read(1, BASE + 300)["today"].counts == {
+        ("repeat_customers", "support", "chat"): 1,
+        ("repeat_contacts", "support", "chat"): 1,
+    }
+    assert len(scans) == 1  # read after build: no scan
