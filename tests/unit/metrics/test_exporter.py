@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 from prometheus_client import generate_latest
 
+from streams.config import DEFAULT_WINDOWS
 from streams.core.events import TicketEvent
+from streams.ingest.schema import Accepted, classify
+from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
+from streams.metrics.serving import PAUSE
+from streams.processing.local import LocalPipeline
+from streams.processing.settings import KpiSettings
 from streams.runtime.state import PipelineState
+from streams.tools.simulator import SimParams, generate
 
 
 def _event(kind: str, t: float) -> TicketEvent:
@@ -54,16 +62,6 @@ def test_promtool_accepts_the_output(promtool: str) -> None:
 def test_a_contacts_partition_moved_away_during_a_pause_is_left_out_of_repeats() -> None:
     """The repeat counts pause before each partition (a first read scans the customers);
     a partition that moved to another worker meanwhile is not read, as for the buckets."""
-    import time
-
-    from streams.config import DEFAULT_WINDOWS
-    from streams.ingest.schema import Accepted, classify
-    from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
-    from streams.metrics.serving import PAUSE
-    from streams.processing.local import LocalPipeline
-    from streams.processing.settings import KpiSettings
-    from streams.tools.simulator import SimParams, generate
-
     pipeline = LocalPipeline(KpiSettings())
     now = time.time()
     for offset, record in enumerate(generate(SimParams(seed=5, rate=8, max_events=1500))):
