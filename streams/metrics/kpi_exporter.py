@@ -44,7 +44,7 @@ from streams.processing.bucket_store import Watermarks
 from streams.processing.customers import CustomerProcessor
 from streams.processing.kpi import KpiProcessor, open_rows
 from streams.processing.repeat_totals import RepeatTotals
-from streams.processing.window_totals import SCALE, Key, WindowState, WindowTotals
+from streams.processing.window_totals import SCALE, Key, WindowTotals
 
 ExactSums = dict[Key, list[int]]  # (entry, queue label, channel) -> [exact sum, count]
 
@@ -150,15 +150,18 @@ class KpiCollector(Collector):
         """Sums and maxima of each partition's windows, ending where that partition's clock
         is: read from totals kept up to date as buckets are written, O(series). A pause
         after each partition; one that moved to another worker meanwhile is left out."""
+        read: set[int] = set()
         for p, end in ends.items():
             yield PAUSE
             if p not in owned():
                 continue
+            read.add(p)
             for w, state in totals.read(p, end).items():
-                self._add_totals(windows[w], state)
                 for (name, q, c), value in state.maxima.items():
                     key = (name, self.fold(q), c)
                     maxima[w][key] = max(maxima[w].get(key, value), value)
+        for w, sums in windows.items():  # no pause since the last read: one consistent sum
+            totals.add_into(sums, w, read)
 
     def _add_repeats(self, windows: dict[str, Sums], ends: dict[int, float]) -> Iterator[None]:
         """Repeat contacts are distinct counts per window: kept per customer change. The
@@ -177,18 +180,6 @@ class KpiCollector(Collector):
                     key = (Entry(name), q, c)
                     total, count = sums.get(key, (0.0, 0))
                     sums[key] = (total + n, count + n)
-
-    def _add_totals(self, sums: ExactSums, state: WindowState) -> None:
-        """Add one partition's window totals (kept per queue label) into ``sums``, as
-        exact integers: one rounding per series at the end, not one per partition."""
-        held_of = sums.get
-        for key, (total, count) in state.sums.items():
-            held = held_of(key)
-            if held is None:
-                sums[key] = [total, count]
-            else:
-                held[0] += total
-                held[1] += count
 
     def _window_families(self, windows: dict[str, Sums]) -> Iterator[Any]:
         series = sorted({(q, c) for sums in windows.values() for (_, q, c) in sums})

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import defaultdict
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from streams.core.buckets import Cell, Entry, bucket_start, changes
 from streams.core.facts import Fact
@@ -131,6 +131,22 @@ class _Pending:
 _EMPTY = BucketRow(-1, ())
 
 
+K = TypeVar("K")
+N = TypeVar("N", int, float)
+
+
+def accumulate(into: dict[K, list[N]], pairs: Iterable[tuple[K, Sequence[N]]]) -> None:
+    """Add (sum, count) pairs into ``into`` key by key, in place: the netting of a batch's
+    writes here, and a new window's filling in ``window_totals``."""
+    for key, (total, count) in pairs:
+        acc = into.get(key)
+        if acc is None:
+            into[key] = [total, count]
+        else:
+            acc[0] += total
+            acc[1] += count
+
+
 @dataclass
 class BucketStore:
     """Writes fact deltas into buckets exactly once per record, and expires them in event time.
@@ -192,14 +208,7 @@ class BucketStore:
             pending = self._pending[key] = _Pending(partition, cell, base, {}, [], base.offset)
         if pending.base.offset >= offset:
             return  # this record already reached this key before a crash or rebalance
-        netted = pending.sums
-        for entry, (total, count) in sums.items():
-            acc = netted.get(entry)
-            if acc is None:
-                netted[entry] = [total, count]
-            else:
-                acc[0] += total
-                acc[1] += count
+        accumulate(pending.sums, sums.items())
         if maxima:
             pending.maxima.extend(maxima)
         pending.offset = offset

@@ -11,6 +11,10 @@ adding a bucket and taking it away later leaves exactly nothing: no rounding dri
 in over months of sliding. A maximum cannot be taken away, so a window's maximum that
 loses its top bucket is recomputed from that one series' buckets when next read.
 
+Each window's sums over every partition held are kept too, changed with the partitions'
+own (``merged``): a scrape reads those once instead of adding up eight partitions' sums
+(a third of a steady scrape's time), less any partition held but not read.
+
 The result equals the full recomputation (``streams.core.windows.window_sums`` over
 ``bucket_contents``), which ``ticketpulse report`` still does: a Hypothesis property
 checks the two agree under any order of writes, expiries and clock moves.
@@ -18,12 +22,12 @@ checks the two agree under any order of writes, expiries and clock moves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from streams.core.buckets import Entry, bucket_start
 from streams.core.windows import Sums, first_bucket
-from streams.processing.bucket_store import BucketStore, EntryChange
+from streams.processing.bucket_store import BucketStore, EntryChange, accumulate
 from streams.processing.stored_rows import BucketRow
 
 SCALE = 2.0**64  # exact-integer unit of the sums: 2**-64 of a second (of a value)
@@ -46,18 +50,15 @@ class WindowState:
     sums: dict[Key, list[int]] = field(default_factory=dict)  # [exact sum, count]
     maxima: dict[MaxKey, float] = field(default_factory=dict)
     stale: set[MaxKey] = field(default_factory=set)  # maxima whose top bucket left
+    # the same window's sums over every partition held (``WindowTotals.merged``)
+    merged: dict[Key, list[int]] = field(default_factory=dict)
 
     def holds(self, start: int) -> bool:
         return self.first <= start <= self.last
 
     def add_sum(self, key: Key, total: int, count: int) -> None:
-        acc = self.sums.get(key)
-        if acc is None:
-            acc = self.sums[key] = [0, 0]
-        acc[0] += total
-        acc[1] += count
-        if acc[1] == 0:  # counts of stored buckets are positive: nothing is inside any more
-            del self.sums[key]
+        add_exact(self.sums, key, total, count)
+        add_exact(self.merged, key, total, count)
 
     def raise_max(self, key: MaxKey, value: float) -> None:
         if key not in self.stale and value > self.maxima.get(key, float("-inf")):
@@ -67,6 +68,18 @@ class WindowState:
         """A bucket whose maximum was ``value`` left or shrank: the window's may be lower."""
         if self.maxima.get(key) == value:
             self.stale.add(key)
+
+
+def add_exact(sums: dict[Key, list[int]], key: Key, total: int, count: int) -> None:
+    """Add to one key's [exact sum, count]; a key whose count falls to 0 is left out (counts
+    of stored buckets are positive: nothing of it is inside any more)."""
+    acc = sums.get(key)
+    if acc is None:
+        acc = sums[key] = [0, 0]
+    acc[0] += total
+    acc[1] += count
+    if acc[1] == 0:
+        del sums[key]
 
 
 @dataclass
@@ -80,6 +93,9 @@ class WindowTotals:
     # scrape costs O(exported series) however many queue names arrive; maxima stay per queue
     fold: Callable[[str], str] = str
     parts: dict[int, dict[str, WindowState]] = field(default_factory=dict)
+    # per window, its sums over every partition in ``parts``, kept as they change: a scrape
+    # reads these once instead of merging every partition's (8x fewer steps on 8 partitions)
+    merged: dict[str, dict[Key, list[int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.store.listeners.append(self)
@@ -122,10 +138,13 @@ class WindowTotals:
                 _apply(w, key, row, -1, self.fold)
 
     def forget(self, partition: int) -> None:
-        self.parts.pop(partition, None)
+        for state in self.parts.pop(partition, {}).values():
+            for key, (total, count) in state.sums.items():
+                add_exact(state.merged, key, -total, -count)
 
     def forget_all(self) -> None:
         self.parts.clear()
+        self.merged.clear()
 
     # -- reading ---------------------------------------------------------------
     def read(self, partition: int, end: float) -> dict[str, WindowState]:
@@ -133,17 +152,53 @@ class WindowTotals:
         states = self.parts.setdefault(partition, {})
         width = self.store.bucket_s
         last = bucket_start(end, width)
+        new: list[WindowState] = []
         for name, span in self.windows.items():
             first = first_bucket(name, span, end, width, self.tz)
             state = states.get(name)
             if state is None:
-                state = states[name] = WindowState(first, first - width)  # empty range
-                self._move(partition, state, first, last)
+                merged = self.merged.setdefault(name, {})
+                state = states[name] = WindowState(first, last, merged=merged)
+                new.append(state)
             elif (state.first, state.last) != (first, last):
                 self._move(partition, state, first, last)
+        if new:
+            self._fill(partition, new)
+        for state in states.values():
             if state.stale:
                 self._recompute_maxima(partition, state)
         return states
+
+    def add_into(self, sums: dict[Key, list[int]], name: str, read: Collection[int]) -> None:
+        """Add window ``name``'s sums over the partitions ``read`` into ``sums``: the running
+        sums over every partition held, less those of any held but not read (its clock is
+        unknown); one step per series, not one per series and partition."""
+        signed = [(1, self.merged.get(name, {}))]
+        for p, states in self.parts.items():
+            if p not in read and name in states:
+                signed.append((-1, states[name].sums))
+        for sign, source in signed:
+            for key, (total, count) in source.items():
+                add_exact(sums, key, sign * total, sign * count)
+
+    def _fill(self, partition: int, states: list[WindowState]) -> None:
+        """Add every bucket inside the new windows' ranges: one pass over the partition's
+        buckets, each decoded and converted once however many windows hold it (a
+        rebalance's first scrape did both once per window), then each window's sums into
+        the running sums over every partition once."""
+        index = self.store.keys(partition)
+        buckets = self.store.buckets
+        for start, keys in index.items():
+            inside = [state for state in states if state.holds(start)]
+            if not inside:
+                continue
+            for key in keys:
+                row = buckets.get(key)
+                if row is not None:
+                    _fill_row(inside, key, row, self.fold)
+        for state in states:
+            for series, (total, count) in state.sums.items():
+                add_exact(state.merged, series, total, count)
 
     def _move(self, partition: int, state: WindowState, first: int, last: int) -> None:
         """Add the buckets entering the range, take away those leaving it."""
@@ -205,6 +260,23 @@ def _apply(
             state.raise_max(mkey, values[-1])
         else:
             state.lower_max(mkey, values[-1])
+
+
+def _fill_row(
+    states: list[WindowState], key: str, row: BucketRow, fold: Callable[[str], str]
+) -> None:
+    """Add one stored bucket to new windows' own sums (their counts only grow, as stored
+    counts are positive; ``_fill`` adds the sums to the running ones at the end)."""
+    _, _, queue, channel = key.split("|", 3)
+    label = fold(queue)
+    converted = [
+        ((entry, label, channel), (exact(total), count)) for entry, total, count in row.sums
+    ]
+    tops = [((figure, queue, channel), values[-1]) for figure, values in row.maxima.items()]
+    for state in states:
+        accumulate(state.sums, converted)
+        for mkey, top in tops:
+            state.raise_max(mkey, top)
 
 
 def as_sums(state: WindowState) -> Sums:
