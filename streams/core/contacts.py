@@ -18,14 +18,17 @@ contacts whose period closed in it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from streams.core.events import TicketEvent
 from streams.core.facts import DAY, Fact, TicketFold, ordered
 
 
-@dataclass(frozen=True, slots=True)
-class Contact:
+class Contact(msgspec.Struct, frozen=True, gc=False):
+    """What the customer side keeps of one ticket. A msgspec struct, built in C: one per
+    contact forwarded and per customer row read."""
+
     ticket_id: str
     version: int
     opened_at: float

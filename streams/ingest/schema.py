@@ -8,13 +8,13 @@ documented, closed set (see docs/events.md).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
 import jsonschema_rs
+import msgspec
 import orjson
 
 from streams.core.events import TicketEvent, shared_event
@@ -35,13 +35,11 @@ RejectReason = Literal[
 REJECT_REASONS: Final[tuple[str, ...]] = get_args(RejectReason)
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(msgspec.Struct, frozen=True, gc=False):  # one per record: built in C
     event: TicketEvent
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(msgspec.Struct, frozen=True, gc=False):
     reason: RejectReason
     detail: str
 

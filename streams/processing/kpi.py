@@ -26,6 +26,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from streams.core.buckets import Entry, entries
 from streams.core.contacts import Contact
 from streams.core.events import TicketEvent
@@ -47,8 +49,9 @@ class Tables:
     meta: MutableMapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Processed:
+class Processed(msgspec.Struct, frozen=True, gc=False):
+    """One record's result for the worker (a msgspec struct, built in C: one per record)."""
+
     outcome: Outcome
     contact: tuple[str, Contact] | None = None  # forward to the customer side when set
     watermark: float | None = None  # the partition's new bucketed watermark, when it moved
