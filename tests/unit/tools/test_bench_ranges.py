@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from streams.tools.bench import BenchRun, MemoryTrace, idle_reading, ranges, render, run_measures
+from streams.tools.bench import (
+    BenchRun,
+    MemoryTrace,
+    idle_reading,
+    ranges,
+    render,
+    run_measures,
+    scrape_figures,
+)
 
 ROWS = ("core", "calendar", "aiokafka", "faust", "bundled", "quix", "product")
 
@@ -14,6 +22,7 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
     results = [(name, int(rate * 10), 10.0) for name, rate in rates.items()]
     product = {
         "rss_kib": 300 * 1024, "idle_rss_kib": 100 * 1024, "scrape_s": 0.1, "series": 10_000,
+        "scrape_max_s": 0.25, "scrapes": 5,
         "calm_rate": product_rate * 0.95, "storm_rate": product_rate * 0.9,
         "fresh_p50": 0.08, "fresh_p99": 0.15,
         "recovery_s": recovery_s, "store_kib": 50 * 1024, "table_writes": 90_000,
@@ -79,3 +88,11 @@ def test_the_idle_memory_is_the_last_reading_before_the_first_record() -> None:
         idle = idle_reading(idle, done, lambda: next(readings))
     assert idle == 120  # not 150, read after 2,000 records
     assert idle_reading(0, 2_000, lambda: 150) == 150  # the first poll found records done
+
+
+def test_the_scrape_figure_is_the_median_of_the_scrapes_with_the_slowest_shown() -> None:
+    figures = scrape_figures([0.050, 0.031, 0.029, 0.090, 0.033])
+    assert figures == {"scrape_s": 0.033, "scrape_max_s": 0.090, "scrapes": 5}
+    text = render(*a_run(5_000, 30.0), over="")
+    assert "took **100 ms**\n  (the median of 5, each rendering anew; the slowest 250 ms)" in text
+    assert "| one scrape, median of 5, ms (target 50) | 100 | 100 |" in ranges([a_run(5_000, 30.0)])
