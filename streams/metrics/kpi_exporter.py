@@ -44,7 +44,7 @@ from streams.processing.bucket_store import Watermarks
 from streams.processing.customers import CustomerProcessor
 from streams.processing.kpi import KpiProcessor, open_rows
 from streams.processing.repeat_totals import RepeatTotals
-from streams.processing.window_totals import SCALE, Key, WindowTotals
+from streams.processing.window_totals import SCALE, Key, WindowState, WindowTotals
 
 ExactSums = dict[Key, list[int]]  # (entry, queue label, channel) -> [exact sum, count]
 
@@ -149,18 +149,19 @@ class KpiCollector(Collector):
     ) -> Iterator[None]:
         """Sums and maxima of each partition's windows, ending where that partition's clock
         is: read from totals kept up to date as buckets are written, O(series). A pause
-        after each partition; one that moved to another worker meanwhile is left out."""
-        read: set[int] = set()
+        before each partition's read; one that moved to another worker before it is left
+        out, one forgotten after it (a rebalance) keeps the sums it held when read."""
+        read: dict[int, dict[str, WindowState]] = {}
         for p, end in ends.items():
             yield PAUSE
             if p not in owned():
                 continue
-            read.add(p)
-            for w, state in totals.read(p, end).items():
+            read[p] = totals.read(p, end)
+            for w, state in read[p].items():
                 for (name, q, c), value in state.maxima.items():
                     key = (name, self.fold(q), c)
                     maxima[w][key] = max(maxima[w].get(key, value), value)
-        for w, sums in windows.items():  # no pause since the last read: one consistent sum
+        for w, sums in windows.items():  # the partitions read, with batches applied since
             totals.add_into(sums, w, read)
 
     def _add_repeats(self, windows: dict[str, Sums], ends: dict[int, float]) -> Iterator[None]:

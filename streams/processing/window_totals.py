@@ -22,7 +22,7 @@ checks the two agree under any order of writes, expiries and clock moves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from streams.core.buckets import Entry, bucket_start
@@ -152,40 +152,48 @@ class WindowTotals:
         states = self.parts.setdefault(partition, {})
         width = self.store.bucket_s
         last = bucket_start(end, width)
-        new: list[WindowState] = []
+        new: dict[str, WindowState] = {}
         for name, span in self.windows.items():
             first = first_bucket(name, span, end, width, self.tz)
             state = states.get(name)
             if state is None:
                 merged = self.merged.setdefault(name, {})
-                state = states[name] = WindowState(first, last, merged=merged)
-                new.append(state)
+                new[name] = WindowState(first, last, merged=merged)
             elif (state.first, state.last) != (first, last):
                 self._move(partition, state, first, last)
         if new:
-            self._fill(partition, new)
+            self._fill(partition, list(new.values()))
+            states.update(new)  # held, and in the running sums, only once filled
+            for state in new.values():
+                for series, (total, count) in state.sums.items():
+                    add_exact(state.merged, series, total, count)
         for state in states.values():
             if state.stale:
                 self._recompute_maxima(partition, state)
         return states
 
-    def add_into(self, sums: dict[Key, list[int]], name: str, read: Collection[int]) -> None:
-        """Add window ``name``'s sums over the partitions ``read`` into ``sums``: the running
-        sums over every partition held, less those of any held but not read (its clock is
-        unknown); one step per series, not one per series and partition."""
+    def add_into(
+        self, sums: dict[Key, list[int]], name: str, read: Mapping[int, dict[str, WindowState]]
+    ) -> None:
+        """Add window ``name``'s sums over the partitions ``read`` (each with the states
+        ``read()`` returned) into ``sums``: the running sums over every partition held, less
+        those held but not read (its clock is unknown), plus those read and no longer held
+        (forgotten by a rebalance since): one step per series, not per series and partition."""
         signed = [(1, self.merged.get(name, {}))]
         for p, states in self.parts.items():
-            if p not in read and name in states:
+            if read.get(p) is not states and name in states:
                 signed.append((-1, states[name].sums))
+        for p, states in read.items():
+            if self.parts.get(p) is not states and name in states:
+                signed.append((1, states[name].sums))
         for sign, source in signed:
             for key, (total, count) in source.items():
                 add_exact(sums, key, sign * total, sign * count)
 
     def _fill(self, partition: int, states: list[WindowState]) -> None:
-        """Add every bucket inside the new windows' ranges: one pass over the partition's
-        buckets, each decoded and converted once however many windows hold it (a
-        rebalance's first scrape did both once per window), then each window's sums into
-        the running sums over every partition once."""
+        """Add every bucket inside the new windows' ranges to their own sums: one pass over
+        the partition's buckets, each decoded and converted once however many windows hold
+        it (a rebalance's first scrape did both once per window)."""
         index = self.store.keys(partition)
         buckets = self.store.buckets
         for start, keys in index.items():
@@ -196,9 +204,6 @@ class WindowTotals:
                 row = buckets.get(key)
                 if row is not None:
                     _fill_row(inside, key, row, self.fold)
-        for state in states:
-            for series, (total, count) in state.sums.items():
-                add_exact(state.merged, series, total, count)
 
     def _move(self, partition: int, state: WindowState, first: int, last: int) -> None:
         """Add the buckets entering the range, take away those leaving it."""
@@ -266,7 +271,7 @@ def _fill_row(
     states: list[WindowState], key: str, row: BucketRow, fold: Callable[[str], str]
 ) -> None:
     """Add one stored bucket to new windows' own sums (their counts only grow, as stored
-    counts are positive; ``_fill`` adds the sums to the running ones at the end)."""
+    counts are positive; ``read`` adds the sums to the running ones once filled)."""
     _, _, queue, channel = key.split("|", 3)
     label = fold(queue)
     converted = [

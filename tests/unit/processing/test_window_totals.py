@@ -8,6 +8,7 @@ expiries, clock moves in both directions and partitions forgotten must leave the
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,12 +91,11 @@ def test_window_totals_equal_the_full_recomputation(ops: list) -> None:
 def assert_merged(totals: WindowTotals, store: BucketStore, ends: dict[int, float]) -> None:
     """The totals over any set of partitions equal the sum of their full recomputations."""
     each = {p: full(store, p, end)[0] for p, end in ends.items()}
-    for p, end in ends.items():
-        totals.read(p, end)
+    states = {p: totals.read(p, end) for p, end in ends.items()}
     for read in ({0, 1}, {0}, {1}, set()):
         for w in WINDOWS:
             out: dict = {}
-            totals.add_into(out, w, read)
+            totals.add_into(out, w, {p: states[p] for p in read})
             expected: dict = {}
             for p in read:
                 for key, (total, count) in each[p][w].items():
@@ -128,6 +128,58 @@ def test_the_totals_over_partitions_equal_the_sum_of_their_recomputations(ops: l
         elif kind == "forget":
             totals.forget(p)
     assert_merged(totals, store, ends)
+
+
+def two_partitions() -> tuple[BucketStore, WindowTotals]:
+    store = BucketStore({}, WIDTH, (30.0, 300.0, 3600.0), retention_s=3 * 3600)
+    for p in (0, 1):
+        fact = Fact(at=BASE + 3500.0, name="resolved", queue="billing", channel="chat")
+        store.write(p, 1, [], [fact], watermark=float("-inf"))
+    return store, WindowTotals(store, WINDOWS, TZ)
+
+
+def test_a_partition_forgotten_after_its_read_keeps_what_it_held_then() -> None:
+    """A scrape pauses between partitions, and a rebalance may forget one already read (or
+    every one): the scrape still adds up what each partition held when it was read."""
+    for forget in ("one", "all"):
+        _, totals = two_partitions()
+        end = BASE + 3600.0
+        read = {0: totals.read(0, end)}
+        totals.forget(0) if forget == "one" else totals.forget_all()
+        read[1] = totals.read(1, end)
+        out: dict = {}
+        totals.add_into(out, "1h", read)
+        assert out and {count for _, count in out.values()} == {2}, forget
+        again: dict = {}
+        totals.add_into(again, "1h", {1: read[1]})
+        assert again and {count for _, count in again.values()} == {1}, forget  # p1 alone
+
+
+def test_a_read_that_fails_while_filling_leaves_the_running_sums_as_they_were() -> None:
+    store, totals = two_partitions()
+    fact = Fact(at=BASE + 3300.0, name="resolved", queue="billing", channel="chat")
+    store.write(0, 2, [], [fact], watermark=float("-inf"))  # p0: two buckets
+    end = BASE + 3600.0
+    read = {1: totals.read(1, end)}
+    rows = store.buckets
+    gets: list[str] = []
+
+    class Broken(dict):
+        def get(self, key, default=None):
+            gets.append(key)
+            if len(gets) > 1:  # the first bucket is in the new windows already
+                raise RuntimeError("a store that cannot be read")
+            return super().get(key, default)
+
+    store.buckets = Broken(rows)
+    with pytest.raises(RuntimeError):
+        totals.read(0, end)
+    store.buckets = rows
+    totals.forget(0)  # takes away only what was added
+    out: dict = {}
+    totals.add_into(out, "1h", read)
+    assert out and {count for _, count in out.values()} == {1}
+    assert_merged(totals, store, {0: end, 1: end})
 
 
 def test_the_first_read_of_a_partition_decodes_each_bucket_once() -> None:
