@@ -13,7 +13,8 @@ loses its top bucket is recomputed from that one series' buckets when next read.
 
 Each window's sums over every partition held are kept too, changed with the partitions'
 own (``merged``): a scrape reads those once instead of adding up eight partitions' sums
-(a third of a steady scrape's time), less any partition held but not read.
+(a third of a steady scrape's time), less any partition held but not read, plus any
+read and forgotten since (``add_into``).
 
 The result equals the full recomputation (``streams.core.windows.window_sums`` over
 ``bucket_contents``), which ``ticketpulse report`` still does: a Hypothesis property
