@@ -166,8 +166,7 @@ class WindowTotals:
             self._fill(partition, list(new.values()))
             states.update(new)  # held, and in the running sums, only once filled
             for state in new.values():
-                for series, (total, count) in state.sums.items():
-                    add_exact(state.merged, series, total, count)
+                accumulate(state.merged, state.sums.items())
         for state in states.values():
             if state.stale:
                 self._recompute_maxima(partition, state)
@@ -256,16 +255,14 @@ def _apply(
     state: WindowState, key: str, row: BucketRow, sign: int, fold: Callable[[str], str]
 ) -> None:
     """Add (``sign`` 1) or take away (-1) one stored bucket."""
-    _, _, queue, channel = key.split("|", 3)
-    label = fold(queue)
-    for entry, total, count in row.sums:
-        state.add_sum((entry, label, channel), sign * exact(total), sign * count)
-    for figure, values in row.maxima.items():
-        mkey = (figure, queue, channel)
+    sums, tops = _series_of(key, row, fold)
+    for series, (total, count) in sums:
+        state.add_sum(series, sign * total, sign * count)
+    for mkey, top in tops:
         if sign > 0:
-            state.raise_max(mkey, values[-1])
+            state.raise_max(mkey, top)
         else:
-            state.lower_max(mkey, values[-1])
+            state.lower_max(mkey, top)
 
 
 def _fill_row(
@@ -273,16 +270,23 @@ def _fill_row(
 ) -> None:
     """Add one stored bucket to new windows' own sums (their counts only grow, as stored
     counts are positive; ``read`` adds the sums to the running ones once filled)."""
-    _, _, queue, channel = key.split("|", 3)
-    label = fold(queue)
-    converted = [
-        ((entry, label, channel), (exact(total), count)) for entry, total, count in row.sums
-    ]
-    tops = [((figure, queue, channel), values[-1]) for figure, values in row.maxima.items()]
+    sums, tops = _series_of(key, row, fold)
     for state in states:
-        accumulate(state.sums, converted)
+        accumulate(state.sums, sums)
         for mkey, top in tops:
             state.raise_max(mkey, top)
+
+
+def _series_of(
+    key: str, row: BucketRow, fold: Callable[[str], str]
+) -> tuple[list[tuple[Key, tuple[int, int]]], list[tuple[MaxKey, float]]]:
+    """One stored bucket as its series: ((entry, queue label, channel), (exact sum, count))
+    for each entry, and ((figure, queue, channel), top) for each maximum."""
+    _, _, queue, channel = key.split("|", 3)
+    label = fold(queue)
+    sums = [((entry, label, channel), (exact(total), count)) for entry, total, count in row.sums]
+    tops = [((figure, queue, channel), values[-1]) for figure, values in row.maxima.items()]
+    return sums, tops
 
 
 def as_sums(state: WindowState) -> Sums:
