@@ -739,19 +739,21 @@ customer side 13 % and Faust's fetch draining 8 %. The event loop's thread waite
 of its samples: overlapping a batch's acknowledgement with the next batch's apply could win
 no more than that. The rest is Python on one core.
 
-Compiling the pure core with mypyc (mypy 2.4.1; a scratch trial on 2026-12-04, not kept) buys
-nothing measurable. mypyc builds a class with a metaclass, as every msgspec struct is, as a plain
-Python class: it drops the class keywords (a `Fact` lost `frozen=True` and could not be hashed)
-and turns the annotations into bare classes (msgspec then read a stored event's `type` field as
-the builtin `type`). With those keywords inherited from uncompiled base structs and the decoded
-structs' modules (events, buckets, contacts) left uncompiled, the compiled facts, ticket, now,
-policy, calendar and windows modules ran the core row at 28,100 and 27,635 records/s, against
-27,673 and 26,074 uncompiled (alternating runs): 1.5 % and 6 % faster, less than this
-machine's swing from run to run (10-20 %), and not worth a C build. The core's time
-goes to reading fields of msgspec structs, dicts and tuples, which compiled code does through
-the same C API calls as the interpreter. Native mypyc classes in their place would give up
-msgspec's decoding into them, its copies in C and their being untracked by the garbage
-collector (`gc=False`); that was not tried.
+Compiling the pure core with mypyc (mypy 2.4.1; a scratch trial on 2026-12-04, not kept)
+showed no gain that two pairs of runs could tell apart from this machine's drift. mypyc
+compiles a class that has a metaclass (every msgspec struct has one) to a plain Python class:
+it drops the class keywords (a `Fact` lost `frozen=True` and could not be hashed) and turns
+the annotations into bare classes (a stored event's `type` field, annotated with the
+`Literal` `EventType`, was decoded as if annotated with the builtin `type`). With those
+keywords inherited from uncompiled base structs and the decoded structs' modules (events,
+buckets, contacts) left uncompiled, the compiled facts, ticket, now, policy, calendar and
+windows modules ran the core row at 28,100 and 27,635 records/s, against 27,673 and 26,074
+uncompiled (alternating runs): 1.5 % and 6 % faster, within the drift between runs here
+(10-60 %, above), and not worth a C build. Probably because the core's time goes to reading
+fields of msgspec structs, dicts and tuples, which compiled code does through the same C API
+calls as the interpreter (the core alone was not profiled). Native mypyc classes in their
+place would give up msgspec's decoding into them, its copies in C and their being untracked
+by the garbage collector (`gc=False`); that was not tried.
 """
 
 
