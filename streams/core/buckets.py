@@ -15,7 +15,8 @@ period (``days``), the agent of a per-agent twin and the histogram bound (``le``
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TypeVar
 
 import msgspec
 
@@ -137,3 +138,19 @@ def merge(*parts: Mapping[BucketKey, tuple[float, int]]) -> Buckets:
             t, c = out.get(key, (0.0, 0))
             out[key] = (t + total, c + count)
     return {k: v for k, v in out.items() if v[1] != 0}
+
+
+K = TypeVar("K")
+N = TypeVar("N", int, float)
+
+
+def accumulate(into: dict[K, list[N]], pairs: Iterable[tuple[K, Sequence[N]]]) -> None:
+    """Add (sum, count) pairs into ``into`` key by key, in place: the netting of a batch's
+    writes in ``bucket_store``, and a new window's filling in ``window_totals``."""
+    for key, (total, count) in pairs:
+        acc = into.get(key)
+        if acc is None:
+            into[key] = [total, count]
+        else:
+            acc[0] += total
+            acc[1] += count

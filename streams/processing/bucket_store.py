@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from streams.core.buckets import Cell, Entry, bucket_start, changes
+from streams.core.buckets import Cell, Entry, accumulate, bucket_start, changes
 from streams.core.facts import Fact
 from streams.processing.stored_rows import BucketRow, EntrySum, WatermarkRow
 
@@ -129,22 +129,6 @@ class _Pending:
 
 
 _EMPTY = BucketRow(-1, ())
-
-
-K = TypeVar("K")
-N = TypeVar("N", int, float)
-
-
-def accumulate(into: dict[K, list[N]], pairs: Iterable[tuple[K, Sequence[N]]]) -> None:
-    """Add (sum, count) pairs into ``into`` key by key, in place: the netting of a batch's
-    writes here, and a new window's filling in ``window_totals``."""
-    for key, (total, count) in pairs:
-        acc = into.get(key)
-        if acc is None:
-            into[key] = [total, count]
-        else:
-            acc[0] += total
-            acc[1] += count
 
 
 @dataclass

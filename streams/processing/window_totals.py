@@ -26,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from streams.core.buckets import Entry, bucket_start
+from streams.core.buckets import Entry, accumulate, bucket_start
 from streams.core.windows import Sums, first_bucket
-from streams.processing.bucket_store import BucketStore, EntryChange, accumulate
+from streams.processing.bucket_store import BucketStore, EntryChange
 from streams.processing.stored_rows import BucketRow
 
 SCALE = 2.0**64  # exact-integer unit of the sums: 2**-64 of a second (of a value)
