@@ -80,7 +80,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, cast
-from weakref import WeakSet
+from weakref import WeakSet, ref
 
 import faust
 import faust.streams
@@ -187,7 +187,9 @@ class WorkerConsumer(Consumer):
     bundle_records: ClassVar[int] = DEFAULT_BUNDLE_RECORDS
     _jumps: dict[TP, tuple[int, int]]  # per partition, the last jump in offsets it rewound
     _taken: dict[TP, list[int]]  # acked offsets _new_offset took for the commit under way
-    _queued: dict[TP, Bundle]  # per partition, the last bundle handed to its stream
+    # per partition, the last bundle handed to its stream, weakly: a bundle its agent has
+    # finished is not kept alive here with every record in it (up to bundle_records)
+    _queued: dict[TP, ref[Bundle]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -447,7 +449,7 @@ class WorkerConsumer(Consumer):
         delivered = fresh and await self._deliver(bundle)
         if delivered and self.app.consumer_generation_id == generation:  # else a seek decides
             self._read_offset[tp] = records[-1].offset
-            self._queued[tp] = bundle
+            self._queued[tp] = ref(bundle)
             return
         fetch.cut.add(tp)  # a rebalance or stop: the seek that follows rewinds it
 
@@ -455,7 +457,8 @@ class WorkerConsumer(Consumer):
         """Hand ``records`` on by adding them to the partition's last bundle, if it still
         waits in its stream's queue: they follow on from it (the read offset is its last
         record), and no agent has seen it yet."""
-        queued = self._queued.get(tp)
+        held = self._queued.get(tp)
+        queued = held() if held is not None else None  # None once its agent is done with it
         if queued is None or queued.records[-1].offset != self._read_offset[tp]:
             return False
         if not self.app.topics.acks_enabled_for(tp.topic):
