@@ -104,7 +104,8 @@ class RepeatTotals:
     # -- reading -------------------------------------------------------------------
     def read(self, partition: int, end: float) -> dict[str, RepeatWindow]:
         if partition not in self.parts:
-            self.build({partition: end})
+            self.build({partition: end})  # its windows are built at these very ranges
+            return self.parts[partition].windows
         part = self.parts[partition]
         for name, (first, stop) in self._ranges(end).items():
             window = part.windows[name]
