@@ -207,7 +207,7 @@ def _tuning_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--store-memory-mb",
         type=int,
-        help="RocksDB memory of the whole worker (default 64): one block cache shared by "
+        help="RocksDB memory of the whole worker (default 24): one block cache shared by "
         "every table partition, with the write buffers charged to it",
     )
     g.add_argument(

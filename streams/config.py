@@ -113,7 +113,7 @@ class CalendarSettings(BaseModel):
 
 RENAMED = {
     "store_block_cache_mb": "RocksDB's memory is one budget for the whole worker now,"
-    " store_memory_mb (default 64), its block cache shared by every table partition",
+    " store_memory_mb (default 24), its block cache shared by every table partition",
 }
 
 
@@ -238,7 +238,7 @@ class Settings(BaseSettings):
         " blocking detector, a SIGALRM timer): off by default, for chasing stalls.",
     )  # fmt: skip
     store_memory_mb: int = Field(
-        64, ge=16, le=65536,
+        24, ge=16, le=65536,
         description="RocksDB memory of the whole worker: the capacity of one block cache"
         " shared by every table partition, the write buffers charged to it (flushed once they"
         " pass half of it). RocksDB keeps to it loosely (no hard limit; table readers apart).",
