@@ -649,14 +649,21 @@ def _memory(product: dict[str, float], tickets: int) -> str:
   ({bytes_per_ticket(product, int(product["open_tickets"])):,.0f} per open ticket). RocksDB's
   share, by its own count: {product["store_kib"] / 1024:.0f} MiB (its budget, `store_memory_mb`,
   is {budget} MiB), {product["store_kib"] * 1024 / max(tickets, 1):,.0f} bytes per ticket;
-  the rest is Python's and the allocator's. A traced worker at the end of this log (tracemalloc,
-  a scratch run on 2026-12-04) held about 28 MB in bucket rows (they grow with time x queues x
-  channels, not with tickets), 18 MB in customer rows, 19 MB in decoded open and recently
-  active tickets, 6 MB for the ~22,000 tickets left to RocksDB (key, partition and newest
-  time, and their retention entries) and 15-20 MB in the last records fetched per partition.
-  Since then the customer and bucket rows are held packed, as their stored bytes (in the
-  core row's pipeline over this log: 4.2 and 2.1 MB, against 28 and 10.6 MB decoded), and
-  the read-ahead is 256 KiB per partition, not 1 MiB (`fetch_partition_bytes`)."""
+  the rest is Python's and the allocator's. Workers at the end of this log (scratch runs on
+  2026-12-05, with a thread added to print the allocators' statistics): pymalloc held 91.5 MB
+  in live blocks of its 101 MiB of arenas, so little is lost inside them, and tracemalloc
+  counted 112 MiB in all: ~27 MiB of code and modules (there at idle too), ~23 MiB in the
+  decoded open and recently closed tickets (42,988 events, with their ids, offsets, times and
+  facts), 16 MiB of rows held packed as their stored bytes (customers 6.3 MiB, the ticket
+  side's buckets 5.7, the customer side's 3.0), 5.7 MiB in the retention heaps, 4.6 MiB in
+  the bucket stores' keys and indexes, 3.7 MiB in the table of shared strings (`sys.intern`)
+  and 2.4 MiB in the table caches' dicts, the rest in smaller items. Records fetched and
+  processed are no longer among them: the consumer holds each partition's last bundle
+  weakly (docs/architecture.md, "Bundles"), and 656-692 records were alive at the end
+  instead of 7,454 (one pair of runs; pymalloc's live blocks 91.5 MB instead of 95.4). On
+  2026-12-04 a traced worker still held 28 MB of bucket rows and 18 MB of customer rows
+  decoded, and 15-20 MB of fetched records with 1 MiB of read-ahead per partition
+  (`fetch_partition_bytes`, 256 KiB since)."""
 
 
 def _marginal(product: dict[str, float]) -> str:
