@@ -635,7 +635,8 @@ Broker, producer and consumers share the machine.
   {_marginal(product)}
 {_live(product, prod)}
 
-{over}{_limits(prod, core)}"""
+{over}{_limits(prod, core)}
+{target_budgets(rate)}"""
 
 
 def _memory(product: dict[str, float], tickets: int) -> str:
@@ -761,6 +762,35 @@ fields of msgspec structs, dicts and tuples, which compiled code does through th
 calls as the interpreter (the core alone was not profiled). Native mypyc classes in their
 place would give up msgspec's decoding into them, its copies in C and their being untracked
 by the garbage collector (`gc=False`); that was not tried.
+"""
+
+
+TARGETS = (
+    ("3x the Faust decode + ack row", "framework", 3.0),
+    ("0.5x the bundled row", "bundled", 0.5),
+    ("1x the Quix Streams peer", "peer", 1.0),
+)
+
+
+def target_budgets(rate: dict[str, float]) -> str:
+    """Each throughput target as a time per record, against what this run's records cost."""
+    ours = 1e6 / rate["core"]
+    rest = 1e6 / rate["product"] - ours
+    lines = []
+    for label, row, factor in TARGETS:
+        budget = 1e6 / (rate[row] * factor)
+        if budget <= rest:
+            need = "less than the rest takes alone: not met even if the core cost nothing"
+        else:
+            need = f"it leaves {budget - rest:,.1f} µs for the core, which takes {ours:,.1f} now"
+        lines.append(f"- {label}: {budget:,.1f} µs a record; {need}.")
+    return f"""
+## What the throughput targets leave per record
+A target rate is a time per record. In this run the core row (validation and every figure, our
+own Python) took {ours:,.1f} µs a record, and the rest of what the worker does with a record
+(reading through Faust and aiokafka, table writes, contacts, commits: the product's time per
+record less the core's) {rest:,.1f} µs. The targets, from this run's rows:
+{chr(10).join(lines)}
 """
 
 

@@ -10,6 +10,7 @@ from streams.tools.bench import (
     render,
     run_measures,
     scrape_figures,
+    target_budgets,
 )
 
 ROWS = ("core", "calendar", "aiokafka", "faust", "bundled", "quix", "product")
@@ -96,3 +97,15 @@ def test_the_scrape_figure_is_the_median_of_the_scrapes_with_the_slowest_shown()
     text = render(*a_run(5_000, 30.0), over="")
     assert "took **100 ms**\n  (the median of 5, each rendering anew; the slowest 250 ms)" in text
     assert "| one scrape, median of 5, ms (target 50) | 100 | 100 |" in ranges([a_run(5_000, 30.0)])
+
+
+def test_each_throughput_target_is_a_time_per_record_against_what_this_run_cost() -> None:
+    """Core 25 µs, product 40 µs: the rest is 15 µs. 3x a 10,000/s row is 33.3 µs, leaving
+    18.3 for the core; 0.5x a 200,000/s row is 10 µs, below the rest alone."""
+    text = target_budgets(
+        {"core": 40_000, "product": 25_000, "framework": 10_000, "bundled": 200_000, "peer": 25_000}
+    )
+    assert "took 25.0 µs a record" in text and "less the core's) 15.0 µs" in text
+    assert "3x the Faust decode + ack row: 33.3 µs a record; it leaves 18.3 µs for the core" in text
+    assert "0.5x the bundled row: 10.0 µs a record; less than the rest takes alone" in text
+    assert "1x the Quix Streams peer: 40.0 µs a record; it leaves 25.0 µs for the core" in text
