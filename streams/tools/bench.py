@@ -651,20 +651,20 @@ def _memory(product: dict[str, float], tickets: int) -> str:
   share, by its own count: {product["store_kib"] / 1024:.0f} MiB (its budget, `store_memory_mb`,
   is {budget} MiB), {product["store_kib"] * 1024 / max(tickets, 1):,.0f} bytes per ticket;
   the rest is Python's and the allocator's. Workers at the end of this log (scratch runs on
-  2026-12-05, with a thread added to print the allocators' statistics): pymalloc held 91.5 MB
-  in live blocks of its 101 MiB of arenas, so little is lost inside them, and tracemalloc
-  counted 112 MiB in all: ~27 MiB of code and modules (there at idle too), ~23 MiB in the
-  decoded open and recently closed tickets (42,988 events, with their ids, offsets, times and
-  facts), 16 MiB of rows held packed as their stored bytes (customers 6.3 MiB, the ticket
-  side's buckets 5.7, the customer side's 3.0), 5.7 MiB in the retention heaps, 4.6 MiB in
-  the bucket stores' keys and indexes, 3.7 MiB in the table of shared strings (`sys.intern`)
-  and 2.4 MiB in the table caches' dicts, the rest in smaller items. Records fetched and
-  processed are no longer among them: the consumer holds each partition's last bundle
-  weakly (docs/architecture.md, "Bundles"), and 656-692 records were alive at the end
-  instead of 7,454 (one pair of runs; pymalloc's live blocks 91.5 MB instead of 95.4). On
-  2026-12-04 a traced worker still held 28 MB of bucket rows and 18 MB of customer rows
-  decoded, and 15-20 MB of fetched records with 1 MiB of read-ahead per partition
-  (`fetch_partition_bytes`, 256 KiB since)."""
+  2026-12-05, with a thread added to print the allocators' statistics): pymalloc held 87 MiB
+  in live blocks of its 101 MiB of arenas (86 %; the rest is free space inside them), and
+  tracemalloc counted 112 MiB in all: ~27 MiB of code and modules (there at idle too),
+  ~23 MiB in the decoded open and recently closed tickets (42,988 events, with their ids,
+  offsets, times and facts), 16 MiB of rows held packed as their stored bytes (customers
+  6.3 MiB, the ticket side's buckets 5.7, the customer side's 3.0, other tables' 1.0),
+  5.7 MiB in the retention heaps, 4.6 MiB in the bucket stores' keys and indexes, 3.7 MiB in
+  the table of shared strings (`sys.intern`) and 2.4 MiB in the table caches' dicts, the
+  rest in smaller items. Records fetched and processed are no longer among them: the
+  consumer holds each partition's last bundle weakly (docs/architecture.md, "Bundles"), and
+  656-692 records were alive at the end instead of 7,454 (one pair of runs; pymalloc's live
+  blocks 87.2 MiB instead of 91.0). On 2026-12-04 a traced worker still held 28 MB of bucket
+  rows and 18 MB of customer rows decoded, and 15-20 MB of fetched records with 1 MiB of
+  read-ahead per partition (`fetch_partition_bytes`, 256 KiB since)."""
 
 
 def _marginal(product: dict[str, float]) -> str:
