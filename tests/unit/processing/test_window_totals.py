@@ -309,3 +309,27 @@ def test_the_first_read_of_a_partition_scans_the_customers_once() -> None:
         ("repeat_contacts", "support", "chat"): 1,
     }
     assert len(scans) == 1  # read after build: no scan
+
+
+def test_a_change_that_leaves_a_customers_repeats_as_they_were_counts_nothing_anew() -> None:
+    """Most contact changes (a resolution, a single contact) leave what the customer adds to
+    each window as it was: the counts are then not taken away and added again."""
+    folded: list[str] = []
+
+    def fold(queue: str) -> str:
+        folded.append(queue)
+        return queue
+
+    processor = CustomerProcessor(CustomerTables(), KpiSettings())
+    repeats = RepeatTotals(processor, WINDOWS, TZ, fold)
+    processor.process(0, 0, "c1", contact("t1", BASE + 100, "billing"))
+    processor.process(0, 1, "c1", contact("t2", BASE + 200, "billing"))
+    before = repeats.read(0, BASE + 300)["today"].counts.copy()
+    folded.clear()
+    processor.process(0, 2, "c1", contact("t2", BASE + 200, "billing", version=2))
+    processor.process(0, 3, "c2", contact("t3", BASE + 250, "support"))
+    assert folded == []
+    assert repeats.read(0, BASE + 300)["today"].counts == before
+    processor.process(0, 4, "c2", contact("t4", BASE + 260, "support"))  # c2 repeats now
+    assert folded
+    assert_repeats(repeats, processor, BASE + 300)
