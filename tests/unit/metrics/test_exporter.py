@@ -10,6 +10,7 @@ from prometheus_client import generate_latest
 from streams.config import DEFAULT_WINDOWS
 from streams.core.events import TicketEvent
 from streams.ingest.schema import Accepted, classify
+from streams.metrics.exposition import TextRenderer, render_collectors
 from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
 from streams.metrics.serving import PAUSE
@@ -89,3 +90,62 @@ def test_a_contacts_partition_moved_away_during_a_pause_is_left_out_of_repeats()
     moved = collector(lambda: next(answers, set()))
     list(moved.families())
     assert 0 not in moved.repeats.parts  # never read, so never built
+
+
+def _pipeline(events: int) -> LocalPipeline:
+    pipeline = LocalPipeline(KpiSettings())
+    now = time.time()
+    for offset, record in enumerate(generate(SimParams(seed=5, rate=8, max_events=events))):
+        outcome = classify(record.key, record.value, now=now, future_tolerance_s=300)
+        if isinstance(outcome, Accepted):
+            pipeline.process(offset, outcome.event)
+    return pipeline
+
+
+def _collector(pipeline: LocalPipeline, owned=lambda: {0}, owned_contacts=lambda: {0}):
+    return KpiCollector(
+        pipeline.tickets,
+        pipeline.customers,
+        owned=owned,
+        owned_contacts=owned_contacts,
+        clock="event",
+        windows=dict(DEFAULT_WINDOWS),
+        timezone="UTC",
+        fold=LabelFolder(None, 50, {}),
+    )
+
+
+def _rendered(collector: KpiCollector) -> bytes:
+    return render_collectors([collector], TextRenderer())
+
+
+NONE_BUILT = {"tickets": [], "customers": [], "repeats": []}
+
+
+def test_warming_builds_what_a_first_scrape_would_and_it_renders_the_same() -> None:
+    """The worker builds each owned partition's totals in the background (``warm``), a
+    pause before each: a scrape then reads them, and renders exactly what a scrape that
+    builds them itself renders. A second warm-up finds nothing left to build."""
+    pipeline = _pipeline(1500)
+    warmed, cold = _collector(pipeline), _collector(pipeline)
+    assert list(warmed.warm()).count(PAUSE) == 3  # tickets, contact buckets, repeats
+    assert warmed.built() == {"tickets": [0], "customers": [0], "repeats": [0]}
+    assert cold.built() == NONE_BUILT
+    assert list(warmed.warm()) == []
+    pipeline.process(10_000, _event("opened", 1.0e9))  # batches keep the built ones current
+    assert _rendered(warmed) == _rendered(cold)
+    assert cold.built() == warmed.built()
+
+
+def test_a_partition_with_no_clock_or_moved_away_during_a_pause_is_not_warmed() -> None:
+    idle = _collector(LocalPipeline(KpiSettings()))  # no record yet: no clock, no window end
+    assert list(idle.warm()) == []
+    assert idle.built() == NONE_BUILT
+    answers, contact_answers = iter([{0}]), iter([{0}])  # owned when listed, gone after
+    moved = _collector(
+        _pipeline(500),
+        owned=lambda: next(answers, set()),
+        owned_contacts=lambda: next(contact_answers, set()),
+    )
+    list(moved.warm())
+    assert moved.built() == NONE_BUILT
