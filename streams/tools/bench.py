@@ -283,7 +283,7 @@ def product_worker(
                 idle_rss = idle_reading(idle_rss, done, lambda: _rss_kib(proc.pid))
                 if done > 0:
                     t0, first = time.time(), done
-                    _scrape(base)  # the live window totals are built now, kept up after
+                    _scrape(base)  # as a Prometheus would (the worker builds the totals anyway)
                     storm_clients = ScrapeStorm(base, storm) if storm else None
             if done >= n and stats["contacts_forwarded"] == stats["contacts_received"]:
                 # the worker's own timestamp of its last record: exact end, however we poll
@@ -330,7 +330,7 @@ def _loaded(
     answers = storm.answers if storm else 0
     if storm:
         storm.stop()
-    _scrape(base)  # builds the totals of partitions that had no clock at the first scrape
+    _scrape(base)  # slides every window to the log's end: the scrapes below are steady ones
     took: list[float] = []
     for _ in range(SCRAPES):
         _past_spacing(base)  # the next scrape renders anew, at once
