@@ -117,7 +117,7 @@ class KpiCollector(Collector):
         )
         for totals, owned, clock in sides:
             for p, end in self._ends(owned(), clock).items():
-                if p not in totals.parts:
+                if not totals.parts.get(p):  # none, or a fill that failed
                     yield PAUSE
                     if p in owned():  # not moved to another worker during the pause
                         totals.read(p, end)
@@ -130,9 +130,9 @@ class KpiCollector(Collector):
     def built(self) -> dict[str, list[int]]:
         """The partitions whose totals are built, per kind (for /stats)."""
         return {
-            "tickets": sorted(self.totals.parts),
-            "customers": sorted(self.ctotals.parts),
-            "repeats": sorted(self.repeats.parts),
+            "tickets": sorted(p for p, states in self.totals.parts.items() if states),
+            "customers": sorted(p for p, states in self.ctotals.parts.items() if states),
+            "repeats": sorted(self.repeats.parts),  # set only once a scan is complete
         }
 
     def _ends(self, partitions: set[int], clock: Watermarks) -> dict[int, float]:

@@ -29,12 +29,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from streams.metrics.exposition import TextRenderer
 
 PAUSE = None  # yielded by a ``families()`` generator where the loop may run others
+
+
+async def run_in_pauses(steps: Iterator[None], stop: Callable[[], bool]) -> bool:
+    """Run ``steps`` (a generator yielding ``PAUSE`` before each step), letting the loop run
+    others at every pause, and give up there as soon as ``stop()`` is true: True when done."""
+    for _ in steps:
+        await asyncio.sleep(0)
+        if stop():
+            return False
+    return True
 
 
 class SharedRendering:

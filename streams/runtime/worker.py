@@ -11,7 +11,6 @@ methods, wired by name in ``_pages``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from functools import partial
@@ -26,7 +25,7 @@ from streams.config import Settings
 from streams.ingest.schema import Rejected, classify, load_schema
 from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
-from streams.metrics.serving import SharedRendering
+from streams.metrics.serving import SharedRendering, run_in_pauses
 from streams.metrics.web_config import load_web_config
 from streams.processing.customers import (
     TABLES as CUSTOMER_TABLES,
@@ -350,12 +349,18 @@ class Worker:
         a rebalance, a recovery, a partition's first record), a partition at a time with
         batches in between: scrapes then find them kept up to date, and the first scrape
         after a start is as quick as the others (docs/architecture.md, "A scrape")."""
+        failures: set[str] = set()
+
+        def busy() -> bool:  # the end of recovery drops what a partial copy would build
+            return bool(self.app.rebalancing or self.app.in_recovery)
 
         async def warm() -> None:
-            if self.app.rebalancing or self.app.in_recovery:
-                return  # the end of recovery drops what a partial copy would build
-            for _ in self.kpis.warm():
-                await asyncio.sleep(0)
+            try:
+                await run_in_pauses(self.kpis.warm(), busy)
+            except Exception as exc:  # a scrape builds them too, and fails alike: never crash
+                if repr(exc) not in failures:  # once per distinct failure, not every second
+                    failures.add(repr(exc))
+                    log.exception("building the window totals failed; scrapes will build them")
 
         self.app.timer(WARM_TOTALS_S, name="ticketpulse.warm_totals")(warm)
 

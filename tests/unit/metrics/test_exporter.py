@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
+import pytest
 from prometheus_client import generate_latest
 
 from streams.config import DEFAULT_WINDOWS
@@ -132,16 +133,35 @@ def test_warming_builds_what_a_first_scrape_would_and_it_renders_the_same() -> N
     assert warmed.built() == {"tickets": [0], "customers": [0], "repeats": [0]}
     assert cold.built() == NONE_BUILT
     assert list(warmed.warm()) == []
-    pipeline.process(10_000, _event("opened", 1.0e9))  # batches keep the built ones current
+    # batches keep the built ones current: a new contact of a customer known already
+    customer = next(iter(pipeline.customers.tables.customers))
+    at = pipeline.tickets.clock.clock(0)
+    opened = TicketEvent("e-new", "opened", "T-new", at, "q", "chat", customer_id=customer)
+    assert pipeline.process(10_000, opened).contact is not None
     assert _rendered(warmed) == _rendered(cold)
     assert cold.built() == warmed.built()
+
+
+def test_a_warm_up_during_a_renderings_pause_leaves_it_exact() -> None:
+    """Warm-ups and renderings share the event loop and interleave at their pauses: a
+    partition built while a rendering waits to read it is read once, not twice."""
+    pipeline = _pipeline(1500)
+    interleaved, cold = _collector(pipeline), _collector(pipeline)
+    renderer = TextRenderer()
+    families = interleaved.families()
+    first = [next(families)]  # the pause before the first partition's read
+    assert first == [PAUSE]
+    list(interleaved.warm())
+    assert interleaved.built() == {"tickets": [0], "customers": [0], "repeats": [0]}
+    assert renderer.render([*first, *families]) == _rendered(cold)
 
 
 def test_a_partition_with_no_clock_or_moved_away_during_a_pause_is_not_warmed() -> None:
     idle = _collector(LocalPipeline(KpiSettings()))  # no record yet: no clock, no window end
     assert list(idle.warm()) == []
     assert idle.built() == NONE_BUILT
-    answers, contact_answers = iter([{0}]), iter([{0}])  # owned when listed, gone after
+    answers = iter([{0}])  # owned when listed, gone when its pause is over
+    contact_answers = iter([{0}, set(), {0}])  # the same for the buckets, then the repeats
     moved = _collector(
         _pipeline(500),
         owned=lambda: next(answers, set()),
@@ -149,3 +169,22 @@ def test_a_partition_with_no_clock_or_moved_away_during_a_pause_is_not_warmed() 
     )
     list(moved.warm())
     assert moved.built() == NONE_BUILT
+
+
+def test_a_partition_whose_fill_failed_is_not_built_and_the_next_warm_up_tries_again(
+    monkeypatch,
+) -> None:
+    pipeline = _pipeline(500)
+    collector = _collector(pipeline)
+    fill = collector.totals._fill
+
+    def failing(partition, states):
+        raise RuntimeError("a bucket could not be read")
+
+    monkeypatch.setattr(collector.totals, "_fill", failing)
+    with pytest.raises(RuntimeError):
+        list(collector.warm())
+    assert collector.built() == NONE_BUILT
+    monkeypatch.setattr(collector.totals, "_fill", fill)
+    list(collector.warm())
+    assert collector.built() == {"tickets": [0], "customers": [0], "repeats": [0]}

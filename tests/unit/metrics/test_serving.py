@@ -7,7 +7,7 @@ import contextlib
 import time
 
 from streams.metrics.families import Family
-from streams.metrics.serving import PAUSE, SharedRendering
+from streams.metrics.serving import PAUSE, SharedRendering, run_in_pauses
 
 
 class SlowCollector:
@@ -152,3 +152,27 @@ async def test_the_share_never_spaces_renderings_past_the_longest_wait() -> None
     first, second = collector.began  # between the beginnings, as the spacing is
     assert 0.03 <= second - first < 1.0
     assert shared.renderings == 2
+
+
+async def test_steps_run_in_pauses_let_others_run_and_stop_at_a_pause() -> None:
+    """The worker's warm-up of the window totals: a partition per step, the loop free at
+    every pause, and nothing more built once a rebalance begins."""
+    done: list[int] = []
+    seen: list[int] = []
+
+    def steps():
+        for i in range(3):
+            yield PAUSE
+            done.append(i)
+
+    async def other() -> None:
+        seen.append(len(done))
+
+    waiting = asyncio.ensure_future(other())
+    assert await run_in_pauses(steps(), stop=lambda: False)
+    await waiting
+    assert done == [0, 1, 2]
+    assert seen == [0]  # it ran at the first pause, before any step
+    done.clear()
+    assert not await run_in_pauses(steps(), stop=lambda: len(done) == 1)
+    assert done == [0]  # stopped at the pause before the second step
