@@ -333,3 +333,25 @@ def test_a_change_that_leaves_a_customers_repeats_as_they_were_counts_nothing_an
     processor.process(0, 4, "c2", contact("t4", BASE + 260, "support"))  # c2 repeats now
     assert folded
     assert_repeats(repeats, processor, BASE + 300)
+
+
+def test_windows_moving_together_read_each_customer_they_touch_once() -> None:
+    """A long jump of the clock (the first scrape after a replay) moves every window past
+    every customer: each is read (a packed row decoded, in the worker) once, not once per
+    window, and the counts are what a full recomputation gives."""
+    reads: list[str] = []
+
+    class Customers(dict):
+        def get(self, key, default=None):
+            reads.append(key)
+            return super().get(key, default)
+
+    processor = CustomerProcessor(CustomerTables(customers=Customers()), KpiSettings())
+    repeats = RepeatTotals(processor, WINDOWS, TZ)
+    processor.process(0, 0, "c1", contact("t1", BASE + 100, "billing"))
+    processor.process(0, 1, "c1", contact("t2", BASE + 200, "billing"))
+    processor.process(0, 2, "c2", contact("t3", BASE + 150, "support"))
+    assert repeats.read(0, BASE + 300)["today"].counts
+    reads.clear()
+    assert_repeats(repeats, processor, BASE + 7200)  # past the 5m, 15m and 1h windows
+    assert sorted(reads) == ["c1", "c2"]
