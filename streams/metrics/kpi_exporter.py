@@ -115,17 +115,23 @@ class KpiCollector(Collector):
             (self.totals, self.owned, self.proc.clock),
             (self.ctotals, self.owned_contacts, self.customers.clock),
         )
+        failed: list[Exception] = []
         for totals, owned, clock in sides:
             for p, end in self._ends(owned(), clock).items():
                 if not totals.parts.get(p):  # none, or a fill that failed
                     yield PAUSE
                     if p in owned():  # not moved to another worker during the pause
-                        totals.read(p, end)
+                        try:
+                            totals.read(p, end)
+                        except Exception as exc:  # the others are built all the same
+                            failed.append(exc)
         ends = self._ends(self.owned_contacts(), self.customers.clock)
         if any(p not in self.repeats.parts for p in ends):
             yield PAUSE
             still = self.owned_contacts()
             self.repeats.build({p: end for p, end in ends.items() if p in still})
+        if failed:
+            raise failed[0]  # for the worker to log; the next warm-up tries those again
 
     def built(self) -> dict[str, list[int]]:
         """The partitions whose totals are built, per kind (for /stats)."""

@@ -15,7 +15,7 @@ every change away and adding it again cost 7 % of the core's time with the total
 live; 3 % now (2026-12-05, scratch profiles over the bench's log). Windows that move at one
 read share the customers they touch: each is read once, and one with a single contact is
 passed by. Sliding the four windows from the log's first batch to its end (a scrape after a
-replay) took 626 ms when each window read every customer; 118 ms now (one process).
+replay) took 626 ms when each window read every customer; 118-145 ms now (one process).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ class RepeatWindow:
             self._count(new, 1)
 
     def move(self, customers: list[list[Contact]], first: float, stop: float) -> None:
-        """The range becomes [first, stop): each of ``customers`` (the only ones with a
-        contact where it changed) counted anew where what it adds changed."""
+        """The range becomes [first, stop): each of ``customers`` (every one with a contact
+        opened where it changed) counted anew where what it adds changed."""
         before = [repeat_contacts(contacts, self.first, self.stop) for contacts in customers]
         self.first, self.stop = first, stop
         for old, contacts in zip(before, customers, strict=True):
@@ -190,19 +190,21 @@ class RepeatTotals:
         }
 
     def _move(self, part: PartitionRepeats, moves: dict[str, tuple[float, float]]) -> None:
-        """Only customers with a contact opened where a range changed can count anew: each
-        is read once however many windows moved, and one with a single contact counts in
-        none (a long jump, as after a replay, read every customer once per window)."""
-        touched: set[str] = set()
+        """Only customers with a contact opened where a window's range changed can count
+        anew there: each is read once however many windows moved, and one with a single
+        contact counts in none (a long jump, as after a replay, read every customer once per
+        window)."""
+        touched: dict[str, set[str]] = {}
         for name, (first, stop) in moves.items():
-            window = part.windows[name]
+            window, touched[name] = part.windows[name], set()
             for start in self._starts_between(part, (window.first, first), (window.stop, stop)):
-                touched |= part.opened.get(start, set())
-        rows = (self.customers.get(cid) for cid in touched)
-        contacts = [contacts_before(row) for row in rows if row is not None]
-        repeating = [each for each in contacts if len(each) > 1]
+                touched[name] |= part.opened.get(start, set())
+        rows = {cid: self.customers.get(cid) for cid in set().union(*touched.values())}
+        contacts = {cid: contacts_before(row) for cid, row in rows.items() if row is not None}
+        repeating = {cid: each for cid, each in contacts.items() if len(each) > 1}
         for name, (first, stop) in moves.items():
-            part.windows[name].move(repeating, first, stop)
+            mine = [repeating[cid] for cid in touched[name] if cid in repeating]
+            part.windows[name].move(mine, first, stop)
 
     def _starts_between(self, part: PartitionRepeats, *edges: tuple[float, float]) -> Iterable[int]:
         width = self.width

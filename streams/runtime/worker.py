@@ -349,7 +349,8 @@ class Worker:
         a rebalance, a recovery, a partition's first record), a partition at a time with
         batches in between: scrapes then find them kept up to date, and the first scrape
         after a start is as quick as the others (docs/architecture.md, "A scrape")."""
-        failures: set[str] = set()
+        failed = logging.getLogger(f"{__name__}.warm_totals")
+        failed.addFilter(quiet_logs.RepeatFilter())  # a repeat: one line per 30 s, counted
 
         def busy() -> bool:  # the end of recovery drops what a partial copy would build
             return bool(self.app.rebalancing or self.app.in_recovery)
@@ -357,10 +358,8 @@ class Worker:
         async def warm() -> None:
             try:
                 await run_in_pauses(self.kpis.warm(), busy)
-            except Exception as exc:  # a scrape builds them too, and fails alike: never crash
-                if repr(exc) not in failures:  # once per distinct failure, not every second
-                    failures.add(repr(exc))
-                    log.exception("building the window totals failed; scrapes will build them")
+            except Exception:  # a scrape builds them too, and fails alike: never crash
+                failed.exception("building the window totals failed; scrapes will build them")
 
         self.app.timer(WARM_TOTALS_S, name="ticketpulse.warm_totals")(warm)
 

@@ -15,6 +15,7 @@ from streams.metrics.exposition import TextRenderer, render_collectors
 from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
 from streams.metrics.serving import PAUSE
+from streams.processing import window_totals
 from streams.processing.local import LocalPipeline
 from streams.processing.settings import KpiSettings
 from streams.runtime.state import PipelineState
@@ -184,7 +185,32 @@ def test_a_partition_whose_fill_failed_is_not_built_and_the_next_warm_up_tries_a
     monkeypatch.setattr(collector.totals, "_fill", failing)
     with pytest.raises(RuntimeError):
         list(collector.warm())
-    assert collector.built() == NONE_BUILT
+    assert collector.built() == {"tickets": [], "customers": [0], "repeats": [0]}
     monkeypatch.setattr(collector.totals, "_fill", fill)
     list(collector.warm())
     assert collector.built() == {"tickets": [0], "customers": [0], "repeats": [0]}
+    assert _rendered(collector) == _rendered(_collector(pipeline))  # exact after the retry
+
+
+def test_a_fill_that_fails_partway_leaves_nothing_behind_and_the_others_are_built(
+    monkeypatch,
+) -> None:
+    """A partition whose buckets cannot all be read is left unbuilt, with nothing of the
+    rows read before the failure kept; the other sides are built all the same."""
+    pipeline = _pipeline(1500)
+    collector = _collector(pipeline)
+    fill_row, calls = window_totals._fill_row, []
+
+    def failing_partway(*args):
+        calls.append(args)
+        if len(calls) > 5:
+            raise RuntimeError("a bucket could not be read")
+        return fill_row(*args)
+
+    monkeypatch.setattr(window_totals, "_fill_row", failing_partway)
+    with pytest.raises(RuntimeError):
+        list(collector.warm())
+    assert collector.built() == {"tickets": [], "customers": [], "repeats": [0]}
+    monkeypatch.setattr(window_totals, "_fill_row", fill_row)
+    list(collector.warm())
+    assert _rendered(collector) == _rendered(_collector(pipeline))
