@@ -117,14 +117,18 @@ class KpiCollector(Collector):
         )
         failed: list[Exception] = []
         for totals, owned, clock in sides:
-            for p, end in self._ends(owned(), clock).items():
+            for p in self._ends(owned(), clock):
                 if not totals.parts.get(p):  # none, or a fill that failed
                     yield PAUSE
-                    if p in owned():  # not moved to another worker during the pause
-                        try:
-                            totals.read(p, end)
-                        except Exception as exc:  # the others are built all the same
-                            failed.append(exc)
+                    # still owned and unbuilt (a scrape may have built it meanwhile): at the
+                    # clock of now, never sliding back what a scrape moved on
+                    end = self._ends({p} & owned(), clock).get(p)
+                    if end is None or totals.parts.get(p):
+                        continue
+                    try:
+                        totals.read(p, end)
+                    except Exception as exc:  # the others are built all the same
+                        failed.append(exc)
         ends = self._ends(self.owned_contacts(), self.customers.clock)
         if any(p not in self.repeats.parts for p in ends):
             yield PAUSE

@@ -3,7 +3,7 @@
 Repeat figures are distinct counts (a customer counts once per window), so they are
 not bucket sums: the exporter used to re-derive them from every customer at each
 scrape, a quarter of a loaded worker's scrape. Here a customer's contribution to a
-window is counted anew whenever its contacts change or retention drops it, and when a
+window is counted anew whenever a change of its contacts or retention alters it, and when a
 window's range moves only the customers with a contact opened in the buckets entering or
 leaving it are looked at again (an index by opened bucket).
 
@@ -48,9 +48,7 @@ class RepeatWindow:
         when what it contributes to this window changed (most changes leave it as it was)."""
         old = repeat_contacts(before, self.first, self.stop) if len(before) > 1 else []
         new = repeat_contacts(after, self.first, self.stop) if len(after) > 1 else []
-        if old != new:
-            self._count(old, -1)
-            self._count(new, 1)
+        self._recount(old, new)
 
     def move(self, customers: list[list[Contact]], first: float, stop: float) -> None:
         """The range becomes [first, stop): each of ``customers`` (every one with a contact
@@ -58,10 +56,12 @@ class RepeatWindow:
         before = [repeat_contacts(contacts, self.first, self.stop) for contacts in customers]
         self.first, self.stop = first, stop
         for old, contacts in zip(before, customers, strict=True):
-            new = repeat_contacts(contacts, first, stop)
-            if old != new:
-                self._count(old, -1)
-                self._count(new, 1)
+            self._recount(old, repeat_contacts(contacts, first, stop))
+
+    def _recount(self, old: list[tuple[str, str, str]], new: list[tuple[str, str, str]]) -> None:
+        if old != new:
+            self._count(old, -1)
+            self._count(new, 1)
 
     def _count(self, repeats: list[tuple[str, str, str]], sign: int) -> None:
         for figure, queue, channel in repeats:
@@ -129,9 +129,8 @@ class RepeatTotals:
     ) -> None:
         part = self.parts.get(partition)
         if part is None:
-            return  # built from the table when first read
-        before = contacts_before(old) if old is not None else []
-        after = contacts_before(new) if new is not None else []
+            return  # built from the table by the warm-up, or by the first read
+        before, after = contacts_before(old), contacts_before(new)
         part.reindex(customer_id, before, after, self.width)
         if len(before) < 2 and len(after) < 2:
             return  # a customer with fewer than two contacts repeats in no window
@@ -160,10 +159,11 @@ class RepeatTotals:
         return part.windows
 
     def build(self, ends: Mapping[int, float]) -> None:
-        """Build the partitions of ``ends`` not built yet (the first read after a rebalance
-        or a start), their index and every window, in one scan of the customers: a scan
-        decodes every packed row, of every partition, to read its partition. One scan per
-        partition for the index and one per window took ~2 s at the end of `make bench`."""
+        """Build the partitions of ``ends`` not built yet (by the warm-up after a rebalance or
+        a start, or by the first read if it comes first), their index and every window, in
+        one scan of the customers: a scan decodes every packed row, of every partition, to
+        read its partition. One scan per partition for the index and one per window took
+        ~2 s at the end of `make bench`."""
         parts = {
             p: PartitionRepeats(
                 {name: RepeatWindow(*edges, self.fold) for name, edges in self._ranges(end).items()}
@@ -196,7 +196,8 @@ class RepeatTotals:
         window)."""
         touched: dict[str, set[str]] = {}
         for name, (first, stop) in moves.items():
-            window, touched[name] = part.windows[name], set()
+            window = part.windows[name]
+            touched[name] = set()
             for start in self._starts_between(part, (window.first, first), (window.stop, stop)):
                 touched[name] |= part.opened.get(start, set())
         rows = {cid: self.customers.get(cid) for cid in set().union(*touched.values())}

@@ -65,6 +65,8 @@ from streams.runtime.state import PipelineState
 from streams.runtime.writers import ContactForwarder, DeadLetterSender, FaustChangelog, FaustStore
 
 log = logging.getLogger(__name__)
+warm_log = logging.getLogger(f"{__name__}.warm_totals")
+warm_log.addFilter(quiet_logs.RepeatFilter())  # a repeat: one line per 30 s, counted
 
 PRODUCER_BUFFER_RECORDS = 10_000
 BROKER_CHECK_S = 2.0
@@ -349,8 +351,6 @@ class Worker:
         a rebalance, a recovery, a partition's first record), a partition at a time with
         batches in between: scrapes then find them kept up to date, and the first scrape
         after a start is as quick as the others (docs/architecture.md, "A scrape")."""
-        failed = logging.getLogger(f"{__name__}.warm_totals")
-        failed.addFilter(quiet_logs.RepeatFilter())  # a repeat: one line per 30 s, counted
 
         def busy() -> bool:  # the end of recovery drops what a partial copy would build
             return bool(self.app.rebalancing or self.app.in_recovery)
@@ -359,7 +359,7 @@ class Worker:
             try:
                 await run_in_pauses(self.kpis.warm(), busy)
             except Exception:  # a scrape builds them too, and fails alike: never crash
-                failed.exception("building the window totals failed; scrapes will build them")
+                warm_log.exception("building the window totals failed; tried again in 1 s")
 
         self.app.timer(WARM_TOTALS_S, name="ticketpulse.warm_totals")(warm)
 

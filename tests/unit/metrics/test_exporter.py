@@ -214,3 +214,18 @@ def test_a_fill_that_fails_partway_leaves_nothing_behind_and_the_others_are_buil
     monkeypatch.setattr(window_totals, "_fill_row", fill_row)
     list(collector.warm())
     assert _rendered(collector) == _rendered(_collector(pipeline))
+
+
+def test_a_partition_a_scrape_built_during_a_warm_ups_pause_is_left_as_it_read_it() -> None:
+    """The warm-up pauses before each partition; a scrape that builds it meanwhile, at a
+    later clock, is not undone: the warm-up never slides a window back."""
+    pipeline = _pipeline(1500)
+    collector = _collector(pipeline)
+    steps = collector.warm()
+    assert next(steps) is PAUSE  # before the tickets' partition 0
+    later = pipeline.tickets.clock.clock(0) + 3600
+    pipeline.process(10_000, _event("opened", later))  # the clock moves on an hour
+    scraped = collector.totals.read(0, pipeline.tickets.clock.clock(0))
+    ends = {name: state.last for name, state in scraped.items()}
+    list(steps)
+    assert {name: s.last for name, s in collector.totals.parts[0].items()} == ends
