@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
@@ -86,7 +88,25 @@ def ensure_topics(settings: Settings, tables: tuple[str, ...] = ()) -> dict[str,
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(missing)
-        described = admin.describe_topics([t.name for t in wanted])
-        return {d.get("name", d.get("topic")): len(d["partitions"]) for d in described}
+        return described_counts(admin, [t.name for t in wanted], settings.connect_timeout_seconds)
     finally:
         admin.close()
+
+
+def described_counts(
+    admin: KafkaAdminClient,
+    names: list[str],
+    timeout_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, int]:
+    """The partition count of each topic. A topic created a moment ago can still describe
+    with no partitions while its metadata spreads (a worker once refused to start, "topic has
+    0 partitions", right after creating it): asked again until none is empty or ``timeout_s``
+    has passed; a topic still empty then is reported as it is."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = admin.describe_topics(names)
+        counts = {d.get("name", d.get("topic")): len(d["partitions"]) for d in described}
+        if all(counts.values()) or time.monotonic() >= deadline:
+            return counts
+        sleep(0.2)
