@@ -40,8 +40,9 @@ class RepeatWindow:
     fold: Callable[[str], str] = str  # queue -> exported label (kept per label)
     counts: dict[RepeatKey, int] = field(default_factory=dict)
 
-    def add(self, contacts: list[Contact], sign: int) -> None:
-        self._count(repeat_contacts(contacts, self.first, self.stop), sign)
+    def add(self, contacts: list[Contact]) -> None:
+        """A customer read by a build: what it adds to this window, counted."""
+        self._count(repeat_contacts(contacts, self.first, self.stop), 1)
 
     def replace(self, before: list[Contact], after: list[Contact]) -> None:
         """A customer's contacts changed from ``before`` to ``after``: counted anew only
@@ -180,7 +181,7 @@ class RepeatTotals:
                 part.index(customer_id, contacts, self.width)
                 if len(contacts) > 1:  # one contact repeats in no window
                     for window in part.windows.values():
-                        window.add(contacts, 1)
+                        window.add(contacts)
         self.parts.update(parts)
 
     def _ranges(self, end: float) -> dict[str, tuple[float, float]]:
