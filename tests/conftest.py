@@ -87,6 +87,13 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
+    def stats(self) -> str:
+        """/stats as text, or why it could not be read (for a failing test's message)."""
+        try:
+            return fetch(self.url.removesuffix("metrics") + "stats", self.tls, self.auth)
+        except OSError as exc:
+            return f"/stats unreadable: {exc!r}"
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         return processes.stop(self.process, timeout, sig)
 

@@ -31,12 +31,15 @@ class PipelineCollector(Collector):
         owned: Callable[[], tuple[set[int], set[int]]],
         highwater: Callable[[int], int | None] = lambda partition: None,
         store_memory: Callable[[], dict[str, int]] = dict,
+        stored_watermark: Callable[[int], float | None] = lambda partition: None,
     ) -> None:
         self._state = state
         self._topic_partitions = topic_partitions
         self._owned = owned  # () -> (active partitions, standby partitions) of the input topic
         self._highwater = highwater  # partition -> next offset the broker will assign
         self._store_memory = store_memory  # () -> bytes in memory of the table stores, by kind
+        # partition -> the watermark in its table (bucketed): known to a new owner at once
+        self._stored_watermark = stored_watermark
 
     def collect(self) -> Iterator[Metric]:
         yield from self._ingest()
@@ -81,15 +84,7 @@ class PipelineCollector(Collector):
             "Partitions of the input topic; sum of active partitions should equal it.",
             value=self._topic_partitions,
         )
-        watermark = GaugeMetricFamily(
-            "ticketpulse_event_time_watermark_timestamp_seconds",
-            "Largest event time (occurred_at) accepted, per actively owned partition.",
-            labels=["partition"],
-        )
-        for partition in sorted(active):
-            if partition in state.watermark:
-                watermark.add_metric([str(partition)], state.watermark[partition])
-        yield watermark
+        yield self._watermarks(active)
         lag = GaugeMetricFamily(
             "ticketpulse_consumer_lag_records",
             "Records in the input partition not processed yet (high-water mark - next offset).",
@@ -100,6 +95,23 @@ class PipelineCollector(Collector):
             if high is not None and done is not None:  # known from the first record on
                 lag.add_metric([str(partition)], max(0, high - done))
         yield lag
+
+    def _watermarks(self, active: set[int]) -> GaugeMetricFamily:
+        """The largest event time accepted per actively owned partition: by this worker, or,
+        when later, the one its table holds (rounded down to the bucket). A worker handed a
+        partition knows the table's at once, before it reads a record of it (after a
+        rebalance on a quiet topic the gauge would otherwise be missing)."""
+        watermark = GaugeMetricFamily(
+            "ticketpulse_event_time_watermark_timestamp_seconds",
+            "Largest event time (occurred_at) accepted, per actively owned partition.",
+            labels=["partition"],
+        )
+        for partition in sorted(active):
+            known = [self._state.watermark.get(partition), self._stored_watermark(partition)]
+            values = [v for v in known if v is not None]
+            if values:
+                watermark.add_metric([str(partition)], max(values))
+        return watermark
 
     def _process(self) -> Iterator[Metric]:
         """Contacts, stored rows, rebalances, heartbeat and build info."""

@@ -380,6 +380,8 @@ class Worker:
     def _on_revoked(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         for tp in args[0] if args else kwargs.get("revoked", ()):
             self.forget(tp)
+            if tp.topic == self.settings.topic:  # another worker may move them on meanwhile
+                self.state.forget_partition(tp.partition)
 
     def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         for tp in args[0] if args else kwargs.get("assigned", ()):  # tables are recovered afresh
@@ -414,6 +416,7 @@ class Worker:
             self.owned,
             self.highwater,
             partial(self.store_memory.held, self.faust_tables.values()),
+            self.processor.clock.clock,
         )
 
     def _kpi_collector(self) -> KpiCollector:

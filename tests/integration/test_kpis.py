@@ -171,7 +171,9 @@ def combined(*workers) -> Metrics:
     return total
 
 
-def wait_equal(oracle: Metrics, *workers, timeout: float = 600) -> None:
+def wait_equal(oracle: Metrics, *workers, timeout: float = 420) -> None:
+    """Wait until the workers' summed figures equal the oracle. The timeout stays below
+    pytest-timeout's 600 s, so a failure reports the differences and each worker's /stats."""
     last: dict = {}
 
     def agree() -> bool:
@@ -188,9 +190,12 @@ def wait_equal(oracle: Metrics, *workers, timeout: float = 600) -> None:
         per_metric: dict[str, int] = {}
         for name, _ in last:
             per_metric[name] = per_metric.get(name, 0) + 1
+        states = "\n".join(
+            f"worker {i}: /stats {w.stats()}\n{w.log()}" for i, w in enumerate(workers)
+        )
         pytest.fail(
             f"{len(last)} differences, per metric {per_metric}, e.g. "
-            f"{sorted(last.items())[:6]}\n{workers[0].log()}"
+            f"{sorted(last.items())[:6]}\n{states}"
         )
 
 
@@ -346,6 +351,38 @@ def test_two_workers_sum_to_oracle_without_overlap(kafka, names, start_worker, t
     ]
     assert owned[0] and owned[1]
     assert not owned[0] & owned[1], "no partition may be exported by both workers"
+
+
+def test_a_worker_handed_caught_up_partitions_exports_them_before_reading_a_record(
+    kafka, names, start_worker, traffic
+) -> None:
+    """The second worker joins once the first has read everything: it reads no record, its
+    figures come from the recovered tables alone, and the watermark of each partition it
+    now owns is exported from its table (no hole on a dashboard after a quiet handover)."""
+    log, oracle = traffic
+    a = start_worker("--clock", "event")
+    replay(kafka, names, log)
+    wait_equal(oracle, a)
+    b = start_worker("--clock", "event")
+    active = ("ticketpulse_partitions_assigned", (("role", "active"),))
+    watermark = "ticketpulse_event_time_watermark_timestamp_seconds"
+
+    def exported() -> list[set[str]] | None:
+        try:
+            samples = [w.metrics() for w in (a, b)]
+        except OSError:
+            return None
+        if not all(m.get(active) for m in samples):
+            return None  # not both assigned yet
+        return [{dict(labels)["partition"] for (n, labels) in m if n == watermark} for m in samples]
+
+    wait_for(lambda: exported() is not None, 120, "both workers to own partitions")
+    wait_equal(oracle, a, b)
+    owned = exported()
+    assert owned is not None and all(owned), owned
+    assert not owned[0] & owned[1], "no partition may be exported by both workers"
+    assert owned[0] | owned[1] == {str(p) for p in range(PARTITIONS)}
+    assert b.counter_sum("ticketpulse_events_accepted_total") == 0, "b read no record"
 
 
 def test_now_gauges_move_with_the_wall_clock(kafka, names, start_worker) -> None:

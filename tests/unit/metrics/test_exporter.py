@@ -48,6 +48,43 @@ def test_counts_and_owned_partitions_only() -> None:
     assert value("ticketpulse_last_processed_timestamp_seconds") == 4.0
 
 
+def test_a_partition_handed_over_exports_its_stored_watermark_until_a_later_record() -> None:
+    """A worker handed a partition on a quiet topic has read none of its records: the
+    watermark its table holds (bucketed) is exported at once, and the later of the two
+    once records arrive; a partition not owned is never exported."""
+    state = PipelineState()
+    stored = {0: 60.0, 1: 120.0, 2: 300.0}
+    registry = build_registry(
+        [PipelineCollector(state, 4, lambda: ({0, 1, 3}, set()), stored_watermark=stored.get)]
+    )
+
+    def watermark(partition: int) -> float | None:
+        name = "ticketpulse_event_time_watermark_timestamp_seconds"
+        return registry.get_sample_value(name, {"partition": str(partition)})
+
+    assert [watermark(p) for p in range(4)] == [60.0, 120.0, None, None]
+    state.record_accepted(0, _event("opened", 75.0), now=1.0)  # later than the table's
+    state.record_accepted(1, _event("opened", 110.0), now=1.0)  # a replay of older records
+    assert [watermark(p) for p in range(4)] == [75.0, 120.0, None, None]
+
+
+def test_a_revoked_partition_forgets_its_watermark_and_next_offset() -> None:
+    """Another worker moves a revoked partition on: if it comes back, the lag is not
+    computed from this worker's old offset, nor the watermark kept from before."""
+    state = PipelineState()
+    state.record_accepted(0, _event("opened", 75.0), now=1.0)
+    state.record_offset(0, 41)
+    state.record_offset(1, 9)
+    state.forget_partition(0)
+    assert state.watermark == {} and state.next_offset == {1: 10}
+    registry = build_registry(
+        [PipelineCollector(state, 4, lambda: ({0, 1}, set()), highwater=lambda p: 100)]
+    )
+    lag = "ticketpulse_consumer_lag_records"
+    assert registry.get_sample_value(lag, {"partition": "0"}) is None  # from its first record
+    assert registry.get_sample_value(lag, {"partition": "1"}) == 90
+
+
 def test_promtool_accepts_the_output(promtool: str) -> None:
     state = PipelineState()
     state.record_accepted(1, _event("opened", 100.0), now=1.0)
