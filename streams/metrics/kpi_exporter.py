@@ -9,6 +9,7 @@ Every window figure is an additive component (count, sum or histogram bucket):
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,14 +40,18 @@ from streams.metrics.catalogue import (
     window_metric,
 )
 from streams.metrics.families import Family
-from streams.metrics.serving import PAUSE
+from streams.metrics.serving import PAUSE, run_in_pauses
 from streams.processing.bucket_store import Watermarks
 from streams.processing.customers import CustomerProcessor
 from streams.processing.kpi import KpiProcessor, open_rows
 from streams.processing.repeat_totals import RepeatTotals
 from streams.processing.window_totals import SCALE, Key, WindowState, WindowTotals
+from streams.runtime.quiet_logs import RepeatFilter
 
 ExactSums = dict[Key, list[int]]  # (entry, queue label, channel) -> [exact sum, count]
+
+warm_log = logging.getLogger(f"{__name__}.warm")
+warm_log.addFilter(RepeatFilter())  # a failure that repeats: one line per 30 s, counted
 
 _SL_ENTRIES = ("first_response", "first_response_within_target", "abandoned", "short_abandoned")
 
@@ -418,3 +423,16 @@ def _bucket_entries(entry: str, bounds: tuple[float, ...]) -> tuple[tuple[str, E
     """(le label, bucket entry) of a distribution, "+Inf" last: the same at every scrape."""
     labels = [*(bound_label(b, bounds) for b in bounds), "+Inf"]
     return tuple((label, Entry(entry, le=label)) for label in labels)
+
+
+async def warm_in_background(kpis: KpiCollector, busy: Callable[[], bool]) -> bool:
+    """One round of the worker's warm-up timer: ``kpis.warm()`` with the loop free at each
+    pause, given up at the first pause where ``busy()`` (a rebalance or a recovery began: the
+    end of recovery drops what a partial copy would build). A failure is logged, never
+    raised: a raise would stop the worker, and the next round (or a scrape) builds the
+    partition again. True when every partition was built."""
+    try:
+        return await run_in_pauses(kpis.warm(), busy)
+    except Exception:
+        warm_log.exception("building the window totals failed; tried again in 1 s")
+        return False

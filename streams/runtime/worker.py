@@ -23,9 +23,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.config import Settings
 from streams.ingest.schema import Rejected, classify, load_schema
-from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
+from streams.metrics.kpi_exporter import KpiCollector, LabelFolder, warm_in_background
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
-from streams.metrics.serving import SharedRendering, run_in_pauses
+from streams.metrics.serving import SharedRendering
 from streams.metrics.web_config import load_web_config
 from streams.processing.customers import (
     TABLES as CUSTOMER_TABLES,
@@ -65,8 +65,6 @@ from streams.runtime.state import PipelineState
 from streams.runtime.writers import ContactForwarder, DeadLetterSender, FaustChangelog, FaustStore
 
 log = logging.getLogger(__name__)
-warm_log = logging.getLogger(f"{__name__}.warm_totals")
-warm_log.addFilter(quiet_logs.RepeatFilter())  # a repeat: one line per 30 s, counted
 
 PRODUCER_BUFFER_RECORDS = 10_000
 BROKER_CHECK_S = 2.0
@@ -352,14 +350,11 @@ class Worker:
         batches in between: scrapes then find them kept up to date, and the first scrape
         after a start is as quick as the others (docs/architecture.md, "A scrape")."""
 
-        def busy() -> bool:  # the end of recovery drops what a partial copy would build
+        def busy() -> bool:
             return bool(self.app.rebalancing or self.app.in_recovery)
 
         async def warm() -> None:
-            try:
-                await run_in_pauses(self.kpis.warm(), busy)
-            except Exception:  # a scrape builds them too, and fails alike: never crash
-                warm_log.exception("building the window totals failed; tried again in 1 s")
+            await warm_in_background(self.kpis, busy)
 
         self.app.timer(WARM_TOTALS_S, name="ticketpulse.warm_totals")(warm)
 

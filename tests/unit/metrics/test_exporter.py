@@ -12,7 +12,7 @@ from streams.config import DEFAULT_WINDOWS
 from streams.core.events import TicketEvent
 from streams.ingest.schema import Accepted, classify
 from streams.metrics.exposition import TextRenderer, render_collectors
-from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
+from streams.metrics.kpi_exporter import KpiCollector, LabelFolder, warm_in_background
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
 from streams.metrics.serving import PAUSE
 from streams.processing import window_totals
@@ -266,3 +266,36 @@ def test_a_partition_a_scrape_built_during_a_warm_ups_pause_is_left_as_it_read_i
     ends = {name: state.last for name, state in scraped.items()}
     list(steps)
     assert {name: s.last for name, s in collector.totals.parts[0].items()} == ends
+
+
+async def test_the_background_warm_up_stops_at_its_first_pause_once_the_worker_is_busy() -> None:
+    """The worker's timer gives up while a rebalance or a recovery runs (the end of
+    recovery drops what a copy read meanwhile would build) and builds everything after."""
+    collector = _collector(_pipeline(500))
+    busy = iter([False, True])  # a rebalance begins while the first partition is built
+    assert not await warm_in_background(collector, lambda: next(busy))
+    assert collector.built() == {"tickets": [0], "customers": [], "repeats": []}
+    assert await warm_in_background(collector, lambda: False)
+    assert collector.built() == {"tickets": [0], "customers": [0], "repeats": [0]}
+
+
+async def test_a_failing_background_warm_up_logs_once_and_never_raises(monkeypatch, caplog) -> None:
+    """A raise in the worker's timer would stop the worker: a failure is logged instead,
+    once while it repeats (``RepeatFilter``), and the next round builds what it could not."""
+    pipeline = _pipeline(500)
+    collector = _collector(pipeline)
+    fill = collector.totals._fill
+
+    def failing(partition, states):
+        raise RuntimeError("a bucket could not be read")
+
+    monkeypatch.setattr(collector.totals, "_fill", failing)
+    with caplog.at_level("ERROR", logger="streams.metrics.kpi_exporter.warm"):
+        for _ in range(3):
+            assert not await warm_in_background(collector, lambda: False)
+    failures = [r for r in caplog.records if "window totals failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert collector.built() == {"tickets": [], "customers": [0], "repeats": [0]}
+    monkeypatch.setattr(collector.totals, "_fill", fill)
+    assert await warm_in_background(collector, lambda: False)
+    assert _rendered(collector) == _rendered(_collector(pipeline))
