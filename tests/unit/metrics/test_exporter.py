@@ -209,17 +209,23 @@ def test_a_partition_with_no_clock_or_moved_away_during_a_pause_is_not_warmed() 
     assert moved.built() == NONE_BUILT
 
 
-def test_a_partition_whose_fill_failed_is_not_built_and_the_next_warm_up_tries_again(
-    monkeypatch,
-) -> None:
-    pipeline = _pipeline(500)
-    collector = _collector(pipeline)
+def _fail_ticket_fills(monkeypatch, collector: KpiCollector):
+    """Every fill of the ticket side's totals raises; returns the real one, to put back."""
     fill = collector.totals._fill
 
     def failing(partition, states):
         raise RuntimeError("a bucket could not be read")
 
     monkeypatch.setattr(collector.totals, "_fill", failing)
+    return fill
+
+
+def test_a_partition_whose_fill_failed_is_not_built_and_the_next_warm_up_tries_again(
+    monkeypatch,
+) -> None:
+    pipeline = _pipeline(500)
+    collector = _collector(pipeline)
+    fill = _fail_ticket_fills(monkeypatch, collector)
     with pytest.raises(RuntimeError):
         list(collector.warm())
     assert collector.built() == {"tickets": [], "customers": [0], "repeats": [0]}
@@ -284,12 +290,7 @@ async def test_a_failing_background_warm_up_logs_once_and_never_raises(monkeypat
     once while it repeats (``RepeatFilter``), and the next round builds what it could not."""
     pipeline = _pipeline(500)
     collector = _collector(pipeline)
-    fill = collector.totals._fill
-
-    def failing(partition, states):
-        raise RuntimeError("a bucket could not be read")
-
-    monkeypatch.setattr(collector.totals, "_fill", failing)
+    fill = _fail_ticket_fills(monkeypatch, collector)
     with caplog.at_level("ERROR", logger="streams.metrics.kpi_exporter.warm"):
         for _ in range(3):
             assert not await warm_in_background(collector, lambda: False)
