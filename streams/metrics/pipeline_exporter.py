@@ -32,6 +32,7 @@ class PipelineCollector(Collector):
         highwater: Callable[[int], int | None] = lambda partition: None,
         store_memory: Callable[[], dict[str, int]] = dict,
         stored_watermark: Callable[[int], float | None] = lambda partition: None,
+        committed: Callable[[int], int | None] = lambda partition: None,
     ) -> None:
         self._state = state
         self._topic_partitions = topic_partitions
@@ -40,6 +41,7 @@ class PipelineCollector(Collector):
         self._store_memory = store_memory  # () -> bytes in memory of the table stores, by kind
         # partition -> the watermark in its table (bucketed): known to a new owner at once
         self._stored_watermark = stored_watermark
+        self._committed = committed  # partition -> the group's committed offset, if any
 
     def collect(self) -> Iterator[Metric]:
         yield from self._ingest()
@@ -91,10 +93,19 @@ class PipelineCollector(Collector):
             labels=["partition"],
         )
         for partition in sorted(active):
-            high, done = self._highwater(partition), state.next_offset.get(partition)
-            if high is not None and done is not None:  # known from the first record on
+            high, done = self._highwater(partition), self._next_offset(partition)
+            if high is not None and done is not None:
                 lag.add_metric([str(partition)], max(0, high - done))
         yield lag
+
+    def _next_offset(self, partition: int) -> int | None:
+        """The next offset to process: after this worker's last record of the partition, or
+        the group's committed offset when later (a worker handed a partition resumes there,
+        before it reads a record of it; one that comes back is not measured from the offset
+        where it left it)."""
+        known = [self._state.next_offset.get(partition), self._committed(partition)]
+        offsets = [offset for offset in known if offset is not None]
+        return max(offsets) if offsets else None
 
     def _watermarks(self, active: set[int]) -> GaugeMetricFamily:
         """The largest event time accepted per actively owned partition: by this worker, or,

@@ -310,6 +310,13 @@ class WorkerConsumer(Consumer):
         acked.extend(back)
         acked.sort()
 
+    def committed(self, tp: TP) -> int | None:
+        """The partition's committed offset as Faust holds it (set by the seek that follows
+        each assignment, and by each commit since; None before any): where a worker that
+        was just handed the partition resumes it."""
+        offset = self._committed_offset.get(tp)
+        return None if offset is None else int(offset)
+
     def commit_state(self) -> dict[str, dict[str, object]]:
         """Per partition of our topics, what the commit is waiting for: the committed and
         read offsets, the acked offsets not committed yet (first few) and the gaps."""

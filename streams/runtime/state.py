@@ -35,13 +35,6 @@ class PipelineState:
     def record_offset(self, partition: int, offset: int) -> None:
         self.next_offset[partition] = offset + 1
 
-    def forget_partition(self, partition: int) -> None:
-        """A revoked partition's watermark and next offset are this worker's last, and grow
-        stale while another worker owns it: if it comes back, its lag and watermark are
-        exported again from its first record (and the watermark from its table before)."""
-        self.watermark.pop(partition, None)
-        self.next_offset.pop(partition, None)
-
     def record_accepted(self, partition: int, event: TicketEvent, now: float) -> None:
         self.accepted[event.type] += 1
         if event.occurred_at > self.watermark.get(partition, 0.0):

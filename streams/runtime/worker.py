@@ -53,6 +53,7 @@ from streams.runtime.faust_internals import (
     Fetching,
     KeptQueuesApp,
     SharedStoreMemory,
+    WorkerConsumer,
     allow_buffered_records,
     route_acks_through_consumer,
     stored_row,
@@ -375,8 +376,6 @@ class Worker:
     def _on_revoked(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         for tp in args[0] if args else kwargs.get("revoked", ()):
             self.forget(tp)
-            if tp.topic == self.settings.topic:  # another worker may move them on meanwhile
-                self.state.forget_partition(tp.partition)
 
     def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         for tp in args[0] if args else kwargs.get("assigned", ()):  # tables are recovered afresh
@@ -404,6 +403,12 @@ class Worker:
         except (AssertionError, TypeError, ValueError, KeyError):
             return None  # not known until the first fetch of the partition
 
+    def committed(self, partition: int) -> int | None:
+        """The group's committed offset of an input partition (None before any commit):
+        where this worker resumed it after its last assignment, or committed since."""
+        consumer: WorkerConsumer = self.app.consumer  # type: ignore[assignment]
+        return consumer.committed(TP(self.settings.topic, partition))
+
     def _pipeline_collector(self) -> PipelineCollector:
         return PipelineCollector(
             self.state,
@@ -411,7 +416,8 @@ class Worker:
             self.owned,
             self.highwater,
             partial(self.store_memory.held, self.faust_tables.values()),
-            self.processor.clock.clock,
+            stored_watermark=self.processor.clock.clock,
+            committed=self.committed,
         )
 
     def _kpi_collector(self) -> KpiCollector:
@@ -490,7 +496,8 @@ class Worker:
         for partition in self.owned()[0]:
             high = self.highwater(partition)
             if high is not None:
-                lag += max(0, high - next_offsets.get(partition, 0))
+                done = max(next_offsets.get(partition, 0), self.committed(partition) or 0)
+                lag += max(0, high - done)
         return lag
 
     async def healthz_page(self, view: View, request: Request) -> Response:

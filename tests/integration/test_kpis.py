@@ -173,7 +173,8 @@ def combined(*workers) -> Metrics:
 
 def wait_equal(oracle: Metrics, *workers, timeout: float = 420) -> None:
     """Wait until the workers' summed figures equal the oracle. The timeout stays below
-    pytest-timeout's 600 s, so a failure reports the differences and each worker's /stats."""
+    pytest-timeout's 600 s, so a wait that never ends (the others having taken their usual
+    seconds) reports the differences and each worker's /stats."""
     last: dict = {}
 
     def agree() -> bool:
@@ -356,13 +357,19 @@ def test_two_workers_sum_to_oracle_without_overlap(kafka, names, start_worker, t
 def test_a_worker_handed_caught_up_partitions_exports_them_before_reading_a_record(
     kafka, names, start_worker, traffic
 ) -> None:
-    """The second worker joins once the first has read everything: it reads no record, its
-    figures come from the recovered tables alone, and the watermark of each partition it
-    now owns is exported from its table (no hole on a dashboard after a quiet handover)."""
+    """The second worker joins once the first has read and committed everything: it reads
+    no record, its figures come from the recovered tables alone (``--clock event``: its
+    windows end at the recovered watermarks), and each partition it now owns has its
+    watermark (from its table) and its lag (from the committed offset) exported: no hole
+    on a dashboard, nor a silent lag alert, after a handover on a quiet topic."""
+    from tests.integration.test_defects import wait_committed_to_end  # it imports this module
+
     log, oracle = traffic
     a = start_worker("--clock", "event")
     replay(kafka, names, log)
     wait_equal(oracle, a)
+    topics = [names["topic"], f"{names['app_id']}-contacts"]
+    wait_committed_to_end(kafka.bootstrap, names["app_id"], topics, a)  # nothing to read again
     b = start_worker("--clock", "event")
     active = ("ticketpulse_partitions_assigned", (("role", "active"),))
     watermark = "ticketpulse_event_time_watermark_timestamp_seconds"
@@ -383,6 +390,16 @@ def test_a_worker_handed_caught_up_partitions_exports_them_before_reading_a_reco
     assert not owned[0] & owned[1], "no partition may be exported by both workers"
     assert owned[0] | owned[1] == {str(p) for p in range(PARTITIONS)}
     assert b.counter_sum("ticketpulse_events_accepted_total") == 0, "b read no record"
+    lag = "ticketpulse_consumer_lag_records"  # known once a fetch has told the high-water mark
+
+    def lags() -> list[dict[str, float]]:
+        return [
+            {dict(labels)["partition"]: v for (n, labels), v in w.metrics().items() if n == lag}
+            for w in (a, b)
+        ]
+
+    wait_for(lambda: [set(m) for m in lags()] == owned, 60, "the lag of every owned partition")
+    assert all(v == 0 for m in lags() for v in m.values()), lags()
 
 
 def test_now_gauges_move_with_the_wall_clock(kafka, names, start_worker) -> None:

@@ -12,12 +12,18 @@ from streams.config import DEFAULT_WINDOWS
 from streams.core.events import TicketEvent
 from streams.ingest.schema import Accepted, classify
 from streams.metrics.exposition import TextRenderer, render_collectors
-from streams.metrics.kpi_exporter import KpiCollector, LabelFolder, warm_in_background
+from streams.metrics.kpi_exporter import (
+    KpiCollector,
+    LabelFolder,
+    warm_in_background,
+    warm_log,
+)
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
 from streams.metrics.serving import PAUSE
 from streams.processing import window_totals
 from streams.processing.local import LocalPipeline
 from streams.processing.settings import KpiSettings
+from streams.runtime.quiet_logs import RepeatFilter
 from streams.runtime.state import PipelineState
 from streams.tools.simulator import SimParams, generate
 
@@ -68,21 +74,26 @@ def test_a_partition_handed_over_exports_its_stored_watermark_until_a_later_reco
     assert [watermark(p) for p in range(4)] == [75.0, 120.0, None, None]
 
 
-def test_a_revoked_partition_forgets_its_watermark_and_next_offset() -> None:
-    """Another worker moves a revoked partition on: if it comes back, the lag is not
-    computed from this worker's old offset, nor the watermark kept from before."""
+def test_lag_counts_from_the_committed_offset_until_this_worker_has_gone_past_it() -> None:
+    """A worker just handed a partition resumes at the group's committed offset: its lag is
+    known at once. One that gets a partition back is not measured from where it left it."""
     state = PipelineState()
-    state.record_accepted(0, _event("opened", 75.0), now=1.0)
-    state.record_offset(0, 41)
-    state.record_offset(1, 9)
-    state.forget_partition(0)
-    assert state.watermark == {} and state.next_offset == {1: 10}
+    committed = {0: 60, 1: 20}
     registry = build_registry(
-        [PipelineCollector(state, 4, lambda: ({0, 1}, set()), highwater=lambda p: 100)]
+        [
+            PipelineCollector(
+                state, 4, lambda: ({0, 1, 2}, set()), lambda p: 100, committed=committed.get
+            )
+        ]
     )
-    lag = "ticketpulse_consumer_lag_records"
-    assert registry.get_sample_value(lag, {"partition": "0"}) is None  # from its first record
-    assert registry.get_sample_value(lag, {"partition": "1"}) == 90
+
+    def lag(partition: int) -> float | None:
+        name = "ticketpulse_consumer_lag_records"
+        return registry.get_sample_value(name, {"partition": str(partition)})
+
+    state.record_offset(0, 41)  # processed up to 41 before another worker took it on to 60
+    state.record_offset(1, 29)  # 9 records past the last commit
+    assert [lag(p) for p in range(3)] == [40, 70, None]  # partition 2: nothing known yet
 
 
 def test_promtool_accepts_the_output(promtool: str) -> None:
@@ -279,7 +290,7 @@ async def test_the_background_warm_up_stops_at_its_first_pause_once_the_worker_i
     recovery drops what a copy read meanwhile would build) and builds everything after."""
     collector = _collector(_pipeline(500))
     busy = iter([False, True])  # a rebalance begins while the first partition is built
-    assert not await warm_in_background(collector, lambda: next(busy))
+    assert not await warm_in_background(collector, lambda: next(busy, True))
     assert collector.built() == {"tickets": [0], "customers": [], "repeats": []}
     assert await warm_in_background(collector, lambda: False)
     assert collector.built() == {"tickets": [0], "customers": [0], "repeats": [0]}
@@ -291,6 +302,7 @@ async def test_a_failing_background_warm_up_logs_once_and_never_raises(monkeypat
     pipeline = _pipeline(500)
     collector = _collector(pipeline)
     fill = _fail_ticket_fills(monkeypatch, collector)
+    monkeypatch.setattr(warm_log, "filters", [RepeatFilter()])  # none seen before this test
     with caplog.at_level("ERROR", logger="streams.metrics.kpi_exporter.warm"):
         for _ in range(3):
             assert not await warm_in_background(collector, lambda: False)

@@ -475,6 +475,23 @@ async def test_a_commit_the_broker_refused_changes_nothing() -> None:
     assert consumer._committed_offset[tp] == 15
 
 
+async def test_committed_is_the_offset_the_seek_after_an_assignment_set() -> None:
+    """The lag of a partition a worker was just handed is measured from where it resumes:
+    the committed offset Faust's seek recorded (none before any commit)."""
+    consumer, _, _ = build()
+    tp = TP(OURS, 1)
+    assert consumer.committed(tp) is None
+    committed = {tp: 4069, TP(OURS, 2): 0}
+
+    async def seek_to_committed() -> dict[TP, int]:
+        return committed
+
+    consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    await consumer.perform_seek()
+    assert consumer.committed(tp) == 4069
+    assert consumer.committed(TP(OURS, 2)) is None  # Faust's "nothing committed"
+
+
 async def _no_wait() -> None:
     return None
 
