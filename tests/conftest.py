@@ -87,12 +87,20 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
-    def stats(self) -> str:
-        """/stats as text, or why it could not be read (for a failing test's message)."""
-        try:
-            return fetch(self.url.removesuffix("metrics") + "stats", self.tls, self.auth)
-        except OSError as exc:
-            return f"/stats unreadable: {exc!r}"
+    def page(self, path: str, timeout: float = 5) -> str:
+        """Another page of the worker (``/stats``, ``/selfcheck``) as text."""
+        return fetch(self.url.removesuffix("/metrics") + path, self.tls, self.auth, timeout)
+
+    def diagnosis(self) -> str:
+        """/stats and /selfcheck (do the live totals equal a rebuild from the tables?), or
+        why they could not be read: for a failing test's message."""
+        found = []
+        for path in ("/stats", "/selfcheck"):
+            try:
+                found.append(f"{path} {self.page(path, timeout=60)}")
+            except OSError as exc:
+                found.append(f"{path} unreadable: {exc!r}")
+        return "\n".join(found)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         return processes.stop(self.process, timeout, sig)

@@ -8,6 +8,7 @@ Every window figure is an additive component (count, sum or histogram bucket):
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import time
@@ -39,6 +40,7 @@ from streams.metrics.catalogue import (
     WINDOW_SUMS,
     window_metric,
 )
+from streams.metrics.exposition import TextRenderer
 from streams.metrics.families import Family
 from streams.metrics.serving import PAUSE, run_in_pauses
 from streams.processing.bucket_store import Watermarks
@@ -100,10 +102,15 @@ class KpiCollector(Collector):
         self.tz = timezone
         self.fold = fold
         self.fold_agent = fold_agent or LabelFolder(None, 50, {})
-        # kept per exported queue label: a scrape is O(series) however many queues arrive
-        self.totals = WindowTotals(processor.store, windows, timezone, self.fold)
-        self.ctotals = WindowTotals(customers.store, windows, timezone, self.fold)
-        self.repeats = RepeatTotals(customers, windows, timezone, self.fold)
+        self._new_totals(listen=True)
+
+    def _new_totals(self, listen: bool) -> None:
+        """Totals per exported queue label (a scrape is O(series) however many queues
+        arrive), kept up to date by every write when ``listen``."""
+        windows, tz, fold = self.windows, self.tz, self.fold
+        self.totals = WindowTotals(self.proc.store, windows, tz, fold, listen=listen)
+        self.ctotals = WindowTotals(self.customers.store, windows, tz, fold, listen=listen)
+        self.repeats = RepeatTotals(self.customers, windows, tz, fold, listen=listen)
 
     @property
     def policy(self) -> Policy:
@@ -141,6 +148,13 @@ class KpiCollector(Collector):
             self.repeats.build({p: end for p, end in ends.items() if p in still})
         if failed:
             raise failed[0]  # for the worker to log; the next warm-up tries those again
+
+    def rebuilt(self) -> KpiCollector:
+        """A collector of the same tables and labels whose totals are built afresh when read
+        and never kept up to date: what the live ones must equal (``self_check``)."""
+        fresh = copy.copy(self)
+        fresh._new_totals(listen=False)
+        return fresh
 
     def built(self) -> dict[str, list[int]]:
         """The partitions whose totals are built, per kind (for /stats)."""
@@ -180,7 +194,7 @@ class KpiCollector(Collector):
         yield from self._add_repeats(windows, cends)
         yield from self._window_families(windows)
         if self.policy.per_agent:
-            yield from self._agent_families(windows)
+            yield from self._agent_families(merged)
         yield from self._max_families(maxima)
         yield from self._now_families(ends)
         yield from self._cumulative_families()
@@ -276,9 +290,11 @@ class KpiCollector(Collector):
         yield num
         yield den
 
-    def _agent_families(self, windows: dict[str, Sums]) -> Iterator[Any]:
-        """Entries of per-agent twins, agents folded past the allow-list/cap."""
-        per: dict[str, dict[tuple[str, ...], list[float]]] = {base: {} for base in AGENT_FIGURES}
+    def _agent_families(self, windows: dict[str, ExactSums]) -> Iterator[Any]:
+        """Entries of per-agent twins, agents folded past the allow-list/cap. Folded as
+        exact integers: floats added in the dicts' order would round differently from one
+        worker's history to another's in the last digit (``/selfcheck`` saw it)."""
+        per: dict[str, dict[tuple[str, ...], list[int]]] = {base: {} for base in AGENT_FIGURES}
         for w, sums in windows.items():
             for (entry, q, c), (total, count) in sums.items():
                 if not entry.agent or entry.figure not in per:
@@ -286,17 +302,17 @@ class KpiCollector(Collector):
                 days = (entry.days,) if entry.days else ()
                 key = (q, c, w, self.fold_agent(entry.agent), *days)
                 base = entry.figure
-                acc = per[base].setdefault(key, [0.0, 0.0])
+                acc = per[base].setdefault(key, [0, 0])
                 acc[0] += total
                 acc[1] += count
         for base, (count_name, sum_name, doc) in AGENT_FIGURES.items():
             labels = [*LABELS, "agent", *(["days"] if base == "agent_acr_recontacted" else [])]
             counts = Family(f"ticketpulse_window_{count_name}", doc, labels)
             sums_fam = Family(f"ticketpulse_window_{sum_name}", doc, labels) if sum_name else None
-            for key, (value_sum, n) in sorted(per[base].items()):
-                counts.add(list(key), n)
+            for key, (exact_sum, n) in sorted(per[base].items()):
+                counts.add(list(key), float(n))
                 if sums_fam is not None:
-                    sums_fam.add(list(key), value_sum)
+                    sums_fam.add(list(key), exact_sum / SCALE)
             yield counts
             if sums_fam is not None:
                 yield sums_fam
@@ -436,3 +452,23 @@ async def warm_in_background(kpis: KpiCollector, busy: Callable[[], bool]) -> bo
     except Exception:
         warm_log.exception("building the window totals failed; tried again in 1 s")
         return False
+
+
+def self_check(kpis: KpiCollector, shown: int = 20) -> dict[str, object]:
+    """The window figures from the totals kept up to date as batches write, against the
+    same figures built afresh from the tables, rendered one after the other with no pause
+    between (no batch can come in between): any difference is a bug in the upkeep, not in
+    the tables (``/selfcheck``). Blocks the worker about as long as a first scrape."""
+    live, rebuilt = (_window_lines(c) for c in (kpis, kpis.rebuilt()))
+    differ = sorted(live ^ rebuilt)
+    return {
+        "equal": not differ,
+        "window_series": len(live),
+        "live_only": [line for line in differ if line in live][:shown],
+        "rebuilt_only": [line for line in differ if line in rebuilt][:shown],
+    }
+
+
+def _window_lines(kpis: KpiCollector) -> set[str]:
+    text = TextRenderer().render(kpis.families()).decode()
+    return {line for line in text.splitlines() if line.startswith("ticketpulse_window_")}

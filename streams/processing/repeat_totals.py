@@ -112,9 +112,11 @@ class RepeatTotals:
     tz: str
     fold: Callable[[str], str] = str  # queue -> exported label (cap, allow-list)
     parts: dict[int, PartitionRepeats] = field(default_factory=dict)
+    listen: bool = True  # False: counted when read and never kept up to date (a self-check)
 
     def __post_init__(self) -> None:
-        self.processor.listeners.append(self)
+        if self.listen:
+            self.processor.listeners.append(self)
 
     @property
     def width(self) -> int:

@@ -97,9 +97,11 @@ class WindowTotals:
     # per window, its sums over every partition in ``parts``, kept as they change: a scrape
     # reads these once instead of merging every partition's (8x fewer steps on 8 partitions)
     merged: dict[str, dict[Key, list[int]]] = field(default_factory=dict)
+    listen: bool = True  # False: built when read and never kept up to date (a self-check)
 
     def __post_init__(self) -> None:
-        self.store.listeners.append(self)
+        if self.listen:
+            self.store.listeners.append(self)
 
     # -- notifications from the store ------------------------------------------
     def changed(

@@ -833,7 +833,15 @@ RELIED_ON: dict[str, str] = {
         " WorkerConsumer._new_offset makes its list a sorted set first"
     ),
     "faust.transport.consumer.Consumer.perform_seek": (
-        "resets read offsets after seek_to_committed: why ProcessedOffsets exists"
+        "resets read offsets after seek_to_committed: why ProcessedOffsets exists; sets"
+        " _committed_offset (0 as None), which WorkerConsumer.committed reads for the lag"
+    ),
+    "faust.transport.consumer.Consumer.on_partitions_revoked": (
+        "clears _committed_offset of every revoked partition: committed() is None from then"
+        " until the seek that ends the next recovery"
+    ),
+    "aiokafka.consumer.consumer.AIOKafkaConsumer.committed": (
+        "what seek_to_committed answers per partition (None for none): committed() relies on it"
     ),
     "faust.transport.consumer.Consumer._add_gap": "called by the copied fetch loop",
     "faust.app.base.App.FlowControlQueue": "KeptQueuesApp asks it for queues never cleared",
@@ -845,7 +853,7 @@ RELIED_ON: dict[str, str] = {
     ),
     "faust.transport.consumer.Consumer._commit_offsets": (
         "records the offsets as committed even when the commit failed: WorkerConsumer puts"
-        " them and the taken acks back"
+        " them and the taken acks back (committed() must never read a refused offset)"
     ),
     "faust.transport.consumer.Consumer._filter_committable_offsets": (
         "calls _new_offset (which takes acks out) before the commit"

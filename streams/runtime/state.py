@@ -35,6 +35,15 @@ class PipelineState:
     def record_offset(self, partition: int, offset: int) -> None:
         self.next_offset[partition] = offset + 1
 
+    def keep_partitions(self, assigned: set[int]) -> None:
+        """A new assignment: the watermark and next offset of a partition moved away would
+        grow stale while another worker owns it, and if it came back its lag would be read
+        from them until the seek that ends recovery (Faust revokes every partition at each
+        rebalance, so the partitions kept are told apart only here)."""
+        for kept in (self.watermark, self.next_offset):
+            for partition in kept.keys() - assigned:
+                del kept[partition]
+
     def record_accepted(self, partition: int, event: TicketEvent, now: float) -> None:
         self.accepted[event.type] += 1
         if event.occurred_at > self.watermark.get(partition, 0.0):

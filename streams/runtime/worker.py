@@ -23,7 +23,12 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.config import Settings
 from streams.ingest.schema import Rejected, classify, load_schema
-from streams.metrics.kpi_exporter import KpiCollector, LabelFolder, warm_in_background
+from streams.metrics.kpi_exporter import (
+    KpiCollector,
+    LabelFolder,
+    self_check,
+    warm_in_background,
+)
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
 from streams.metrics.serving import SharedRendering
 from streams.metrics.web_config import load_web_config
@@ -378,8 +383,12 @@ class Worker:
             self.forget(tp)
 
     def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        for tp in args[0] if args else kwargs.get("assigned", ()):  # tables are recovered afresh
+        assigned = args[0] if args else kwargs.get("assigned", ())  # the whole new assignment
+        for tp in assigned:  # tables are recovered afresh
             self.forget(tp)
+        self.state.keep_partitions(
+            {tp.partition for tp in assigned if tp.topic == self.settings.topic}
+        )
         self.state.rebalances += 1
 
     def _on_recovered(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -447,6 +456,7 @@ class Worker:
         for path, handler in (
             ("/metrics", self.metrics_page),
             ("/stats", self.stats_page),
+            ("/selfcheck", self.selfcheck_page),
             ("/healthz", self.healthz_page),
             ("/ready", self.ready_page),
         ):
@@ -499,6 +509,11 @@ class Worker:
                 done = max(next_offsets.get(partition, 0), self.committed(partition) or 0)
                 lag += max(0, high - done)
         return lag
+
+    async def selfcheck_page(self, view: View, request: Request) -> Response:
+        """The live window figures against the same built afresh from the tables (JSON;
+        ``equal`` false names the series that differ). As costly as a first scrape."""
+        return view.json(self_check(self.kpis))
 
     async def healthz_page(self, view: View, request: Request) -> Response:
         return view.json({"status": "ok"})

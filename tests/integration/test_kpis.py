@@ -191,9 +191,7 @@ def wait_equal(oracle: Metrics, *workers, timeout: float = 420) -> None:
         per_metric: dict[str, int] = {}
         for name, _ in last:
             per_metric[name] = per_metric.get(name, 0) + 1
-        states = "\n".join(
-            f"worker {i}: /stats {w.stats()}\n{w.log()}" for i, w in enumerate(workers)
-        )
+        states = "\n".join(f"worker {i}: {w.diagnosis()}\n{w.log()}" for i, w in enumerate(workers))
         pytest.fail(
             f"{len(last)} differences, per metric {per_metric}, e.g. "
             f"{sorted(last.items())[:6]}\n{states}"
@@ -354,6 +352,13 @@ def test_two_workers_sum_to_oracle_without_overlap(kafka, names, start_worker, t
     assert not owned[0] & owned[1], "no partition may be exported by both workers"
 
 
+def assert_totals_equal_a_rebuild(worker) -> None:
+    """``/selfcheck``: the window totals the worker keeps up to date equal the same built
+    afresh from its tables."""
+    check = orjson.loads(worker.page("/selfcheck", timeout=60))
+    assert check["equal"] and check["window_series"] > 0, check
+
+
 def test_a_worker_handed_caught_up_partitions_exports_them_before_reading_a_record(
     kafka, names, start_worker, traffic
 ) -> None:
@@ -370,6 +375,7 @@ def test_a_worker_handed_caught_up_partitions_exports_them_before_reading_a_reco
     wait_equal(oracle, a)
     topics = [names["topic"], f"{names['app_id']}-contacts"]
     wait_committed_to_end(kafka.bootstrap, names["app_id"], topics, a)  # nothing to read again
+    assert_totals_equal_a_rebuild(a)  # kept up to date by every batch of the replay
     b = start_worker("--clock", "event")
     active = ("ticketpulse_partitions_assigned", (("role", "active"),))
     watermark = "ticketpulse_event_time_watermark_timestamp_seconds"
@@ -392,14 +398,25 @@ def test_a_worker_handed_caught_up_partitions_exports_them_before_reading_a_reco
     assert b.counter_sum("ticketpulse_events_accepted_total") == 0, "b read no record"
     lag = "ticketpulse_consumer_lag_records"  # known once a fetch has told the high-water mark
 
-    def lags() -> list[dict[str, float]]:
+    def lags() -> list[dict[str, float]] | None:
+        try:
+            samples = [w.metrics() for w in (a, b)]
+        except OSError:
+            return None
         return [
-            {dict(labels)["partition"]: v for (n, labels), v in w.metrics().items() if n == lag}
-            for w in (a, b)
+            {dict(labels)["partition"]: v for (n, labels), v in m.items() if n == lag}
+            for m in samples
         ]
 
-    wait_for(lambda: [set(m) for m in lags()] == owned, 60, "the lag of every owned partition")
-    assert all(v == 0 for m in lags() for v in m.values()), lags()
+    def every_lag() -> bool:
+        seen = lags()
+        return seen is not None and [set(m) for m in seen] == owned
+
+    wait_for(every_lag, 60, "the lag of every owned partition")
+    seen = lags()
+    assert seen is not None and all(v == 0 for m in seen for v in m.values()), seen
+    for worker in (a, b):
+        assert_totals_equal_a_rebuild(worker)
 
 
 def test_now_gauges_move_with_the_wall_clock(kafka, names, start_worker) -> None:
