@@ -26,6 +26,7 @@ This module imports nothing of faust or aiokafka (``streams.runtime.writers`` do
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -139,13 +140,20 @@ class ProcessedOffsets:
         self._next: dict[tuple[str, int], int] = {}
 
     def fresh(self, records: list[Any]) -> list[Any]:
-        """The records not processed yet (a bundle's records are of one partition)."""
+        """The records not processed yet, each once (a bundle's records are of one
+        partition). A record twice in one batch would be applied twice: the stored rows
+        every record is checked against are those of the batch's start."""
         if not records:
             return records
         start = self._next.get((records[0].topic, records[0].partition), 0)
-        if records[0].offset >= start:
+        if records[0].offset >= start and _increasing(records):
             return records
-        return [r for r in records if r.offset >= start]
+        kept = []
+        for r in records:
+            if r.offset >= start:
+                kept.append(r)
+                start = r.offset + 1
+        return kept
 
     def done(self, records: Sequence[Any]) -> None:
         if records:
@@ -156,6 +164,11 @@ class ProcessedOffsets:
     def of(self, topic: str) -> dict[int, int]:
         """The next offset to process of each partition of ``topic`` (for /stats)."""
         return {p: n for (t, p), n in self._next.items() if t == topic}
+
+
+def _increasing(records: list[Any]) -> bool:
+    offsets = [r.offset for r in records]
+    return all(map(operator.lt, offsets, offsets[1:]))
 
 
 @dataclass

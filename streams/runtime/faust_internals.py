@@ -468,8 +468,13 @@ class WorkerConsumer(Consumer):
         queued = held() if held is not None else None  # None once its agent is done with it
         if queued is None or queued.records[-1].offset != self._read_offset[tp]:
             return False
+        last = queued.records[-1].offset
         if not self.app.topics.acks_enabled_for(tp.topic):
             return False  # its stream would never mark a bundle taken (tracked)
+        if records[0].offset <= last:  # fetched again from a rewind to its last record:
+            records = [r for r in records if r.offset > last]  # never twice in one batch
+            if not records:
+                return True
         return queued.join(records, self.bundle_records)
 
     async def _deliver(self, message: Message) -> bool:

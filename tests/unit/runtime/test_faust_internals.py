@@ -344,6 +344,21 @@ async def test_a_jump_over_records_never_delivered_rewinds_instead_of_skipping()
     assert consumer._read_offset[TP(OURS, 0)] == 4071
 
 
+async def test_a_record_fetched_again_after_a_rewind_never_joins_its_bundle_twice() -> None:
+    """A rewind fetches a partition again from its last delivered record, which the bundle
+    still waiting in the queue holds already (an agent behind, after a rebalance): it was
+    joined to that bundle a second time, so one batch applied it twice and its facts were
+    counted twice (a fresh clone's two-worker test: one offered contact too many)."""
+    consumer, _, _ = build()
+    seeks = rewinds(consumer)
+    type(consumer).bundle_records = 10
+    queue: list[object] = []  # the agent is behind: the bundle waits in its queue
+    delivered = await drain(consumer, [*ours(0, 1, 2)], [*ours(5)], [*ours(2, 3)], queue=queue)
+    assert seeks == [(TP(OURS, 0), 2)], "rewound to the last record delivered"
+    assert delivered == [(OURS, 0, [0, 1, 2, 3])]
+    assert consumer._read_offset[TP(OURS, 0)] == 3
+
+
 async def test_a_first_record_past_the_committed_offset_is_a_jump_too() -> None:
     """Nothing read yet (a partition just assigned): the fetch must start at the committed
     offset, the next record to process. Starting past it (a two-worker run: committed 2280,
@@ -402,6 +417,16 @@ async def test_an_abandoned_delivery_leaves_the_read_offset_and_cuts_the_partiti
     consumer._deliver = deliver  # type: ignore[method-assign]
     assert await drain(consumer, [*ours(1, 2, 3, 4)]) == []
     assert consumer._read_offset[TP(OURS, 0)] == 0
+
+
+def test_a_record_twice_in_one_bundle_is_applied_once() -> None:
+    """Whatever the fetch path, a batch never applies a record twice: within one batch the
+    stored rows are those of its start, so the second copy would be counted again."""
+    processed = ProcessedOffsets()
+    twice = [message(OURS, o) for o in (0, 1, 2, 2, 3, 1, 4)]
+    assert [m.offset for m in processed.fresh(twice)] == [0, 1, 2, 3, 4]
+    processed.done([message(OURS, o) for o in range(3)])
+    assert [m.offset for m in processed.fresh(twice)] == [3, 4]
 
 
 def test_records_processed_already_are_left_out_when_a_seek_brings_them_again() -> None:
