@@ -471,8 +471,11 @@ class WorkerConsumer(Consumer):
         last = queued.records[-1].offset
         if not self.app.topics.acks_enabled_for(tp.topic):
             return False  # its stream would never mark a bundle taken (tracked)
-        if records[0].offset <= last:  # fetched again from a rewind to its last record:
-            records = [r for r in records if r.offset > last]  # never twice in one batch
+        if records[0].offset <= last and queued.generation_id == records[0].generation_id:
+            # fetched again from a rewind to its last record, which this generation's agent
+            # gets in that bundle: never twice in one batch (a bundle of an older
+            # generation is skipped by its stream, so its records are delivered anew)
+            records = [r for r in records if r.offset > last]
             if not records:
                 return True
         return queued.join(records, self.bundle_records)

@@ -346,17 +346,32 @@ async def test_a_jump_over_records_never_delivered_rewinds_instead_of_skipping()
 
 async def test_a_record_fetched_again_after_a_rewind_never_joins_its_bundle_twice() -> None:
     """A rewind fetches a partition again from its last delivered record, which the bundle
-    still waiting in the queue holds already (an agent behind, after a rebalance): it was
-    joined to that bundle a second time, so one batch applied it twice and its facts were
-    counted twice (a fresh clone's two-worker test: one offered contact too many)."""
+    still waiting in the queue holds already (an agent behind): it was joined to that
+    bundle a second time, so one batch applied it twice and its facts were counted twice.
+    A fetch of that record alone adds nothing."""
     consumer, _, _ = build()
     seeks = rewinds(consumer)
     type(consumer).bundle_records = 10
     queue: list[object] = []  # the agent is behind: the bundle waits in its queue
-    delivered = await drain(consumer, [*ours(0, 1, 2)], [*ours(5)], [*ours(2, 3)], queue=queue)
-    assert seeks == [(TP(OURS, 0), 2)], "rewound to the last record delivered"
+    fetches = [*ours(0, 1, 2)], [*ours(5)], [*ours(2, 3)], [*ours(9)], [*ours(3)]
+    delivered = await drain(consumer, *fetches, queue=queue)
+    assert seeks == [(TP(OURS, 0), 2), (TP(OURS, 0), 3)], "rewound to the last delivered"
     assert delivered == [(OURS, 0, [0, 1, 2, 3])]
     assert consumer._read_offset[TP(OURS, 0)] == 3
+
+
+async def test_a_record_of_a_bundle_an_older_generation_left_queued_is_delivered_anew() -> None:
+    """Faust's stream skips a bundle fetched before a rebalance, though it may still hold
+    it; the seek after the rebalance sets the read offset to that bundle's last record.
+    Fetched again, the record goes in a new bundle of the new generation, or it would never
+    be processed."""
+    consumer, _, app = build()
+    queue: list[object] = []
+    assert await drain(consumer, [*ours(7)], queue=queue) == [(OURS, 0, [7])]
+    app.consumer_generation_id = 3
+    consumer._read_offset[TP(OURS, 0)] = 7  # Faust's seek to the committed offset
+    assert await drain(consumer, [*ours(7, generation=3)], queue=queue) == [(OURS, 0, [7])]
+    assert consumer._queued[TP(OURS, 0)]().generation_id == 3
 
 
 async def test_a_first_record_past_the_committed_offset_is_a_jump_too() -> None:
