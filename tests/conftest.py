@@ -97,7 +97,7 @@ class WorkerProcess:
         found = []
         for path in ("/stats", "/selfcheck"):
             try:
-                found.append(f"{path} {self.page(path, timeout=60)}")
+                found.append(f"{path} {self.page(path, timeout=15)}")
             except OSError as exc:
                 found.append(f"{path} unreadable: {exc!r}")
         return "\n".join(found)

@@ -164,10 +164,11 @@ class KpiCollector(Collector):
             "repeats": sorted(self.repeats.parts),  # set only once a scan is complete
         }
 
-    def _ends(self, partitions: set[int], clock: Watermarks) -> dict[int, float]:
+    def _ends(
+        self, partitions: set[int], clock: Watermarks, now: float | None = None
+    ) -> dict[int, float]:
         if self.clock == "wall":
-            now = time.time()
-            return dict.fromkeys(partitions, now)
+            return dict.fromkeys(partitions, time.time() if now is None else now)
         ends = {}
         for p in partitions:
             end = clock.clock(p)
@@ -181,11 +182,15 @@ class KpiCollector(Collector):
             if family is not PAUSE:
                 yield family.metric()
 
-    def families(self) -> Iterator[Family | None]:
+    def families(
+        self, now: float | None = None, windows_only: bool = False
+    ) -> Iterator[Family | None]:
         """Every KPI family, as rows for ``streams.metrics.exposition.TextRenderer``, with
-        ``PAUSE`` between partitions where a sliced rendering (``serving``) may yield."""
-        ends = self._ends(self.owned(), self.proc.clock)
-        cends = self._ends(self.owned_contacts(), self.customers.clock)
+        ``PAUSE`` between partitions where a sliced rendering (``serving``) may yield.
+        ``now``: the wall clock's instant, if not the time of the call (a self-check
+        renders twice at one instant); ``windows_only``: the window families alone."""
+        ends = self._ends(self.owned(), self.proc.clock, now)
+        cends = self._ends(self.owned_contacts(), self.customers.clock, now)
         merged: dict[str, ExactSums] = {w: {} for w in self.windows}
         maxima: dict[str, Maxima] = {w: {} for w in self.windows}
         yield from self._add_buckets(merged, maxima, self.totals, ends, self.owned)
@@ -196,8 +201,9 @@ class KpiCollector(Collector):
         if self.policy.per_agent:
             yield from self._agent_families(merged)
         yield from self._max_families(maxima)
-        yield from self._now_families(ends)
-        yield from self._cumulative_families()
+        if not windows_only:
+            yield from self._now_families(ends)
+            yield from self._cumulative_families()
 
     def _add_buckets(
         self,
@@ -456,19 +462,46 @@ async def warm_in_background(kpis: KpiCollector, busy: Callable[[], bool]) -> bo
 
 def self_check(kpis: KpiCollector, shown: int = 20) -> dict[str, object]:
     """The window figures from the totals kept up to date as batches write, against the
-    same figures built afresh from the tables, rendered one after the other with no pause
-    between (no batch can come in between): any difference is a bug in the upkeep, not in
-    the tables (``/selfcheck``). Blocks the worker about as long as a first scrape."""
-    live, rebuilt = (_window_lines(c) for c in (kpis, kpis.rebuilt()))
+    same figures built afresh from the tables, rendered one after the other at one instant
+    with no pause between (no batch can come in between). A difference is a fault in the
+    upkeep of the live totals; equal figures that disagree with an independent computation
+    point at the tables, or at the code both renderings share. Blocks the worker about as
+    long as a first scrape (``SelfChecks`` spaces them)."""
+    now = time.time()
+    live, rebuilt = (_window_lines(c, now) for c in (kpis, kpis.rebuilt()))
     differ = sorted(live ^ rebuilt)
     return {
         "equal": not differ,
-        "window_series": len(live),
+        "window_samples": len(live),
         "live_only": [line for line in differ if line in live][:shown],
         "rebuilt_only": [line for line in differ if line in rebuilt][:shown],
     }
 
 
-def _window_lines(kpis: KpiCollector) -> set[str]:
-    text = TextRenderer().render(kpis.families()).decode()
+def _window_lines(kpis: KpiCollector, now: float) -> set[str]:
+    text = TextRenderer().render(kpis.families(now, windows_only=True)).decode()
     return {line for line in text.splitlines() if line.startswith("ticketpulse_window_")}
+
+
+@dataclass
+class SelfChecks:
+    """``/selfcheck``'s answers. A check holds the worker about as long as a first scrape,
+    so one runs at most every ``spacing_s`` (the last answer is served in between, with
+    its age) unless the partitions changed hands since (``version``); none while they are
+    changing hands, when both renderings would read the same partial tables."""
+
+    spacing_s: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    _last: tuple[float, object, dict[str, object]] | None = None
+
+    def answer(
+        self, kpis: KpiCollector, busy: bool, version: object
+    ) -> tuple[int, dict[str, object]]:
+        """(HTTP status, JSON body)."""
+        if busy:
+            return 503, {"equal": None, "busy": True}
+        now = self.clock()
+        last = self._last
+        if last is None or now - last[0] >= self.spacing_s or last[1] != version:
+            last = self._last = (now, version, self_check(kpis))
+        return 200, {**last[2], "age_seconds": round(now - last[0], 1)}

@@ -26,7 +26,7 @@ from streams.ingest.schema import Rejected, classify, load_schema
 from streams.metrics.kpi_exporter import (
     KpiCollector,
     LabelFolder,
-    self_check,
+    SelfChecks,
     warm_in_background,
 )
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
@@ -164,6 +164,7 @@ class Worker:
         self._watch_broker()
         self._freeze_long_lived_objects()
         self.kpis = self._kpi_collector()
+        self.self_checks = SelfChecks()
         self._warm_totals()
         collectors = [self._pipeline_collector(), self.kpis]
         self.registry = build_registry(collectors)
@@ -512,8 +513,10 @@ class Worker:
 
     async def selfcheck_page(self, view: View, request: Request) -> Response:
         """The live window figures against the same built afresh from the tables (JSON;
-        ``equal`` false names the series that differ). As costly as a first scrape."""
-        return view.json(self_check(self.kpis))
+        ``equal`` false names the lines that differ); spaced, as costly as a first scrape."""
+        busy = bool(self.app.rebalancing or self.app.in_recovery)
+        status, body = self.self_checks.answer(self.kpis, busy, self.state.rebalances)
+        return view.json(body, status=status)
 
     async def healthz_page(self, view: View, request: Request) -> Response:
         return view.json({"status": "ok"})

@@ -15,6 +15,7 @@ from streams.metrics.exposition import TextRenderer, render_collectors
 from streams.metrics.kpi_exporter import (
     KpiCollector,
     LabelFolder,
+    SelfChecks,
     self_check,
     warm_in_background,
     warm_log,
@@ -345,10 +346,16 @@ def test_the_self_check_finds_the_live_totals_equal_and_names_a_drift() -> None:
     at = pipeline.tickets.clock.clock(0)
     opened = TicketEvent("e-new", "opened", "T-new", at, "q", "chat", customer_id=customer)
     pipeline.process(10_000, opened)  # kept up to date by the live totals
-    listeners = list(pipeline.tickets.store.listeners)
+
+    def kept() -> list:  # what a check must leave as it was
+        stores = (pipeline.tickets.store, pipeline.customers.store)
+        labels = (dict(collector.fold.seen), dict(collector.fold_agent.seen))
+        return [*(list(s.listeners) for s in stores), list(pipeline.customers.listeners), labels]
+
+    before = kept()
     check = self_check(collector)
-    assert check["equal"] and check["window_series"] > 100, check
-    assert pipeline.tickets.store.listeners == listeners  # the rebuilt copy does not listen
+    assert check["equal"] and check["window_samples"] > 100, check
+    assert kept() == before  # the rebuilt copy does not listen, and labels no new queue
     sums = collector.totals.merged["1h"]
     key = next(k for k in sums if k[0].figure == "offered")
     sums[key][1] += 1  # a count that drifted from its buckets
@@ -357,6 +364,27 @@ def test_the_self_check_finds_the_live_totals_equal_and_names_a_drift() -> None:
     assert not check["equal"] and "contacts_offered" in live and 'window="1h"' in live
     assert live.split()[0] == rebuilt.split()[0]
     assert float(live.split()[-1]) == float(rebuilt.split()[-1]) + 1
+
+
+def test_self_checks_are_spaced_and_none_runs_while_partitions_change_hands() -> None:
+    """A check holds the worker as long as a first scrape: callers get the last answer,
+    with its age, until ``spacing_s`` has passed or the partitions changed hands; while
+    they change hands the tables are partial, and the answer says so (503)."""
+    pipeline = _pipeline(500)
+    collector = _collector(pipeline)
+    now = [100.0]
+    checks = SelfChecks(spacing_s=10, clock=lambda: now[0])
+    assert checks.answer(collector, busy=True, version=1) == (503, {"equal": None, "busy": True})
+    status, first = checks.answer(collector, busy=False, version=1)
+    assert status == 200 and first["equal"] and first["age_seconds"] == 0
+    collector.totals.merged["1h"][next(iter(collector.totals.merged["1h"]))][1] += 1  # drift
+    now[0] = 105.0
+    assert checks.answer(collector, busy=False, version=1)[1] == {**first, "age_seconds": 5.0}
+    assert not checks.answer(collector, busy=False, version=2)[1]["equal"]  # a rebalance
+    now[0] = 114.0
+    assert checks.answer(collector, busy=False, version=2)[1]["age_seconds"] == 9.0
+    now[0] = 115.0
+    assert checks.answer(collector, busy=False, version=2)[1]["age_seconds"] == 0
 
 
 def test_agents_folded_into_other_sum_to_the_same_value_whatever_the_order() -> None:
