@@ -10,6 +10,7 @@ import functools
 import platform
 from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import version
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -18,6 +19,7 @@ from prometheus_client.registry import Collector
 from streams.runtime.state import PipelineState
 
 TABLE_NAMES = ("tickets", "buckets", "meta", "customers", "cbuckets", "cmeta")
+N = TypeVar("N", int, float)  # an offset or an event time
 Metric = CounterMetricFamily | GaugeMetricFamily | InfoMetricFamily
 
 
@@ -103,9 +105,7 @@ class PipelineCollector(Collector):
         the group's committed offset when later (a worker handed a partition resumes there,
         before it reads a record of it; one that comes back is not measured from the offset
         where it left it)."""
-        known = [self._state.next_offset.get(partition), self._committed(partition)]
-        offsets = [offset for offset in known if offset is not None]
-        return max(offsets) if offsets else None
+        return _latest(self._state.next_offset.get(partition), self._committed(partition))
 
     def _watermarks(self, active: set[int]) -> GaugeMetricFamily:
         """The largest event time accepted per actively owned partition: by this worker, or,
@@ -118,10 +118,11 @@ class PipelineCollector(Collector):
             labels=["partition"],
         )
         for partition in sorted(active):
-            known = [self._state.watermark.get(partition), self._stored_watermark(partition)]
-            values = [v for v in known if v is not None]
-            if values:
-                watermark.add_metric([str(partition)], max(values))
+            latest = _latest(
+                self._state.watermark.get(partition), self._stored_watermark(partition)
+            )
+            if latest is not None:
+                watermark.add_metric([str(partition)], latest)
         return watermark
 
     def _process(self) -> Iterator[Metric]:
@@ -196,3 +197,11 @@ def build_registry(collectors: Iterable[Collector]) -> CollectorRegistry:
     for collector in collectors:
         registry.register(collector)
     return registry
+
+
+def _latest(mine: N | None, stored: N | None) -> N | None:
+    """The later of what this worker saw and what the partition's stored state says
+    (either may be unknown): a worker handed a partition knows the stored one first."""
+    if mine is None or stored is None:
+        return stored if mine is None else mine
+    return max(mine, stored)

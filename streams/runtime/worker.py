@@ -357,11 +357,8 @@ class Worker:
         batches in between: scrapes then find them kept up to date, and the first scrape
         after a start is as quick as the others (docs/architecture.md, "A scrape")."""
 
-        def busy() -> bool:
-            return bool(self.app.rebalancing or self.app.in_recovery)
-
         async def warm() -> None:
-            await warm_in_background(self.kpis, busy)
+            await warm_in_background(self.kpis, self.changing_hands)
 
         self.app.timer(WARM_TOTALS_S, name="ticketpulse.warm_totals")(warm)
 
@@ -412,6 +409,10 @@ class Worker:
             return int(self.app.consumer.highwater(TP(self.settings.topic, partition)))
         except (AssertionError, TypeError, ValueError, KeyError):
             return None  # not known until the first fetch of the partition
+
+    def changing_hands(self) -> bool:
+        """A rebalance or a recovery is under way: the tables may be partial copies."""
+        return bool(self.app.rebalancing or self.app.in_recovery)
 
     def committed(self, partition: int) -> int | None:
         """The group's committed offset of an input partition (None before any commit):
@@ -514,7 +515,7 @@ class Worker:
     async def selfcheck_page(self, view: View, request: Request) -> Response:
         """The live window figures against the same built afresh from the tables (JSON;
         ``equal`` false names the lines that differ); spaced, as costly as a first scrape."""
-        busy = bool(self.app.rebalancing or self.app.in_recovery)
+        busy = self.changing_hands()
         status, body = self.self_checks.answer(self.kpis, busy, self.state.rebalances)
         return view.json(body, status=status)
 
