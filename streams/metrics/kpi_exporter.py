@@ -8,7 +8,6 @@ Every window figure is an additive component (count, sum or histogram bucket):
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 import time
@@ -92,6 +91,7 @@ class KpiCollector(Collector):
         timezone: str,
         fold: LabelFolder,
         fold_agent: LabelFolder | None = None,
+        listen: bool = True,
     ) -> None:
         self.proc = processor
         self.customers = customers
@@ -102,15 +102,12 @@ class KpiCollector(Collector):
         self.tz = timezone
         self.fold = fold
         self.fold_agent = fold_agent or LabelFolder(None, 50, {})
-        self._new_totals(listen=True)
-
-    def _new_totals(self, listen: bool) -> None:
-        """Totals per exported queue label (a scrape is O(series) however many queues
-        arrive), kept up to date by every write when ``listen``."""
-        windows, tz, fold = self.windows, self.tz, self.fold
-        self.totals = WindowTotals(self.proc.store, windows, tz, fold, listen=listen)
-        self.ctotals = WindowTotals(self.customers.store, windows, tz, fold, listen=listen)
-        self.repeats = RepeatTotals(self.customers, windows, tz, fold, listen=listen)
+        # totals per exported queue label (a scrape is O(series) however many queues
+        # arrive), kept up to date by every write when ``listen``
+        args = (windows, timezone, fold)
+        self.totals = WindowTotals(processor.store, *args, listen=listen)
+        self.ctotals = WindowTotals(customers.store, *args, listen=listen)
+        self.repeats = RepeatTotals(customers, *args, listen=listen)
 
     @property
     def policy(self) -> Policy:
@@ -152,9 +149,18 @@ class KpiCollector(Collector):
     def rebuilt(self) -> KpiCollector:
         """A collector of the same tables and labels whose totals are built afresh when read
         and never kept up to date: what the live ones must equal (``self_check``)."""
-        fresh = copy.copy(self)
-        fresh._new_totals(listen=False)
-        return fresh
+        return KpiCollector(
+            self.proc,
+            self.customers,
+            owned=self.owned,
+            owned_contacts=self.owned_contacts,
+            clock=self.clock,
+            windows=self.windows,
+            timezone=self.tz,
+            fold=self.fold,  # the same labels: a queue keeps the label it was exported as
+            fold_agent=self.fold_agent,
+            listen=False,
+        )
 
     def built(self) -> dict[str, list[int]]:
         """The partitions whose totals are built, per kind (for /stats)."""

@@ -95,10 +95,16 @@ class PipelineCollector(Collector):
             labels=["partition"],
         )
         for partition in sorted(active):
-            high, done = self._highwater(partition), self._next_offset(partition)
-            if high is not None and done is not None:
-                lag.add_metric([str(partition)], max(0, high - done))
+            behind = self.lag(partition)
+            if behind is not None:
+                lag.add_metric([str(partition)], behind)
         yield lag
+
+    def lag(self, partition: int) -> int | None:
+        """Records of an input partition not processed yet (None while unknown): the one
+        rule of the lag gauge and of ``/stats``."""
+        high, done = self._highwater(partition), self._next_offset(partition)
+        return None if high is None or done is None else max(0, high - done)
 
     def _next_offset(self, partition: int) -> int | None:
         """The next offset to process: after this worker's last record of the partition, or

@@ -166,7 +166,8 @@ class Worker:
         self.kpis = self._kpi_collector()
         self.self_checks = SelfChecks()
         self._warm_totals()
-        collectors = [self._pipeline_collector(), self.kpis]
+        self.pipeline = self._pipeline_collector()
+        collectors = [self.pipeline, self.kpis]
         self.registry = build_registry(collectors)
         self.rendering = SharedRendering(
             collectors,
@@ -502,15 +503,9 @@ class Worker:
         )
 
     def _lag(self) -> int:
-        """Input records not processed yet on the partitions this worker owns."""
-        next_offsets = self.processed.of(self.settings.topic)
-        lag = 0
-        for partition in self.owned()[0]:
-            high = self.highwater(partition)
-            if high is not None:
-                done = max(next_offsets.get(partition, 0), self.committed(partition) or 0)
-                lag += max(0, high - done)
-        return lag
+        """Input records not processed yet on the partitions this worker owns: the sum of
+        the lag gauge's partitions (``PipelineCollector.lag``, the one rule)."""
+        return sum(self.pipeline.lag(partition) or 0 for partition in self.owned()[0])
 
     async def selfcheck_page(self, view: View, request: Request) -> Response:
         """The live window figures against the same built afresh from the tables (JSON;

@@ -20,6 +20,7 @@ from streams.cli import main
 from streams.config import DEFAULT_WINDOWS, load_settings
 from streams.tools.produce import key_of, read_jsonl
 from tests.conftest import wait_for
+from tests.integration.offsets import wait_committed_to_end
 from tests.oracle import Metrics, differences, expected
 
 pytestmark = pytest.mark.integration
@@ -367,7 +368,6 @@ def test_a_worker_handed_caught_up_partitions_exports_them_before_reading_a_reco
     windows end at the recovered watermarks), and each partition it now owns has its
     watermark (from its table) and its lag (from the committed offset) exported: no hole
     on a dashboard, nor a silent lag alert, after a handover on a quiet topic."""
-    from tests.integration.test_defects import wait_committed_to_end  # it imports this module
 
     log, oracle = traffic
     a = start_worker("--clock", "event")

@@ -12,7 +12,8 @@ from kafka import KafkaProducer
 
 from streams.config import DEFAULT_WINDOWS, load_settings
 from tests.conftest import wait_for
-from tests.integration.test_defects import _processed, _topics, stats
+from tests.integration.offsets import stats
+from tests.integration.test_defects import _processed, _topics
 from tests.integration.test_kpis import wait_equal
 from tests.oracle import expected
 

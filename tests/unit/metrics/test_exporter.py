@@ -81,13 +81,10 @@ def test_lag_counts_from_the_committed_offset_until_this_worker_has_gone_past_it
     known at once. One that gets a partition back is not measured from where it left it."""
     state = PipelineState()
     committed = {0: 60, 1: 20}
-    registry = build_registry(
-        [
-            PipelineCollector(
-                state, 4, lambda: ({0, 1, 2}, set()), lambda p: 100, committed=committed.get
-            )
-        ]
+    pipeline = PipelineCollector(
+        state, 4, lambda: ({0, 1, 2}, set()), lambda p: 100, committed=committed.get
     )
+    registry = build_registry([pipeline])
 
     def lag(partition: int) -> float | None:
         name = "ticketpulse_consumer_lag_records"
@@ -96,6 +93,7 @@ def test_lag_counts_from_the_committed_offset_until_this_worker_has_gone_past_it
     state.record_offset(0, 41)  # processed up to 41 before another worker took it on to 60
     state.record_offset(1, 29)  # 9 records past the last commit
     assert [lag(p) for p in range(3)] == [40, 70, None]  # partition 2: nothing known yet
+    assert [pipeline.lag(p) for p in range(3)] == [40, 70, None]  # what /stats sums
 
 
 def test_an_assignment_keeps_what_is_known_of_the_partitions_kept_only() -> None:
