@@ -35,6 +35,7 @@ class PipelineCollector(Collector):
         store_memory: Callable[[], dict[str, int]] = dict,
         stored_watermark: Callable[[int], float | None] = lambda partition: None,
         committed: Callable[[int], int | None] = lambda partition: None,
+        past_markers: Callable[[int], tuple[int, int] | None] = lambda partition: None,
     ) -> None:
         self._state = state
         self._topic_partitions = topic_partitions
@@ -44,6 +45,8 @@ class PipelineCollector(Collector):
         # partition -> the watermark in its table (bucketed): known to a new owner at once
         self._stored_watermark = stored_watermark
         self._committed = committed  # partition -> the group's committed offset, if any
+        # partition -> (last record read, the offset past the transaction markers after it)
+        self._past_markers = past_markers
 
     def collect(self) -> Iterator[Metric]:
         yield from self._ingest()
@@ -102,9 +105,22 @@ class PipelineCollector(Collector):
 
     def lag(self, partition: int) -> int | None:
         """Records of an input partition not processed yet (None while unknown): the one
-        rule of the lag gauge and of ``/stats``."""
+        rule of the lag gauge and of ``/stats``. Offsets after the last record read that
+        hold no record (a transaction's markers, up to the consumer's position) are not
+        counted: a transactional producer's last marker would otherwise read as a record
+        behind for as long as the producer is quiet, and page as
+        ``TicketpulseWatermarkBehind`` once the watermark is behind too."""
         high, done = self._highwater(partition), self._next_offset(partition)
-        return None if high is None or done is None else max(0, high - done)
+        if high is None or done is None:
+            return None
+        markers, none = self._past_markers(partition), 0
+        if markers is not None:
+            last, past = markers
+            if done > last:
+                done = max(done, past)
+            else:
+                none = past - last - 1
+        return max(0, high - done - none)
 
     def _next_offset(self, partition: int) -> int | None:
         """The next offset to process: after this worker's last record of the partition, or

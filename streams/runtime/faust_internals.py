@@ -7,7 +7,7 @@ fingerprint recorded in ``faust_fingerprints.json``: a mismatch fails and names 
 re-read (``python -m streams.runtime.faust_internals --record`` records them afresh, once
 re-read). No other module of ``streams`` uses a private name of these packages.
 
-The worker's Kafka consumer is Faust's aiokafka consumer with six rules of its own, and
+The worker's Kafka consumer is Faust's aiokafka consumer with seven rules of its own, and
 its app keeps the agents' queues.
 
 Rewind what was dropped. After a rebalance Faust drops the records it fetched meanwhile
@@ -53,6 +53,13 @@ list is made a sorted set of uncommitted offsets before each commit.
 
 A refused commit changes nothing. Faust records a commit's offsets as committed even when
 the broker refused it, with their acks already out of its list; both are put back.
+
+Read committed transactions only, and never wait for a marker. Faust reads the records of
+aborted transactions (unless its own exactly-once guarantee is on): they were counted. The
+marker that ends a transaction takes an offset no consumer receives; after a seek, a first
+record past the committed offset is a jump like any other, a gap may begin at the committed
+offset itself, and the offsets past a partition's last record that aiokafka's position
+passed are known to hold none (``WorkerConsumer._followed``, ``_add_gap``, ``_note_markers``).
 
 Keep what was queued. Faust empties the agents' queues whenever it resumes its flow
 control, and resumes it twice at startup: for table recovery, when the fetcher starts
@@ -190,10 +197,44 @@ class WorkerConsumer(Consumer):
     # per partition, the last bundle handed to its stream, weakly: a bundle its agent has
     # finished is not kept alive here with every record in it (up to bundle_records)
     _queued: dict[TP, ref[Bundle]]
+    # per partition, the offset the last seek to the committed offsets set as its read
+    # offset, until a record of it is delivered: the next record to read, not the last read
+    _sought: dict[TP, int]
+    # per partition, (last record delivered, aiokafka's position past it) when the offsets
+    # between hold no record (transaction markers, aborted records), as of the last fetch
+    _markers: dict[TP, tuple[int, int]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._jumps, self._taken, self._queued = {}, {}, {}
+        self._jumps, self._taken, self._queued, self._sought = {}, {}, {}, {}
+        self._markers = {}
+
+    async def perform_seek(self) -> None:
+        """Faust's, which sets each partition's read offset to its committed offset: the
+        next record to read, where a delivery sets it to the last record read (``_followed``
+        tells the two apart)."""
+        await super().perform_seek()
+        read = self._read_offset
+        self._sought = {tp: o for tp, o in read.items() if o and tp.topic in self.done.topics}
+        self._markers.clear()
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Faust's, except for our topics a gap may begin at the committed offset itself.
+
+        Faust's leaves out the committed offset (it starts a gap one past it), but the
+        committed offset is the next record to process: when it is a transaction's commit
+        marker, which a consumer never receives, the commit waited for it for ever (seen with
+        a transactional producer: tests/integration/test_transactional_input.py).
+        """
+        if tp.topic not in self.done.topics:
+            return await super()._add_gap(tp, offset_from, offset_to)
+        committed = self._committed_offset[tp]
+        offset_from = max(offset_from, committed or 0)
+        if offset_from <= offset_to:
+            gaps = self._gap[tp]
+            gaps.addi(offset_from, offset_to + 1)  # the interval excludes its end
+            gaps.merge_overlaps()
+        return None
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Also rewind our partitions that have no committed offset yet.
@@ -252,17 +293,21 @@ class WorkerConsumer(Consumer):
         also hold offsets below the committed one. Its run of consecutive offsets then ends
         at the first repeat, and the commit moved one offset per commit: in the two-worker
         test a partition stayed 668 records behind its end for minutes after everything was
-        processed. So the list is made the sorted set of uncommitted offsets first, and its
-        index agrees with it (a later ack of a listed offset is not appended again).
+        processed. So the gaps' offsets join the list first (as Faust's would join them
+        after), then the list is made the sorted set of uncommitted offsets, and its index
+        agrees with it (a later ack of a listed offset is not appended again).
 
         Faust also commits past one missing offset at the head (its read offsets point one
-        past the committed one after a seek). Our topics have no compaction and no control
-        records, so a missing head is a record not processed: nothing is committed until it
-        is acked (or lies in a gap), never past it.
+        past the committed one after a seek). Our topics have no compaction, and the offsets
+        of a transaction's markers are recorded as gaps once the record after them comes
+        (``_gather``, from the committed offset on; until then the commit rightly stays at a
+        last marker), so a missing head is a record not processed: nothing is committed
+        until it is acked (or lies in a gap), never past it.
         """
         acked = self._acked.get(tp)
         if not acked:
             return None
+        _join_gaps(acked, self._gap.get(tp))
         committed = self._committed_offset[tp]
         unique = sorted({offset for offset in acked if offset >= (committed or 0)})
         acked[:] = unique
@@ -391,6 +436,31 @@ class WorkerConsumer(Consumer):
             await self._deliver_bundle(records, fetch)
         for tp in fetch.rewind:
             await self._rewind(tp)
+        self._note_markers(fetch)
+
+    def _note_markers(self, fetch: _Fetch) -> None:
+        """Note, per partition of ours, when aiokafka's position stands past the offset after
+        the last record delivered. Every record it handed on was delivered (the partition was
+        not cut short), so the offsets between hold none: a transaction's markers, or its
+        records when it was aborted. No record comes for a partition's last marker, so without
+        this its lag would read 1 for as long as the partition stays quiet."""
+        for tp in self.assignment():
+            if tp.topic not in self.done.topics or tp in fetch.cut:
+                continue
+            last = self._followed(tp, self._read_offset.get(tp))
+            position = self._thread.position_now(tp)  # type: ignore[attr-defined]
+            if last is not None and position is not None and position > last + 1:
+                self._markers[tp] = (last, position)
+            else:
+                self._markers.pop(tp, None)
+
+    def past_markers(self, tp: TP) -> tuple[int, int] | None:
+        """(last record delivered, the offset past the markers that follow it) of a partition,
+        while it still holds (no record delivered since)."""
+        noted = self._markers.get(tp)
+        if noted is None or noted[0] != self._followed(tp, self._read_offset.get(tp)):
+            return None
+        return noted
 
     async def _pass_on(self, tp: TP, message: Message) -> None:
         """Faust's rules for Faust's own topics (changelogs): a jump in offsets is a gap."""
@@ -435,10 +505,13 @@ class WorkerConsumer(Consumer):
 
     def _followed(self, tp: TP, read: int | None) -> int | None:
         """The offset a partition's next record must follow on from: the last delivered,
-        or with nothing read yet, the one before the committed offset (Faust's committed
-        offset is the next record to process). A first record past it is a jump too."""
+        or with nothing delivered since the seek to the committed offset, the one before it
+        (Faust's committed offset is the next record to process). A first record past it is
+        a jump too: taken for one that follows on, the committed offset was never acked nor
+        in a gap, and the commit of the partition waited for it for ever."""
         if read is not None:
-            return read
+            # right after a seek, the read offset is the committed one: the record to come
+            return read - 1 if self._sought.get(tp) == read else read
         committed = self._committed_offset.get(tp)
         return committed - 1 if committed else None
 
@@ -450,15 +523,20 @@ class WorkerConsumer(Consumer):
         fetch.pending.pop(tp, None)
         fresh = generation == self.app.consumer_generation_id
         if fresh and self._join_queued(tp, records):
-            self._read_offset[tp] = records[-1].offset
+            self._read(tp, records[-1].offset)
             return
         bundle = Bundle.of(records)
         delivered = fresh and await self._deliver(bundle)
         if delivered and self.app.consumer_generation_id == generation:  # else a seek decides
-            self._read_offset[tp] = records[-1].offset
+            self._read(tp, records[-1].offset)
             self._queued[tp] = ref(bundle)
             return
         fetch.cut.add(tp)  # a rebalance or stop: the seek that follows rewinds it
+
+    def _read(self, tp: TP, offset: int) -> None:
+        """The partition's records up to ``offset`` are delivered: its read offset."""
+        self._read_offset[tp] = offset
+        self._sought.pop(tp, None)
 
     def _join_queued(self, tp: TP, records: list[Message]) -> bool:
         """Hand ``records`` on by adding them to the partition's last bundle, if it still
@@ -501,6 +579,19 @@ class WorkerConsumer(Consumer):
         )  # fmt: skip
         await self._thread.seek_wait({tp: target})
         self._read_offset[tp] = target if target else None
+
+
+def _join_gaps(acked: list[int], gaps: Any) -> None:
+    """Add the offsets of the gaps up to the newest acked offset to ``acked``, and take
+    them out of ``gaps`` (Faust's ``_new_offset`` does so, after the list is deduplicated)."""
+    if not gaps:
+        return
+    top = max(acked)
+    spans = sorted(gaps.overlap(0, top), key=lambda gap: gap.begin)
+    if spans:
+        offsets = [offset for gap in spans for offset in range(gap.begin, gap.end)]
+        acked.extend(offsets)
+        gaps.chop(0, max(offsets[-1], top) + 1)
 
 
 @dataclass
@@ -772,14 +863,31 @@ class FetchingConsumerThread(AIOKafkaConsumerThread):
     member: ClassVar[RememberedMember | None] = None
 
     def _create_worker_consumer(self, transport: Any) -> Any:
+        """Faust's consumer, reading only committed transactions (Faust reads uncommitted
+        ones unless its own exactly-once guarantee is on): the events of a producer's
+        aborted transaction never happened, and must never be counted."""
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_min_bytes = self.fetching.min_bytes  # read when it starts its fetcher
+        # read when it starts its fetcher
+        consumer._fetch_min_bytes = self.fetching.min_bytes
         consumer._fetch_max_wait_ms = self.fetching.max_wait_ms
+        consumer._isolation_level = "read_committed"
         return consumer
 
     async def on_start(self) -> None:
         await super().on_start()
         rejoin_as_remembered_member(self._ensure_consumer(), self.member)
+
+    def position_now(self, tp: TP) -> int | None:
+        """aiokafka's position of a partition, without waiting: the offset after what it has
+        handed on, skipped transaction markers and aborted records included (None when not
+        known: not assigned, or a seek pending)."""
+        subscription = self._ensure_consumer()._subscription.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        state = assignment.state_value(tp) if assignment is not None else None
+        try:
+            return int(state.position) if state is not None else None
+        except (AssertionError, TypeError):  # none, or reset by aiokafka's thread meanwhile
+            return None
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         if self.member is not None:
@@ -838,20 +946,40 @@ RELIED_ON: dict[str, str] = {
     ),
     "faust.transport.consumer.Consumer._new_offset": (
         "commits need every record's offset acked, with no gap: why bundles ack per record;"
-        " WorkerConsumer._new_offset makes its list a sorted set first"
+        " WorkerConsumer._new_offset joins the gaps' offsets and makes its list a sorted set"
+        " first"
     ),
     "faust.transport.consumer.Consumer.perform_seek": (
-        "resets read offsets after seek_to_committed: why ProcessedOffsets exists; sets"
+        "resets read offsets after seek_to_committed (to the committed offsets, which"
+        " WorkerConsumer.perform_seek notes for _followed): why ProcessedOffsets exists; sets"
         " _committed_offset (0 as None), which WorkerConsumer.committed reads for the lag"
     ),
     "faust.transport.consumer.Consumer.on_partitions_revoked": (
         "clears _committed_offset of every revoked partition: committed() is None from then"
         " until the seek that ends the next recovery"
     ),
+    "aiokafka.consumer.subscription_state.Assignment.state_value": (
+        "position_now reads each partition's TopicPartitionState through it"
+    ),
+    "aiokafka.consumer.fetcher.PartitionRecords._unpack_records": (
+        "skips control batches (and, read_committed, aborted ones), moving next_fetch_offset,"
+        " the position position_now reads, past them: what _note_markers relies on"
+    ),
+    "aiokafka.consumer.subscription_state.TopicPartitionState.consumed_to": (
+        "sets the position position_now reads (past skipped control batches)"
+    ),
+    "aiokafka.consumer.subscription_state.TopicPartitionState.position": (
+        "what position_now reads (it asserts a position is known: caught)"
+    ),
+    "aiokafka.consumer.subscription_state.SubscriptionState.subscription": (
+        "the subscription whose assignment position_now reads (None before one)"
+    ),
     "aiokafka.consumer.consumer.AIOKafkaConsumer.committed": (
         "what seek_to_committed answers per partition (None for none): committed() relies on it"
     ),
-    "faust.transport.consumer.Consumer._add_gap": "called by the copied fetch loop",
+    "faust.transport.consumer.Consumer._add_gap": (
+        "called by the copied fetch loop; WorkerConsumer._add_gap writes _gap as it does"
+    ),
     "faust.app.base.App.FlowControlQueue": "KeptQueuesApp asks it for queues never cleared",
     "faust.channels.Channel.queue": (
         "asks for queues cleared on resume: what KeptQueuesApp overrides"
@@ -873,11 +1001,12 @@ RELIED_ON: dict[str, str] = {
         "worker_transport replaces it to build a FetchingConsumerThread"
     ),
     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._create_worker_consumer": (
-        "FetchingConsumerThread sets fetch_min_bytes and fetch_max_wait_ms on its result"
+        "FetchingConsumerThread sets fetch_min_bytes, fetch_max_wait_ms and isolation_level"
+        " (read_committed) on its result"
     ),
     "aiokafka.consumer.consumer.AIOKafkaConsumer.start": (
-        "builds its Fetcher from _fetch_min_bytes and _fetch_max_wait_ms, and its"
-        " GroupCoordinator, whose first join waits for a subscription"
+        "builds its Fetcher from _fetch_min_bytes, _fetch_max_wait_ms and _isolation_level,"
+        " and its GroupCoordinator, whose first join waits for a subscription"
     ),
     "aiokafka.consumer.group_coordinator.GroupCoordinator.__init__": (
         "member_id and _group_instance_id, which rejoin_as_remembered_member reads and sets"

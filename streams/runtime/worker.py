@@ -421,6 +421,12 @@ class Worker:
         consumer: WorkerConsumer = self.app.consumer  # type: ignore[assignment]
         return consumer.committed(TP(self.settings.topic, partition))
 
+    def past_markers(self, partition: int) -> tuple[int, int] | None:
+        """(last record read, the offset after the transaction markers that follow it) of an
+        input partition, while no record has come since."""
+        consumer: WorkerConsumer = self.app.consumer  # type: ignore[assignment]
+        return consumer.past_markers(TP(self.settings.topic, partition))
+
     def _pipeline_collector(self) -> PipelineCollector:
         return PipelineCollector(
             self.state,
@@ -430,6 +436,7 @@ class Worker:
             partial(self.store_memory.held, self.faust_tables.values()),
             stored_watermark=self.processor.clock.clock,
             committed=self.committed,
+            past_markers=self.past_markers,
         )
 
     def _kpi_collector(self) -> KpiCollector:

@@ -96,6 +96,21 @@ def test_lag_counts_from_the_committed_offset_until_this_worker_has_gone_past_it
     assert [pipeline.lag(p) for p in range(3)] == [40, 70, None]  # what /stats sums
 
 
+def test_offsets_that_hold_no_record_past_the_last_one_processed_are_not_lag() -> None:
+    """A transactional producer's last marker takes a partition's last offset: processed up
+    to the record before it, the partition is not behind (its lag read 1 for as long as the
+    producer was quiet). Records read and not processed yet still count."""
+    state = PipelineState()
+    markers = {0: (41, 43), 1: (29, 31)}
+    pipeline = PipelineCollector(
+        state, 4, lambda: ({0, 1}, set()), lambda p: 43 if p == 0 else 31,
+        past_markers=markers.get,
+    )  # fmt: skip
+    state.record_offset(0, 41)  # processed up to 41; 42 is a marker
+    state.record_offset(1, 20)  # 21-29 read, not processed yet; 30 is a marker
+    assert [pipeline.lag(p) for p in (0, 1)] == [0, 9]
+
+
 def test_an_assignment_keeps_what_is_known_of_the_partitions_kept_only() -> None:
     """Faust revokes every partition at each rebalance; the new assignment tells the kept
     ones apart. A partition moved away loses its watermark and next offset, so if it comes

@@ -228,6 +228,8 @@ async def drain(
 
     consumer.getmany = getmany  # type: ignore[method-assign]
     consumer.callback = callback  # type: ignore[method-assign]
+    if "assignment" not in vars(consumer):  # no consumer thread here: nothing assigned
+        consumer.assignment = set  # type: ignore[method-assign]
     await consumer._drain_messages(fetcher)
     return [
         (m.topic, m.partition, [r.offset for r in m.records])
@@ -313,14 +315,17 @@ async def test_a_bundle_its_agent_is_done_with_is_not_kept_by_the_consumer() -> 
     assert await drain(consumer, [*ours(2)]) == [(OURS, 0, [2])], "the next is a new bundle"
 
 
-def rewinds(consumer: WorkerConsumer) -> list[tuple[TP, int]]:
-    """Record the consumer's seeks instead of making them (no Kafka here)."""
+def rewinds(consumer: WorkerConsumer, positions: dict[TP, int] | None = None) -> list:
+    """Record the consumer's seeks instead of making them (no Kafka here); ``positions``:
+    aiokafka's position of each partition (unknown when not given)."""
     seeks: list[tuple[TP, int]] = []
 
     async def seek_wait(partitions: dict[TP, int]) -> None:
         seeks.extend(partitions.items())
 
-    consumer._thread = SimpleNamespace(seek_wait=seek_wait)  # type: ignore[assignment]
+    known = positions if positions is not None else {}
+    thread = SimpleNamespace(seek_wait=seek_wait, position_now=known.get)
+    consumer._thread = thread  # type: ignore[assignment]
     consumer.assignment = lambda: {TP(OURS, 0), TP(OURS, 1)}  # type: ignore[method-assign]
     return seeks
 
@@ -400,6 +405,106 @@ async def test_the_same_jump_seen_again_is_a_gap_in_the_log() -> None:
     assert seeks == [(TP(OURS, 0), 10)]
     gaps = [(g.begin, g.end) for g in consumer._gap[TP(OURS, 0)]]
     assert gaps == [(11, 14)]  # as Faust's own loop records it
+
+
+async def seek_to(consumer: WorkerConsumer, committed: dict[TP, int]) -> None:
+    """Faust's seek to the committed offsets after an assignment (no Kafka here)."""
+
+    async def seek_to_committed() -> dict[TP, int]:
+        return committed
+
+    consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    await consumer.perform_seek()
+
+
+async def test_a_first_record_past_the_offset_a_seek_set_is_a_jump_and_then_a_gap() -> None:
+    """After the seek to the committed offsets, Faust's read offset is the committed offset
+    itself: the next record to read, not one read. A first record past it (the committed
+    offset is a transaction's commit marker) was taken for one that follows on, and the
+    commit waited for the marker for ever. It is a jump: rewound once, then a gap that
+    holds the committed offset, so the commit moves past it."""
+    consumer, done, _ = build()
+    tp = TP(OURS, 0)
+    await seek_to(consumer, {tp: 40})
+    assert consumer._read_offset[tp] == 40  # Faust's: the next record to read
+    seeks = rewinds(consumer)
+    assert await drain(consumer, ours(41, 42), ours(41, 42)) == [(OURS, 0, [41, 42])]
+    assert seeks == [(tp, 40)]
+    assert [(g.begin, g.end) for g in consumer._gap[tp]] == [(40, 42)]
+    for offset in (41, 42):
+        m = message(OURS, offset)
+        done.mark(SimpleNamespace(message=m))
+        m.ack(consumer)
+    assert consumer._new_offset(tp) == 43
+
+
+async def test_a_record_at_the_offset_a_seek_set_follows_on() -> None:
+    """The record at the committed offset is the one expected: no rewind, and once it is
+    delivered the read offset is the last record read again."""
+    consumer, _, _ = build()
+    tp = TP(OURS, 0)
+    await seek_to(consumer, {tp: 40})
+    seeks = rewinds(consumer)
+    assert await drain(consumer, ours(40, 41), ours(43)) == [(OURS, 0, [40, 41])]
+    assert seeks == [(tp, 41)]  # 41 -> 43 is a jump from the last record read
+
+
+async def test_a_record_delivered_after_a_seek_is_the_last_read_from_then_on() -> None:
+    """Once the record at the sought offset is delivered, the read offset (the same number)
+    is the last record read: the next record follows on from it, no rewind."""
+    consumer, _, _ = build()
+    tp = TP(OURS, 0)
+    await seek_to(consumer, {tp: 40})
+    positions = {tp: 41}
+    seeks = rewinds(consumer, positions)
+    queue: list[object] = []
+    assert await drain(consumer, ours(40), queue=queue) == [(OURS, 0, [40])]
+    assert consumer.past_markers(tp) is None  # 40 was read: nothing unread before 41
+    positions[tp] = 42
+    await drain(consumer, ours(41), queue=queue)  # joins the bundle still queued
+    assert [r.offset for r in queue[0].records] == [40, 41]  # type: ignore[attr-defined]
+    assert seeks == []
+
+
+async def test_offsets_past_the_last_record_that_hold_none_are_known_until_the_next() -> None:
+    """A transaction's last marker takes the partition's last offset, and no record comes
+    after it while the producer is quiet: aiokafka's position passes it, and the consumer
+    knows the offsets from the last record delivered up to there hold no record."""
+    consumer, _, _ = build()
+    tp = TP(OURS, 0)
+    positions = {tp: 43, TP(OURS, 1): 7}
+    rewinds(consumer, positions)
+    assert await drain(consumer, ours(40, 41)) == [(OURS, 0, [40, 41])]
+    assert consumer.past_markers(tp) == (41, 43)
+    assert consumer.past_markers(TP(OURS, 1)) is None  # nothing read of it: unknown
+    positions[tp] = 44
+    # the next record: a jump, rewound and then a gap (as any), and no longer past markers
+    assert await drain(consumer, ours(43), ours(41, 43)) == [(OURS, 0, [41, 43])]
+    assert consumer.past_markers(tp) is None
+
+
+async def test_a_partition_resumed_at_a_marker_knows_it_holds_no_record() -> None:
+    """Resumed at its committed offset, which is a marker: aiokafka's position passes it
+    and no record comes. The committed offset is not a record to wait for."""
+    consumer, _, _ = build()
+    tp = TP(OURS, 0)
+    await seek_to(consumer, {tp: 40})
+    rewinds(consumer, {tp: 41})
+    assert await drain(consumer, []) == []
+    assert consumer.past_markers(tp) == (39, 41)
+
+
+async def test_a_gap_may_begin_at_the_committed_offset_of_our_topics_only() -> None:
+    """Faust starts a gap one past the committed offset, which is the next record to
+    process: a commit marker there was never in a gap, and the commit stopped before it.
+    Faust's own topics keep Faust's rule."""
+    consumer, _, _ = build()
+    ours_tp, theirs = TP(OURS, 0), TP("changelog", 0)
+    consumer._committed_offset[ours_tp] = consumer._committed_offset[theirs] = 40
+    await consumer._add_gap(ours_tp, 38, 41)
+    await consumer._add_gap(theirs, 38, 41)
+    assert [(g.begin, g.end) for g in consumer._gap[ours_tp]] == [(40, 42)]
+    assert [(g.begin, g.end) for g in consumer._gap[theirs]] == [(41, 42)]
 
 
 async def test_a_bundle_of_an_older_generation_is_not_passed_on_and_the_read_offset_stays() -> None:
@@ -487,6 +592,8 @@ async def test_the_kafka_consumer_fetches_as_the_settings_say() -> None:
     thread = app.consumer._new_consumer_thread()
     kafka_consumer = thread._create_worker_consumer(app.transport)
     assert (kafka_consumer._fetch_min_bytes, kafka_consumer._fetch_max_wait_ms) == (65536, 100)
+    # Faust reads uncommitted transactions unless its exactly-once guarantee is on
+    assert kafka_consumer._isolation_level == "read_committed"
 
 
 async def test_a_commit_the_broker_refused_changes_nothing() -> None:

@@ -1,0 +1,134 @@
+"""A producer that writes the input topic in transactions (Kafka Connect's exactly-once
+sources, Flink's exactly-once sinks, any producer with a ``transactional.id``), on the
+real broker. Each transaction ends with a marker that takes an offset no consumer receives.
+
+Both failed before their fix: the worker read the events of aborted transactions and
+counted them (Faust reads uncommitted records unless its own exactly-once guarantee is
+on), and after a restart, the commit of a partition whose committed offset was a marker
+waited for that marker for ever (so every later restart read everything since again).
+A partition's last marker also read as one record of lag for as long as the producer was
+quiet, enough, with the watermark behind, to page ``TicketpulseWatermarkBehind``.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from streams.config import DEFAULT_WINDOWS, load_settings
+from streams.tools.produce import key_of, read_jsonl
+from tests.conftest import wait_for
+from tests.integration.offsets import committed_and_end, stats
+from tests.integration.test_defects import PARTITIONS, _topics
+from tests.integration.test_kpis import wait_equal
+from tests.oracle import expected
+
+pytestmark = pytest.mark.integration
+TRANSACTION = 400  # records per transaction: every partition gets some of each
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    from streams.cli import main
+
+    path = tmp_path_factory.mktemp("transactions") / "log.jsonl"
+    args = ["simulate", "--seed", "17", "--events", "8000", "--output", str(path)]
+    assert main([*args, "--duplicates", "0.02", "--late", "0.01", "--malformed", "0.01"]) == 0
+    return list(read_jsonl(path))
+
+
+def never_happened(lines: list[bytes], tag: str) -> list[bytes]:
+    """New tickets opened by the aborted transaction ``tag``: counted, they would add
+    offered contacts that never were."""
+    aborted = []
+    for line in lines:
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict) and event.get("type") == "opened":
+            event["ticket_id"] = f"{tag}-{event['ticket_id']}"
+            event["event_id"] = f"{tag}-{event['event_id']}"
+            aborted.append(orjson.dumps(event))
+    return aborted
+
+
+def produce_in_transactions(bootstrap: str, topic: str, lines: list[bytes], tag: str) -> None:
+    """``lines`` in committed transactions of ``TRANSACTION`` records, with an aborted
+    transaction after every second one, of new tickets opened as late as the last lines
+    (inside every window); the last transaction is committed."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-{tag}")
+    producer.init_transactions()
+    try:
+        for n, first in enumerate(range(0, len(lines), TRANSACTION)):
+            if n % 2:
+                producer.begin_transaction()
+                for line in never_happened(lines[-TRANSACTION:], f"{tag}{n}"):
+                    producer.send(topic, key=key_of(line), value=line)
+                producer.flush()  # on the broker, then aborted (unsent ones would be dropped)
+                producer.abort_transaction()
+            producer.begin_transaction()
+            for line in lines[first : first + TRANSACTION]:
+                producer.send(topic, key=key_of(line), value=line)
+            producer.commit_transaction()
+    finally:
+        producer.close()
+
+
+def wait_committed_past_the_last_record(kafka, names, *workers) -> None:
+    """The input partitions end with a transaction's marker, which no consumer receives: the
+    commit stands at it (the offset after the last record); the contacts topic's at its end."""
+    topics = [names["topic"], f"{names['app_id']}-contacts"]
+    last: dict = {}
+
+    def past_the_last_record() -> bool:
+        nonlocal last
+        last = committed_and_end(kafka.bootstrap, names["app_id"], topics)
+        ends = {tp: e - 1 if tp.topic == names["topic"] else e for tp, (_, e) in last.items()}
+        return all(c == ends[tp] for tp, (c, _) in last.items())
+
+    try:
+        wait_for(past_the_last_record, 90, "the commit to pass the last records", workers[0])
+    except pytest.fail.Exception:
+        pytest.fail(f"committed vs end offsets: {last}; /stats: {[stats(w) for w in workers]}")
+
+
+def oracle_of(lines: list[bytes]) -> dict:
+    records = [(key_of(line), line) for line in lines]
+    return expected(
+        records,
+        partitions=PARTITIONS,
+        policy=load_settings().policy(),
+        now=time.time(),
+        windows=dict(DEFAULT_WINDOWS),
+    )
+
+
+def test_aborted_transactions_are_never_counted_and_markers_never_hold_the_commit(
+    kafka, names, start_worker, log, tmp_path: Path
+) -> None:
+    _topics(kafka, names)
+    half = len(log) // 2
+    produce_in_transactions(kafka.bootstrap, names["topic"], log[:half], "a")
+    data = tmp_path / "store"
+    first = start_worker("--clock", "event", data_dir=data)
+    wait_equal(oracle_of(log[:half]), first, timeout=240)  # no aborted event counted
+    wait_committed_past_the_last_record(kafka, names, first)
+    assert first.stop(signal.SIGTERM) == 0
+
+    # resumed at a marker: the first record read is the one after it
+    second = start_worker("--clock", "event", data_dir=data)
+    produce_in_transactions(kafka.bootstrap, names["topic"], log[half:], "b")
+    wait_equal(oracle_of(log), second, timeout=240)
+    wait_committed_past_the_last_record(kafka, names, second)
+    assert stats(second)["accepted"] + stats(second)["rejected"] == len(log) - half
+    # each partition's last offset is a marker: nothing is behind, and nothing pages
+    lag = "ticketpulse_consumer_lag_records"
+    lags = {dict(labels)["partition"]: v for (n, labels), v in second.metrics().items() if n == lag}
+    assert lags == {str(p): 0 for p in range(PARTITIONS)}
+    assert stats(second)["lag"] == 0
