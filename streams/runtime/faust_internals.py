@@ -59,7 +59,8 @@ aborted transactions (unless its own exactly-once guarantee is on): they were co
 marker that ends a transaction takes an offset no consumer receives; after a seek, a first
 record past the committed offset is a jump like any other, a gap may begin at the committed
 offset itself, and the offsets past a partition's last record that aiokafka's position
-passed are known to hold none (``WorkerConsumer._followed``, ``_add_gap``, ``_note_markers``).
+passed are known to hold none, and once two fetches found them, committed past
+(``WorkerConsumer._followed``, ``_add_gap``, ``_note_markers``).
 
 Keep what was queued. Faust empties the agents' queues whenever it resumes its flow
 control, and resumes it twice at startup: for table recovery, when the fetcher starts
@@ -300,12 +301,12 @@ class WorkerConsumer(Consumer):
         Faust also commits past one missing offset at the head (its read offsets point one
         past the committed one after a seek). Our topics have no compaction, and the offsets
         of a transaction's markers are recorded as gaps once the record after them comes
-        (``_gather``, from the committed offset on; until then the commit rightly stays at a
-        last marker), so a missing head is a record not processed: nothing is committed
-        until it is acked (or lies in a gap), never past it.
+        (``_gather``, from the committed offset on), or for a partition's last markers once
+        two fetches found them (``_note_markers``), so a missing head is a record not
+        processed: nothing is committed until it is acked (or lies in a gap), never past it.
         """
         acked = self._acked.get(tp)
-        if not acked:
+        if acked is None or not (acked or self._gap.get(tp)):
             return None
         _join_gaps(acked, self._gap.get(tp))
         committed = self._committed_offset[tp]
@@ -436,23 +437,31 @@ class WorkerConsumer(Consumer):
             await self._deliver_bundle(records, fetch)
         for tp in fetch.rewind:
             await self._rewind(tp)
-        self._note_markers(fetch)
+        await self._note_markers(fetch)
 
-    def _note_markers(self, fetch: _Fetch) -> None:
+    async def _note_markers(self, fetch: _Fetch) -> None:
         """Note, per partition of ours, when aiokafka's position stands past the offset after
         the last record delivered. Every record it handed on was delivered (the partition was
         not cut short), so the offsets between hold none: a transaction's markers, or its
         records when it was aborted. No record comes for a partition's last marker, so without
-        this its lag would read 1 for as long as the partition stays quiet."""
+        this its lag would read 1 for as long as the partition stays quiet.
+
+        The same offsets seen again at the next fetch, from the same record, are a gap in the
+        log (as a jump seen twice is, ``_gather``), so the commit passes them too: otherwise
+        the group's committed offset stayed one below the end offset, and lag tools that read
+        it (``kafka-consumer-groups``, Burrow) showed the partition 1 behind and stalled."""
         for tp in self.assignment():
             if tp.topic not in self.done.topics or tp in fetch.cut:
                 continue
             last = self._followed(tp, self._read_offset.get(tp))
             position = self._thread.position_now(tp)  # type: ignore[attr-defined]
-            if last is not None and position is not None and position > last + 1:
-                self._markers[tp] = (last, position)
-            else:
+            if last is None or position is None or position <= last + 1:
                 self._markers.pop(tp, None)
+                continue
+            if self._markers.get(tp) == (last, position):
+                await self._add_gap(tp, last + 1, position - 1)
+                self._acked.setdefault(tp, [])  # a commit looks only at partitions listed
+            self._markers[tp] = (last, position)
 
     def past_markers(self, tp: TP) -> tuple[int, int] | None:
         """(last record delivered, the offset past the markers that follow it) of a partition,
@@ -582,16 +591,17 @@ class WorkerConsumer(Consumer):
 
 
 def _join_gaps(acked: list[int], gaps: Any) -> None:
-    """Add the offsets of the gaps up to the newest acked offset to ``acked``, and take
-    them out of ``gaps`` (Faust's ``_new_offset`` does so, after the list is deduplicated)."""
+    """Add the offsets of every gap to ``acked``, and clear ``gaps``.
+
+    Faust's ``_new_offset`` joins only the gaps up to the newest acked offset, and after the
+    list is deduplicated. A gap is offsets the log holds no record at, and the commit takes
+    only the run of consecutive offsets from the committed one, so joining a later gap
+    commits nothing past a record not processed; a partition's last markers are a gap with
+    no acked offset after them (``_note_markers``)."""
     if not gaps:
         return
-    top = max(acked)
-    spans = sorted(gaps.overlap(0, top), key=lambda gap: gap.begin)
-    if spans:
-        offsets = [offset for gap in spans for offset in range(gap.begin, gap.end)]
-        acked.extend(offsets)
-        gaps.chop(0, max(offsets[-1], top) + 1)
+    acked.extend(offset for gap in sorted(gaps) for offset in range(gap.begin, gap.end))
+    gaps.clear()
 
 
 @dataclass
@@ -993,6 +1003,14 @@ RELIED_ON: dict[str, str] = {
     ),
     "faust.transport.consumer.Consumer._filter_committable_offsets": (
         "calls _new_offset (which takes acks out) before the commit"
+    ),
+    "faust.transport.consumer.Consumer._filter_tps_with_pending_acks": (
+        "a commit looks only at partitions listed in _acked: _note_markers lists one whose"
+        " last markers it made a gap"
+    ),
+    "aiokafka.consumer.fetcher.FetchResult.getall": (
+        "moves the position only as records are handed on (or batches skipped), never past"
+        " a record still buffered: _note_markers makes the offsets it passed a gap"
     ),
     "mode.worker.Worker._on_sigterm": "BoundedStopWorker arms the stop's deadline first",
     "mode.worker.Worker._on_sigint": "BoundedStopWorker arms the stop's deadline first",

@@ -7,7 +7,9 @@ counted them (Faust reads uncommitted records unless its own exactly-once guaran
 on), and after a restart, the commit of a partition whose committed offset was a marker
 waited for that marker for ever (so every later restart read everything since again).
 A partition's last marker also read as one record of lag for as long as the producer was
-quiet, enough, with the watermark behind, to page ``TicketpulseWatermarkBehind``.
+quiet, enough, with the watermark behind, to page ``TicketpulseWatermarkBehind``; and the
+group's commit stood at it, one below the end offset, so lag tools that read the group's
+offsets (``kafka-consumer-groups``, Burrow) showed every partition 1 behind and stalled.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from streams.config import DEFAULT_WINDOWS, load_settings
 from streams.tools.produce import key_of, read_jsonl
-from tests.conftest import wait_for
-from tests.integration.offsets import committed_and_end, stats
+from tests.integration.offsets import committed_and_end, stats, wait_committed_to_end
 from tests.integration.test_defects import PARTITIONS, _topics
 from tests.integration.test_kpis import wait_equal
 from tests.oracle import expected
@@ -80,22 +82,25 @@ def produce_in_transactions(bootstrap: str, topic: str, lines: list[bytes], tag:
         producer.close()
 
 
-def wait_committed_past_the_last_record(kafka, names, *workers) -> None:
-    """The input partitions end with a transaction's marker, which no consumer receives: the
-    commit stands at it (the offset after the last record); the contacts topic's at its end."""
+def wait_committed_to_the_end(kafka, names, *workers) -> None:
+    """Every partition's commit passes its last marker, which no consumer receives."""
     topics = [names["topic"], f"{names['app_id']}-contacts"]
-    last: dict = {}
+    wait_committed_to_end(kafka.bootstrap, names["app_id"], topics, *workers)
 
-    def past_the_last_record() -> bool:
-        nonlocal last
-        last = committed_and_end(kafka.bootstrap, names["app_id"], topics)
-        ends = {tp: e - 1 if tp.topic == names["topic"] else e for tp, (_, e) in last.items()}
-        return all(c == ends[tp] for tp, (c, _) in last.items())
 
+def commit_at_the_last_markers(bootstrap: str, group: str, topic: str) -> None:
+    """Set the group's offsets of ``topic`` back to each partition's last offset, the marker
+    of its last transaction: where a worker stopped before its commit passed it resumes."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
-        wait_for(past_the_last_record, 90, "the commit to pass the last records", workers[0])
-    except pytest.fail.Exception:
-        pytest.fail(f"committed vs end offsets: {last}; /stats: {[stats(w) for w in workers]}")
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(tps)
+        ends = consumer.end_offsets(tps)
+        consumer.commit({tp: OffsetAndMetadata(ends[tp] - 1, "", -1) for tp in tps})
+    finally:
+        consumer.close()
+    now = committed_and_end(bootstrap, group, [topic])
+    assert all(c == e - 1 for c, e in now.values()), now
 
 
 def oracle_of(lines: list[bytes]) -> dict:
@@ -118,14 +123,15 @@ def test_aborted_transactions_are_never_counted_and_markers_never_hold_the_commi
     data = tmp_path / "store"
     first = start_worker("--clock", "event", data_dir=data)
     wait_equal(oracle_of(log[:half]), first, timeout=240)  # no aborted event counted
-    wait_committed_past_the_last_record(kafka, names, first)
+    wait_committed_to_the_end(kafka, names, first)
     assert first.stop(signal.SIGTERM) == 0
 
     # resumed at a marker: the first record read is the one after it
+    commit_at_the_last_markers(kafka.bootstrap, names["app_id"], names["topic"])
     second = start_worker("--clock", "event", data_dir=data)
     produce_in_transactions(kafka.bootstrap, names["topic"], log[half:], "b")
     wait_equal(oracle_of(log), second, timeout=240)
-    wait_committed_past_the_last_record(kafka, names, second)
+    wait_committed_to_the_end(kafka, names, second)
     assert stats(second)["accepted"] + stats(second)["rejected"] == len(log) - half
     # each partition's last offset is a marker: nothing is behind, and nothing pages
     lag = "ticketpulse_consumer_lag_records"

@@ -494,6 +494,37 @@ async def test_a_partition_resumed_at_a_marker_knows_it_holds_no_record() -> Non
     assert consumer.past_markers(tp) == (39, 41)
 
 
+async def test_a_partitions_last_markers_found_at_two_fetches_are_committed_past() -> None:
+    """No record follows a partition's last marker while its producer is quiet: the commit
+    stood one below the end offset, and lag tools that read the group's offsets showed the
+    partition 1 behind for good. Found again at the next fetch, from the same record, the
+    markers are a gap in the log, and the commit passes them."""
+    consumer, done, _ = build()
+    tp = TP(OURS, 0)
+    await seek_to(consumer, {tp: 40})
+    rewinds(consumer, {tp: 43})
+    assert await drain(consumer, ours(40, 41)) == [(OURS, 0, [40, 41])]
+    for offset in (40, 41):
+        m = message(OURS, offset)
+        done.mark(SimpleNamespace(message=m))
+        m.ack(consumer)
+    assert consumer._new_offset(tp) == 42, "found once: not a gap yet"
+    consumer._committed_offset[tp] = 42  # as the commit records it
+    assert await drain(consumer, []) == []
+    assert consumer._new_offset(tp) == 43
+
+
+async def test_a_partition_resumed_at_its_last_marker_is_committed_past_it() -> None:
+    """Resumed at a committed offset that is its last marker, a partition has no record to
+    read nor ack: two fetches that find the marker still move its commit to the end."""
+    consumer, _, _ = build()
+    tp = TP(OURS, 0)
+    await seek_to(consumer, {tp: 40})
+    rewinds(consumer, {tp: 41})
+    assert await drain(consumer, [], []) == []
+    assert consumer._new_offset(tp) == 41
+
+
 async def test_a_gap_may_begin_at_the_committed_offset_of_our_topics_only() -> None:
     """Faust starts a gap one past the committed offset, which is the next record to
     process: a commit marker there was never in a gap, and the commit stopped before it.
