@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -25,6 +26,7 @@ from kafka.structs import OffsetAndMetadata
 
 from streams.config import DEFAULT_WINDOWS, load_settings
 from streams.tools.produce import key_of, read_jsonl
+from tests.conftest import wait_for
 from tests.integration.offsets import committed_and_end, stats, wait_committed_to_end
 from tests.integration.test_defects import PARTITIONS, _topics
 from tests.integration.test_kpis import wait_equal
@@ -60,10 +62,17 @@ def never_happened(lines: list[bytes], tag: str) -> list[bytes]:
     return aborted
 
 
-def produce_in_transactions(bootstrap: str, topic: str, lines: list[bytes], tag: str) -> None:
+def _go_on() -> None:
+    return None
+
+
+def produce_in_transactions(
+    bootstrap: str, topic: str, lines: list[bytes], tag: str, hold: Callable[[], None] = _go_on
+) -> None:
     """``lines`` in committed transactions of ``TRANSACTION`` records, with an aborted
     transaction after every second one, of new tickets opened as late as the last lines
-    (inside every window); the last transaction is committed."""
+    (inside every window); the last transaction is committed. ``hold`` runs while the first
+    transaction is open, its records on the broker."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-{tag}")
     producer.init_transactions()
     try:
@@ -77,6 +86,9 @@ def produce_in_transactions(bootstrap: str, topic: str, lines: list[bytes], tag:
             producer.begin_transaction()
             for line in lines[first : first + TRANSACTION]:
                 producer.send(topic, key=key_of(line), value=line)
+            if n == 0:
+                producer.flush()
+                hold()
             producer.commit_transaction()
     finally:
         producer.close()
@@ -138,3 +150,41 @@ def test_aborted_transactions_are_never_counted_and_markers_never_hold_the_commi
     lags = {dict(labels)["partition"]: v for (n, labels), v in second.metrics().items() if n == lag}
     assert lags == {str(p): 0 for p in range(PARTITIONS)}
     assert stats(second)["lag"] == 0
+
+
+def test_two_workers_rebalancing_while_a_transaction_is_open_count_each_event_once(
+    kafka, names, start_worker, log
+) -> None:
+    """The second worker joins while a transaction is open on the broker, its records
+    written: the first worker is held at the transaction's start (the last stable offset),
+    its commit on a marker or an aborted transaction's records, and the group rebalances
+    then. Each worker resumes the partitions it was handed where the last commit left them."""
+    _topics(kafka, names)
+    half = len(log) // 2
+    first = start_worker("--clock", "event")
+    produce_in_transactions(kafka.bootstrap, names["topic"], log[:half], "c")
+    workers = [first]
+
+    def second_joins() -> None:
+        workers.append(start_worker("--clock", "event", wait=False))
+        wait_for(lambda: all(owned(w) for w in workers), 120, "both workers to own partitions")
+
+    produce_in_transactions(kafka.bootstrap, names["topic"], log[half:], "d", hold=second_joins)
+    wait_equal(oracle_of(log), *workers, timeout=240)
+    wait_committed_to_the_end(kafka, names, *workers)
+    lag = "ticketpulse_consumer_lag_records"
+    lags = [
+        {dict(labels)["partition"]: v for (n, labels), v in w.metrics().items() if n == lag}
+        for w in workers
+    ]
+    assert not lags[0].keys() & lags[1].keys(), "no partition exported by both"
+    assert {**lags[0], **lags[1]} == {str(p): 0 for p in range(PARTITIONS)}
+
+
+def owned(worker) -> int:
+    """Partitions the worker owns actively (0 while it cannot answer yet)."""
+    try:
+        metrics = worker.metrics()
+    except OSError:
+        return 0
+    return int(metrics.get(("ticketpulse_partitions_assigned", (("role", "active"),)), 0))
