@@ -47,12 +47,12 @@ from streams.processing.customers import CustomerProcessor
 from streams.processing.kpi import KpiProcessor, open_rows
 from streams.processing.repeat_totals import RepeatTotals
 from streams.processing.window_totals import SCALE, Key, WindowState, WindowTotals
-from streams.runtime.quiet_logs import RepeatFilter
 
 ExactSums = dict[Key, list[int]]  # (entry, queue label, channel) -> [exact sum, count]
 
+# a failure that repeats: one line per 30 s, counted (the worker's RepeatFilter is
+# attached to it: streams.runtime.quiet_logs.OWN_REPEATING)
 warm_log = logging.getLogger(f"{__name__}.warm")
-warm_log.addFilter(RepeatFilter())  # a failure that repeats: one line per 30 s, counted
 
 _SL_ENTRIES = ("first_response", "first_response_within_target", "abandoned", "short_abandoned")
 

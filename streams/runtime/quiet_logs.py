@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 # the Kafka clients' logger families, whose repeats are summarised; Faust's and mode's own
 # warnings (a stuck shutdown, a crashed agent) always pass whole
 NOISY = ("aiokafka", "kafka")
+# our own loggers whose failure can repeat every second while it lasts (the window totals'
+# warm-up timer), summarised the same way
+OWN_REPEATING = ("streams.metrics.kpi_exporter.warm",)
 MAX_KEYS = 1000  # distinct message templates remembered: bounded whatever is logged
 
 
@@ -64,12 +67,15 @@ class RepeatFilter(logging.Filter):
 
 def install(repeat_filter: RepeatFilter) -> None:
     """Attach the filter to every logger of the noisy families that exists now (they are
-    created at import; a logger's filters see the records logged through it)."""
+    created at import; a logger's filters see the records logged through it), and to our
+    own repeating ones."""
     manager = logging.Logger.manager
     for name in list(manager.loggerDict):
         logger = manager.loggerDict[name]
         if isinstance(logger, logging.Logger) and name.split(".")[0] in NOISY:
             logger.addFilter(repeat_filter)
+    for name in OWN_REPEATING:
+        logging.getLogger(name).addFilter(repeat_filter)
 
 
 @dataclass

@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from streams.runtime.quiet_logs import BrokerWatch, RepeatFilter
+from streams.metrics.kpi_exporter import warm_log
+from streams.runtime.quiet_logs import BrokerWatch, RepeatFilter, install
 
 
 def record(msg: str, level: int = logging.ERROR, name: str = "aiokafka.client"):
@@ -32,6 +33,22 @@ def test_repeats_pass_once_per_window_with_a_count() -> None:
     ]
     assert f.filter(record("debug noise", logging.INFO))  # below WARNING: untouched
     assert f.filter(record("another template"))  # each template has its own window
+
+
+def test_the_worker_summarises_the_clients_and_the_warm_ups_repeats(monkeypatch) -> None:
+    """The filter goes on the Kafka clients' loggers and on the window totals' warm-up
+    logger, whose failure would otherwise log every second while it lasts."""
+    import aiokafka.consumer.fetcher  # noqa: F401  (creates the client's loggers)
+
+    monkeypatch.setattr(warm_log, "filters", [])
+    client = logging.getLogger("aiokafka.consumer.fetcher")
+    monkeypatch.setattr(client, "filters", [])
+    f = RepeatFilter()
+    install(f)
+    assert warm_log.filters == [f] and client.filters == [f]
+    for logger in logging.Logger.manager.loggerDict.values():
+        if isinstance(logger, logging.Logger):
+            logger.removeFilter(f)
 
 
 def test_the_watch_logs_the_outage_once_each_way(caplog: pytest.LogCaptureFixture) -> None:
