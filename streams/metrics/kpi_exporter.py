@@ -8,11 +8,12 @@ Every window figure is an additive component (count, sum or histogram bucket):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client.registry import Collector
@@ -466,15 +467,30 @@ async def warm_in_background(kpis: KpiCollector, busy: Callable[[], bool]) -> bo
         return False
 
 
-def self_check(kpis: KpiCollector, shown: int = 20) -> dict[str, object]:
+async def self_check(
+    kpis: KpiCollector, stop: Callable[[], bool] = lambda: False, shown: int = 20
+) -> dict[str, object] | None:
     """The window figures from the totals kept up to date as batches write, against the
-    same figures built afresh from the tables, rendered one after the other at one instant
-    with no pause between (no batch can come in between). A difference is a fault in the
-    upkeep of the live totals; equal figures that disagree with an independent computation
-    point at the tables, or at the code both renderings share. Blocks the worker about as
-    long as a first scrape (``SelfChecks`` spaces them)."""
+    same figures built afresh from the tables, both at one instant. A difference is a fault
+    in the upkeep of the live totals; equal figures that disagree with an independent
+    computation point at the tables, or at the code both renderings share.
+
+    The live figures are rendered at one go (O(series), as a scrape). The rebuilt ones cost
+    as much as a first scrape, so they are built a partition at a time with the loop free
+    in between (probes and scrapes answered), while no batch is applied (``SelfChecks``
+    holds the agents). None when ``stop()`` turned true at a pause (the partitions began to
+    change hands): the tables were partial."""
     now = time.time()
-    live, rebuilt = (_window_lines(c, now) for c in (kpis, kpis.rebuilt()))
+    live = _window_lines(kpis.families(now, windows_only=True))
+    families = []
+    for family in kpis.rebuilt().families(now, windows_only=True):
+        if family is PAUSE:
+            await asyncio.sleep(0)
+            if stop():
+                return None
+        else:
+            families.append(family)
+    rebuilt = _window_lines(families)
     differ = sorted(live ^ rebuilt)
     return {
         "equal": not differ,
@@ -484,30 +500,55 @@ def self_check(kpis: KpiCollector, shown: int = 20) -> dict[str, object]:
     }
 
 
-def _window_lines(kpis: KpiCollector, now: float) -> set[str]:
-    text = TextRenderer().render(kpis.families(now, windows_only=True)).decode()
+def _window_lines(families: Iterable[Family | None]) -> set[str]:
+    text = TextRenderer().render(families).decode()
     return {line for line in text.splitlines() if line.startswith("ticketpulse_window_")}
+
+
+BUSY: dict[str, object] = {"equal": None, "busy": True}
+
+
+def _open_event() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
 
 
 @dataclass
 class SelfChecks:
-    """``/selfcheck``'s answers. A check holds the worker about as long as a first scrape,
-    so one runs at most every ``spacing_s`` (the last answer is served in between, with
-    its age) unless the partitions changed hands since (``version``); none while they are
-    changing hands, when both renderings would read the same partial tables."""
+    """``/selfcheck``'s answers. A check costs about as much as a first scrape, so one runs
+    at most every ``spacing_s`` (the last answer is served in between, with its age) unless
+    the partitions changed hands since (``version``); none while they are changing hands,
+    when both renderings would read partial tables. One runs at a time, and while it reads
+    the agents apply no batch (``applies_allowed``): the loop stays free for probes,
+    scrapes and commits, but the tables do not move under it."""
 
     spacing_s: float = 10.0
     clock: Callable[[], float] = time.monotonic
     _last: tuple[float, object, dict[str, object]] | None = None
+    _one_at_a_time: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _applies: asyncio.Event = field(default_factory=_open_event)
 
-    def answer(
-        self, kpis: KpiCollector, busy: bool, version: object
+    async def applies_allowed(self) -> None:
+        """Return at once unless a check is reading: the agents await it before each apply."""
+        await self._applies.wait()
+
+    async def answer(
+        self, kpis: KpiCollector, busy: Callable[[], bool], version: object
     ) -> tuple[int, dict[str, object]]:
-        """(HTTP status, JSON body)."""
-        if busy:
-            return 503, {"equal": None, "busy": True}
-        now = self.clock()
-        last = self._last
-        if last is None or now - last[0] >= self.spacing_s or last[1] != version:
-            last = self._last = (now, version, self_check(kpis))
+        """(HTTP status, JSON body). ``busy()``: the partitions are changing hands."""
+        if busy():
+            return 503, BUSY
+        async with self._one_at_a_time:  # a caller that waited may reuse the answer
+            now = self.clock()
+            last = self._last
+            if last is None or now - last[0] >= self.spacing_s or last[1] != version:
+                self._applies.clear()
+                try:
+                    check = await self_check(kpis, busy)
+                finally:
+                    self._applies.set()
+                if check is None:
+                    return 503, BUSY
+                last = self._last = (now, version, check)
         return 200, {**last[2], "age_seconds": round(now - last[0], 1)}

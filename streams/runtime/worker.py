@@ -241,6 +241,7 @@ class Worker:
 
     async def ingest(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
+            await self.self_checks.applies_allowed()  # not while a self-check reads
             records = self._records(event)
             batch = await self.ingest_commit.run(event, partial(self.apply_tickets, records))
             if batch is None:
@@ -251,6 +252,7 @@ class Worker:
 
     async def customer_contacts(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
+            await self.self_checks.applies_allowed()
             records = self._records(event)
             batch = await self.customer_commit.run(event, partial(self.apply_contacts, records))
             if batch is None:
@@ -516,9 +518,14 @@ class Worker:
 
     async def selfcheck_page(self, view: View, request: Request) -> Response:
         """The live window figures against the same built afresh from the tables (JSON;
-        ``equal`` false names the lines that differ); spaced, as costly as a first scrape."""
-        busy = self.changing_hands()
-        status, body = self.self_checks.answer(self.kpis, busy, self.state.rebalances)
+        ``equal`` false names the lines that differ); spaced, as costly as a first scrape,
+        with no batch applied meanwhile; 503 if the partitions change hands before it ends."""
+        version = self.state.rebalances
+
+        def busy() -> bool:
+            return self.changing_hands() or self.state.rebalances != version
+
+        status, body = await self.self_checks.answer(self.kpis, busy, version)
         return view.json(body, status=status)
 
     async def healthz_page(self, view: View, request: Request) -> Response:

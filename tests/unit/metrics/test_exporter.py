@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 
@@ -13,6 +14,7 @@ from streams.core.events import TicketEvent
 from streams.ingest.schema import Accepted, classify
 from streams.metrics.exposition import TextRenderer, render_collectors
 from streams.metrics.kpi_exporter import (
+    BUSY,
     KpiCollector,
     LabelFolder,
     SelfChecks,
@@ -348,7 +350,7 @@ async def test_a_failing_background_warm_up_logs_once_and_never_raises(monkeypat
     assert _rendered(collector) == _rendered(_collector(pipeline))
 
 
-def test_the_self_check_finds_the_live_totals_equal_and_names_a_drift() -> None:
+async def test_the_self_check_finds_the_live_totals_equal_and_names_a_drift() -> None:
     """``/selfcheck`` compares the totals kept up to date with the same built afresh from the
     tables: equal on an honest worker, and a total that drifted (here one offered contact
     too many in one window) is named with both values. The check keeps nothing."""
@@ -366,38 +368,71 @@ def test_the_self_check_finds_the_live_totals_equal_and_names_a_drift() -> None:
         return [*(list(s.listeners) for s in stores), list(pipeline.customers.listeners), labels]
 
     before = kept()
-    check = self_check(collector)
+    check = await self_check(collector)
     assert check["equal"] and check["window_samples"] > 100, check
     assert kept() == before  # the rebuilt copy does not listen, and labels no new queue
     sums = collector.totals.merged["1h"]
     key = next(k for k in sums if k[0].figure == "offered")
     sums[key][1] += 1  # a count that drifted from its buckets
-    check = self_check(collector)
+    check = await self_check(collector)
     (live,), (rebuilt,) = check["live_only"], check["rebuilt_only"]
     assert not check["equal"] and "contacts_offered" in live and 'window="1h"' in live
     assert live.split()[0] == rebuilt.split()[0]
     assert float(live.split()[-1]) == float(rebuilt.split()[-1]) + 1
 
 
-def test_self_checks_are_spaced_and_none_runs_while_partitions_change_hands() -> None:
-    """A check holds the worker as long as a first scrape: callers get the last answer,
-    with its age, until ``spacing_s`` has passed or the partitions changed hands; while
-    they change hands the tables are partial, and the answer says so (503)."""
+async def test_self_checks_are_spaced_and_none_runs_while_partitions_change_hands() -> None:
+    """A check costs as much as a first scrape: callers get the last answer, with its age,
+    until ``spacing_s`` has passed or the partitions changed hands; while they change hands
+    the tables are partial, and the answer says so (503)."""
     pipeline = _pipeline(500)
     collector = _collector(pipeline)
     now = [100.0]
     checks = SelfChecks(spacing_s=10, clock=lambda: now[0])
-    assert checks.answer(collector, busy=True, version=1) == (503, {"equal": None, "busy": True})
-    status, first = checks.answer(collector, busy=False, version=1)
+    assert await checks.answer(collector, lambda: True, 1) == (503, BUSY)
+    status, first = await checks.answer(collector, idle, 1)
     assert status == 200 and first["equal"] and first["age_seconds"] == 0
     collector.totals.merged["1h"][next(iter(collector.totals.merged["1h"]))][1] += 1  # drift
     now[0] = 105.0
-    assert checks.answer(collector, busy=False, version=1)[1] == {**first, "age_seconds": 5.0}
-    assert not checks.answer(collector, busy=False, version=2)[1]["equal"]  # a rebalance
+    assert (await checks.answer(collector, idle, 1))[1] == {**first, "age_seconds": 5.0}
+    assert not (await checks.answer(collector, idle, 2))[1]["equal"]  # a rebalance
     now[0] = 114.0
-    assert checks.answer(collector, busy=False, version=2)[1]["age_seconds"] == 9.0
+    assert (await checks.answer(collector, idle, 2))[1]["age_seconds"] == 9.0
     now[0] = 115.0
-    assert checks.answer(collector, busy=False, version=2)[1]["age_seconds"] == 0
+    assert (await checks.answer(collector, idle, 2))[1]["age_seconds"] == 0
+
+
+def idle() -> bool:
+    return False
+
+
+async def test_a_self_check_frees_the_loop_between_partitions_and_holds_the_agents() -> None:
+    """The rebuilt figures cost as much as a first scrape; built at one go they held the
+    loop, probes and scrapes included. Now the loop runs others between partitions, but no
+    batch is applied until the check has read everything (the agents wait)."""
+    collector = _collector(_pipeline(1500))
+    list(collector.warm())
+    checks = SelfChecks()
+    check = asyncio.ensure_future(checks.answer(collector, idle, 1))
+    await asyncio.sleep(0)  # the check runs to its first pause
+    assert not check.done(), "the loop is free while the check reads"
+    agent = asyncio.ensure_future(checks.applies_allowed())
+    await asyncio.sleep(0)
+    assert not agent.done(), "no batch applied while the check reads"
+    status, body = await check
+    await asyncio.wait_for(agent, 1)
+    assert status == 200 and body["equal"]
+
+
+async def test_a_self_check_the_partitions_changing_hands_interrupt_answers_busy() -> None:
+    """Partitions that begin to change hands during a check leave partial tables: the
+    answer is 503, no figure is compared, and the agents go on at once."""
+    collector = _collector(_pipeline(1500))
+    list(collector.warm())
+    checks = SelfChecks()
+    busy = iter([False, True])  # a rebalance begins at the check's first pause
+    assert await checks.answer(collector, lambda: next(busy, True), 1) == (503, BUSY)
+    await asyncio.wait_for(checks.applies_allowed(), 1)
 
 
 def test_agents_folded_into_other_sum_to_the_same_value_whatever_the_order() -> None:
