@@ -530,8 +530,10 @@ class SelfChecks:
     _applies: asyncio.Event = field(default_factory=_open_event)
 
     async def applies_allowed(self) -> None:
-        """Return at once unless a check is reading: the agents await it before each apply."""
-        await self._applies.wait()
+        """Return at once unless a check is reading: the agents await it before each apply.
+        Woken by the end of one check, an agent waits again if another began meanwhile."""
+        while not self._applies.is_set():
+            await self._applies.wait()
 
     async def answer(
         self, kpis: KpiCollector, busy: Callable[[], bool], version: object

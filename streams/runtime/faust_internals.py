@@ -60,7 +60,7 @@ marker that ends a transaction takes an offset no consumer receives; after a see
 record past the committed offset is a jump like any other, a gap may begin at the committed
 offset itself, and the offsets past a partition's last record that aiokafka's position
 passed are known to hold none, and once two fetches found them, committed past
-(``WorkerConsumer._followed``, ``_add_gap``, ``_note_markers``).
+(``WorkerConsumer._followed``, ``_add_gap``, ``_note_markers``, ``_past_last_markers``).
 
 Keep what was queued. Faust empties the agents' queues whenever it resumes its flow
 control, and resumes it twice at startup: for table recovery, when the fetcher starts
@@ -204,11 +204,13 @@ class WorkerConsumer(Consumer):
     # per partition, (last record delivered, aiokafka's position past it) when the offsets
     # between hold no record (transaction markers, aborted records), as of the last fetch
     _markers: dict[TP, tuple[int, int]]
+    # the same, found at two fetches in a row: what the commit may pass (_past_last_markers)
+    _passed: dict[TP, tuple[int, int]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._jumps, self._taken, self._queued, self._sought = {}, {}, {}, {}
-        self._markers = {}
+        self._markers, self._passed = {}, {}
 
     async def perform_seek(self) -> None:
         """Faust's, which sets each partition's read offset to its committed offset: the
@@ -218,6 +220,7 @@ class WorkerConsumer(Consumer):
         read = self._read_offset
         self._sought = {tp: o for tp, o in read.items() if o and tp.topic in self.done.topics}
         self._markers.clear()
+        self._passed.clear()
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """Faust's, except for our topics a gap may begin at the committed offset itself.
@@ -301,13 +304,16 @@ class WorkerConsumer(Consumer):
         Faust also commits past one missing offset at the head (its read offsets point one
         past the committed one after a seek). Our topics have no compaction, and the offsets
         of a transaction's markers are recorded as gaps once the record after them comes
-        (``_gather``, from the committed offset on), or for a partition's last markers once
-        two fetches found them (``_note_markers``), so a missing head is a record not
-        processed: nothing is committed until it is acked (or lies in a gap), never past it.
+        (``_gather``, from the committed offset on; a partition's last markers are passed
+        once two fetches found them and every record before them is acked:
+        ``_past_last_markers``), so a missing head is a record not processed: nothing is
+        committed until it is acked (or lies in a gap), never past it.
         """
         acked = self._acked.get(tp)
-        if acked is None or not (acked or self._gap.get(tp)):
-            return None
+        if not acked:  # nothing to commit, unless the partition's last markers are next
+            committed = self._committed_offset.get(tp)
+            past = self._past_last_markers(tp, committed)
+            return None if past == committed else past
         _join_gaps(acked, self._gap.get(tp))
         committed = self._committed_offset[tp]
         unique = sorted({offset for offset in acked if offset >= (committed or 0)})
@@ -321,7 +327,22 @@ class WorkerConsumer(Consumer):
                 return None
         offset = super()._new_offset(tp)
         self._taken[tp] = unique[: len(unique) - len(acked)]  # out of the list until it lands
-        return offset
+        return self._past_last_markers(tp, offset)
+
+    def _past_last_markers(self, tp: TP, reached: int | None) -> int | None:
+        """The offset to commit: ``reached`` (the offset after the last record acked in a
+        run, or the committed one), or when that is the first of the partition's last
+        markers, which two fetches found (``_note_markers``), the offset past them. Every
+        record up to them is processed then, so the commit skips only offsets that hold
+        none; otherwise the group's committed offset stood one below the end offset, and lag
+        tools that read it (``kafka-consumer-groups``, Burrow) showed the partition behind."""
+        passed = self._passed.get(tp)
+        if passed is None or reached is None or tp.topic not in self.done.topics:
+            return reached
+        last, position = passed
+        if reached == last + 1 and self._followed(tp, self._read_offset.get(tp)) == last:
+            return position
+        return reached
 
     async def _commit_offsets(
         self, offsets: Mapping[TP, int], start_new_transaction: bool = True
@@ -437,19 +458,18 @@ class WorkerConsumer(Consumer):
             await self._deliver_bundle(records, fetch)
         for tp in fetch.rewind:
             await self._rewind(tp)
-        await self._note_markers(fetch)
+        self._note_markers(fetch)
 
-    async def _note_markers(self, fetch: _Fetch) -> None:
+    def _note_markers(self, fetch: _Fetch) -> None:
         """Note, per partition of ours, when aiokafka's position stands past the offset after
         the last record delivered. Every record it handed on was delivered (the partition was
         not cut short), so the offsets between hold none: a transaction's markers, or its
         records when it was aborted. No record comes for a partition's last marker, so without
         this its lag would read 1 for as long as the partition stays quiet.
 
-        The same offsets seen again at the next fetch, from the same record, are a gap in the
-        log (as a jump seen twice is, ``_gather``), so the commit passes them too: otherwise
-        the group's committed offset stayed one below the end offset, and lag tools that read
-        it (``kafka-consumer-groups``, Burrow) showed the partition 1 behind and stalled."""
+        The same offsets found again at the next fetch, from the same record, are known to
+        hold no record (as a jump seen twice is, ``_gather``): once every record up to them
+        is processed, the commit passes them (``_past_last_markers``)."""
         for tp in self.assignment():
             if tp.topic not in self.done.topics or tp in fetch.cut:
                 continue
@@ -457,9 +477,10 @@ class WorkerConsumer(Consumer):
             position = self._thread.position_now(tp)  # type: ignore[attr-defined]
             if last is None or position is None or position <= last + 1:
                 self._markers.pop(tp, None)
+                self._passed.pop(tp, None)
                 continue
             if self._markers.get(tp) == (last, position):
-                await self._add_gap(tp, last + 1, position - 1)
+                self._passed[tp] = (last, position)
                 self._acked.setdefault(tp, [])  # a commit looks only at partitions listed
             self._markers[tp] = (last, position)
 
@@ -591,17 +612,18 @@ class WorkerConsumer(Consumer):
 
 
 def _join_gaps(acked: list[int], gaps: Any) -> None:
-    """Add the offsets of every gap to ``acked``, and clear ``gaps``.
-
-    Faust's ``_new_offset`` joins only the gaps up to the newest acked offset, and after the
-    list is deduplicated. A gap is offsets the log holds no record at, and the commit takes
-    only the run of consecutive offsets from the committed one, so joining a later gap
-    commits nothing past a record not processed; a partition's last markers are a gap with
-    no acked offset after them (``_note_markers``)."""
+    """Add the offsets of the gaps up to the newest acked offset to ``acked``, and take
+    them out of ``gaps`` (Faust's ``_new_offset`` does so, after the list is deduplicated).
+    A gap found by ``_gather`` ends with the record after the jump (as Faust's own loop
+    records it), so a gap past the newest acked offset is left until that record is acked."""
     if not gaps:
         return
-    acked.extend(offset for gap in sorted(gaps) for offset in range(gap.begin, gap.end))
-    gaps.clear()
+    top = max(acked)
+    spans = sorted(gaps.overlap(0, top), key=lambda gap: gap.begin)
+    if spans:
+        offsets = [offset for gap in spans for offset in range(gap.begin, gap.end)]
+        acked.extend(offsets)
+        gaps.chop(0, max(offsets[-1], top) + 1)
 
 
 @dataclass
@@ -1006,11 +1028,12 @@ RELIED_ON: dict[str, str] = {
     ),
     "faust.transport.consumer.Consumer._filter_tps_with_pending_acks": (
         "a commit looks only at partitions listed in _acked: _note_markers lists one whose"
-        " last markers it made a gap"
+        " last markers the commit may pass"
     ),
     "aiokafka.consumer.fetcher.FetchResult.getall": (
         "moves the position only as records are handed on (or batches skipped), never past"
-        " a record still buffered: _note_markers makes the offsets it passed a gap"
+        " a record still buffered: the commit may pass the offsets it skipped past the last"
+        " record (_note_markers, _past_last_markers)"
     ),
     "mode.worker.Worker._on_sigterm": "BoundedStopWorker arms the stop's deadline first",
     "mode.worker.Worker._on_sigint": "BoundedStopWorker arms the stop's deadline first",

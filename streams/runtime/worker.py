@@ -519,11 +519,14 @@ class Worker:
     async def selfcheck_page(self, view: View, request: Request) -> Response:
         """The live window figures against the same built afresh from the tables (JSON;
         ``equal`` false names the lines that differ); spaced, as costly as a first scrape,
-        with no batch applied meanwhile; 503 if the partitions change hands before it ends."""
+        with no batch applied meanwhile; 503 if the partitions change hands before it ends
+        (or a batch failed: the worker is stopping)."""
         version = self.state.rebalances
+        commits = (self.ingest_commit, self.customer_commit)
 
-        def busy() -> bool:
-            return self.changing_hands() or self.state.rebalances != version
+        def busy() -> bool:  # partial tables, or a failed batch's copies dropped: stopping
+            changed = self.changing_hands() or self.state.rebalances != version
+            return changed or any(c.failed is not None for c in commits)
 
         status, body = await self.self_checks.answer(self.kpis, busy, version)
         return view.json(body, status=status)

@@ -73,7 +73,11 @@ def produce_in_transactions(
     transaction after every second one, of new tickets opened as late as the last lines
     (inside every window); the last transaction is committed. ``hold`` runs while the first
     transaction is open, its records on the broker."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-{tag}")
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        transactional_id=f"{topic}-{tag}",
+        transaction_timeout_ms=300_000,  # above the longest hold: never aborted by the broker
+    )
     producer.init_transactions()
     try:
         for n, first in enumerate(range(0, len(lines), TRANSACTION)):
@@ -138,10 +142,10 @@ def test_aborted_transactions_are_never_counted_and_markers_never_hold_the_commi
     wait_committed_to_the_end(kafka, names, first)
     assert first.stop(signal.SIGTERM) == 0
 
-    # resumed at a marker: the first record read is the one after it
+    # resumed at a marker with records after it: the first record read is the one after it
     commit_at_the_last_markers(kafka.bootstrap, names["app_id"], names["topic"])
-    second = start_worker("--clock", "event", data_dir=data)
     produce_in_transactions(kafka.bootstrap, names["topic"], log[half:], "b")
+    second = start_worker("--clock", "event", data_dir=data)
     wait_equal(oracle_of(log), second, timeout=240)
     wait_committed_to_the_end(kafka, names, second)
     assert stats(second)["accepted"] + stats(second)["rejected"] == len(log) - half
@@ -156,13 +160,15 @@ def test_two_workers_rebalancing_while_a_transaction_is_open_count_each_event_on
     kafka, names, start_worker, log
 ) -> None:
     """The second worker joins while a transaction is open on the broker, its records
-    written: the first worker is held at the transaction's start (the last stable offset),
-    its commit on a marker or an aborted transaction's records, and the group rebalances
-    then. Each worker resumes the partitions it was handed where the last commit left them."""
+    written: the first worker, done with everything before it, is held at the transaction's
+    start (the last stable offset), and the group rebalances then. Each worker resumes the
+    partitions it was handed where the last commit left them."""
     _topics(kafka, names)
     half = len(log) // 2
     first = start_worker("--clock", "event")
     produce_in_transactions(kafka.bootstrap, names["topic"], log[:half], "c")
+    wait_equal(oracle_of(log[:half]), first, timeout=240)
+    wait_committed_to_the_end(kafka, names, first)
     workers = [first]
 
     def second_joins() -> None:

@@ -424,6 +424,21 @@ async def test_a_self_check_frees_the_loop_between_partitions_and_holds_the_agen
     assert status == 200 and body["equal"]
 
 
+async def test_an_agent_woken_as_a_check_ends_waits_for_one_begun_meanwhile() -> None:
+    """One check ends and another begins before a waiting agent resumes: it waits again."""
+    checks = SelfChecks()
+    checks._applies.clear()  # a check reads
+    agent = asyncio.ensure_future(checks.applies_allowed())
+    await asyncio.sleep(0)
+    checks._applies.set()  # it ends ...
+    checks._applies.clear()  # ... and another begins in the same turn of the loop
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert not agent.done()
+    checks._applies.set()
+    await asyncio.wait_for(agent, 1)
+
+
 async def test_a_self_check_the_partitions_changing_hands_interrupt_answers_busy() -> None:
     """Partitions that begin to change hands during a check leave partial tables: the
     answer is 503, no figure is compared, and the agents go on at once."""

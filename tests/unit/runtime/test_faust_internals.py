@@ -431,6 +431,8 @@ async def test_a_first_record_past_the_offset_a_seek_set_is_a_jump_and_then_a_ga
     assert await drain(consumer, ours(41, 42), ours(41, 42)) == [(OURS, 0, [41, 42])]
     assert seeks == [(tp, 40)]
     assert [(g.begin, g.end) for g in consumer._gap[tp]] == [(40, 42)]
+    consumer._acked.setdefault(tp, [])  # as the commits before the restart left it
+    assert consumer._new_offset(tp) is None, "the gap ends with 41, not processed yet"
     for offset in (41, 42):
         m = message(OURS, offset)
         done.mark(SimpleNamespace(message=m))
@@ -512,6 +514,27 @@ async def test_a_partitions_last_markers_found_at_two_fetches_are_committed_past
     consumer._committed_offset[tp] = 42  # as the commit records it
     assert await drain(consumer, []) == []
     assert consumer._new_offset(tp) == 43
+
+
+async def test_the_last_markers_are_passed_only_once_every_record_before_them_is_acked() -> None:
+    """The fetcher runs ahead of the agents: markers found after records not processed yet
+    (here on a partition nothing was committed of) wait for those records' acks."""
+    consumer, done, _ = build()
+    tp = TP(OURS, 0)
+    rewinds(consumer, {tp: 6})
+    assert await drain(consumer, ours(0, 1, 2, 3), []) == [(OURS, 0, [0, 1, 2, 3])]
+    assert consumer._new_offset(tp) is None, "no record acked yet"
+    for offset in (0, 1):
+        m = message(OURS, offset)
+        done.mark(SimpleNamespace(message=m))
+        m.ack(consumer)
+    assert consumer._new_offset(tp) == 2
+    consumer._committed_offset[tp] = 2
+    for offset in (2, 3):
+        m = message(OURS, offset)
+        done.mark(SimpleNamespace(message=m))
+        m.ack(consumer)
+    assert consumer._new_offset(tp) == 6, "past the markers at 4 and 5"
 
 
 async def test_a_partition_resumed_at_its_last_marker_is_committed_past_it() -> None:
