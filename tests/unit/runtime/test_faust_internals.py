@@ -47,6 +47,14 @@ def message(topic: str, offset: int, generation: int = 2, partition: int = 0) ->
     return m
 
 
+def finish(consumer: WorkerConsumer, done: DoneRecords, *offsets: int) -> None:
+    """Records of our topic processed by this generation's agent, and acked."""
+    for offset in offsets:
+        m = message(OURS, offset)
+        done.mark(SimpleNamespace(message=m))
+        m.ack(consumer)
+
+
 def committable(consumer: WorkerConsumer, topic: str) -> list[int]:
     return list(consumer._acked[TP(topic, 0)])
 
@@ -132,10 +140,7 @@ def test_nothing_is_committed_past_a_record_not_acked(setup) -> None:
     consumer, done, _ = setup
     tp = TP(OURS, 0)
     consumer._committed_offset[tp] = 20
-    for offset in (21, 22, 23):
-        m = message(OURS, offset)
-        done.mark(SimpleNamespace(message=m))
-        m.ack(consumer)
+    finish(consumer, done, 21, 22, 23)
     assert consumer._new_offset(tp) is None, "20 was never processed"
     first = message(OURS, 20)
     done.mark(SimpleNamespace(message=first))
@@ -433,10 +438,7 @@ async def test_a_first_record_past_the_offset_a_seek_set_is_a_jump_and_then_a_ga
     assert [(g.begin, g.end) for g in consumer._gap[tp]] == [(40, 42)]
     consumer._acked.setdefault(tp, [])  # as the commits before the restart left it
     assert consumer._new_offset(tp) is None, "the gap ends with 41, not processed yet"
-    for offset in (41, 42):
-        m = message(OURS, offset)
-        done.mark(SimpleNamespace(message=m))
-        m.ack(consumer)
+    finish(consumer, done, 41, 42)
     assert consumer._new_offset(tp) == 43
 
 
@@ -506,10 +508,7 @@ async def test_a_partitions_last_markers_found_at_two_fetches_are_committed_past
     await seek_to(consumer, {tp: 40})
     rewinds(consumer, {tp: 43})
     assert await drain(consumer, ours(40, 41)) == [(OURS, 0, [40, 41])]
-    for offset in (40, 41):
-        m = message(OURS, offset)
-        done.mark(SimpleNamespace(message=m))
-        m.ack(consumer)
+    finish(consumer, done, 40, 41)
     assert consumer._new_offset(tp) == 42, "found once: not a gap yet"
     consumer._committed_offset[tp] = 42  # as the commit records it
     assert await drain(consumer, []) == []
@@ -524,16 +523,10 @@ async def test_the_last_markers_are_passed_only_once_every_record_before_them_is
     rewinds(consumer, {tp: 6})
     assert await drain(consumer, ours(0, 1, 2, 3), []) == [(OURS, 0, [0, 1, 2, 3])]
     assert consumer._new_offset(tp) is None, "no record acked yet"
-    for offset in (0, 1):
-        m = message(OURS, offset)
-        done.mark(SimpleNamespace(message=m))
-        m.ack(consumer)
+    finish(consumer, done, 0, 1)
     assert consumer._new_offset(tp) == 2
     consumer._committed_offset[tp] = 2
-    for offset in (2, 3):
-        m = message(OURS, offset)
-        done.mark(SimpleNamespace(message=m))
-        m.ack(consumer)
+    finish(consumer, done, 2, 3)
     assert consumer._new_offset(tp) == 6, "past the markers at 4 and 5"
 
 
@@ -659,10 +652,7 @@ async def test_a_commit_the_broker_refused_changes_nothing() -> None:
     consumer._committed_offset[tp] = 10
     consumer.assignment = lambda: {tp}  # type: ignore[method-assign]
     app.producer.flush = _no_wait  # type: ignore[method-assign]
-    for offset in range(10, 15):
-        m = message(OURS, offset)
-        done.mark(SimpleNamespace(message=m))
-        m.ack(consumer)
+    finish(consumer, done, *range(10, 15))
     answers = [False, True]  # a rebalance refuses the first commit
 
     async def commit(offsets: dict[TP, int]) -> bool:
