@@ -540,8 +540,10 @@ class SelfChecks:
     ) -> tuple[int, dict[str, object]]:
         """(HTTP status, JSON body). ``busy()``: the partitions are changing hands."""
         if busy():
-            return 503, BUSY
+            return 503, dict(BUSY)
         async with self._one_at_a_time:  # a caller that waited may reuse the answer
+            if busy():  # began while it waited (the check before it may have ended so)
+                return 503, dict(BUSY)
             now = self.clock()
             last = self._last
             if last is None or now - last[0] >= self.spacing_s or last[1] != version:
@@ -551,6 +553,6 @@ class SelfChecks:
                 finally:
                     self._applies.set()
                 if check is None:
-                    return 503, BUSY
+                    return 503, dict(BUSY)
                 last = self._last = (now, version, check)
         return 200, {**last[2], "age_seconds": round(now - last[0], 1)}

@@ -441,6 +441,7 @@ class WorkerConsumer(Consumer):
     async def _drain_fetch(self, fetched: AsyncIterator[tuple[TP, Message]]) -> None:
         """Pass on the records of one fetch, then rewind the partitions it cut short."""
         fetch = _Fetch()
+        generation = self.app.consumer_generation_id
         since_yield = 0
         async for tp, message in fetched:
             since_yield += 1
@@ -458,22 +459,30 @@ class WorkerConsumer(Consumer):
             await self._deliver_bundle(records, fetch)
         for tp in fetch.rewind:
             await self._rewind(tp)
-        self._note_markers(fetch)
+        if self.flow_active and self.app.consumer_generation_id == generation:
+            self._note_markers(fetch)
+        else:  # Faust's getmany drops the rest of a fetch then, past aiokafka's position
+            self._markers.clear()
+            self._passed.clear()
 
     def _note_markers(self, fetch: _Fetch) -> None:
         """Note, per partition of ours, when aiokafka's position stands past the offset after
         the last record delivered. Every record it handed on was delivered (the partition was
         not cut short), so the offsets between hold none: a transaction's markers, or its
         records when it was aborted. No record comes for a partition's last marker, so without
-        this its lag would read 1 for as long as the partition stays quiet.
+        this its lag would read 1 for as long as the partition stays quiet. Faust's getmany
+        also drops records aiokafka handed over when the flow stops or the generation changes
+        (``_drain_fetch`` notes nothing then) and those of a partition neither active nor
+        buffered (paused): such a partition is not noted either.
 
         The same offsets found again at the next fetch, from the same record, are known to
         hold no record (as a jump seen twice is, ``_gather``): once every record up to them
         is processed, the commit passes them (``_past_last_markers``)."""
+        yielded = self._get_active_partitions() | self._buffered_partitions
         for tp in self.assignment():
             if tp.topic not in self.done.topics or tp in fetch.cut:
                 continue
-            last = self._followed(tp, self._read_offset.get(tp))
+            last = self._followed(tp, self._read_offset.get(tp)) if tp in yielded else None
             position = self._thread.position_now(tp)  # type: ignore[attr-defined]
             if last is None or position is None or position <= last + 1:
                 self._markers.pop(tp, None)
@@ -1025,6 +1034,13 @@ RELIED_ON: dict[str, str] = {
     ),
     "faust.transport.consumer.Consumer._filter_committable_offsets": (
         "calls _new_offset (which takes acks out) before the commit"
+    ),
+    "faust.transport.consumer.Consumer.getmany": (
+        "yields every record aiokafka handed over unless the flow stops, the generation"
+        " changes or the partition is neither active nor buffered: _note_markers assumes it"
+    ),
+    "faust.transport.consumer.Consumer._get_active_partitions": (
+        "the partitions getmany yields records of (with _buffered_partitions): _note_markers"
     ),
     "faust.transport.consumer.Consumer._filter_tps_with_pending_acks": (
         "a commit looks only at partitions listed in _acked: _note_markers lists one whose"

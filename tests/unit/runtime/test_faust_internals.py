@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 import faust
@@ -332,6 +333,7 @@ def rewinds(consumer: WorkerConsumer, positions: dict[TP, int] | None = None) ->
     thread = SimpleNamespace(seek_wait=seek_wait, position_now=known.get)
     consumer._thread = thread  # type: ignore[assignment]
     consumer.assignment = lambda: {TP(OURS, 0), TP(OURS, 1)}  # type: ignore[method-assign]
+    consumer._active_partitions = consumer.assignment()  # fetched from, none paused
     return seeks
 
 
@@ -532,13 +534,92 @@ async def test_the_last_markers_are_passed_only_once_every_record_before_them_is
 
 async def test_a_partition_resumed_at_its_last_marker_is_committed_past_it() -> None:
     """Resumed at a committed offset that is its last marker, a partition has no record to
-    read nor ack: two fetches that find the marker still move its commit to the end."""
-    consumer, _, _ = build()
+    read nor ack: two fetches that find the marker still move its commit to the end (Faust's
+    commit looks only at partitions with acks listed: the markers list it)."""
+    consumer, _, app = build()
     tp = TP(OURS, 0)
     await seek_to(consumer, {tp: 40})
     rewinds(consumer, {tp: 41})
     assert await drain(consumer, [], []) == []
-    assert consumer._new_offset(tp) == 41
+    assert await committed_now(consumer, app) == [{tp: 41}]
+
+
+async def committed_now(consumer: WorkerConsumer, app: faust.App) -> list[dict[TP, int]]:
+    """What Faust's commit of every partition sends to the broker now (accepted)."""
+    sent: list[dict[TP, int]] = []
+
+    async def commit(offsets: dict[TP, int]) -> bool:
+        sent.append(dict(offsets))
+        return True
+
+    app.producer.flush = _no_wait  # type: ignore[method-assign]
+    consumer._commit = commit  # type: ignore[method-assign]
+    await consumer.commit()
+    return sent
+
+
+async def test_markers_found_in_a_fetch_faust_cut_short_are_not_passed() -> None:
+    """Faust's getmany drops the rest of a fetch when the flow stops or the generation
+    changes (a rebalance), after aiokafka's position moved past those records; and the
+    records of a partition neither active nor buffered (paused). Such a fetch, or such a
+    partition, tells nothing about markers: two sightings in a row are needed again."""
+    consumer, _, app = build()
+    tp = TP(OURS, 0)
+    rewinds(consumer, {tp: 43})
+
+    def found_twice_after(fetch_as_faust_would_cut_it: Callable[[], Awaitable[object]]):
+        async def run() -> bool:
+            await drain(consumer, ours(40, 41) if consumer._read_offset.get(tp) is None else [])
+            await fetch_as_faust_would_cut_it()
+            await drain(consumer, [])
+            return tp in consumer._passed
+
+        return run()
+
+    async def paused() -> None:
+        consumer._active_partitions.discard(tp)
+        await drain(consumer, [])
+        consumer._active_partitions.add(tp)
+
+    async def flow_stopped() -> None:
+        consumer.flow_active = False
+        await drain(consumer, [])
+        consumer.flow_active = True
+
+    async def rebalanced() -> None:  # the generation changes while the fetch is delivered
+        await drain(consumer, ours(7, partition=1), queue=RebalanceOnDelivery(app))
+
+    for cut in (paused, flow_stopped, rebalanced):
+        consumer._passed.clear()
+        assert not await found_twice_after(cut), cut.__name__
+    await drain(consumer, [])
+    assert tp in consumer._passed  # two plain fetches in a row
+
+
+class RebalanceOnDelivery(list):
+    """A stream's queue that sees the generation change as a record is handed to it."""
+
+    def __init__(self, app: faust.App) -> None:
+        super().__init__()
+        self.app = app
+
+    def append(self, item: object) -> None:
+        self.app.consumer_generation_id += 1
+        super().append(item)
+
+
+async def test_a_gap_past_the_newest_acked_offset_waits_for_the_record_that_ends_it() -> None:
+    """A gap found by a jump ends with the record after it (as Faust's loop records it):
+    joined before that record is acked, it was committed unprocessed."""
+    consumer, done, _ = build()
+    tp = TP(OURS, 0)
+    consumer._committed_offset[tp] = 38
+    finish(consumer, done, 38, 39)
+    await consumer._add_gap(tp, 40, 41)  # the jump from 39 to 41, seen twice
+    assert consumer._new_offset(tp) == 40
+    consumer._committed_offset[tp] = 40
+    finish(consumer, done, 41)
+    assert consumer._new_offset(tp) == 42
 
 
 async def test_a_gap_may_begin_at_the_committed_offset_of_our_topics_only() -> None:
