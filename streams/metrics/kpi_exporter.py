@@ -542,8 +542,6 @@ class SelfChecks:
         if busy():
             return 503, dict(BUSY)
         async with self._one_at_a_time:  # a caller that waited may reuse the answer
-            if busy():  # began while it waited (the check before it may have ended so)
-                return 503, dict(BUSY)
             now = self.clock()
             last = self._last
             if last is None or now - last[0] >= self.spacing_s or last[1] != version:

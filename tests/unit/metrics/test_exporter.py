@@ -424,26 +424,6 @@ async def test_a_self_check_frees_the_loop_between_partitions_and_holds_the_agen
     assert status == 200 and body["equal"]
 
 
-async def test_a_check_queued_behind_one_a_rebalance_ended_answers_busy() -> None:
-    """A caller that waited for the check before it re-reads ``busy()``: partitions that
-    began to change hands meanwhile leave partial tables, and no check starts on them."""
-    collector = _collector(_pipeline(1500))
-    list(collector.warm())
-    checks = SelfChecks()
-    rebalancing = [False]
-
-    def busy() -> bool:
-        return rebalancing[0]
-
-    first = asyncio.ensure_future(checks.answer(collector, busy, 1))
-    await asyncio.sleep(0)  # the first check reads, and holds the lock
-    second = asyncio.ensure_future(checks.answer(collector, busy, 1))
-    await asyncio.sleep(0)
-    rebalancing[0] = True
-    assert (await first)[0] == 503
-    assert await second == (503, BUSY)
-
-
 async def test_an_agent_woken_as_a_check_ends_waits_for_one_begun_meanwhile() -> None:
     """One check ends and another begins before a waiting agent resumes: it waits again."""
     checks = SelfChecks()
