@@ -204,13 +204,14 @@ class WorkerConsumer(Consumer):
     # per partition, (last record delivered, aiokafka's position past it) when the offsets
     # between hold no record (transaction markers, aborted records), as of the last fetch
     _markers: dict[TP, tuple[int, int]]
-    # the same, found at two fetches in a row: what the commit may pass (_past_last_markers)
-    _passed: dict[TP, tuple[int, int]]
+    # partitions whose noted markers two fetches in a row found: the commit may pass them
+    # (_past_last_markers)
+    _passed: set[TP]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._jumps, self._taken, self._queued, self._sought = {}, {}, {}, {}
-        self._markers, self._passed = {}, {}
+        self._markers, self._passed = {}, set()
 
     async def perform_seek(self) -> None:
         """Faust's, which sets each partition's read offset to its committed offset: the
@@ -336,10 +337,9 @@ class WorkerConsumer(Consumer):
         record up to them is processed then, so the commit skips only offsets that hold
         none; otherwise the group's committed offset stood one below the end offset, and lag
         tools that read it (``kafka-consumer-groups``, Burrow) showed the partition behind."""
-        passed = self._passed.get(tp)
-        if passed is None or reached is None or tp.topic not in self.done.topics:
+        if tp not in self._passed or reached is None:
             return reached
-        last, position = passed
+        last, position = self._markers[tp]
         if reached == last + 1 and self._followed(tp, self._read_offset.get(tp)) == last:
             return position
         return reached
@@ -486,12 +486,14 @@ class WorkerConsumer(Consumer):
             position = self._thread.position_now(tp)  # type: ignore[attr-defined]
             if last is None or position is None or position <= last + 1:
                 self._markers.pop(tp, None)
-                self._passed.pop(tp, None)
+                self._passed.discard(tp)
                 continue
             if self._markers.get(tp) == (last, position):
-                self._passed[tp] = (last, position)
+                self._passed.add(tp)
                 self._acked.setdefault(tp, [])  # a commit looks only at partitions listed
-            self._markers[tp] = (last, position)
+            else:
+                self._passed.discard(tp)
+                self._markers[tp] = (last, position)
 
     def past_markers(self, tp: TP) -> tuple[int, int] | None:
         """(last record delivered, the offset past the markers that follow it) of a partition,

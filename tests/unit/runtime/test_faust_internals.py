@@ -504,14 +504,14 @@ async def test_a_partitions_last_markers_found_at_two_fetches_are_committed_past
     """No record follows a partition's last marker while its producer is quiet: the commit
     stood one below the end offset, and lag tools that read the group's offsets showed the
     partition 1 behind for good. Found again at the next fetch, from the same record, the
-    markers are a gap in the log, and the commit passes them."""
+    markers are known to hold no record, and the commit passes them."""
     consumer, done, _ = build()
     tp = TP(OURS, 0)
     await seek_to(consumer, {tp: 40})
     rewinds(consumer, {tp: 43})
     assert await drain(consumer, ours(40, 41)) == [(OURS, 0, [40, 41])]
     finish(consumer, done, 40, 41)
-    assert consumer._new_offset(tp) == 42, "found once: not a gap yet"
+    assert consumer._new_offset(tp) == 42, "found once: not passed yet"
     consumer._committed_offset[tp] = 42  # as the commit records it
     assert await drain(consumer, []) == []
     assert consumer._new_offset(tp) == 43
@@ -567,14 +567,11 @@ async def test_markers_found_in_a_fetch_faust_cut_short_are_not_passed() -> None
     tp = TP(OURS, 0)
     rewinds(consumer, {tp: 43})
 
-    def found_twice_after(fetch_as_faust_would_cut_it: Callable[[], Awaitable[object]]):
-        async def run() -> bool:
-            await drain(consumer, ours(40, 41) if consumer._read_offset.get(tp) is None else [])
-            await fetch_as_faust_would_cut_it()
-            await drain(consumer, [])
-            return tp in consumer._passed
-
-        return run()
+    async def found_twice_after(fetch_as_faust_would_cut_it: Callable[[], Awaitable[None]]):
+        await drain(consumer, ours(40, 41) if consumer._read_offset.get(tp) is None else [])
+        await fetch_as_faust_would_cut_it()
+        await drain(consumer, [])
+        return tp in consumer._passed
 
     async def paused() -> None:
         consumer._active_partitions.discard(tp)
