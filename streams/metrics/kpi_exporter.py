@@ -1,7 +1,8 @@
 """Scrape-time KPI families: window figures, Now gauges and cumulative counters.
 
-Reads the tables of actively owned partitions only and builds everything afresh,
-so a partition that moved to another worker is exported by that worker alone.
+Reads the tables of actively owned partitions only (the worker hands it none while
+they change hands: partial tables), so a partition that moved to another worker is
+exported by that worker alone.
 Every window figure is an additive component (count, sum or histogram bucket):
 ``sum without (instance)`` across workers is exact; ratios belong in PromQL.
 """

@@ -22,7 +22,11 @@ Now:
   more than the share rather than leave scrapes unanswered and wallboards stale;
 - the rendering gives the loop back whenever it has run ``slice_s`` (5 ms), between
   families or between partitions (the KPI exporter yields ``PAUSE`` there), so the
-  agents' batches interleave with it. Each family is built from one consistent read.
+  agents' batches interleave with it. Each family is built from one consistent read;
+- and a rendering during which the partitions changed hands (``ownership``: which ones
+  the worker owns, and whether their tables are recovered) is begun again, so the
+  ownership gauge and the figures in one text always speak of the same partitions (the
+  wallboard trusts a reading only when they cover the whole topic).
 """
 
 from __future__ import annotations
@@ -57,9 +61,12 @@ class SharedRendering:
         max_spacing_s: float = float("inf"),
         version: Callable[[], object] = object,
         clock: Callable[[], float] = time.monotonic,
+        ownership: Callable[[], object] = lambda: None,
     ) -> None:
         """``version``: changes whenever what the collectors read changed (the worker
         passes its batch and rebalance counts; the default never repeats).
+        ``ownership``: the partitions whose figures the collectors export, in any form
+        that compares equal while they stay the same (the default never changes).
         ``max_share``: the share of the loop renderings may take (1.0: no such limit),
         as long as that spaces them no more than ``max_spacing_s`` apart."""
         self.collectors = list(collectors)
@@ -69,8 +76,10 @@ class SharedRendering:
         self.max_spacing_s = max_spacing_s
         self.version = version
         self.clock = clock
+        self.ownership = ownership
         self.renderer = TextRenderer()
         self.renderings = 0  # renderings begun (the other scrapes shared or reused one)
+        self.begun_again = 0  # renderings the partitions changed hands during
         self.longest_slice_s = 0.0
         self.last_cost_s = 0.0  # the loop time of the last rendering finished
         self._text: bytes | None = None
@@ -107,6 +116,7 @@ class SharedRendering:
             "last_cost_s": self.last_cost_s,
             "spacing_s": self.spacing_s(),
             "longest_slice_s": self.longest_slice_s,
+            "begun_again": self.begun_again,
         }
 
     def spacing_s(self) -> float:
@@ -118,19 +128,35 @@ class SharedRendering:
     def _begin(self) -> None:
         self.renderings += 1
         self._began = self.clock()
-        version = self._pending_version = self.version()
+        self._pending_version = self.version()
         pending = self._pending = asyncio.ensure_future(self._render())
 
         def done(future: asyncio.Future[bytes]) -> None:
             self._pending = None
             if not future.cancelled() and future.exception() is None:
-                self._text, self._text_version = future.result(), version
+                # the state its last attempt began on (one begun again began later)
+                self._text, self._text_version = future.result(), self._pending_version
 
         pending.add_done_callback(done)
 
     async def _render(self) -> bytes:
+        """One text in which every collector saw the same partitions: begun again when
+        they changed hands meanwhile (a rebalance lasts seconds, a rendering milliseconds)."""
+        cost = 0.0
+        while True:
+            owned = self.ownership()
+            text, spent = await self._render_once()
+            cost += spent
+            if self.ownership() == owned:
+                self.last_cost_s = cost
+                return text
+            self.begun_again += 1
+            self._pending_version = self.version()  # scrapes arriving now may share it
+
+    async def _render_once(self) -> tuple[bytes, float]:
+        """The text and the loop time of its slices (not the batches between them)."""
         out: list[str] = []
-        cost = 0.0  # the loop time of this rendering's slices, not the batches between
+        cost = 0.0
         started = time.perf_counter()
         for collector in self.collectors:
             fast = getattr(collector, "families", None)
@@ -142,8 +168,7 @@ class SharedRendering:
                     await asyncio.sleep(0)
                     started = time.perf_counter()
         text = self.renderer.finish(out)
-        self.last_cost_s = cost + self._note_slice(started)
-        return text
+        return text, cost + self._note_slice(started)
 
     def _note_slice(self, started: float) -> float:
         """The slice's length, noted as the longest when it is."""

@@ -468,7 +468,7 @@ def _ownership_panels(layout: Layout) -> list[Panel]:
         ),
         panel(
             layout,
-            "Partitions without an active owner",
+            "Partitions without figures (no active owner, or tables recovering)",
             [
                 (
                     "max(ticketpulse_topic_partitions)"

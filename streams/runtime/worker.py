@@ -65,6 +65,7 @@ from streams.runtime.faust_internals import (
     stored_rows,
     worker_transport,
 )
+from streams.runtime.handover import Handover
 from streams.runtime.security import faust_credentials
 from streams.runtime.stalls import GcPauses, freeze_long_lived
 from streams.runtime.state import PipelineState
@@ -140,6 +141,7 @@ class Worker:
         self.processed = ProcessedOffsets()
         self.faust_tables = {name: self._table(name) for name in TABLES}
         self.recovery = BulkRecovery(app, settings.bootstrap_list).install()
+        self.handover = Handover()  # partitions assigned and recovered (streams.runtime.handover)
         self.store_memory = SharedStoreMemory(
             settings.store_memory_mb * MIB, settings.store_write_buffer_mb * MIB
         )
@@ -175,6 +177,7 @@ class Worker:
             max_share=settings.metrics_render_share,
             max_spacing_s=settings.metrics_max_spacing_seconds,
             version=self._figures_version,
+            ownership=self.ownership,
         )
         self._pages()
 
@@ -380,6 +383,7 @@ class Worker:
             self.customers.forget_partition(tp.partition)
 
     def _on_revoked(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        self.handover.revoked(self.app.consumer_generation_id)
         for tp in args[0] if args else kwargs.get("revoked", ()):
             self.forget(tp)
 
@@ -391,9 +395,11 @@ class Worker:
             {tp.partition for tp in assigned if tp.topic == self.settings.topic}
         )
         self.state.rebalances += 1
+        self.handover.assigned_partitions()
 
     def _on_recovered(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Tables are recovered now: a copy read during recovery (by a scrape) is incomplete."""
+        self.handover.recovered(self.app.consumer_generation_id)
         self.ticket_cache.reset()
         self.customer_cache.reset()
         self.processor.store.forget_all()  # and the bucket indexes and window totals
@@ -413,9 +419,24 @@ class Worker:
         except (AssertionError, TypeError, ValueError, KeyError):
             return None  # not known until the first fetch of the partition
 
+    def served(self, topic: str | None = None) -> set[int]:
+        """The active partitions whose figures are exported: none while the partitions
+        change hands. A partition handed over is assigned before its tables are recovered
+        (from its changelog, when this worker kept no standby copy of it): its figures
+        would be missing, so too low, not late. The ownership gauge counts it as
+        recovering meanwhile, and the wallboard keeps its last complete reading."""
+        return set() if self.changing_hands() else self.owned(topic)[0]
+
+    def ownership(self) -> tuple[object, ...]:
+        """Equal while the exported partitions stay the same (a rendering of /metrics
+        during which it changed is begun again: streams.metrics.serving)."""
+        contacts = self.settings.contacts_topic_name
+        return (self.changing_hands(), self.handover.changes, self.served(), self.served(contacts))
+
     def changing_hands(self) -> bool:
         """A rebalance or a recovery is under way: the tables may be partial copies."""
-        return bool(self.app.rebalancing or self.app.in_recovery)
+        settled = self.handover.settled
+        return bool(self.app.rebalancing or self.app.in_recovery or not settled)
 
     def committed(self, partition: int) -> int | None:
         """The group's committed offset of an input partition (None before any commit):
@@ -439,6 +460,7 @@ class Worker:
             stored_watermark=self.processor.clock.clock,
             committed=self.committed,
             past_markers=self.past_markers,
+            exporting=lambda: not self.changing_hands(),
         )
 
     def _kpi_collector(self) -> KpiCollector:
@@ -446,8 +468,8 @@ class Worker:
         return KpiCollector(
             self.processor,
             self.customers,
-            owned=lambda: self.owned()[0],
-            owned_contacts=lambda: self.owned(s.contacts_topic_name)[0],
+            owned=self.served,
+            owned_contacts=lambda: self.served(s.contacts_topic_name),
             clock=s.clock,
             windows=dict(s.windows),
             timezone=s.timezone,
@@ -456,13 +478,14 @@ class Worker:
         )
 
     def _figures_version(self) -> tuple[object, ...]:
-        """Changes whenever a rendering of /metrics must not be reused: a batch applied, a
-        rebalance, the broker coming or going, and every ``metrics_cache_seconds`` (the
-        clock moves windows, waits and the consumer lag along)."""
+        """Changes whenever a rendering of /metrics must not be reused: a batch applied,
+        the partitions changing hands, the broker coming or going, and every
+        ``metrics_cache_seconds`` (the clock moves windows, waits and the consumer lag
+        along)."""
         s = self.state
         interval = self.settings.metrics_cache_seconds
         period: object = int(time.monotonic() // interval) if interval > 0 else object()
-        return (s.applied, s.rebalances, s.broker_up, period)
+        return (s.applied, s.broker_up, period, self.ownership())
 
     def _pages(self) -> None:
         for path, handler in (
@@ -538,7 +561,7 @@ class Worker:
         """Ready once partitions are assigned and tables recovered; 503 while rebalancing
         or while Kafka is unreachable."""
         app = self.app
-        busy = app.rebalancing or app.in_recovery or not app.consumer.assignment()
+        busy = self.changing_hands() or not app.consumer.assignment()
         busy = busy or not self.state.broker_up
         return view.json({"ready": not busy}, status=503 if busy else 200)
 

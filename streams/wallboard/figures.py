@@ -73,7 +73,9 @@ def combine(per_worker: Iterable[Metrics]) -> Metrics:
 
 def coverage(metrics: Metrics) -> tuple[int, int] | None:
     """(partitions actively owned, partitions of the topic) over the workers read, or None
-    when the source does not say: figures only count while the two are equal."""
+    when the source does not say: figures only count while the two are equal. A worker
+    counts a partition active only while its figures are in the same scrape (not while
+    its tables are recovered: role ``recovering``)."""
     total = metrics.get((TOPIC_PARTITIONS, ()))
     if total is None:
         return None

@@ -38,12 +38,12 @@ REFRESH_S = 1.0
 
 
 class Wallboard:
-    def __init__(self, tmp: Path, *source: str) -> None:
+    def __init__(self, tmp: Path, *source: str, refresh_s: float = REFRESH_S) -> None:
         self.port = launcher.free_port()
         self.log_path = tmp / f"wallboard-{self.port}.log"
         cmd = [sys.executable, "-m", "streams.cli", "wallboard", *source]
         cmd += ["--wallboard-port", str(self.port)]
-        cmd += ["--wallboard-refresh-seconds", str(REFRESH_S)]
+        cmd += ["--wallboard-refresh-seconds", str(refresh_s)]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=processes.die_with_parent
@@ -72,8 +72,8 @@ class Wallboard:
 def wallboards(tmp_path: Path):
     started: list[Wallboard] = []
 
-    def start(*source: str) -> Wallboard:
-        board = Wallboard(tmp_path, *source)
+    def start(*source: str, refresh_s: float = REFRESH_S) -> Wallboard:
+        board = Wallboard(tmp_path, *source, refresh_s=refresh_s)
         started.append(board)
         return board
 
@@ -108,15 +108,24 @@ def nonzero(values: dict) -> dict:
     return {k: v for k, v in values.items() if v}
 
 
+SLOW_WORKER = Path(__file__).with_name("slow_worker.py")
+SLOW_S = 4.0
+
+
 @pytest.fixture
 def two_workers(kafka, names, start_worker, tmp_path: Path):
     """Two workers (clock event) that have processed a seeded log: (workers, log)."""
+    return started_on_a_log(kafka, names, start_worker, tmp_path)
+
+
+def started_on_a_log(kafka, names, start_worker, tmp_path: Path, *options: dict):
+    """``options``: how to start each worker (``start_worker``'s keywords), if not as is."""
     log = tmp_path / "board.jsonl"
     simulate = ["simulate", "--seed", "21", "--rate", "6", "--events", "12000"]
     simulate += ["--duplicates", "0.03", "--recontact-mean", "1800", "--output", str(log)]
     assert main(simulate) == 0
     replay_into_new_topics(kafka, names, log)
-    workers = [start_worker("--clock", "event"), start_worker("--clock", "event")]
+    workers = [start_worker("--clock", "event", **kw) for kw in options or ({}, {})]
     records = [(key_of(line), line) for line in read_jsonl(log)]
     oracle = expected(
         records, partitions=4, policy=load_settings().policy(), now=time.time(),
@@ -172,6 +181,40 @@ def test_the_json_equals_the_workers_prometheus_and_report(
         queue, channel = series.split("/")
         assert live_now[(queue, channel)]["open"] == now["open"], series
         assert live_now[(queue, channel)]["waiting"] == now["waiting"], series
+
+
+def test_a_worker_leaving_never_puts_figures_too_low_on_the_board(
+    kafka, names, start_worker, wallboards, tmp_path: Path
+) -> None:
+    """The survivor of a worker that leaves is assigned the leaver's partitions before it
+    has recovered their tables: here it kept no standby copy of them, and its recovery
+    takes SLOW_S (as with large changelogs). Its figures of those partitions are missing
+    meanwhile, so they must not count as active: the board shows a reading only when the
+    workers' active partitions cover the topic. Every document the board serves, polled
+    fast until the survivor serves every partition, holds every partition's figures (no
+    event arrives meanwhile). Before the fix, the board showed the survivor's own
+    partitions' figures alone, as complete, for those seconds."""
+    no_standbys = {"NO_STANDBYS": "1"}
+    leaver = {"program": (str(SLOW_WORKER),), "env": no_standbys}
+    slow = {"program": (str(SLOW_WORKER),), "env": {**no_standbys, "SLOW_RECOVERY_S": str(SLOW_S)}}
+    workers, _ = started_on_a_log(kafka, names, start_worker, tmp_path, leaver, slow)
+    before = nonzero(workers_components(workers, list(DEFAULT_WINDOWS)))
+    urls = [f"http://127.0.0.1:{w.port}" for w in workers]
+    board = wallboards("--workers", ",".join(urls), refresh_s=0.2)
+    wait_for(lambda: components_of(board.figures()), 30, "the board's first reading")
+    workers[0].process.terminate()  # SIGTERM: it leaves the group, the survivor takes over
+    withheld, deadline = 0, time.monotonic() + 120  # readings with the survivor recovering
+    while True:
+        doc = board.figures()
+        shown = nonzero(components_of(doc))  # sums of floats: summed in another order
+        assert shown == pytest.approx(before, rel=1e-12), (doc["incomplete"], doc["missing"])
+        withheld += doc["incomplete"] == "0 of 4 partitions owned"  # the leaver gone too
+        if len(doc["missing"]) == 1 and not doc["incomplete"] and not doc["stale"]:
+            break  # the survivor serves every partition
+        assert time.monotonic() < deadline, "the survivor to serve every partition"
+        time.sleep(0.02)
+    assert workers[0].stop() == 0
+    assert withheld > 10, "the board never saw the survivor recovering the leaver's tables"
 
 
 def browser():

@@ -58,6 +58,24 @@ def test_counts_and_owned_partitions_only() -> None:
     assert value("ticketpulse_last_processed_timestamp_seconds") == 4.0
 
 
+def test_active_partitions_count_as_recovering_while_their_figures_are_withheld() -> None:
+    """As while their tables are recovered (partial copies): a consumer that
+    sums the active role to tell whether the figures cover the topic (the wallboard) must
+    not count them; lag and watermarks go on, since they are read from the consumer."""
+    state = PipelineState()
+    state.record_accepted(0, _event("opened", 100.0), now=1.0)
+    exporting = False
+    collector = PipelineCollector(state, 4, lambda: ({0, 1}, {9}), exporting=lambda: exporting)
+    value = build_registry([collector]).get_sample_value
+    assert value("ticketpulse_partitions_assigned", {"role": "active"}) == 0
+    assert value("ticketpulse_partitions_assigned", {"role": "recovering"}) == 2
+    assert value("ticketpulse_partitions_assigned", {"role": "standby"}) == 1
+    assert value("ticketpulse_event_time_watermark_timestamp_seconds", {"partition": "0"}) == 100
+    exporting = True
+    assert value("ticketpulse_partitions_assigned", {"role": "active"}) == 2
+    assert value("ticketpulse_partitions_assigned", {"role": "recovering"}) == 0
+
+
 def test_a_partition_handed_over_exports_its_stored_watermark_until_a_later_record() -> None:
     """A worker handed a partition on a quiet topic has read none of its records: the
     watermark its table holds (bucketed) is exported at once, and the later of the two

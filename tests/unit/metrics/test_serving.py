@@ -87,6 +87,31 @@ async def test_other_tasks_run_while_a_long_rendering_goes_on() -> None:
     assert shared.longest_slice_s < 0.02
 
 
+async def test_a_rendering_the_partitions_changed_hands_during_is_begun_again() -> None:
+    """A rebalance that begins while the figures are rendered: the families rendered
+    before it and those after would speak of different partitions (an ownership gauge
+    read first claiming figures left out later), so the text is rendered again whole."""
+    collector = SlowCollector(10, 0.001)
+    owner = {"partitions": 4}
+    shared = SharedRendering(
+        [collector], min_interval_s=0.0, slice_s=0.001, version=lambda: collector.state,
+        ownership=lambda: owner["partitions"],
+    )  # fmt: skip
+
+    async def rebalance() -> None:
+        while collector.built < 5:
+            await asyncio.sleep(0)
+        owner["partitions"], collector.state = 0, 1  # mid-rendering
+
+    task = asyncio.ensure_future(rebalance())
+    text = await shared.get()
+    await task
+    assert b'x_0{queue="q"} 1.0' in text and b'x_9{queue="q"} 1.0' in text
+    assert shared.begun_again == 1 and collector.built == 20
+    assert shared.renderings == 1  # one rendering as the scrapes see it, its cost counted whole
+    assert await shared.get() == text and collector.built == 20  # kept as of the new state
+
+
 async def test_a_failed_rendering_is_not_kept() -> None:
     class Broken:
         def collect(self):
