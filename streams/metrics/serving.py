@@ -17,7 +17,8 @@ Now:
   earliest. A loaded worker's 80 ms rendering is then served for 1.6 s, and a storm
   takes no more than that share from ingestion;
 - but never more than ``max_spacing_s`` (``metrics_max_spacing_seconds``, 2 s) apart, so
-  a scrape waits at most that plus one rendering, far inside Prometheus' 10 s default
+  a scrape waits at most that plus one rendering (two when the partitions change hands
+  during one: below), far inside Prometheus' 10 s default
   scrape timeout: a rendering dearer than ``max_share * max_spacing_s`` (100 ms) takes
   more than the share rather than leave scrapes unanswered and wallboards stale;
 - the rendering gives the loop back whenever it has run ``slice_s`` (5 ms), between

@@ -8,8 +8,9 @@ rebalance that has begun meanwhile (revoked, still joining). Faust only looks at
 generation after ``on_rebalance_complete``, and the consumer's generation id changes only
 once the join is done. So the flag read False from then until the new generation's
 recovery began, while the assignor already listed the new partitions. Here a recovery's
-end counts only after the latest revoke: if its assignment came first, or if the
-consumer's generation has moved on since the revoke.
+end counts only when an assignment came after the latest revoke: Faust begins a
+generation's recovery and sends ``on_partitions_assigned`` in one step of the event loop,
+so that generation's recovery always ends after the assignment hook.
 """
 
 from __future__ import annotations
@@ -23,21 +24,18 @@ class Handover:
 
     settled: bool = False  # assigned and recovered, no revoke since
     assigned: bool = False  # an assignment came since the latest revoke
-    revoked_in: int | None = None  # the consumer's generation at the latest revoke
     changes: int = 0  # moves on at every hook: a rendering spanning one is begun again
 
-    def revoked(self, generation: int) -> None:
+    def revoked(self) -> None:
         self.settled = self.assigned = False
-        self.revoked_in = generation
         self.changes += 1
 
     def assigned_partitions(self) -> None:
         self.assigned = True
         self.changes += 1
 
-    def recovered(self, generation: int) -> None:
-        """``generation``: the consumer's, as the recovery ends (a recovery of the
-        generation revoked leaves it unchanged: the rebalance is still joining)."""
-        if self.assigned or generation != self.revoked_in:
-            self.settled = True
+    def recovered(self) -> None:
+        """A recovery ended: the assignment's, if one came since the latest revoke (else an
+        older generation's, which the rebalance under way overtook)."""
+        self.settled = self.assigned
         self.changes += 1

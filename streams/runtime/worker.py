@@ -383,7 +383,7 @@ class Worker:
             self.customers.forget_partition(tp.partition)
 
     def _on_revoked(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        self.handover.revoked(self.app.consumer_generation_id)
+        self.handover.revoked()
         for tp in args[0] if args else kwargs.get("revoked", ()):
             self.forget(tp)
 
@@ -399,7 +399,7 @@ class Worker:
 
     def _on_recovered(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Tables are recovered now: a copy read during recovery (by a scrape) is incomplete."""
-        self.handover.recovered(self.app.consumer_generation_id)
+        self.handover.recovered()
         self.ticket_cache.reset()
         self.customer_cache.reset()
         self.processor.store.forget_all()  # and the bucket indexes and window totals
@@ -434,7 +434,8 @@ class Worker:
         return (self.changing_hands(), self.handover.changes, self.served(), self.served(contacts))
 
     def changing_hands(self) -> bool:
-        """A rebalance or a recovery is under way: the tables may be partial copies."""
+        """A rebalance or a recovery is under way: the tables may be partial copies (Faust's
+        flags, and the worker's own ``Handover`` for what they miss)."""
         settled = self.handover.settled
         return bool(self.app.rebalancing or self.app.in_recovery or not settled)
 
