@@ -67,6 +67,13 @@ class Wallboard:
     def stop(self) -> None:
         processes.stop(self.process, 10)
 
+    def diagnosis(self) -> str:
+        """What the board holds and its log's end, for a failed assertion's message."""
+        doc = self.figures()
+        held = {k: doc[k] for k in ("at", "stale", "error", "incomplete", "missing")}
+        held["series"] = len(doc["series"])
+        return f"{held}\n{self.log_path.read_text(errors='replace')[-3000:]}"
+
 
 @pytest.fixture
 def wallboards(tmp_path: Path):
@@ -300,6 +307,7 @@ def test_the_page_shows_the_json_turns_a_breach_red_and_goes_stale(
             4 * REFRESH_S + 10,
             "the stale marker",
         )
-        assert driver.find_elements("css selector", "tr.total"), "the board must not go blank"
+        shown = driver.find_elements("css selector", "tr.total")
+        assert shown, f"the board must not go blank\n{board.diagnosis()}"
     finally:
         driver.quit()
