@@ -36,7 +36,7 @@ class PipelineCollector(Collector):
         stored_watermark: Callable[[int], float | None] = lambda partition: None,
         committed: Callable[[int], int | None] = lambda partition: None,
         past_markers: Callable[[int], tuple[int, int] | None] = lambda partition: None,
-        exporting: Callable[[], bool] = lambda: True,
+        served: Callable[[], set[int]] | None = None,
     ) -> None:
         self._state = state
         self._topic_partitions = topic_partitions
@@ -48,9 +48,9 @@ class PipelineCollector(Collector):
         self._committed = committed  # partition -> the group's committed offset, if any
         # partition -> (last record read, the offset past the transaction markers after it)
         self._past_markers = past_markers
-        # False while the partitions change hands (tables being recovered): the active
-        # ones are then "recovering", their figures left out of the export
-        self._exporting = exporting
+        # () -> the active partitions whose figures are exported (all of them by default):
+        # the others are "recovering", their tables being recovered
+        self._served = served
 
     def collect(self) -> Iterator[Metric]:
         yield from self._ingest()
@@ -77,15 +77,15 @@ class PipelineCollector(Collector):
         """Ownership, watermark and lag of the input partitions."""
         state = self._state
         active, standby = self._owned()
-        exporting = self._exporting()
+        served = active if self._served is None else self._served() & active
         assigned = GaugeMetricFamily(
             "ticketpulse_partitions_assigned",
             "Input-topic partitions this worker holds, by role: active (their figures "
             "exported), recovering (active, tables being recovered: no figures yet), standby.",
             labels=["role"],
         )
-        assigned.add_metric(["active"], len(active) if exporting else 0)
-        assigned.add_metric(["recovering"], 0 if exporting else len(active))
+        assigned.add_metric(["active"], len(served))
+        assigned.add_metric(["recovering"], len(active - served))
         assigned.add_metric(["standby"], len(standby))
         yield assigned
         yield GaugeMetricFamily(

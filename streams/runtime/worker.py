@@ -430,8 +430,10 @@ class Worker:
     def ownership(self) -> tuple[object, ...]:
         """Equal while the exported partitions stay the same (a rendering of /metrics
         during which it changed is begun again: streams.metrics.serving)."""
+        if self.changing_hands():
+            return (True, self.handover.changes)  # nothing exported
         contacts = self.settings.contacts_topic_name
-        return (self.changing_hands(), self.handover.changes, self.served(), self.served(contacts))
+        return (False, self.handover.changes, self.owned()[0], self.owned(contacts)[0])
 
     def changing_hands(self) -> bool:
         """A rebalance or a recovery is under way: the tables may be partial copies (Faust's
@@ -461,7 +463,7 @@ class Worker:
             stored_watermark=self.processor.clock.clock,
             committed=self.committed,
             past_markers=self.past_markers,
-            exporting=lambda: not self.changing_hands(),
+            served=self.served,
         )
 
     def _kpi_collector(self) -> KpiCollector:

@@ -64,14 +64,14 @@ def test_active_partitions_count_as_recovering_while_their_figures_are_withheld(
     not count them; lag and watermarks go on, since they are read from the consumer."""
     state = PipelineState()
     state.record_accepted(0, _event("opened", 100.0), now=1.0)
-    exporting = False
-    collector = PipelineCollector(state, 4, lambda: ({0, 1}, {9}), exporting=lambda: exporting)
+    served: set[int] = set()
+    collector = PipelineCollector(state, 4, lambda: ({0, 1}, {9}), served=lambda: served)
     value = build_registry([collector]).get_sample_value
     assert value("ticketpulse_partitions_assigned", {"role": "active"}) == 0
     assert value("ticketpulse_partitions_assigned", {"role": "recovering"}) == 2
     assert value("ticketpulse_partitions_assigned", {"role": "standby"}) == 1
     assert value("ticketpulse_event_time_watermark_timestamp_seconds", {"partition": "0"}) == 100
-    exporting = True
+    served = {0, 1}
     assert value("ticketpulse_partitions_assigned", {"role": "active"}) == 2
     assert value("ticketpulse_partitions_assigned", {"role": "recovering"}) == 0
 
