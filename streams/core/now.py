@@ -14,7 +14,7 @@ import msgspec
 
 from streams.core.events import TicketEvent
 from streams.core.facts import TicketFold, ordered
-from streams.core.policy import Policy
+from streams.core.policy import Policy, QueuePolicy
 
 
 class OpenTicket(msgspec.Struct, frozen=True, gc=False):
@@ -71,9 +71,14 @@ def now_figures(
     tickets: Iterable[OpenTicket], now: float, policy: Policy
 ) -> dict[tuple[str, str], NowFigures]:
     out: dict[tuple[str, str], NowFigures] = {}
+    rules_of: dict[tuple[str, str], QueuePolicy] = {}  # looked up once per series, not ticket
     for t in tickets:
-        fig = out.setdefault((t.queue, t.channel), NowFigures())
-        rules = policy.for_queue(t.queue, t.channel)
+        key = (t.queue, t.channel)
+        fig = out.get(key)
+        if fig is None:
+            fig = out[key] = NowFigures()
+            rules_of[key] = policy.for_queue(t.queue, t.channel)
+        rules = rules_of[key]
         age = max(0.0, now - t.opened_at)
         target_age = age if rules.calendar is None else rules.elapsed(t.opened_at, now)
         fig.open += 1

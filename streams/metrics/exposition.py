@@ -13,7 +13,8 @@ kept; a sample line is then a dictionary lookup and a number. The KPI exporter's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client.openmetrics.exposition import (
@@ -29,20 +30,24 @@ from streams.metrics.families import Family
 
 _TYPES = {"gaugehistogram": "histogram", "unknown": "untyped", "info": "gauge"}
 _SUFFIXES = ("_created", "_gsum", "_gcount")
+SUFFIXES, GAUGE_SUFFIXES = ("_count", "_sum"), ("_gcount", "_gsum")
 CACHE_LIMIT = 100_000  # label sets kept; past it the cache starts again (bounded memory)
-LabelKey = tuple[Sequence[str], tuple[str, ...]]
+HeadKey = tuple[str, tuple[str, ...], tuple[str, ...]]
 
 
 def go_float(value: float) -> str:
-    """prometheus_client's number format; counts (ints, most values) from a table."""
-    if type(value) is int and 0 <= value < len(_COUNTS):
-        known: str = _COUNTS[value]
-        return known
-    text: str = _go_float(value)  # type: ignore[no-untyped-call]
-    return text
+    """prometheus_client's number format; whole numbers below 10,000 (counts, most values,
+    as ints or floats: equal keys of one dict) from a table. -0.0 equals 0 but is written
+    "-0.0"."""
+    known = _WHOLE.get(value)
+    if known is None or (known is _ZERO and math.copysign(1.0, value) < 0):
+        text: str = _go_float(value)  # type: ignore[no-untyped-call]
+        return text
+    return known
 
 
-_COUNTS = [_go_float(n) for n in range(10_000)]  # type: ignore[no-untyped-call]
+_WHOLE: dict[float, str] = {n: _go_float(n) for n in range(10_000)}  # type: ignore[no-untyped-call]
+_ZERO = _WHOLE[0]
 
 
 class TextRenderer:
@@ -50,7 +55,7 @@ class TextRenderer:
 
     def __init__(self) -> None:
         self._labels: dict[Any, str] = {}  # a sample's labels items -> text
-        self._fast_labels: dict[LabelKey, str] = {}  # (label names, values) -> text
+        self._heads: dict[HeadKey, str] = {}  # (sample, label names, values) -> 'name{..} '
         self._names: dict[str, str] = {}
 
     def render(self, families: Iterable[Any]) -> bytes:
@@ -68,7 +73,7 @@ class TextRenderer:
             self._generic(family, out)
 
     def finish(self, out: list[str]) -> bytes:
-        for cache in (self._labels, self._fast_labels):
+        for cache in (self._labels, self._heads):
             if len(cache) > CACHE_LIMIT:
                 cache.clear()
         return "".join(out).encode("utf-8")
@@ -77,41 +82,43 @@ class TextRenderer:
     def _fast(self, family: Family, out: list[str]) -> None:
         name, kind, names = family.name, family.kind, tuple(family.labels)
         doc = _doc(family.doc)
-        if kind == "counter":
-            self._header(out, name + "_total", "counter", doc)
-            sample = name + "_total"
+        if kind in ("counter", "gauge"):
+            sample = name + "_total" if kind == "counter" else name
+            self._header(out, sample, kind, doc)
+            head, heads = self._head, self._heads
             for values, value in family.rows:
-                out.append(f"{sample}{self._text(names, values)} {go_float(value)}\n")
+                start = heads.get((sample, names, values)) or head(sample, names, values)
+                out.append(f"{start}{go_float(value)}\n")
             return
-        if kind == "gauge":
-            self._header(out, name, "gauge", doc)
-            for values, value in family.rows:
-                out.append(f"{name}{self._text(names, values)} {go_float(value)}\n")
-            return
+        self._histogram(family, names, doc, out)
+
+    def _histogram(self, family: Family, names: tuple[str, ...], doc: str, out: list[str]) -> None:
+        name, gauge = family.name, family.kind == "gaugehistogram"
         self._header(out, name, "histogram", doc)
         with_le = (*names, "le")
         tail: list[str] = []
-        gauge = kind == "gaugehistogram"
         count_out, sum_out = (tail, []) if gauge else (out, out)
         gsums: list[str] = []
+        count_name, sum_name = (name + s for s in (GAUGE_SUFFIXES if gauge else SUFFIXES))
+        bucket = name + "_bucket"
+        head, heads = self._head, self._heads
         for values, (buckets, total) in family.rows:
             for le, count in buckets:
-                text = self._text(with_le, (*values, le))
-                out.append(f"{name}_bucket{text} {go_float(count)}\n")
-            labels = self._text(names, values)
-            count_name, sum_name = ("_gcount", "_gsum") if gauge else ("_count", "_sum")
-            count_out.append(f"{name}{count_name}{labels} {go_float(buckets[-1][1])}\n")
-            (gsums if gauge else sum_out).append(f"{name}{sum_name}{labels} {go_float(total)}\n")
+                key = (bucket, with_le, (*values, le))
+                out.append(f"{heads.get(key) or head(*key)}{go_float(count)}\n")
+            start = heads.get((count_name, names, values)) or head(count_name, names, values)
+            count_out.append(f"{start}{go_float(buckets[-1][1])}\n")
+            start = heads.get((sum_name, names, values)) or head(sum_name, names, values)
+            (gsums if gauge else sum_out).append(f"{start}{go_float(total)}\n")
         if gauge:
             for suffix, lines in (("_gcount", tail), ("_gsum", gsums)):
                 self._header(out, name + suffix, "gauge", doc)
                 out.extend(lines)
 
-    def _text(self, names: tuple[str, ...], values: tuple[str, ...]) -> str:
-        key = (names, values)
-        text = self._fast_labels.get(key)
-        if text is None:
-            text = self._fast_labels[key] = _label_text(dict(zip(names, values, strict=True)))
+    def _head(self, sample: str, names: tuple[str, ...], values: tuple[str, ...]) -> str:
+        """A sample line up to its value, labels escaped: built once, then looked up."""
+        text = f"{sample}{_label_text(dict(zip(names, values, strict=True)))} "
+        self._heads[(sample, names, values)] = text
         return text
 
     def _header(self, out: list[str], name: str, kind: str, doc: str) -> None:

@@ -56,6 +56,7 @@ ExactSums = dict[Key, list[int]]  # (entry, queue label, channel) -> [exact sum,
 # attached to it: streams.runtime.quiet_logs.OWN_REPEATING)
 warm_log = logging.getLogger(f"{__name__}.warm")
 
+_NONE = (0.0, 0)  # (sum, count) of a series with nothing in a window
 _SL_ENTRIES = ("first_response", "first_response_within_target", "abandoned", "short_abandoned")
 
 
@@ -258,32 +259,33 @@ class KpiCollector(Collector):
 
     def _window_families(self, windows: dict[str, Sums]) -> Iterator[Any]:
         series = sorted({(q, c) for sums in windows.values() for (_, q, c) in sums})
+        # every (window's sums, queue, channel, label values), in the families' row order
+        rows = [(sums, q, c, (q, c, w)) for w, sums in windows.items() for q, c in series]
         for figures, part in ((WINDOW_FIGURES, 1), (WINDOW_SUMS, 0), (REPEATS, 1)):
             for figure, (name, doc) in figures.items():
                 fam = Family(f"ticketpulse_window_{name}", doc, LABELS)
                 entry = Entry(figure)
-                for w, sums in windows.items():
-                    for q, c in series:
-                        fam.add([q, c, w], sums.get((entry, q, c), (0.0, 0))[part])
+                fam.rows = [(v, sums.get((entry, q, c), _NONE)[part]) for sums, q, c, v in rows]
                 yield fam
-        days = [days_label(d) for d in self.policy.recontact_days]
+        days = [(days_label(d), d) for d in self.policy.recontact_days]
         for acr, (name, doc) in ACR_FIGURES.items():
             fam = Family(f"ticketpulse_window_{name}", doc, [*LABELS, "days"])
-            for w, sums in windows.items():
-                for q, c in series:
-                    for d in days:
-                        count = sums.get((Entry(acr, days=d), q, c), (0.0, 0))[1]
-                        fam.add([q, c, w, d], count)
+            entries = [(Entry(acr, days=label), label) for label, _ in days]
+            fam.rows = [
+                ((*v, label), sums.get((entry, q, c), _NONE)[1])
+                for sums, q, c, v in rows
+                for entry, label in entries
+            ]
             yield fam
         yield from self._service_level(windows, series)
         bounds = self.policy.bounds()
         for histogram, (name, doc) in HISTOGRAMS.items():
             hist = Family(f"ticketpulse_window_{name}", doc, LABELS, "gaugehistogram")
-            for w, sums in windows.items():
-                for q, c in series:
-                    total = sums.get((Entry(histogram), q, c), (0.0, 0))
-                    buckets = _cumulate(sums, histogram, q, c, bounds)
-                    hist.add_histogram([q, c, w], buckets, total[0])
+            entry = Entry(histogram)
+            hist.rows = [
+                (v, (_cumulate(sums, histogram, q, c, bounds), sums.get((entry, q, c), _NONE)[0]))
+                for sums, q, c, v in rows
+            ]
             yield hist
 
     def _service_level(

@@ -142,6 +142,7 @@ class Worker:
         self.faust_tables = {name: self._table(name) for name in TABLES}
         self.recovery = BulkRecovery(app, settings.bootstrap_list).install()
         self.handover = Handover()  # partitions assigned and recovered (streams.runtime.handover)
+        self._assigned: dict[str, tuple[int, frozenset[int], frozenset[int]]] = {}  # ``owned``
         self.store_memory = SharedStoreMemory(
             settings.store_memory_mb * MIB, settings.store_write_buffer_mb * MIB
         )
@@ -407,11 +408,24 @@ class Worker:
 
     # -- collectors and pages ---------------------------------------------------------------
     def owned(self, topic: str | None = None) -> tuple[set[int], set[int]]:
+        """(active, standby) partitions of ``topic`` (the input topic by default). Read from
+        the assignor once per settled assignment (a scrape asks for it dozens of times, and
+        the assignor builds every topic's partitions at each call): the assignment changes
+        only in a rebalance, which begins with a revoke and so unsettles the handover."""
         topic = topic or self.settings.topic
-        assignor = self.app.assignor
-        actives = {tp.partition for tp in assignor.assigned_actives() if tp.topic == topic}
-        standbys = {tp.partition for tp in assignor.assigned_standbys() if tp.topic == topic}
-        return actives, standbys
+        handover, kept = self.handover, self._assigned.get(topic)
+        if kept is None or kept[0] != handover.changes or not handover.settled:
+            assignor = self.app.assignor
+            actives = frozenset(
+                tp.partition for tp in assignor.assigned_actives() if tp.topic == topic
+            )
+            standbys = frozenset(
+                tp.partition for tp in assignor.assigned_standbys() if tp.topic == topic
+            )
+            kept = (handover.changes, actives, standbys)
+            if handover.settled and not self.app.rebalancing:
+                self._assigned[topic] = kept
+        return set(kept[1]), set(kept[2])
 
     def highwater(self, partition: int) -> int | None:
         try:

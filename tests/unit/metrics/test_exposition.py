@@ -94,3 +94,16 @@ def test_awkward_label_values_and_every_kind_render_the_same() -> None:
 
     expected = generate_latest(build_registry([Collector()]))
     assert render_collectors([Fast(), Others()], TextRenderer()) == expected
+
+
+def test_numbers_from_the_table_are_written_as_prometheus_client_writes_them() -> None:
+    """Whole numbers below 10,000 come from a table (as ints or floats: equal dict keys);
+    -0.0 equals 0 there, but prometheus_client writes it with its sign."""
+    from prometheus_client.utils import floatToGoString
+
+    from streams.metrics.exposition import go_float
+
+    values = [0, 0.0, -0.0, 1, 1.0, True, 9999, 9999.0, 10_000, 12_345.0, -3, -3.0, 0.5]
+    values += [1e-9, 1234567.25, 1e22, float("inf"), float("-inf"), float("nan")]
+    for value in values:
+        assert go_float(value) == floatToGoString(value), value
