@@ -399,7 +399,9 @@ class Worker:
         self.handover.assigned_partitions()
 
     def _on_recovered(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Tables are recovered now: a copy read during recovery (by a scrape) is incomplete."""
+        """Tables are recovered now: the partitions settle (``Handover``), and what was read
+        of the tables before (the agents' table copies, the bucket indexes, the window
+        totals) is dropped, since it may have come from a partial copy."""
         self.handover.recovered()
         self.ticket_cache.reset()
         self.customer_cache.reset()
