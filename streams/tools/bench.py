@@ -32,8 +32,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from streams.config import Settings, load_settings
-from streams.runtime.processes import die_with_parent, tune_gc
+from streams.runtime.processes import tune_gc
 from streams.runtime.topics import ensure_topics
+from streams.tools import pinning
 from streams.tools.bench_live import ScrapeStorm, freshness, get_json, recovery, start_worker
 from streams.tools.broker import launcher
 from streams.tools.produce import make_producer, produce
@@ -165,7 +166,7 @@ def passthrough(bootstrap: str, topic: str, n: int, work: Path, mode: str) -> tu
         [sys.executable, "-c", PASSTHROUGH_AGENT, bootstrap, topic, str(n), str(out), work, mode],
         stdout=subprocess.DEVNULL,
         stderr=(work / f"passthrough-{mode}.log").open("wb"),
-        preexec_fn=die_with_parent,
+        preexec_fn=pinning.measured_preexec,
     )
     deadline = time.monotonic() + 1800
     while not out.exists() and agent.poll() is None and time.monotonic() < deadline:
@@ -386,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=Path("docs/performance.md"))
     parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let every process use every CPU; by default the consumer measured runs on the "
+        "last CPU alone, the broker, the load and the bench on the others (Linux, 2+ CPUs)",
+    )
+    parser.add_argument(
         "--keep",
         action="store_true",
         help="keep each run's work dir (broker logs, worker logs and stores, ~1.5 GB a run); "
@@ -396,11 +404,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "the Quix Streams peer needs quixstreams: `make bench` installs it (the bench extra)"
         )
+    split = pinning.split_for_bench() if args.pin else None
+    cpus = (
+        split.describe() if split else "nothing pinned: broker, load and consumers share every CPU"
+    )
     runs: list[BenchRun] = []
     for i in range(args.runs):
         print(f"bench: run {i + 1} of {args.runs}")
         runs.append(one_run(args))
-    text = render(*runs[-1], over=ranges(runs))
+    text = render(*runs[-1], over=ranges(runs), cpus=cpus)
     print(text)
     args.output.write_text(text)
     print(f"bench: wrote {args.output}")
@@ -439,10 +451,12 @@ def _run_in(work: Path, args: argparse.Namespace) -> BenchRun:
         n = len(records)
         results: list[tuple[str, int, float]] = []
         print("bench: the pure core in-process (no Kafka) ...")
-        results.append(core_only(records))
-        results.append(core_only(records, calendars=True))
+        with pinning.measuring():
+            results.append(core_only(records))
+            results.append(core_only(records, calendars=True))
         print("bench: raw aiokafka consumer + orjson ...")
-        count, secs = asyncio.run(raw_consumer(broker.bootstrap, settings.topic, n))
+        with pinning.measuring():
+            count, secs = asyncio.run(raw_consumer(broker.bootstrap, settings.topic, n))
         results.append(("aiokafka consumer, orjson decode (client ceiling)", count, secs))
         print("bench: faust pass-through agent ...")
         count, secs = passthrough(broker.bootstrap, settings.topic, n, work, "plain")
@@ -560,6 +574,7 @@ def quix_peer(bootstrap: str, topic: str, n: int, work: Path) -> tuple[str, int,
         text=True,
         check=False,
         timeout=1800,
+        preexec_fn=pinning.measured_preexec,
     )
     if done.returncode != 0:
         msg = f"the Quix Streams peer failed:\n{done.stderr[-2000:]}"
@@ -577,6 +592,21 @@ def _is_event(value: bytes) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("ticket_id"), str)
 
 
+PINNING_NOTE = """\
+- Pinning (`streams/tools/pinning.py`, since 2026-12-05; `--no-pin` turns it off): the
+  team's benchmark design runs the system under test on a core of its own and the broker and
+  the load on the other, and a worker is deployed one per core. Unpinned, a row's consumer
+  also used the second core whenever the broker and the load left it idle. That mattered
+  most to the bundled row: Faust runs its aiokafka consumer (fetches, record batches
+  decoded) in a thread of its own, beside the agent's. In the last unpinned `make bench`
+  (53cca02, 3 runs, 2026-12-05 20:12-20:32) the bundled row ran at 148,869 records/s in its
+  last run and the product/bundled ratio was 0.11x, against 0.36-0.44x in the first pinned
+  bench (39,440 records/s in its last run). The product, which has the same thread, gained
+  little from the second core: 15,329-16,820 records/s unpinned, 14,441-17,378 pinned. The
+  other ratios moved less (Faust 1.35-1.39x unpinned, 1.26-1.51x pinned; Quix 0.56-0.69x,
+  0.53-0.84x)."""
+
+
 def render(
     results: list[tuple[str, int, float]],
     produce_rate: float,
@@ -584,8 +614,10 @@ def render(
     tickets: int,
     n: int,
     over: str = "",
+    cpus: str = "nothing pinned",
 ) -> str:
-    """docs/performance.md: one run's table and figures; ``over``: the ranges over runs."""
+    """docs/performance.md: one run's table and figures; ``over``: the ranges over runs;
+    ``cpus``: how the CPUs were split (``streams.tools.pinning``)."""
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -611,7 +643,7 @@ product's run ends when the customer side has caught up too.
 
 Machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()},
 {platform.system()} {platform.release()}.
-Broker, producer and consumers share the machine.
+Broker, producer and consumers share the machine: {cpus}.
 
 | consumer | records | seconds | records/s |
 |---|---|---|---|
@@ -623,6 +655,7 @@ Broker, producer and consumers share the machine.
   response, resolution and breach, from each calendar's memoised opening instants per day).
 - Ratios of the product (issue 13's targets): {_ratios(rate)}; at least {TARGET:,} records/s
   per worker is {met}.
+{PINNING_NOTE}
 - The Quix Streams peer (`streams/tools/bench_peer.py`, quixstreams 3.28.1 pinned as the
   `bench` extra, never a runtime dependency) reads the same topic with Quix's defaults
   (at-least-once, RocksDB state) and computes a subset: per ticket, duplicates dropped and

@@ -27,7 +27,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.runtime.processes import die_with_parent
+from streams.tools import pinning
 from streams.tools.broker import launcher
 from streams.tools.simulator import SimParams, generate
 
@@ -50,7 +50,7 @@ def start_worker(
             [sys.executable, "-m", "streams.cli", "worker", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            preexec_fn=pinning.measured_preexec,
         )
     return proc, f"http://127.0.0.1:{port}"
 
