@@ -31,7 +31,7 @@ from streams.metrics.families import Family
 _TYPES = {"gaugehistogram": "histogram", "unknown": "untyped", "info": "gauge"}
 _SUFFIXES = ("_created", "_gsum", "_gcount")
 SUFFIXES, GAUGE_SUFFIXES = ("_count", "_sum"), ("_gcount", "_gsum")
-CACHE_LIMIT = 100_000  # label sets kept; past it the cache starts again (bounded memory)
+CACHE_LIMIT = 100_000  # lines' heads (or label sets) kept; past it the cache starts again
 HeadKey = tuple[str, tuple[str, ...], tuple[str, ...]]
 
 

@@ -54,8 +54,10 @@ class PackedTicket(msgspec.Struct, frozen=True, gc=False):
     partition: int
     newest: float
     row: bytes
-    open: ClassVar[None] = None  # closed (only closed tickets are packed): the Now gauges
-    # pass it by undecoded; a class attribute, not a property: a scrape reads every ticket's
+    # closed (only closed tickets are packed): the Now gauges pass it by undecoded. A class
+    # attribute, not a field (msgspec leaves ClassVars out) nor a property: a scrape reads
+    # every held ticket's ``open``
+    open: ClassVar[None] = None
 
 
 class ShelvedTicket(msgspec.Struct, frozen=True, gc=False):

@@ -413,7 +413,8 @@ class Worker:
         """(active, standby) partitions of ``topic`` (the input topic by default). Read from
         the assignor once per settled assignment (a scrape asks for it dozens of times, and
         the assignor builds every topic's partitions at each call): the assignment changes
-        only in a rebalance, which begins with a revoke and so unsettles the handover."""
+        only in a rebalance, which begins with a revoke and so unsettles the handover. Read
+        on the event loop's thread only, as the hooks that move ``handover`` run there."""
         topic = topic or self.settings.topic
         handover, kept = self.handover, self._assigned.get(topic)
         if kept is None or kept[0] != handover.changes or not handover.settled:

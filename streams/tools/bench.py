@@ -405,14 +405,11 @@ def main(argv: list[str] | None = None) -> int:
             "the Quix Streams peer needs quixstreams: `make bench` installs it (the bench extra)"
         )
     split = pinning.split_for_bench() if args.pin else None
-    cpus = (
-        split.describe() if split else "nothing pinned: broker, load and consumers share every CPU"
-    )
     runs: list[BenchRun] = []
     for i in range(args.runs):
         print(f"bench: run {i + 1} of {args.runs}")
         runs.append(one_run(args))
-    text = render(*runs[-1], over=ranges(runs), cpus=cpus)
+    text = render(*runs[-1], over=ranges(runs), split=split)
     print(text)
     args.output.write_text(text)
     print(f"bench: wrote {args.output}")
@@ -614,10 +611,12 @@ def render(
     tickets: int,
     n: int,
     over: str = "",
-    cpus: str = "nothing pinned",
+    split: pinning.CpuSplit | None = None,
 ) -> str:
     """docs/performance.md: one run's table and figures; ``over``: the ranges over runs;
-    ``cpus``: how the CPUs were split (``streams.tools.pinning``)."""
+    ``split``: how the CPUs were split (``streams.tools.pinning``), if they were."""
+    cpus = split.describe() if split else "nothing pinned, every process shares every CPU"
+    pinned_note = "\n" + PINNING_NOTE if split else ""
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -654,8 +653,7 @@ Broker, producer and consumers share the machine: {cpus}.
   {calendar / core:.0%} of its calendar-off rate (business seconds are computed per first
   response, resolution and breach, from each calendar's memoised opening instants per day).
 - Ratios of the product (issue 13's targets): {_ratios(rate)}; at least {TARGET:,} records/s
-  per worker is {met}.
-{PINNING_NOTE}
+  per worker is {met}.{pinned_note}
 - The Quix Streams peer (`streams/tools/bench_peer.py`, quixstreams 3.28.1 pinned as the
   `bench` extra, never a runtime dependency) reads the same topic with Quix's defaults
   (at-least-once, RocksDB state) and computes a subset: per ticket, duplicates dropped and

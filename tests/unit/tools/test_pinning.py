@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 from streams.tools import pinning
+from streams.tools.bench import PINNING_NOTE, render
+from tests.unit.tools.test_bench_ranges import a_run
 
 
 def test_the_consumer_measured_gets_a_cpu_of_its_own_and_the_rest_the_others() -> None:
@@ -35,3 +37,24 @@ def test_the_consumer_measured_gets_a_cpu_of_its_own_and_the_rest_the_others() -
     finally:
         os.sched_setaffinity(0, before)
         pinning._split = None
+
+
+def test_the_doc_says_how_the_cpus_were_split() -> None:
+    split = pinning.CpuSplit(frozenset({1}), frozenset({0}))
+    pinned = render(*a_run(5_000, 30.0), split=split)
+    assert "the consumer measured pinned to CPU 1; the broker, the load" in pinned
+    assert PINNING_NOTE in pinned
+    unpinned = render(*a_run(5_000, 30.0))
+    assert "nothing pinned, every process shares every CPU" in unpinned
+    assert PINNING_NOTE not in unpinned
+
+
+def test_a_machine_that_refuses_pinning_is_measured_unpinned(monkeypatch, capsys) -> None:
+    def refuse(pid: int, cpus: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    assert pinning.split_for_bench() is None
+    assert pinning._split is None  # so the measured processes are not moved either
+    assert "CPUs not pinned" in capsys.readouterr().err
