@@ -1,0 +1,75 @@
+"""The worker's /selfcheck and /ready answers, as the worker wires them: a worker whose
+batch failed (it is stopping, its table copies dropped) or whose partitions are changing
+hands answers 503, never a check of partial tables."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from streams.config import DEFAULT_WINDOWS
+from streams.ingest.schema import Accepted, classify
+from streams.metrics.kpi_exporter import KpiCollector, LabelFolder, SelfChecks
+from streams.processing.local import LocalPipeline
+from streams.processing.settings import KpiSettings
+from streams.runtime.commit import ApplyFailedError
+from streams.runtime.handover import Handover
+from streams.runtime.state import PipelineState
+from streams.runtime.worker import Worker
+from streams.tools.simulator import SimParams, generate
+
+
+class _View:
+    def json(self, body: dict[str, Any], status: int = 200) -> tuple[int, dict[str, Any]]:
+        return status, body
+
+
+def _worker() -> Worker:
+    """A worker with the attributes its pages read, over a loaded pipeline, and no Faust."""
+    pipeline = LocalPipeline(KpiSettings())
+    now = time.time()
+    for offset, record in enumerate(generate(SimParams(seed=3, rate=8, max_events=600))):
+        outcome = classify(record.key, record.value, now=now, future_tolerance_s=300)
+        if isinstance(outcome, Accepted):
+            pipeline.process(offset, outcome.event)
+    worker = Worker.__new__(Worker)
+    worker.state = PipelineState()
+    worker.handover = Handover()
+    worker.handover.revoked(), worker.handover.assigned_partitions(), worker.handover.recovered()
+    worker.app = SimpleNamespace(  # type: ignore[assignment]
+        rebalancing=False, in_recovery=False, consumer=SimpleNamespace(assignment=lambda: {0})
+    )
+    worker.ingest_commit = SimpleNamespace(failed=None)  # type: ignore[assignment]
+    worker.customer_commit = SimpleNamespace(failed=None)  # type: ignore[assignment]
+    worker.self_checks = SelfChecks(spacing_s=0.0)
+    worker.kpis = KpiCollector(
+        pipeline.tickets,
+        pipeline.customers,
+        owned=lambda: {0},
+        owned_contacts=lambda: {0},
+        clock="event",
+        windows=dict(DEFAULT_WINDOWS),
+        timezone="UTC",
+        fold=LabelFolder(None, 50, {}),
+    )
+    return worker
+
+
+async def test_selfcheck_answers_503_once_a_batch_failed() -> None:
+    worker = _worker()
+    status, body = await worker.selfcheck_page(_View(), None)  # type: ignore[arg-type]
+    assert status == 200 and body["equal"] is True and body["window_samples"] > 100
+    worker.customer_commit.failed = ApplyFailedError("a processor raised")
+    status, body = await worker.selfcheck_page(_View(), None)  # type: ignore[arg-type]
+    assert (status, body) == (503, {"equal": None, "busy": True})
+
+
+async def test_selfcheck_and_ready_answer_503_while_the_partitions_change_hands() -> None:
+    worker = _worker()
+    worker.state.broker_up = True
+    assert (await worker.ready_page(_View(), None))[0] == 200  # type: ignore[arg-type,index]
+    worker.handover.revoked()
+    status, body = await worker.selfcheck_page(_View(), None)  # type: ignore[arg-type]
+    assert (status, body) == (503, {"equal": None, "busy": True})
+    assert await worker.ready_page(_View(), None) == (503, {"ready": False})  # type: ignore[arg-type]
