@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 
 import pytest
 from prometheus_client import generate_latest
 
-from streams.config import DEFAULT_WINDOWS
 from streams.core.events import TicketEvent
-from streams.ingest.schema import Accepted, classify
 from streams.metrics.exposition import TextRenderer, render_collectors
 from streams.metrics.kpi_exporter import (
     BUSY,
@@ -29,7 +26,8 @@ from streams.processing.local import LocalPipeline
 from streams.processing.settings import KpiSettings
 from streams.runtime.quiet_logs import RepeatFilter
 from streams.runtime.state import PipelineState
-from streams.tools.simulator import SimParams, generate
+from tests.unit.loaded import kpi_collector as _collector
+from tests.unit.loaded import loaded_pipeline as _pipeline
 
 
 def _event(kind: str, t: float) -> TicketEvent:
@@ -167,24 +165,10 @@ def test_promtool_accepts_the_output(promtool: str) -> None:
 def test_a_contacts_partition_moved_away_during_a_pause_is_left_out_of_repeats() -> None:
     """The repeat counts pause before each partition (a first read scans the customers);
     a partition that moved to another worker meanwhile is not read, as for the buckets."""
-    pipeline = LocalPipeline(KpiSettings())
-    now = time.time()
-    for offset, record in enumerate(generate(SimParams(seed=5, rate=8, max_events=1500))):
-        outcome = classify(record.key, record.value, now=now, future_tolerance_s=300)
-        if isinstance(outcome, Accepted):
-            pipeline.process(offset, outcome.event)
+    pipeline = _pipeline(1500)
 
     def collector(owned_contacts) -> KpiCollector:
-        return KpiCollector(
-            pipeline.tickets,
-            pipeline.customers,
-            owned=lambda: {0},
-            owned_contacts=owned_contacts,
-            clock="event",
-            windows=dict(DEFAULT_WINDOWS),
-            timezone="UTC",
-            fold=LabelFolder(None, 50, {}),
-        )
+        return _collector(pipeline, owned_contacts=owned_contacts)
 
     kept = collector(lambda: {0})
     assert list(kept.families()).count(PAUSE) >= 3  # buckets, contact buckets, repeats
@@ -194,29 +178,6 @@ def test_a_contacts_partition_moved_away_during_a_pause_is_left_out_of_repeats()
     moved = collector(lambda: next(answers, set()))
     list(moved.families())
     assert 0 not in moved.repeats.parts  # never read, so never built
-
-
-def _pipeline(events: int) -> LocalPipeline:
-    pipeline = LocalPipeline(KpiSettings())
-    now = time.time()
-    for offset, record in enumerate(generate(SimParams(seed=5, rate=8, max_events=events))):
-        outcome = classify(record.key, record.value, now=now, future_tolerance_s=300)
-        if isinstance(outcome, Accepted):
-            pipeline.process(offset, outcome.event)
-    return pipeline
-
-
-def _collector(pipeline: LocalPipeline, owned=lambda: {0}, owned_contacts=lambda: {0}):
-    return KpiCollector(
-        pipeline.tickets,
-        pipeline.customers,
-        owned=owned,
-        owned_contacts=owned_contacts,
-        clock="event",
-        windows=dict(DEFAULT_WINDOWS),
-        timezone="UTC",
-        fold=LabelFolder(None, 50, {}),
-    )
 
 
 def _rendered(collector: KpiCollector) -> bytes:

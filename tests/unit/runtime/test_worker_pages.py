@@ -4,20 +4,15 @@ hands answers 503, never a check of partial tables."""
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 from typing import Any
 
-from streams.config import DEFAULT_WINDOWS
-from streams.ingest.schema import Accepted, classify
-from streams.metrics.kpi_exporter import KpiCollector, LabelFolder, SelfChecks
-from streams.processing.local import LocalPipeline
-from streams.processing.settings import KpiSettings
+from streams.metrics.kpi_exporter import SelfChecks
 from streams.runtime.commit import ApplyFailedError
 from streams.runtime.handover import Handover
 from streams.runtime.state import PipelineState
 from streams.runtime.worker import Worker
-from streams.tools.simulator import SimParams, generate
+from tests.unit.loaded import kpi_collector, loaded_pipeline
 
 
 class _View:
@@ -27,12 +22,6 @@ class _View:
 
 def _worker() -> Worker:
     """A worker with the attributes its pages read, over a loaded pipeline, and no Faust."""
-    pipeline = LocalPipeline(KpiSettings())
-    now = time.time()
-    for offset, record in enumerate(generate(SimParams(seed=3, rate=8, max_events=600))):
-        outcome = classify(record.key, record.value, now=now, future_tolerance_s=300)
-        if isinstance(outcome, Accepted):
-            pipeline.process(offset, outcome.event)
     worker = Worker.__new__(Worker)
     worker.state = PipelineState()
     worker.handover = Handover()
@@ -43,16 +32,7 @@ def _worker() -> Worker:
     worker.ingest_commit = SimpleNamespace(failed=None)  # type: ignore[assignment]
     worker.customer_commit = SimpleNamespace(failed=None)  # type: ignore[assignment]
     worker.self_checks = SelfChecks(spacing_s=0.0)
-    worker.kpis = KpiCollector(
-        pipeline.tickets,
-        pipeline.customers,
-        owned=lambda: {0},
-        owned_contacts=lambda: {0},
-        clock="event",
-        windows=dict(DEFAULT_WINDOWS),
-        timezone="UTC",
-        fold=LabelFolder(None, 50, {}),
-    )
+    worker.kpis = kpi_collector(loaded_pipeline(600, seed=3))
     return worker
 
 
