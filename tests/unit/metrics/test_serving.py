@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import time
 
+import pytest
+
 from streams.metrics.families import Family
 from streams.metrics.serving import PAUSE, SharedRendering, run_in_pauses
 
@@ -14,16 +16,20 @@ class SlowCollector:
     """Each family costs ``cost_s`` of CPU; PAUSE between families, as the exporter does.
     Its values are the state ``version`` it was rendered at."""
 
-    def __init__(self, families: int, cost_s: float) -> None:
+    def __init__(self, families: int, cost_s: float, clock: list[float] | None = None) -> None:
         self.n, self.cost_s, self.built, self.state = families, cost_s, 0, 0
         self.began: list[float] = []  # when each rendering began reading it
+        self.clock = clock  # a clock each family moves on by cost_s, instead of spinning
 
     def families(self):
         self.began.append(time.monotonic())
         for i in range(self.n):
-            end = time.perf_counter() + self.cost_s
-            while time.perf_counter() < end:
-                pass
+            if self.clock is not None:
+                self.clock[0] += self.cost_s
+            else:
+                end = time.perf_counter() + self.cost_s
+                while time.perf_counter() < end:
+                    pass
             self.built += 1
             family = Family(f"x_{i}", "doc", ["queue"])
             family.add(["q"], self.state)
@@ -70,8 +76,11 @@ async def test_a_scrape_arriving_during_a_rendering_waits_for_the_next_one() -> 
 
 
 async def test_other_tasks_run_while_a_long_rendering_goes_on() -> None:
-    """40 ms of rendering in 2 ms families: the loop gets control back between slices."""
-    shared = shared_for(SlowCollector(20, 0.002), slice_s=0.005)
+    """40 ms of rendering in 2 ms families: the loop gets control back between slices,
+    every 3 families (6 ms, the first past 5). Timed by a clock the families move on, so a
+    loaded machine that stalls the process mid-slice cannot fail it (the wall clock did)."""
+    clock = [0.0]
+    shared = shared_for(SlowCollector(20, 0.002, clock), slice_s=0.005, timer=lambda: clock[0])
     ticks = 0
 
     async def ticker() -> None:
@@ -83,8 +92,9 @@ async def test_other_tasks_run_while_a_long_rendering_goes_on() -> None:
     task = asyncio.ensure_future(ticker())
     await shared.get()
     task.cancel()
-    assert ticks >= 5
-    assert shared.longest_slice_s < 0.02
+    assert ticks >= 6  # a pause after families 3, 6, ..., 18
+    assert shared.longest_slice_s == pytest.approx(0.006)
+    assert shared.last_cost_s == pytest.approx(0.04)
 
 
 async def test_a_rendering_the_partitions_changed_hands_during_is_begun_again() -> None:
