@@ -81,7 +81,8 @@ class PipelineCollector(Collector):
         assigned = GaugeMetricFamily(
             "ticketpulse_partitions_assigned",
             "Input-topic partitions this worker holds, by role: active (their figures "
-            "exported), recovering (active, tables being recovered: no figures yet), standby.",
+            "exported), recovering (active, tables being recovered or the worker stopping: "
+            "no figures), standby.",
             labels=["role"],
         )
         assigned.add_metric(["active"], len(served))

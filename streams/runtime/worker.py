@@ -453,10 +453,14 @@ class Worker:
         return (False, self.handover.changes, self.owned()[0], self.owned(contacts)[0])
 
     def changing_hands(self) -> bool:
-        """A rebalance or a recovery is under way: the tables may be partial copies (Faust's
-        flags, and the worker's own ``Handover`` for what they miss)."""
+        """A rebalance or a recovery is under way, or the worker is stopping: the tables may
+        be partial copies (Faust's flags, and the worker's own ``Handover`` for what they
+        miss) or closed. A stopping worker closes its tables before its web server, and
+        its scrapes in between held no figure while its partitions still counted as active:
+        a wallboard took that for a complete reading and went blank."""
         settled = self.handover.settled
-        return bool(self.app.rebalancing or self.app.in_recovery or not settled)
+        stopping = self.app.should_stop  # set as the app's stop begins, before its tables'
+        return bool(self.app.rebalancing or self.app.in_recovery or not settled or stopping)
 
     def committed(self, partition: int) -> int | None:
         """The group's committed offset of an input partition (None before any commit):

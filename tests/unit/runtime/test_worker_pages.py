@@ -7,6 +7,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from faust.types import TP
+
+from streams.config import Settings
 from streams.metrics.kpi_exporter import SelfChecks
 from streams.runtime.commit import ApplyFailedError
 from streams.runtime.handover import Handover
@@ -27,7 +30,10 @@ def _worker() -> Worker:
     worker.handover = Handover()
     worker.handover.revoked(), worker.handover.assigned_partitions(), worker.handover.recovered()
     worker.app = SimpleNamespace(  # type: ignore[assignment]
-        rebalancing=False, in_recovery=False, consumer=SimpleNamespace(assignment=lambda: {0})
+        rebalancing=False,
+        in_recovery=False,
+        should_stop=False,
+        consumer=SimpleNamespace(assignment=lambda: {0}),
     )
     worker.ingest_commit = SimpleNamespace(failed=None)  # type: ignore[assignment]
     worker.customer_commit = SimpleNamespace(failed=None)  # type: ignore[assignment]
@@ -53,3 +59,24 @@ async def test_selfcheck_and_ready_answer_503_while_the_partitions_change_hands(
     status, body = await worker.selfcheck_page(_View(), None)  # type: ignore[arg-type]
     assert (status, body) == (503, {"equal": None, "busy": True})
     assert await worker.ready_page(_View(), None) == (503, {"ready": False})  # type: ignore[arg-type]
+
+
+async def test_a_stopping_worker_exports_no_figure_and_is_not_ready() -> None:
+    """Faust closes a stopping worker's tables before its web server: scrapes in between
+    found no figure, yet the partitions still counted as active, and the wallboard took
+    that for a complete reading (the page test's blank board, caught with the workers'
+    logs). From the moment the app's stop begins, none is served."""
+    worker = _worker()
+    worker.state.broker_up = True
+    worker.settings = Settings()
+    worker._assigned = {}
+    worker.app.assignor = SimpleNamespace(
+        assigned_actives=lambda: {TP(worker.settings.topic, 0)}, assigned_standbys=set
+    )
+    assert worker.served() == {0}
+    worker.app.should_stop = True  # mode sets it as the app's stop begins
+    assert worker.served() == set()
+    assert worker.ownership() == (True, worker.handover.changes)
+    assert await worker.ready_page(_View(), None) == (503, {"ready": False})  # type: ignore[arg-type]
+    status, _ = await worker.selfcheck_page(_View(), None)  # type: ignore[arg-type]
+    assert status == 503
