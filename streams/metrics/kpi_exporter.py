@@ -521,10 +521,11 @@ def _open_event() -> asyncio.Event:
 class SelfChecks:
     """``/selfcheck``'s answers. A check costs about as much as a first scrape, so one runs
     at most every ``spacing_s`` (the last answer is served in between, with its age) unless
-    the partitions changed hands since (``version``); none while they are changing hands,
-    when both renderings would read partial tables. One runs at a time, and while it reads
-    the agents apply no batch (``applies_allowed``): the loop stays free for probes,
-    scrapes and commits, but the tables do not move under it."""
+    the partitions changed hands since (``version``); none while the worker withholds its
+    figures (the partitions changing hands, or the worker stopping), when both renderings
+    would read partial or closed tables. One runs at a time, and while it reads the agents
+    apply no batch (``applies_allowed``): the loop stays free for probes, scrapes and
+    commits, but the tables do not move under it."""
 
     spacing_s: float = 10.0
     clock: Callable[[], float] = time.monotonic
@@ -541,7 +542,8 @@ class SelfChecks:
     async def answer(
         self, kpis: KpiCollector, busy: Callable[[], bool], version: object
     ) -> tuple[int, dict[str, object]]:
-        """(HTTP status, JSON body). ``busy()``: the partitions are changing hands."""
+        """(HTTP status, JSON body). ``busy()``: the partitions are changing hands or the
+        worker is stopping (the worker's ``figures_withheld``)."""
         if busy():
             return 503, dict(BUSY)
         async with self._one_at_a_time:  # a caller that waited may reuse the answer

@@ -23,7 +23,7 @@ checks the two agree under any order of writes, expiries and clock moves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from streams.core.buckets import Entry, accumulate, bucket_start
@@ -57,9 +57,9 @@ class WindowState:
     def holds(self, start: int) -> bool:
         return self.first <= start <= self.last
 
-    def add_sum(self, key: Key, total: int, count: int) -> None:
-        add_exact(self.sums, key, total, count)
-        add_exact(self.merged, key, total, count)
+    def add_sums(self, pairs: Sequence[tuple[Key, tuple[int, int]]], sign: int = 1) -> None:
+        add_signed(self.sums, pairs, sign)
+        add_signed(self.merged, pairs, sign)
 
     def raise_max(self, key: MaxKey, value: float) -> None:
         if key not in self.stale and value > self.maxima.get(key, float("-inf")):
@@ -71,16 +71,23 @@ class WindowState:
             self.stale.add(key)
 
 
-def add_exact(sums: dict[Key, list[int]], key: Key, total: int, count: int) -> None:
-    """Add to one key's [exact sum, count]; a key whose count falls to 0 is left out (counts
-    of stored buckets are positive: nothing of it is inside any more)."""
-    acc = sums.get(key)
-    if acc is None:
-        acc = sums[key] = [0, 0]
-    acc[0] += total
-    acc[1] += count
-    if acc[1] == 0:
-        del sums[key]
+def add_signed(
+    sums: dict[Key, list[int]], pairs: Iterable[tuple[Key, Sequence[int]]], sign: int
+) -> None:
+    """Add ``sign`` (1 or -1) times each (key, (exact sum, count)) into ``sums``' [exact sum,
+    count]; a key whose count falls to 0 is left out (counts of stored buckets are positive:
+    nothing of it is inside any more). The one rule of every running sum here, a scrape's
+    hottest loop included (``WindowTotals.add_into``)."""
+    for key, (total, count) in pairs:
+        acc = sums.get(key)
+        if acc is None:
+            if count:
+                sums[key] = [sign * total, sign * count]
+            continue
+        acc[0] += sign * total
+        acc[1] += sign * count
+        if acc[1] == 0:
+            del sums[key]
 
 
 @dataclass
@@ -120,10 +127,12 @@ class WindowTotals:
         if not inside:
             return
         label = self.fold(queue)
-        for entry, old_sum, old_count, new_sum, new_count in sums:
-            total, count = exact(new_sum) - exact(old_sum), new_count - old_count
-            for w in inside:
-                w.add_sum((entry, label, channel), total, count)
+        pairs = [
+            ((entry, label, channel), (exact(new_sum) - exact(old_sum), new_count - old_count))
+            for entry, old_sum, old_count, new_sum, new_count in sums
+        ]
+        for w in inside:
+            w.add_sums(pairs)
         old, new = maxima
         for figure in old.keys() | new.keys():
             key = (figure, queue, channel)
@@ -142,8 +151,7 @@ class WindowTotals:
 
     def forget(self, partition: int) -> None:
         for state in self.parts.pop(partition, {}).values():
-            for key, (total, count) in state.sums.items():
-                add_exact(state.merged, key, -total, -count)
+            add_signed(state.merged, state.sums.items(), -1)
 
     def forget_all(self) -> None:
         self.parts.clear()
@@ -188,17 +196,8 @@ class WindowTotals:
         for p, states in read.items():
             if self.parts.get(p) is not states and name in states:
                 signed.append((1, states[name].sums))
-        for sign, source in signed:  # ``add_exact`` inlined: a scrape's hottest loop
-            for key, (total, count) in source.items():
-                acc = sums.get(key)
-                if acc is None:
-                    if count:
-                        sums[key] = [sign * total, sign * count]
-                    continue
-                acc[0] += sign * total
-                acc[1] += sign * count
-                if acc[1] == 0:
-                    del sums[key]
+        for sign, source in signed:
+            add_signed(sums, source.items(), sign)
 
     def _fill(self, partition: int, states: list[WindowState]) -> None:
         """Add every bucket inside the new windows' ranges to their own sums: one pass over
@@ -266,8 +265,7 @@ def _apply(
 ) -> None:
     """Add (``sign`` 1) or take away (-1) one stored bucket."""
     sums, tops = _series_of(key, row, fold)
-    for series, (total, count) in sums:
-        state.add_sum(series, sign * total, sign * count)
+    state.add_sums(sums, sign)
     for mkey, top in tops:
         if sign > 0:
             state.raise_max(mkey, top)

@@ -365,7 +365,7 @@ class Worker:
         after a start is as quick as the others (docs/architecture.md, "A scrape")."""
 
         async def warm() -> None:
-            await warm_in_background(self.kpis, self.changing_hands)
+            await warm_in_background(self.kpis, self.figures_withheld)
 
         self.app.timer(WARM_TOTALS_S, name="ticketpulse.warm_totals")(warm)
 
@@ -442,18 +442,19 @@ class Worker:
         (from its changelog, when this worker kept no standby copy of it): its figures
         would be missing, so too low, not late. The ownership gauge counts it as
         recovering meanwhile, and the wallboard keeps its last complete reading."""
-        return set() if self.changing_hands() else self.owned(topic)[0]
+        return set() if self.figures_withheld() else self.owned(topic)[0]
 
     def ownership(self) -> tuple[object, ...]:
         """Equal while the exported partitions stay the same (a rendering of /metrics
         during which it changed is begun again: streams.metrics.serving)."""
-        if self.changing_hands():
+        if self.figures_withheld():
             return (True, self.handover.changes)  # nothing exported
         contacts = self.settings.contacts_topic_name
         return (False, self.handover.changes, self.owned()[0], self.owned(contacts)[0])
 
-    def changing_hands(self) -> bool:
-        """A rebalance or a recovery is under way, or the worker is stopping: the tables may
+    def figures_withheld(self) -> bool:
+        """No window or Now figure is exported now (``served``), and the worker is not ready:
+        a rebalance or a recovery is under way, or the worker is stopping. The tables may
         be partial copies (Faust's flags, and the worker's own ``Handover`` for what they
         miss) or closed. A stopping worker closes its tables before its web server, and
         its scrapes in between held no figure while its partitions still counted as active:
@@ -572,7 +573,7 @@ class Worker:
         commits = (self.ingest_commit, self.customer_commit)
 
         def busy() -> bool:  # partial tables, or a failed batch's copies dropped: stopping
-            changed = self.changing_hands() or self.state.rebalances != version
+            changed = self.figures_withheld() or self.state.rebalances != version
             return changed or any(c.failed is not None for c in commits)
 
         status, body = await self.self_checks.answer(self.kpis, busy, version)
@@ -585,7 +586,7 @@ class Worker:
         """Ready once partitions are assigned and tables recovered; 503 while rebalancing
         or while Kafka is unreachable."""
         app = self.app
-        busy = self.changing_hands() or not app.consumer.assignment()
+        busy = self.figures_withheld() or not app.consumer.assignment()
         busy = busy or not self.state.broker_up
         return view.json({"ready": not busy}, status=503 if busy else 200)
 

@@ -590,18 +590,14 @@ def _is_event(value: bytes) -> bool:
 
 
 PINNING_NOTE = """\
-- Pinning (`streams/tools/pinning.py`, since 2026-12-05; `--no-pin` turns it off): the
-  team's benchmark design runs the system under test on a core of its own and the broker and
-  the load on the other, and a worker is deployed one per core. Unpinned, a row's consumer
-  also used the second core whenever the broker and the load left it idle. That mattered
-  most to the bundled row: Faust runs its aiokafka consumer (fetches, record batches
-  decoded) in a thread of its own, beside the agent's. In the last unpinned `make bench`
-  (53cca02, 3 runs, 2026-12-05 20:12-20:32) the bundled row ran at 148,869 records/s in its
-  last run and the product/bundled ratio was 0.11x, against 0.36-0.44x in the first pinned
-  bench (39,440 records/s in its last run). The product, which has the same thread, gained
-  little from the second core: 15,329-16,820 records/s unpinned, 14,441-17,378 pinned. The
-  other ratios moved less (Faust 1.35-1.39x unpinned, 1.26-1.51x pinned; Quix 0.56-0.69x,
-  0.53-0.84x)."""
+- Pinning (`streams/tools/pinning.py`; `--no-pin` turns it off): the team's benchmark
+  design runs the system under test on a core of its own and the broker and the load on the
+  other, and a worker is deployed one per core. Unpinned, a row's consumer also uses the
+  second core whenever the broker and the load leave it idle. That matters most to the
+  bundled row: Faust runs its aiokafka consumer (fetches, record batches decoded) in a
+  thread of its own, beside the agent's. History, not this run: when pinning came in
+  (2026-12-05, 53cca02 unpinned against 5907db4 pinned, 3 runs each) the product/bundled
+  ratio went from 0.11x to 0.36-0.44x while the product's own rate barely moved."""
 
 
 def render(
