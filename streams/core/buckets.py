@@ -50,7 +50,16 @@ def bucket_start(at: float, width: int) -> int:
 
 def bound_label(value: float, bounds: tuple[float, ...]) -> str:
     i = bisect_left(bounds, value)
-    return "+Inf" if i == len(bounds) else _fmt(bounds[i])
+    if i == len(bounds):
+        return "+Inf"
+    bound = bounds[i]
+    label = _LABELS.get(bound)
+    if label is None:
+        label = _LABELS[bound] = _fmt(bound)
+    return label
+
+
+_LABELS: dict[float, str] = {}  # bound -> its label: a few per policy, read per fact
 
 
 def _fmt(bound: float) -> str:

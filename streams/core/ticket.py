@@ -71,19 +71,19 @@ def step(
     if event.occurred_at < watermark - lateness_s:
         return Step("late")
     replaying = stored is not None and stored.last_offset >= offset
-    prior = stored.upto(offset) if stored is not None else []
-    if event.event_id in map(_EVENT_ID, prior):  # compared in C, not a generator
+    if _seen(stored, offset, replaying, event.event_id):
         return Step("duplicate")
     if stored is None:
         known = TicketFold(policy)
     elif known is None and not replaying:  # read back (a restart, a shelved ticket): fold once
-        known = TicketFold.of(ordered(prior), policy)
+        known = TicketFold.of(ordered(stored.upto(offset)), policy)
     contact: tuple[str, Contact] | None = None
     if known is not None and not replaying and known.follows(event):
         fold, retract, add = known.then(event)
         if event.type in CONTACT_EVENTS:
             contact = _changed(contact_of_fold(known), contact_of_fold(fold))
     else:
+        prior = stored.upto(offset) if stored is not None else []
         old = known.facts if known is not None and not replaying else ticket_facts(prior, policy)
         fold = TicketFold.of(ordered([*prior, event]), policy)
         retract, add = delta(old, fold.facts)
@@ -92,8 +92,17 @@ def step(
     if not replaying:
         base = stored.events if stored is not None else ()
         ticket = StoredTicket((*base, (event, offset)), offset)
-        summary = open_of_fold(fold)  # not a replay: prior is every stored event
+        summary = open_of_fold(fold)  # not a replay: the fold holds every stored event
     return Step("applied", tuple(retract), tuple(add), ticket, contact, fold, summary)
+
+
+def _seen(stored: StoredTicket | None, offset: int, replaying: bool, event_id: str) -> bool:
+    """The ticket as it was before ``offset`` holds an event with this id (compared in C,
+    over the stored pairs themselves unless a replay needs the events before it)."""
+    if stored is None:
+        return False
+    events = stored.upto(offset) if replaying else map(_EVENT, stored.events)
+    return event_id in map(_EVENT_ID, events)
 
 
 def _changed_contact(prior: list[TicketEvent], event: TicketEvent) -> tuple[str, Contact] | None:

@@ -81,6 +81,16 @@ class Watermarks:
     def before(self, partition: int, offset: int) -> float:
         return watermark_before(self.meta.get(str(partition)), offset)
 
+    def before_and_current(self, partition: int, offset: int) -> tuple[float, float]:
+        """(``before``, ``current``) from one read of the partition's row: a record needs
+        both, and in the worker each read of a table is a Python call."""
+        meta: WatermarkRow | None = self.meta.get(str(partition))
+        history = meta.history if meta is not None else ()
+        current = float(history[-1][1]) if history else float("-inf")
+        if history and history[-1][0] < offset:  # not a replay: the newest (one comparison)
+            return current, current
+        return watermark_before(meta, offset), current
+
     def advance(self, partition: int, offset: int, at: float) -> float | None:
         """Record event time ``at``; returns the new bucketed watermark when it moved."""
         key = str(partition)
@@ -164,13 +174,14 @@ class BucketStore:
         """``watermark``: the partition's current one (``Watermarks.current``)."""
         horizon = watermark - self.retention_s  # expired buckets are never resurrected
         cells = changes(retract, add, self.bucket_s, self.bounds, since=horizon)
-        maxima: dict[Cell, list[tuple[str, int, float]]] = defaultdict(list)
+        maxima: dict[Cell, list[tuple[str, int, float]]] = {}  # most records have none
         for sign, facts in ((-1, retract), (1, add)):
             for f in facts:
                 if f.name in MAXIMA:
                     start = bucket_start(f.at, self.bucket_s)
                     if start >= horizon:
-                        maxima[(start, f.queue, f.channel)].append((f.name, sign, f.value))
+                        cell = (start, f.queue, f.channel)
+                        maxima.setdefault(cell, []).append((f.name, sign, f.value))
         for cell, sums in cells.items():  # a maximum's fact always has entries in its cell
             self._note(partition, offset, cell, sums, maxima.get(cell))
         if not self._deferring:

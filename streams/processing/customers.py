@@ -195,8 +195,8 @@ class CustomerProcessor:
             retract, add = delta(
                 customer_facts(before, days, per_agent), customer_facts(after, days, per_agent)
             )
-            wm = self.clock.before(partition, offset)
-            newest_wm = self.clock.current(partition)  # == wm unless this record is a replay
+            # == unless this record is a replay
+            wm, newest_wm = self.clock.before_and_current(partition, offset)
             self.store.write(partition, offset, retract, add, newest_wm)
             changed = bool(retract or add)
             expired = raw is None and contact.latest < newest_wm - self.retention_s

@@ -85,7 +85,9 @@ class KpiProcessor:
     def process(self, partition: int, offset: int, event: TicketEvent) -> Processed:
         """Apply one accepted event: "applied", "duplicate" or "late", and any contact change."""
         s = self.settings
-        wmb = self.clock.before(partition, offset)
+        # the partition's watermark as this record saw it, and its newest (they differ only
+        # for a replayed record)
+        wmb, current = self.clock.before_and_current(partition, offset)
         held = self.tables.tickets.get(event.ticket_id)
         record: TicketRecord | None = None
         if held is not None:
@@ -99,7 +101,6 @@ class KpiProcessor:
             policy=s.policy,
             known=record.fold if record is not None else None,
         )
-        current = self.clock.current(partition)  # == wmb unless this record is a replay
         if result.outcome != "applied":
             at = wmb if wmb > float("-inf") else event.occurred_at
             mark = Fact(at, f"{result.outcome}_events", event.queue, event.channel)
@@ -127,10 +128,13 @@ class KpiProcessor:
         return Processed(result.outcome, contact, moved)
 
     def _count(self, facts: tuple[Fact, ...]) -> None:
-        bounds = self.store.bounds
+        bounds, cumulative = self.store.bounds, self.cumulative
         for f in facts:
             for name, value in entries(f, bounds):
-                acc = self.cumulative.setdefault((name, f.queue, f.channel), [0.0, 0])
+                key = (name, f.queue, f.channel)
+                acc = cumulative.get(key)
+                if acc is None:  # not ``setdefault``: that builds a default list every time
+                    acc = cumulative[key] = [0.0, 0]
                 acc[0] += value
                 acc[1] += 1
 

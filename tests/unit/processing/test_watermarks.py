@@ -32,3 +32,11 @@ def test_a_replayed_record_sees_the_watermark_it_saw_first() -> None:
     replay = Watermarks(dict(clock.meta), 60)  # a restarted worker, tables recovered
     assert {o: replay.before(0, o) for o in seen} == seen
     assert seen[3] == 60 and seen[6] == 180  # late ones see the moves made before them
+
+
+@given(st.sets(st.integers(0, 10_000), max_size=60), st.integers(-1, 10_100))
+def test_one_read_gives_the_watermark_seen_and_the_newest(offsets: set[int], offset: int) -> None:
+    history = tuple((at, float(i * 60)) for i, at in enumerate(sorted(offsets)))
+    meta = {"0": WatermarkRow(max(offsets, default=-1), history)} if offsets else {}
+    clock = Watermarks(meta, 60)
+    assert clock.before_and_current(0, offset) == (clock.before(0, offset), clock.current(0))
