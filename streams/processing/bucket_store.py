@@ -181,7 +181,10 @@ class BucketStore:
                     start = bucket_start(f.at, self.bucket_s)
                     if start >= horizon:
                         cell = (start, f.queue, f.channel)
-                        maxima.setdefault(cell, []).append((f.name, sign, f.value))
+                        changed = maxima.get(cell)
+                        if changed is None:
+                            changed = maxima[cell] = []
+                        changed.append((f.name, sign, f.value))
         for cell, sums in cells.items():  # a maximum's fact always has entries in its cell
             self._note(partition, offset, cell, sums, maxima.get(cell))
         if not self._deferring:

@@ -195,7 +195,7 @@ class CustomerProcessor:
             retract, add = delta(
                 customer_facts(before, days, per_agent), customer_facts(after, days, per_agent)
             )
-            # == unless this record is a replay
+            # the watermark this record saw, and the newest: equal unless it is a replay
             wm, newest_wm = self.clock.before_and_current(partition, offset)
             self.store.write(partition, offset, retract, add, newest_wm)
             changed = bool(retract or add)

@@ -76,8 +76,9 @@ def add_signed(
 ) -> None:
     """Add ``sign`` (1 or -1) times each (key, (exact sum, count)) into ``sums``' [exact sum,
     count]; a key whose count falls to 0 is left out (counts of stored buckets are positive:
-    nothing of it is inside any more). The one rule of every running sum here, a scrape's
-    hottest loop included (``WindowTotals.add_into``)."""
+    nothing of it is inside any more). The one rule of every sum here that can go down, a
+    scrape's hottest loop included (``WindowTotals.add_into``). Filling a new window, and
+    adding its sums to ``merged``, adds positive counts only: ``accumulate`` does that."""
     for key, (total, count) in pairs:
         acc = sums.get(key)
         if acc is None:
