@@ -63,15 +63,14 @@ class SharedRendering:
         version: Callable[[], object] = object,
         clock: Callable[[], float] = time.monotonic,
         ownership: Callable[[], object] = lambda: None,
-        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         """``version``: changes whenever what the collectors read changed (the worker
         passes its batch and rebalance counts; the default never repeats).
         ``ownership``: the partitions whose figures the collectors export, in any form
         that compares equal while they stay the same (the default never changes).
         ``max_share``: the share of the loop renderings may take (1.0: no such limit),
-        as long as that spaces them no more than ``max_spacing_s`` apart. ``timer``: what
-        a rendering's slices and loop time are measured with."""
+        as long as that spaces them no more than ``max_spacing_s`` apart. ``clock``: what
+        the spacing, a rendering's slices and its loop time are measured with."""
         self.collectors = list(collectors)
         self.min_interval_s = min_interval_s
         self.slice_s = slice_s
@@ -80,7 +79,6 @@ class SharedRendering:
         self.version = version
         self.clock = clock
         self.ownership = ownership
-        self.timer = timer
         self.renderer = TextRenderer()
         self.renderings = 0  # renderings begun (the other scrapes shared or reused one)
         self.begun_again = 0  # renderings the partitions changed hands during
@@ -161,21 +159,21 @@ class SharedRendering:
         """The text and the loop time of its slices (not the batches between them)."""
         out: list[str] = []
         cost = 0.0
-        started = self.timer()
+        started = self.clock()
         for collector in self.collectors:
             fast = getattr(collector, "families", None)
             for family in fast() if fast is not None else collector.collect():
                 if family is not PAUSE:
                     self.renderer.add(family, out)
-                if self.timer() - started >= self.slice_s:
+                if self.clock() - started >= self.slice_s:
                     cost += self._note_slice(started)
                     await asyncio.sleep(0)
-                    started = self.timer()
+                    started = self.clock()
         text = self.renderer.finish(out)
         return text, cost + self._note_slice(started)
 
     def _note_slice(self, started: float) -> float:
         """The slice's length, noted as the longest when it is."""
-        spent = self.timer() - started
+        spent = self.clock() - started
         self.longest_slice_s = max(self.longest_slice_s, spent)
         return spent

@@ -80,7 +80,7 @@ async def test_other_tasks_run_while_a_long_rendering_goes_on() -> None:
     every 3 families (6 ms, the first past 5). Timed by a clock the families move on, so a
     loaded machine that stalls the process mid-slice cannot fail it (the wall clock did)."""
     clock = [0.0]
-    shared = shared_for(SlowCollector(20, 0.002, clock), slice_s=0.005, timer=lambda: clock[0])
+    shared = shared_for(SlowCollector(20, 0.002, clock), slice_s=0.005, clock=lambda: clock[0])
     ticks = 0
 
     async def ticker() -> None:
