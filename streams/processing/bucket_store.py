@@ -78,12 +78,11 @@ class Watermarks:
     bucket_s: int
     high: dict[int, float] = field(default_factory=dict)  # exact watermark per partition
 
-    def before(self, partition: int, offset: int) -> float:
-        return watermark_before(self.meta.get(str(partition)), offset)
-
     def before_and_current(self, partition: int, offset: int) -> tuple[float, float]:
-        """(``before``, ``current``) from one read of the partition's row: a record needs
-        both, and in the worker each read of a table is a Python call."""
+        """(the bucketed watermark just before the record at ``offset``, the newest one) from
+        one read of the partition's row. The newest is what retention is measured from,
+        whatever record is being (re)processed, so a replayed old record cannot revive what
+        expired; the two differ only for a replay."""
         meta: WatermarkRow | None = self.meta.get(str(partition))
         history = meta.history if meta is not None else ()
         current = float(history[-1][1]) if history else float("-inf")
@@ -106,12 +105,6 @@ class Watermarks:
         moved = (*history[-(HISTORY - 1) :], (offset, float(new_wmb)))
         self.meta[key] = WatermarkRow(offset, moved)
         return float(new_wmb)
-
-    def current(self, partition: int) -> float:
-        """The newest bucketed watermark, whatever record is being (re)processed: what
-        retention is measured from, so a replayed old record cannot revive what expired."""
-        value = self.clock(partition)
-        return float("-inf") if value is None else value
 
     def clock(self, partition: int) -> float | None:
         """The bucketed watermark: where event-clock windows end."""
@@ -171,7 +164,7 @@ class BucketStore:
         add: Sequence[Fact],
         watermark: float,
     ) -> None:
-        """``watermark``: the partition's current one (``Watermarks.current``)."""
+        """``watermark``: the partition's newest (``Watermarks.before_and_current``)."""
         horizon = watermark - self.retention_s  # expired buckets are never resurrected
         cells = changes(retract, add, self.bucket_s, self.bounds, since=horizon)
         maxima: dict[Cell, list[tuple[str, int, float]]] = {}  # most records have none

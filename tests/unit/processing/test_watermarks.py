@@ -27,10 +27,10 @@ def test_a_replayed_record_sees_the_watermark_it_saw_first() -> None:
     clock = Watermarks({}, 60)
     seen = {}
     for offset, at in enumerate([0, 30, 65, 10, 130, 200, 61]):
-        seen[offset] = clock.before(0, offset)
+        seen[offset] = clock.before_and_current(0, offset)[0]
         clock.advance(0, offset, at)
     replay = Watermarks(dict(clock.meta), 60)  # a restarted worker, tables recovered
-    assert {o: replay.before(0, o) for o in seen} == seen
+    assert {o: replay.before_and_current(0, o)[0] for o in seen} == seen
     assert seen[3] == 60 and seen[6] == 180  # late ones see the moves made before them
 
 
@@ -39,4 +39,5 @@ def test_one_read_gives_the_watermark_seen_and_the_newest(offsets: set[int], off
     history = tuple((at, float(i * 60)) for i, at in enumerate(sorted(offsets)))
     meta = {"0": WatermarkRow(max(offsets, default=-1), history)} if offsets else {}
     clock = Watermarks(meta, 60)
-    assert clock.before_and_current(0, offset) == (clock.before(0, offset), clock.current(0))
+    newest = history[-1][1] if history else float("-inf")
+    assert clock.before_and_current(0, offset) == (scanned(history, offset), newest)
