@@ -2,11 +2,11 @@
 
 The ingest agent classifies each raw record (``streams.ingest.schema``), applies the accepted
 ones to the ticket tables (``streams.processing.kpi``) and collects the rejects and the contacts to
-forward; the customer agent applies forwarded contacts (``streams.processing.customers``). Both hand
-their batch to a ``BatchCommit`` (``streams.runtime.commit``), the one owner of the
-sequence that makes it exactly-once in effect. Agents run with ``concurrency=1``
-(faust#606), at-least-once delivery, no ``group_by``. HTTP pages and collectors are
-methods, wired by name in ``_pages``.
+forward; the customer agent applies forwarded contacts (``streams.processing.customers``): both
+steps in ``streams.runtime.apply``. Both hand their batch to a ``BatchCommit``
+(``streams.runtime.commit``), the one owner of the sequence that makes it exactly-once in effect.
+Agents run with ``concurrency=1`` (faust#606), at-least-once delivery, no ``group_by``. HTTP
+pages and collectors are methods, wired by name in ``_pages``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.config import Settings
-from streams.ingest.schema import Rejected, classify, load_schema
+from streams.ingest.schema import load_schema
 from streams.metrics.kpi_exporter import (
     KpiCollector,
     LabelFolder,
@@ -35,21 +35,14 @@ from streams.metrics.web_config import load_web_config
 from streams.processing.customers import (
     TABLES as CUSTOMER_TABLES,
 )
-from streams.processing.customers import (
-    BadContactError,
-    CustomerProcessor,
-    CustomerTables,
-    WatermarkMark,
-    decode_forwarded,
-    encode_contact,
-    encode_mark,
-)
+from streams.processing.customers import CustomerProcessor, CustomerTables
 from streams.processing.kpi import TABLES as TICKET_TABLES
 from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.table_cache import TableCache
 from streams.processing.table_codecs import CODECS, PACKED, REREADABLE_DECODE
 from streams.runtime import quiet_logs
-from streams.runtime.commit import Batch, BatchCommit, Forward, ProcessedOffsets
+from streams.runtime.apply import ContactApply, TicketApply
+from streams.runtime.commit import Batch, BatchCommit, ProcessedOffsets
 from streams.runtime.datadir import RememberedMember
 from streams.runtime.faust_internals import (
     BulkRecovery,
@@ -157,6 +150,15 @@ class Worker:
         self.customers = CustomerProcessor(
             CustomerTables(**self._cached(self.customer_cache, CUSTOMER_TABLES)), kpi_settings
         )
+        self.ticket_apply = TicketApply(
+            self.ticket_cache,
+            self.processor,
+            self.state,
+            settings.partitions,
+            settings.future_tolerance_seconds,
+            settings.max_record_bytes,
+        )
+        self.contact_apply = ContactApply(self.customer_cache, self.customers, self.state)
         self.source = self._raw_topic(settings.topic)
         self.contacts = self._raw_topic(settings.contacts_topic_name)
         self.ingest_commit = self._commit(self.ticket_cache)
@@ -266,77 +268,12 @@ class Worker:
             self.state.last_processed_at = time.time()
 
     def apply_tickets(self, records: list[Any]) -> Batch:
-        """Step 1 of the ingest commit: classify and apply one partition's records."""
-        self.state.applied += 1
-        batch = Batch(records)
-        with self.ticket_cache.batch(records[0].partition if records else 0):
-            with self.processor.batch():
-                moved = self._apply_records(records, batch)
-            batch.changes = self.ticket_cache.changes()
-        if moved is not None:
-            batch.contacts += self._marks(records[0].partition, moved)
-        return batch
-
-    def _apply_records(self, records: list[Any], batch: Batch) -> float | None:
-        """Classify and apply each record; the partition's new watermark, if it moved."""
-        state, s = self.state, self.settings
-        moved: float | None = None
-        for message in records:
-            now = time.time()
-            state.record_offset(message.partition, message.offset)
-            outcome = classify(
-                message.key,
-                message.value,
-                now=now,
-                future_tolerance_s=s.future_tolerance_seconds,
-                max_bytes=s.max_record_bytes,
-            )
-            if isinstance(outcome, Rejected):
-                batch.dead_letters.append((message, outcome))
-                state.record_rejected(outcome.reason, now)
-                continue
-            state.record_accepted(message.partition, outcome.event, now)
-            done = self.processor.process(message.partition, message.offset, outcome.event)
-            if done.contact is not None:
-                customer_id, contact = done.contact
-                batch.contacts.append(
-                    Forward(customer_id.encode(), encode_contact(customer_id, contact))
-                )
-            if done.watermark is not None:
-                moved = max(moved or done.watermark, done.watermark)
-        return moved
-
-    def _marks(self, source: int, watermark: float) -> list[Forward]:
-        """The partition's watermark moved: tell every contacts partition (after the
-        batch's contacts), so the customer figures end where the input's do."""
-        value = encode_mark(source, watermark)
-        return [Forward(b"~watermark", value, cp) for cp in range(self.settings.partitions)]
+        """Step 1 of the ingest commit (``streams.runtime.apply``)."""
+        return self.ticket_apply(records)
 
     def apply_contacts(self, records: list[Any]) -> Batch:
-        """Step 1 of the customer commit: apply one contacts partition's records."""
-        self.state.applied += 1
-        batch = Batch(records)
-        with self.customer_cache.batch(records[0].partition if records else 0):
-            with self.customers.batch():
-                self._apply_contact_records(records, batch)
-            batch.changes = self.customer_cache.changes()
-        return batch
-
-    def _apply_contact_records(self, records: list[Any], batch: Batch) -> None:
-        """Decode and apply each contact or watermark mark; dead-letter the rest."""
-        for message in records:
-            try:
-                forwarded = decode_forwarded(message.value)
-            except BadContactError as exc:
-                self.state.contacts_received += 1
-                batch.dead_letters.append((message, Rejected("bad_contact", str(exc))))
-                self.state.record_rejected("bad_contact", time.time())
-                continue
-            if isinstance(forwarded, WatermarkMark):
-                self.customers.advance(message.partition, message.offset, forwarded.watermark)
-                continue
-            self.state.contacts_received += 1
-            self.customers.process(message.partition, message.offset, *forwarded)
+        """Step 1 of the customer commit (``streams.runtime.apply``)."""
+        return self.contact_apply(records)
 
     # -- rebalances ------------------------------------------------------------------------
     def _watch_broker(self) -> None:

@@ -2,9 +2,11 @@
 
 Replays one pre-generated log into a real local broker, then measures:
 
-1. a raw aiokafka consumer that decodes every record with orjson (the client ceiling);
-2. a Faust agent that only decodes and acks (the framework ceiling);
-3. ``ticketpulse worker`` computing every figure (the product);
+1. our processing alone, in-process: plain dicts (the core row), then the worker's table
+   copies (``streams.tools.bench_tables``);
+2. a raw aiokafka consumer that decodes every record with orjson (the client ceiling);
+3. a Faust agent that only decodes and acks (the framework ceiling), then fed bundles;
+4. ``ticketpulse worker`` computing every figure (the product), and a Quix Streams peer;
 
 each reading the same topic from the beginning with its own consumer group, one at a
 time. Rates count records from the first to the last one consumed (startup excluded).
@@ -36,6 +38,7 @@ from streams.runtime.processes import tune_gc
 from streams.runtime.topics import ensure_topics
 from streams.tools import pinning
 from streams.tools.bench_live import ScrapeStorm, freshness, get_json, recovery, start_worker
+from streams.tools.bench_tables import core_with_tables
 from streams.tools.broker import launcher
 from streams.tools.produce import make_producer, produce
 from streams.tools.scratch import scratch_dir
@@ -451,6 +454,7 @@ def _run_in(work: Path, args: argparse.Namespace) -> BenchRun:
         with pinning.measuring():
             results.append(core_only(records))
             results.append(core_only(records, calendars=True))
+            results.append(core_with_tables(records, args.partitions))
         print("bench: raw aiokafka consumer + orjson ...")
         with pinning.measuring():
             count, secs = asyncio.run(raw_consumer(broker.bootstrap, settings.topic, n))
@@ -471,7 +475,7 @@ def _run_in(work: Path, args: argparse.Namespace) -> BenchRun:
     return BenchRun(results, summary.records / summary.seconds, product, len(tickets), n)
 
 
-ROWS = ("core", "calendar", "client", "framework", "bundled", "peer", "product")
+ROWS = ("core", "calendar", "tables", "client", "framework", "bundled", "peer", "product")
 
 
 def row_rates(results: list[tuple[str, int, float]]) -> dict[str, float]:
@@ -666,7 +670,7 @@ Broker, producer and consumers share the machine: {cpus}.
   {_marginal(product)}
 {_live(product, prod)}
 
-{over}{_limits(prod, core)}
+{over}{_limits(rate)}
 {target_budgets(rate)}"""
 
 
@@ -748,16 +752,21 @@ def _live(product: dict[str, float], prod: float) -> str:
   **{product["recovery_s"]:.1f} s** (target: 30 s)."""
 
 
-def _limits(prod: float, core: float) -> str:
+def _limits(rate: dict[str, float]) -> str:
+    prod, core, tables = rate["product"], rate["core"], rate["tables"]
     return f"""## What limits the worker
-The first row is the product's own Python (validation, ticket facts, buckets, the customer side)
-with no Kafka at all. Faust hands every record to an agent as its own event, through two tasks
-and four futures in its fetcher, a lock, a decode and a queue: the plain pass-through row is
-that cost alone, about as much per record as all of our code. The worker's consumer
-(`streams/runtime/faust_internals.py`) keeps Faust's per-record offset bookkeeping but delivers each
-partition's records of one fetch as a single event (and adds later records to it while it
-waits in the agent's queue, so batches grow when the agent is behind); the bundled row is
-what is left of Faust's reading cost then.
+The first row is the product's own Python (validation, ticket facts, buckets, the customer
+side) with no Kafka at all. The third runs the worker's own apply steps on its table copies
+(`streams/tools/bench_tables.py`): the records split over the partitions, bucket and
+customer rows held packed, each batch's changed rows encoded as its changelog records,
+contacts forwarded as encoded records, the worker's counters kept. Faust hands every record
+to an agent as its own event, through two tasks and four futures in its fetcher, a lock, a
+decode and a queue: the plain pass-through row is that cost alone, about as much per record
+as all of our code. The worker's consumer (`streams/runtime/faust_internals.py`) keeps
+Faust's per-record offset bookkeeping but delivers each partition's records of one fetch as
+a single event (and adds later records to it while it waits in the agent's queue, so batches
+grow when the agent is behind); the bundled row is what is left of Faust's reading cost
+then.
 
 What remains is our code and the writes. Faust's own table write costs, for every key, a
 `FutureMessage` through its producer buffer, an aiokafka send, a callback and a RocksDB put of
@@ -768,15 +777,19 @@ and its forwarded contacts, as closed aiokafka record batches per partition (no 
 waits for the broker's acknowledgement, then puts the values into RocksDB. In this run the
 product reached {prod / core:.0%} of the core-alone rate: what a record costs beyond our own
 Python (reading, writes, contacts, commits) is {beyond_core_us(prod, core):,.0f} microseconds of
-{1e6 / prod:,.0f}.
+{1e6 / prod:,.0f}. Of those, the table copies take {beyond_core_us(tables, core):,.1f}
+(the third row against the first), and reading through Faust and aiokafka, producing and
+its acknowledgements and RocksDB {beyond_core_us(prod, tables):,.1f}.
 
-A sampling profile of the worker over this log (py-spy at 100 Hz, installed by hand for a
-scratch run on 2026-12-04; not part of the bench or a dependency) found no hot spot: no
-function took more than about 3 % of the running samples by itself. Of the running samples,
-the ticket side's processing took 29 % (its bucket writes 9 %), validation 10 %, the
-customer side 13 % and Faust's fetch draining 8 %. The event loop's thread waited in `select` in 8 %
-of its samples: overlapping a batch's acknowledgement with the next batch's apply could win
-no more than that. The rest is Python on one core.
+A sampling profile of the worker catching up on this log (py-spy at 250 Hz with its threads,
+pinned as the bench pins it; a scratch run on 2026-12-06, not part of the bench or a
+dependency) found no hot spot: no function took more than 5 % of the running samples by
+itself. Of the running samples, applying input batches took 53 % (validation included),
+applying contacts 16 %, reading through Faust and aiokafka (the fetcher task, the consumer
+thread, acks) about 18 %, and the writes (changelog, store, contacts sent) 7.5 %. The event
+loop's thread waited in `select` in 2 % of its samples (it ran 96-97 % of the wall time, read
+from `/proc`): overlapping a batch's acknowledgement with the next batch's apply could win no
+more than that. The rest is Python on one core.
 
 Compiling the pure core with mypyc (mypy 2.4.1; a scratch trial on 2026-12-04, not kept)
 showed no gain that two pairs of runs could tell apart from this machine's drift. mypyc

@@ -1,0 +1,171 @@
+"""The bench's table-copies row: the worker's apply steps and table copies, no Kafka.
+
+Between the core row (one partition, plain dicts) and the product, this row runs the
+worker's own apply steps (``streams.runtime.apply``: validation, both processors, the
+worker's counters) without Faust, aiokafka or RocksDB:
+
+- the log's records split by partition as Kafka's default partitioner places them (murmur2
+  of the key; a record without a key on partition 0), and applied in batches of one
+  partition's records, the partitions in turn;
+- through the worker's table copies (``TableCache``, with the worker's codecs): bucket and
+  customer rows held packed, closed tickets let go of and read back, each batch's changed
+  rows encoded as its changelog records and written to a dict that stands in for the store;
+- each contact forwarded as the record the contacts topic carries, to the partition its
+  customer hashes to, with a watermark mark to every contacts partition when an input
+  partition's watermark moved; each contacts partition's records are applied as a batch
+  after each input batch.
+
+So the core row, this row and the product split what a record costs: our processing, our
+table copies (and the worker's counters), and the rest (reading through Faust and aiokafka,
+producing and its acknowledgements, RocksDB). ``time.perf_counter`` covers the applying
+only: the records are split before the clock starts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from aiokafka.partitioner import murmur2
+
+from streams.processing import customers as customer_side
+from streams.processing import kpi
+from streams.processing.customers import CustomerProcessor, CustomerTables
+from streams.processing.kpi import KpiProcessor, Tables
+from streams.processing.settings import KpiSettings
+from streams.processing.table_cache import DELETE, TableCache, TableChanges
+from streams.processing.table_codecs import CODECS, PACKED, REREADABLE_DECODE
+from streams.runtime.apply import ContactApply, TicketApply
+from streams.runtime.processes import tune_gc
+from streams.runtime.state import PipelineState
+
+BATCH = 750  # one partition's records per batch: about the worker's catch-up bundles here
+LABEL = "the worker's apply steps and table copies: 8 partitions, no Kafka"
+FUTURE_TOLERANCE_S = 300.0  # the worker's default (``future_tolerance_seconds``)
+MAX_RECORD_BYTES = 64 * 1024  # the worker's default (``max_record_bytes``)
+
+
+class Record(NamedTuple):
+    """A record as the apply steps read it (a Faust message in the worker)."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def partition_of(key: bytes | None, partitions: int) -> int:
+    """Where Kafka's default partitioner puts a keyed record (murmur2, as aiokafka's)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions if key else 0
+
+
+class _Side:
+    """One agent's table copies over dict stores, and the writing of a batch's changes;
+    ``cached`` False: the plain dicts of the core row instead (for the tests)."""
+
+    def __init__(self, names: tuple[str, ...], cached: bool) -> None:
+        self.cache = TableCache()
+        self.stores: dict[str, dict[str, Any]] = {name: {} for name in names}
+        self.tables: dict[str, Any] = (
+            {name: self._table(name) for name in names} if cached else dict(self.stores)
+        )
+
+    def _table(self, name: str) -> Any:
+        store, codec = self.stores[name], CODECS[name]
+        decode = REREADABLE_DECODE.get(name, codec.decode)  # as the worker's: rows read back
+
+        def reread(partition: int, key: str) -> Any:
+            return store.get(key)
+
+        return self.cache.table(
+            store, codec.encode, decode, name, reread=reread, packed=name in PACKED
+        )
+
+    def write(self, changes: list[TableChanges]) -> None:
+        """Steps 2 and 3 of the worker's commit, without Kafka: a batch's changed rows,
+        encoded, into their stores (the next batch lets go of what it may, as the worker's)."""
+        for change in changes:
+            store = self.stores[change.table]
+            for key, value in change.items:
+                if value is DELETE:
+                    store.pop(key, None)
+                else:
+                    store[key] = value
+
+
+class WorkerTables:
+    """The worker's two apply steps (``streams.runtime.apply``) on the worker's table
+    copies over dict stores, the contacts topic as a list per partition."""
+
+    def __init__(
+        self, partitions: int, settings: KpiSettings | None = None, cached: bool = True
+    ) -> None:
+        settings = settings or KpiSettings()
+        self.partitions = partitions
+        self.ticket_side = _Side(kpi.TABLES, cached)
+        self.customer_side = _Side(customer_side.TABLES, cached)
+        self.tickets = KpiProcessor(Tables(**self.ticket_side.tables), settings)
+        self.customers = CustomerProcessor(CustomerTables(**self.customer_side.tables), settings)
+        self.state = PipelineState()
+        self.apply_tickets = TicketApply(
+            self.ticket_side.cache,
+            self.tickets,
+            self.state,
+            partitions,
+            FUTURE_TOLERANCE_S,
+            MAX_RECORD_BYTES,
+        )
+        self.apply_contacts = ContactApply(self.customer_side.cache, self.customers, self.state)
+        self.contacts: list[list[bytes]] = [[] for _ in range(partitions)]
+        self.contact_offsets = [0] * partitions
+
+    def input_batch(self, records: list[Record]) -> None:
+        """One input batch (one partition's records), its contacts forwarded."""
+        batch = self.apply_tickets(records)
+        self.ticket_side.write(batch.changes)
+        for forward in batch.contacts:
+            target = forward.partition
+            if target is None:  # keyed by customer: where Kafka's default partitioner puts it
+                target = partition_of(forward.key, self.partitions)
+            self.contacts[target].append(forward.value)
+
+    def contact_batches(self) -> None:
+        """Each contacts partition's forwarded records, as one batch."""
+        for partition, queue in enumerate(self.contacts):
+            if not queue:
+                continue
+            first = self.contact_offsets[partition]
+            self.contact_offsets[partition] += len(queue)
+            records = [Record(partition, first + i, None, v) for i, v in enumerate(queue)]
+            queue.clear()
+            self.customer_side.write(self.apply_contacts(records).changes)
+
+
+def batches(
+    records: list[tuple[bytes | None, bytes]], partitions: int, size: int
+) -> Iterator[list[Record]]:
+    """Each batch's records (of one partition, with their offsets), the partitions in turn."""
+    split: list[list[Record]] = [[] for _ in range(partitions)]
+    for key, value in records:
+        part = split[partition_of(key, partitions)]
+        part.append(Record(partition_of(key, partitions), len(part), key, value))
+    longest = max((len(part) for part in split), default=0)
+    for first in range(0, longest, size):
+        for part in split:
+            if first < len(part):
+                yield part[first : first + size]
+
+
+def core_with_tables(
+    records: list[tuple[bytes | None, bytes]], partitions: int = 8
+) -> tuple[str, int, float]:
+    """The row: the whole log through ``WorkerTables`` (see the module docstring)."""
+    worker = WorkerTables(partitions)
+    planned = list(batches(records, partitions, BATCH))  # made before the clock starts
+    tune_gc()  # as the worker does
+    t0 = time.perf_counter()
+    for batch in planned:
+        worker.input_batch(batch)
+        worker.contact_batches()
+    return LABEL, len(records), time.perf_counter() - t0
