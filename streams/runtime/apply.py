@@ -38,16 +38,17 @@ T = TypeVar("T")
 def _framed(
     state: PipelineState,
     cache: TableCache,
-    processing: AbstractContextManager[None],
+    processing: Callable[[], AbstractContextManager[None]],
     records: list[Any],
     apply: Callable[[list[Any], Batch], T],
 ) -> tuple[Batch, T]:
     """Both sides' frame: the copies' writes belong to the records' partition, the
-    processor writes each bucket once at the end (``processing``), then the changed rows."""
+    processor writes each bucket once at the end (``processing()``, its batch), then the
+    changed rows are taken; a raise inside leaves the copies discarded (``TableCache.batch``)."""
     state.applied += 1
     batch = Batch(records)
     with cache.batch(records[0].partition if records else 0):
-        with processing:
+        with processing():
             result = apply(records, batch)
         batch.changes = cache.changes()
     return batch, result
@@ -66,7 +67,7 @@ class TicketApply:
 
     def __call__(self, records: list[Any]) -> Batch:
         """Classify and apply one partition's records."""
-        batch, moved = _framed(self.state, self.cache, self.processor.batch(), records, self._apply)
+        batch, moved = _framed(self.state, self.cache, self.processor.batch, records, self._apply)
         if moved is not None:
             batch.contacts += self._marks(records[0].partition, moved)
         return batch
@@ -117,7 +118,7 @@ class ContactApply:
 
     def __call__(self, records: list[Any]) -> Batch:
         """Apply one contacts partition's records."""
-        batch, _ = _framed(self.state, self.cache, self.customers.batch(), records, self._apply)
+        batch, _ = _framed(self.state, self.cache, self.customers.batch, records, self._apply)
         return batch
 
     def _apply(self, records: list[Any], batch: Batch) -> None:

@@ -454,7 +454,7 @@ def _run_in(work: Path, args: argparse.Namespace) -> BenchRun:
         with pinning.measuring():
             results.append(core_only(records))
             results.append(core_only(records, calendars=True))
-            results.append(core_with_tables(records, args.partitions))
+            results.append(core_with_tables(records, settings))
         print("bench: raw aiokafka consumer + orjson ...")
         with pinning.measuring():
             count, secs = asyncio.run(raw_consumer(broker.bootstrap, settings.topic, n))
@@ -758,15 +758,15 @@ def _limits(rate: dict[str, float]) -> str:
 The first row is the product's own Python (validation, ticket facts, buckets, the customer
 side) with no Kafka at all. The third runs the worker's own apply steps on its table copies
 (`streams/tools/bench_tables.py`): the records split over the partitions, bucket and
-customer rows held packed, each batch's changed rows encoded as its changelog records,
-contacts forwarded as encoded records, the worker's counters kept. Faust hands every record
-to an agent as its own event, through two tasks and four futures in its fetcher, a lock, a
-decode and a queue: the plain pass-through row is that cost alone, about as much per record
-as all of our code. The worker's consumer (`streams/runtime/faust_internals.py`) keeps
-Faust's per-record offset bookkeeping but delivers each partition's records of one fetch as
-a single event (and adds later records to it while it waits in the agent's queue, so batches
-grow when the agent is behind); the bundled row is what is left of Faust's reading cost
-then.
+customer rows held packed, each batch's changed rows encoded (the values its changelog
+records carry), contacts forwarded as encoded records, the worker's counters kept. Faust
+hands every record to an agent as its own event, through two tasks and four futures in its
+fetcher, a lock, a decode and a queue: the plain pass-through row is that cost alone, about
+as much per record as all of our code. The worker's consumer
+(`streams/runtime/faust_internals.py`) keeps Faust's per-record offset bookkeeping but
+delivers each partition's records of one fetch as a single event (and adds later records to
+it while it waits in the agent's queue, so batches grow when the agent is behind); the
+bundled row is what is left of Faust's reading cost then.
 
 What remains is our code and the writes. Faust's own table write costs, for every key, a
 `FutureMessage` through its producer buffer, an aiokafka send, a callback and a RocksDB put of
@@ -777,9 +777,11 @@ and its forwarded contacts, as closed aiokafka record batches per partition (no 
 waits for the broker's acknowledgement, then puts the values into RocksDB. In this run the
 product reached {prod / core:.0%} of the core-alone rate: what a record costs beyond our own
 Python (reading, writes, contacts, commits) is {beyond_core_us(prod, core):,.0f} microseconds of
-{1e6 / prod:,.0f}. Of those, the table copies take {beyond_core_us(tables, core):,.1f}
-(the third row against the first), and reading through Faust and aiokafka, producing and
-its acknowledgements and RocksDB {beyond_core_us(prod, tables):,.1f}.
+{1e6 / prod:,.0f}. Of those, {beyond_core_us(tables, core):,.1f} go to the apply steps as the
+worker runs them without Kafka (the third row against the first: its table copies, the
+partitions with their watermarks and marks, its counters), and
+{beyond_core_us(prod, tables):,.1f} to reading through Faust and aiokafka, producing and its
+acknowledgements, and RocksDB.
 
 A sampling profile of the worker catching up on this log (py-spy at 250 Hz with its threads,
 pinned as the bench pins it; a scratch run on 2026-12-06, not part of the bench or a

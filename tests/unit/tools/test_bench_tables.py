@@ -1,9 +1,14 @@
-"""The bench's table-copies row does the core row's work through the worker's table copies:
-the same figures as plain dicts, every row encoded into its store, nothing skipped."""
+"""The bench's table-copies row runs the worker's apply steps through the worker's table
+copies: the same rows as those steps over plain dicts, every row stored encoded, every
+record and contact counted, nothing skipped."""
 
 from __future__ import annotations
 
-from streams.processing.stored_rows import read_bucket, read_customer
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from streams.config import load_settings
+from streams.processing.stored_rows import read_bucket, read_customer, read_watermark
 from streams.tools.bench_tables import BATCH, WorkerTables, batches, partition_of
 from streams.tools.simulator import SimParams, generate
 
@@ -15,19 +20,24 @@ def _log() -> list[tuple[bytes | None, bytes]]:
     return [(r.key, r.value) for r in generate(params)]
 
 
-def _run(cached: bool) -> WorkerTables:
-    worker = WorkerTables(PARTITIONS, cached=cached)
+def _run(cached: bool, monkeypatch: pytest.MonkeyPatch) -> WorkerTables:
+    # windows of at most 15 minutes: buckets expire within the log's ~70 minutes (deletes)
+    monkeypatch.setenv("TICKETPULSE_WINDOWS", '{"15m": 900}')
+    worker = WorkerTables(load_settings(partitions=PARTITIONS), cached=cached)
     for batch in batches(_log(), PARTITIONS, 300):
         worker.input_batch(batch)
         worker.contact_batches()
+    worker.contact_batches(least=1)
     return worker
 
 
-def test_the_table_copies_give_the_plain_dicts_figures_and_store_every_row_encoded() -> None:
-    cached, plain = _run(cached=True), _run(cached=False)
+def test_the_table_copies_store_what_plain_dicts_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    cached, plain = _run(True, monkeypatch), _run(False, monkeypatch)
     for side, table, read in (
         ("ticket_side", "buckets", read_bucket),
+        ("ticket_side", "meta", read_watermark),
         ("customer_side", "cbuckets", read_bucket),
+        ("customer_side", "cmeta", read_watermark),
         ("customer_side", "customers", read_customer),
     ):
         stored = getattr(cached, side).stores[table]
@@ -35,11 +45,25 @@ def test_the_table_copies_give_the_plain_dicts_figures_and_store_every_row_encod
         assert expected, f"the log must fill {table}"
         assert all(isinstance(value, bytes) for value in stored.values())
         assert {key: read(value) for key, value in stored.items()} == expected, table
-    # every ticket of the log reached the ticket store, and closed quiet ones were let go of
-    # to it and read back for a late event, as in the worker
+    # the ticket side's buckets expired: its store lost them as the plain dict did (the
+    # DELETE path; the customer side keeps its buckets for the recontact days)
+    assert cached.ticket_side.deleted > 0
+    # every ticket reached the ticket store; closed quiet ones were let go of to it and read
+    # back for a late event, as in the worker
     assert cached.ticket_side.stores["tickets"].keys() == plain.ticket_side.stores["tickets"].keys()
     assert cached.tickets.held.shelved > 0
     assert cached.tickets.held.read_back > 0
+
+
+def test_every_record_and_contact_is_counted_as_the_worker_counts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = _run(True, monkeypatch)
+    state = worker.state
+    assert sum(state.accepted.values()) + sum(state.rejected.values()) == len(_log())
+    assert state.contacts_received == worker.forwarded > 0  # the marks are not counted
+    assert sum(worker.contact_offsets) > worker.forwarded  # the marks were applied too
+    assert not any(worker.contacts)  # the last contacts were applied at the end
 
 
 def test_batches_keep_each_partitions_order_and_lose_no_record() -> None:
@@ -57,11 +81,7 @@ def test_batches_keep_each_partitions_order_and_lose_no_record() -> None:
         assert records == [r for r in log if partition_of(r[0], PARTITIONS) == partition]
 
 
-def test_every_record_is_counted_as_the_worker_counts_it() -> None:
-    """The worker's own apply steps ran: its counters saw every record and contact."""
-    worker = _run(cached=True)
-    state = worker.state
-    assert sum(state.accepted.values()) + sum(state.rejected.values()) == len(_log())
-    # every forwarded record was applied: the contacts, and the watermark marks besides
-    assert 0 < state.contacts_received < sum(worker.contact_offsets)
-    assert not any(worker.contacts)
+def test_records_go_where_kafkas_default_partitioner_puts_them() -> None:
+    choose, partitions = DefaultPartitioner(), list(range(PARTITIONS))
+    for key, _ in _log()[:500]:
+        assert partition_of(key, PARTITIONS) == choose(key, partitions, partitions)
