@@ -498,6 +498,13 @@ def run_measures(run: BenchRun) -> dict[str, float]:
             f"product / {name} (target {factor:g}x)": prod / rate[row]
             for row, name, factor in THROUGHPUT_TARGETS
         },
+        # where a record's time goes beyond the core row's (``_limits``)
+        "µs a record: the apply steps beyond the core row": beyond_core_us(
+            rate["tables"], rate["core"]
+        ),
+        "µs a record: Faust, aiokafka, acks, RocksDB beyond the apply steps": beyond_core_us(
+            prod, rate["tables"]
+        ),
         "bytes of RSS per ticket held (target 2,048)": bytes_per_ticket(product, run.tickets),
         # fitted over the second half of the log (``MemoryTrace``)
         "bytes of RSS per ticket added, second half of the log": product["added_bytes_per_ticket"],
