@@ -7,7 +7,7 @@ table's codec by name. Reading raises ``BadRowError`` for a row the code cannot 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, NamedTuple
 
 from streams.processing.held_tickets import encode_ticket, read_held_ticket, read_shelved_ticket
@@ -17,6 +17,7 @@ from streams.processing.stored_rows import (
     read_customer,
     read_watermark,
 )
+from streams.processing.table_cache import CachedTable, TableCache
 
 
 class TableCodec(NamedTuple):
@@ -42,3 +43,18 @@ REREADABLE_DECODE: dict[str, Callable[[Any], Any]] = {"tickets": read_shelved_ti
 # contact, a bucket once per batch), and take a fifth of their decoded memory so
 # (docs/architecture.md, "Customer and bucket rows are held packed").
 PACKED = frozenset({"customers", "buckets", "cbuckets"})
+
+
+def worker_copy(
+    cache: TableCache,
+    name: str,
+    backing: MutableMapping[str, Any],
+    rows: Callable[[], Iterable[tuple[str, Any]]] | None,
+    reread: Callable[[int, str], Any],
+) -> CachedTable:
+    """Table ``name``'s copy as the worker holds it: its codec, rows read back from the
+    store (``reread``) decoded as such, held packed when in ``PACKED``. The worker passes
+    its Faust table; the bench's table-copies row a dict."""
+    codec = CODECS[name]
+    decode = REREADABLE_DECODE.get(name, codec.decode)
+    return cache.table(backing, codec.encode, decode, name, rows, reread, name in PACKED)

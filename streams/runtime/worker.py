@@ -39,7 +39,7 @@ from streams.processing.customers import CustomerProcessor, CustomerTables
 from streams.processing.kpi import TABLES as TICKET_TABLES
 from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.table_cache import TableCache
-from streams.processing.table_codecs import CODECS, PACKED, REREADABLE_DECODE
+from streams.processing.table_codecs import worker_copy
 from streams.runtime import quiet_logs
 from streams.runtime.apply import ContactApply, TicketApply
 from streams.runtime.commit import Batch, BatchCommit, ProcessedOffsets
@@ -200,10 +200,10 @@ class Worker:
         return {n: self._cached_table(cache, n) for n in names}
 
     def _cached_table(self, cache: TableCache, name: str) -> Any:
-        table, codec = self.faust_tables[name], CODECS[name]
-        decode = REREADABLE_DECODE.get(name, codec.decode)  # the store reads rows back
-        rows, reread = partial(stored_rows, table), partial(stored_row, table)
-        return cache.table(table, codec.encode, decode, name, rows, reread, name in PACKED)
+        table = self.faust_tables[name]
+        return worker_copy(
+            cache, name, table, partial(stored_rows, table), partial(stored_row, table)
+        )
 
     def _raw_topic(self, name: str) -> Any:
         """Raw bytes: the agents decode (and judge) records themselves. Its events are

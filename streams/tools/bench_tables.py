@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.config import Settings
 from streams.processing import customers as customer_side
@@ -38,7 +38,7 @@ from streams.processing import kpi
 from streams.processing.customers import CustomerProcessor, CustomerTables
 from streams.processing.kpi import KpiProcessor, Tables
 from streams.processing.table_cache import DELETE, TableCache, TableChanges
-from streams.processing.table_codecs import CODECS, PACKED, REREADABLE_DECODE
+from streams.processing.table_codecs import worker_copy
 from streams.runtime.apply import ContactApply, TicketApply
 from streams.runtime.processes import tune_gc
 from streams.runtime.state import PipelineState
@@ -59,8 +59,13 @@ class Record(NamedTuple):
 
 
 def partition_of(key: bytes | None, partitions: int) -> int:
-    """Where Kafka's default partitioner puts a keyed record (murmur2, as aiokafka's)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions if key else 0
+    """Where Kafka's default partitioner puts a keyed record (aiokafka's, as the bench's
+    load producer picks); a record without a key on partition 0 (Kafka picks at random)."""
+    every = list(range(partitions))
+    return int(_DEFAULT_PARTITIONER(key, every, every)) if key else 0
+
+
+_DEFAULT_PARTITIONER = DefaultPartitioner()
 
 
 class _Side:
@@ -76,15 +81,12 @@ class _Side:
         self.deleted = 0  # rows deleted from the stores (expired buckets and customers)
 
     def _table(self, name: str) -> Any:
-        store, codec = self.stores[name], CODECS[name]
-        decode = REREADABLE_DECODE.get(name, codec.decode)  # as the worker's: rows read back
+        store = self.stores[name]
 
         def reread(partition: int, key: str) -> Any:
             return store.get(key)
 
-        return self.cache.table(
-            store, codec.encode, decode, name, reread=reread, packed=name in PACKED
-        )
+        return worker_copy(self.cache, name, store, None, reread)
 
     def write(self, changes: list[TableChanges]) -> None:
         """Steps 2 and 3 of the worker's commit, without Kafka: a batch's changed rows,
@@ -156,8 +158,9 @@ def batches(
     """Each batch's records (of one partition, with their offsets), the partitions in turn."""
     split: list[list[Record]] = [[] for _ in range(partitions)]
     for key, value in records:
-        part = split[partition_of(key, partitions)]
-        part.append(Record(partition_of(key, partitions), len(part), key, value))
+        partition = partition_of(key, partitions)
+        part = split[partition]
+        part.append(Record(partition, len(part), key, value))
     longest = max((len(part) for part in split), default=0)
     for first in range(0, longest, size):
         for part in split:
