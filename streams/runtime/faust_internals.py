@@ -84,7 +84,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -414,18 +414,19 @@ class WorkerConsumer(Consumer):
         Faust's own topics keep Faust's rules record by record (``_pass_on``). Our topics'
         records are gathered per partition and delivered as a ``Bundle`` when the fetch is
         done or the bundle is full (``_gather``), under one rule: a record is only ever
-        passed on right after the last one delivered, so nothing is skipped unseen.
+        passed on right after the last one delivered, so nothing is skipped unseen. Each
+        fetch is read partition by partition (``_pass_fetch``), not through Faust's
+        ``getmany``.
         """
         consumer_should_stop = cast(Service, self)._stopped.is_set
         fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                fetched = self.getmany(timeout=1.0)
                 await self.sleep(0)
                 if self.should_stop:
                     continue
-                await self._drain_fetch(fetched)
+                await self._drain_fetch(timeout=1.0)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -438,23 +439,13 @@ class WorkerConsumer(Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _drain_fetch(self, fetched: AsyncIterator[tuple[TP, Message]]) -> None:
+    async def _drain_fetch(self, timeout: float) -> None:
         """Pass on the records of one fetch, then rewind the partitions it cut short."""
         fetch = _Fetch()
         generation = self.app.consumer_generation_id
-        since_yield = 0
-        async for tp, message in fetched:
-            since_yield += 1
-            if since_yield > YIELD_EVERY:
-                await asyncio.sleep(0)
-                since_yield = 0
-            if self._commit_every is not None and self._n_acked >= self._commit_every:
-                self._n_acked = 0
-                await self.commit()
-            if message.topic in self.done.topics:
-                await self._gather(tp, message, fetch)
-            else:
-                await self._pass_on(tp, message)
+        fetched, active = await self._wait_next_records(timeout)
+        if fetched is not None and not self.should_stop:
+            await self._pass_fetch(fetched, active, fetch)
         for records in list(fetch.pending.values()):
             await self._deliver_bundle(records, fetch)
         for tp in fetch.rewind:
@@ -464,6 +455,52 @@ class WorkerConsumer(Consumer):
         else:  # Faust's getmany drops the rest of a fetch then, past aiokafka's position
             self._markers.clear()
             self._passed.clear()
+
+    async def _pass_fetch(
+        self, records: Mapping[TP, list[Any]], active: set[TP] | None, fetch: _Fetch
+    ) -> None:
+        """Faust's ``getmany`` and the body of its fetcher loop, one partition at a time.
+
+        The same records pass, in the same order within each partition: every record
+        aiokafka handed over, while the flow runs in the generation the fetch ended in, of a
+        partition active or buffered (paused ones' are dropped); with the flow stopped, a
+        seek to the committed offsets instead. What differs is the cost: Faust's
+        ``getmany`` is an async generator that takes the partitions' records in turns (a
+        round-robin for its agents' sake, which bundles make moot) and reads the
+        partition's high watermark for its monitor for every record; here a plain loop,
+        and the watermark once per partition and fetch. The bench's bundled row measured
+        what that saved (docs/performance.md).
+        """
+        if not self.flow_active:
+            try:
+                await self.perform_seek()
+            except Exception as exc:  # as Faust's getmany: the next fetch tries again
+                self.log.warning(f"exception performing seek when flow not active {exc}")
+            return
+        generation = self.app.consumer_generation_id
+        to_message, since_yield = self._to_message, 0
+        for tp, batch in records.items():
+            ours, tracked = tp.topic in self.done.topics, False
+            for record in batch:
+                if not self.flow_active or self.app.consumer_generation_id != generation:
+                    return  # Faust's getmany drops the rest of the fetch
+                if not (active is None or tp in active or tp in self._buffered_partitions):
+                    continue
+                if not tracked:
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    tracked = True
+                since_yield += 1
+                if since_yield > YIELD_EVERY:
+                    await asyncio.sleep(0)
+                    since_yield = 0
+                if self._commit_every is not None and self._n_acked >= self._commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                message = to_message(tp, record)
+                if ours:
+                    await self._gather(tp, message, fetch)
+                else:
+                    await self._pass_on(tp, message)
 
     def _note_markers(self, fetch: _Fetch) -> None:
         """Note, per partition of ours, when aiokafka's position stands past the offset after
@@ -1038,8 +1075,17 @@ RELIED_ON: dict[str, str] = {
         "calls _new_offset (which takes acks out) before the commit"
     ),
     "faust.transport.consumer.Consumer.getmany": (
-        "yields every record aiokafka handed over unless the flow stops, the generation"
-        " changes or the partition is neither active nor buffered: _note_markers assumes it"
+        "copied into WorkerConsumer._pass_fetch (a plain loop per partition): every record"
+        " aiokafka handed over unless the flow stops, the generation changes or the partition"
+        " is neither active nor buffered (_note_markers assumes it); a seek when the flow"
+        " stopped. Re-read and copy its changes"
+    ),
+    "faust.transport.consumer.Consumer._wait_next_records": (
+        "what _drain_fetch awaits for a fetch, as getmany does: (records per partition,"
+        " the active partitions)"
+    ),
+    "faust.transport.drivers.aiokafka.Consumer._to_message": (
+        "what _pass_fetch builds each record's ConsumerMessage with, as getmany does"
     ),
     "faust.transport.consumer.Consumer._get_active_partitions": (
         "the partitions getmany yields records of (with _buffered_partitions): _note_markers"

@@ -107,6 +107,11 @@ def faust_app(settings: Settings) -> KeptQueuesApp:
     )
 
 
+def fetching(settings: Settings) -> Fetching:
+    """How the worker's consumer fetches (the bench's bundled row fetches the same way)."""
+    return Fetching(settings.fetch_min_bytes, round(settings.fetch_wait_seconds * 1000))
+
+
 class Worker:
     """One worker process: the Faust app, its tables, processors, commits and pages."""
 
@@ -126,7 +131,7 @@ class Worker:
             app,
             self.finished,
             settings.batch_records,
-            Fetching(settings.fetch_min_bytes, round(settings.fetch_wait_seconds * 1000)),
+            fetching(settings),
             RememberedMember.of(settings.data_dir, app.conf.id),
         )
         route_acks_through_consumer()

@@ -214,25 +214,37 @@ async def drain(
     consumer: WorkerConsumer,
     *fetches: list[tuple[TP, ConsumerMessage]],
     queue: list[object] | None = None,
+    active: set[TP] | None = None,
 ) -> list[tuple[str, int, object]]:
     """Run the fetcher loop over these fetches; what it delivered, as (topic, partition,
-    offsets of a bundle or a record's offset). ``queue``, when given, keeps what was
-    delivered, as a stream's queue does until its agent has taken and finished it."""
+    offsets of a bundle or a record's offset). Each fetch comes as aiokafka hands one over:
+    its records per partition, each partition's in the order given. ``queue``, when given,
+    keeps what was delivered, as a stream's queue does until its agent has taken and
+    finished it; ``active``: the fetch's active partitions (None: every partition)."""
     delivered: list[object] = [] if queue is None else queue
     before = len(delivered)
     fetcher = SimpleNamespace(_stopped=asyncio.Event())
     remaining = list(fetches)
 
-    async def getmany(timeout: float):  # type: ignore[no-untyped-def]
+    async def wait_next_records(timeout: float):  # type: ignore[no-untyped-def]
+        records: dict[TP, list[ConsumerMessage]] = {}
         for tp, m in remaining.pop(0):
-            yield tp, m
+            records.setdefault(tp, []).append(m)
         if not remaining:
             fetcher._stopped.set()  # the loop ends after the last fetch
+        return records, active
 
     async def callback(m: object) -> None:
         delivered.append(m)
 
-    consumer.getmany = getmany  # type: ignore[method-assign]
+    async def perform_seek() -> None:
+        delivered.append("seek")
+
+    consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
+    consumer._to_message = lambda tp, record: record  # type: ignore[method-assign]
+    if "highwater" not in vars(consumer):  # no consumer thread here: a made-up one
+        consumer.highwater = lambda tp: 100  # type: ignore[method-assign]
+    consumer.perform_seek = perform_seek  # type: ignore[method-assign]
     consumer.callback = callback  # type: ignore[method-assign]
     if "assignment" not in vars(consumer):  # no consumer thread here: nothing assigned
         consumer.assignment = set  # type: ignore[method-assign]
@@ -240,6 +252,8 @@ async def drain(
     return [
         (m.topic, m.partition, [r.offset for r in m.records])
         if isinstance(m, Bundle)
+        else m
+        if isinstance(m, str)
         else (m.topic, m.partition, m.offset)
         for m in delivered[before:]
     ]
@@ -252,24 +266,63 @@ def ours(*offsets: int, partition: int = 0, generation: int = 2) -> list:
 async def test_the_fetcher_bundles_our_records_per_partition() -> None:
     """One fetch: our records become bundles of consecutive records of one partition (at most
     bundle_records each, in offset order); Faust's own topics keep one event per record; a
-    record below the read offset is dropped, as Faust's fetcher drops it."""
+    record below the read offset is dropped, as Faust's fetcher drops it. Partitions are
+    read in the fetch's order, each partition's records in theirs."""
     consumer, _, _ = build()  # inside the test's event loop: the fetcher waits on its events
     fetched = [
-        *ours(0, 1, 2),
+        *ours(0, 1, 2, 3, 4, 5),
         (TP(FAUSTS, 0), message(FAUSTS, 7)),
         *ours(10, 11, partition=1),
-        *ours(3, 4, 5),
         *ours(4, partition=2),  # below partition 2's read offset
     ]
     consumer._read_offset[TP(OURS, 2)] = 5
     type(consumer).bundle_records = 4
     assert await drain(consumer, fetched) == [
-        (FAUSTS, 0, 7),
         (OURS, 0, [0, 1, 2, 3]),  # full: delivered at once
-        (OURS, 1, [10, 11]),  # the rest when the fetch is done
-        (OURS, 0, [4, 5]),
+        (FAUSTS, 0, 7),
+        (OURS, 0, [4, 5]),  # the rest when the fetch is done
+        (OURS, 1, [10, 11]),
     ]
     assert consumer._read_offset[TP(OURS, 0)] == 5
+
+
+async def test_a_fetch_passes_only_the_records_of_partitions_active_or_buffered() -> None:
+    """As Faust's getmany: a partition neither active nor buffered (paused) passes nothing."""
+    consumer, _, _ = build()
+    fetched = [*ours(0, 1), *ours(10, partition=1)]
+    assert await drain(consumer, fetched, active={TP(OURS, 1)}) == [(OURS, 1, [10])]
+    assert consumer._read_offset[TP(OURS, 0)] is None, "nothing of partition 0 was delivered"
+    consumer._buffered_partitions.add(TP(OURS, 0))
+    assert await drain(consumer, ours(0, 1), active={TP(OURS, 1)}) == [(OURS, 0, [0, 1])]
+
+
+async def test_a_rebalance_while_a_fetch_is_passed_on_drops_the_rest_of_it() -> None:
+    """As Faust's getmany: once the generation changes, no further record of the fetch
+    passes (aiokafka's position is past them: the seek after the rebalance rewinds)."""
+    consumer, _, app = build()
+    after = (TP(FAUSTS, 1), message(FAUSTS, 8, partition=1))
+    fetched = [(TP(FAUSTS, 0), message(FAUSTS, 7)), *ours(0, 1), after]
+    assert await drain(consumer, fetched, queue=RebalanceOnDelivery(app)) == [(FAUSTS, 0, 7)]
+    assert consumer._read_offset[TP(OURS, 0)] is None
+    assert consumer._read_offset[TP(FAUSTS, 1)] is None
+
+
+async def test_with_the_flow_stopped_a_fetch_seeks_to_the_committed_offsets_instead() -> None:
+    consumer, _, _ = build()
+    consumer.flow_active = False
+    assert await drain(consumer, ours(0, 1)) == ["seek"]
+    assert consumer._read_offset[TP(OURS, 0)] is None
+
+
+async def test_the_monitor_hears_each_partitions_high_watermark_once_per_fetch() -> None:
+    """Faust's getmany read it for every record; it is the same for a whole fetch."""
+    consumer, _, app = build()
+    asked: list[TP] = []
+    consumer.highwater = lambda tp: asked.append(tp) or 100 + tp.partition  # type: ignore[method-assign]
+    delivered = await drain(consumer, [*ours(0, 1, 2), *ours(5, partition=1)])
+    assert delivered == [(OURS, 0, [0, 1, 2]), (OURS, 1, [5])]
+    assert asked == [TP(OURS, 0), TP(OURS, 1)]
+    assert app.monitor.tp_end_offsets == {TP(OURS, 0): 100, TP(OURS, 1): 101}
 
 
 async def test_records_join_their_partitions_bundle_while_it_waits_in_the_queue() -> None:
