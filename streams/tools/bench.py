@@ -803,7 +803,10 @@ Python (reading, writes, contacts, commits) is {beyond_core_us(prod, core):,.0f}
 worker runs them without Kafka (the third row against the first: its table copies, the
 partitions with their watermarks and marks, its counters), and
 {beyond_core_us(prod, tables):,.1f} to reading through Faust and aiokafka, producing and its
-acknowledgements, and RocksDB.
+acknowledgements, and RocksDB. The bundled row, reading alone as the worker reads (its
+agent's decode included), took {1e6 / rate["bundled"]:,.1f} µs a record: most of the rest is
+the writes and their acknowledgements, RocksDB, and the contacts' trip through Kafka and back
+(the other rows hand contacts over in memory).
 
 A sampling profile of the worker catching up on this log (py-spy at 250 Hz with its threads,
 pinned as the bench pins it; a scratch run on 2026-12-06, not part of the bench or a

@@ -215,12 +215,15 @@ async def drain(
     *fetches: list[tuple[TP, ConsumerMessage]],
     queue: list[object] | None = None,
     active: set[TP] | None = None,
+    on_fetch: Callable[[], None] = lambda: None,
 ) -> list[tuple[str, int, object]]:
     """Run the fetcher loop over these fetches; what it delivered, as (topic, partition,
     offsets of a bundle or a record's offset). Each fetch comes as aiokafka hands one over:
     its records per partition, each partition's in the order given. ``queue``, when given,
     keeps what was delivered, as a stream's queue does until its agent has taken and
-    finished it; ``active``: the fetch's active partitions (None: every partition)."""
+    finished it; ``active``: the fetch's active partitions (None: every partition);
+    ``on_fetch`` runs while each fetch is awaited. Records come as the test made them
+    (their generation included) unless the test set the consumer's ``_to_message``."""
     delivered: list[object] = [] if queue is None else queue
     before = len(delivered)
     fetcher = SimpleNamespace(_stopped=asyncio.Event())
@@ -232,6 +235,7 @@ async def drain(
             records.setdefault(tp, []).append(m)
         if not remaining:
             fetcher._stopped.set()  # the loop ends after the last fetch
+        on_fetch()
         return records, active
 
     async def callback(m: object) -> None:
@@ -241,7 +245,8 @@ async def drain(
         delivered.append("seek")
 
     consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
-    consumer._to_message = lambda tp, record: record  # type: ignore[method-assign]
+    if "_to_message" not in vars(consumer):
+        consumer._to_message = lambda tp, record: record  # type: ignore[method-assign]
     if "highwater" not in vars(consumer):  # no consumer thread here: a made-up one
         consumer.highwater = lambda tp: 100  # type: ignore[method-assign]
     consumer.perform_seek = perform_seek  # type: ignore[method-assign]
@@ -305,6 +310,51 @@ async def test_a_rebalance_while_a_fetch_is_passed_on_drops_the_rest_of_it() -> 
     assert await drain(consumer, fetched, queue=RebalanceOnDelivery(app)) == [(FAUSTS, 0, 7)]
     assert consumer._read_offset[TP(OURS, 0)] is None
     assert consumer._read_offset[TP(FAUSTS, 1)] is None
+
+
+async def test_a_flow_stopped_while_a_fetch_is_passed_on_drops_the_rest_of_it() -> None:
+    consumer, _, _ = build()
+
+    class StopOnDelivery(list):
+        def append(self, item: object) -> None:
+            consumer.flow_active = False  # a rebalance begins as the record is handed on
+            super().append(item)
+
+    fetched = [
+        (TP(FAUSTS, 0), message(FAUSTS, 7)),
+        (TP(FAUSTS, 1), message(FAUSTS, 8, partition=1)),
+    ]
+    assert await drain(consumer, fetched, queue=StopOnDelivery()) == [(FAUSTS, 0, 7)]
+    assert consumer._read_offset[TP(FAUSTS, 1)] is None
+
+
+async def test_a_fetch_that_ended_in_a_new_generation_passes_its_records_on() -> None:
+    """The generation a fetch is checked against is the one it ended in (getmany's)."""
+    consumer, _, app = build()
+
+    def rebalanced() -> None:
+        app.consumer_generation_id = 3
+
+    fetched = ours(0, 1, generation=3)
+    assert await drain(consumer, fetched, on_fetch=rebalanced) == [(OURS, 0, [0, 1])]
+
+
+async def test_a_record_is_stamped_with_its_generation_before_the_fetcher_lets_go() -> None:
+    """Each record carries the generation it was fetched in, taken before the loop's next
+    await (a yield, a commit every n acks): a rebalance meanwhile leaves it stale, and it
+    is not delivered (the seek after the rebalance fetches it again)."""
+    consumer, _, app = build()
+    consumer._to_message = lambda tp, record: message(  # type: ignore[method-assign]
+        record.topic, record.offset, app.consumer_generation_id, record.partition
+    )
+    consumer._commit_every, consumer._n_acked = 1, 1  # a commit comes before the record
+
+    async def commit_in_a_rebalance() -> None:
+        app.consumer_generation_id = 3
+
+    consumer.commit = commit_in_a_rebalance  # type: ignore[method-assign]
+    assert await drain(consumer, ours(0)) == []
+    assert consumer._read_offset[TP(OURS, 0)] is None
 
 
 async def test_with_the_flow_stopped_a_fetch_seeks_to_the_committed_offsets_instead() -> None:
