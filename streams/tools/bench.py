@@ -782,11 +782,12 @@ reads each fetch partition by partition in a plain loop instead of Faust's `getm
 bundled row is what is left of Faust's reading cost then, fetching as the worker does
 (`fetch_min_bytes`, `fetch_wait_seconds`, `fetch_partition_bytes`). History, not this run:
 until 2026-12-06 that row fetched with Faust's own settings (1 byte, 1.5 s, 1 MiB) and ran
-at ~38,500 records/s in bursts of ~0.7 s, each followed by ~1.2 s of idling: aiokafka keeps
-one fetch in flight per broker, and a fetch of partitions with nothing new (Faust's leader
-topic's among them) was held by the broker for the whole 1.5 s while the partitions just
-drained waited for it. Fetching as the worker does (at most 0.1 s held), the same code ran
-it at 116,000-144,000 records/s (3 pinned runs): it had measured that wait, not the reading.
+at ~38,500 records/s in most runs, in bursts of ~0.7 s, each followed by ~1.2 s of idling:
+aiokafka keeps one fetch in flight per broker, and a fetch of partitions with nothing new
+(Faust's leader topic's among them) was held by the broker for the whole 1.5 s while the
+partitions just drained waited for it. With fetches held at most 0.1 s (the worker's 64 KiB
+and 0.1 s, still 1 MiB a partition), the same code ran it at 116,000-144,000 records/s (3
+pinned runs): it had measured that wait, not the reading.
 The plain row stays on Faust's own settings (Faust as it ships) and ran at 100 % of its
 core throughout, with no such pause.
 
