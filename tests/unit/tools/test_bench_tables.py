@@ -5,7 +5,6 @@ record and contact counted, nothing skipped."""
 from __future__ import annotations
 
 import pytest
-from aiokafka.partitioner import DefaultPartitioner
 
 from streams.config import load_settings
 from streams.processing.stored_rows import read_bucket, read_customer, read_watermark
@@ -81,7 +80,21 @@ def test_batches_keep_each_partitions_order_and_lose_no_record() -> None:
         assert records == [r for r in log if partition_of(r[0], PARTITIONS) == partition]
 
 
-def test_records_go_where_kafkas_default_partitioner_puts_them() -> None:
-    choose, partitions = DefaultPartitioner(), list(range(PARTITIONS))
-    for key, _ in _log()[:500]:
-        assert partition_of(key, PARTITIONS) == choose(key, partitions, partitions)
+# Kafka's own murmur2 test vectors (the Java client's UtilsTest.testMurmur2): key -> hash
+KAFKA_MURMUR2 = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 8, 12])
+def test_records_go_where_kafkas_default_partitioner_puts_them(partitions: int) -> None:
+    """Kafka's rule for a keyed record: the key's murmur2, its sign bit cleared, modulo
+    the partition count; a record without a key goes to partition 0 here."""
+    for key, murmur2 in KAFKA_MURMUR2.items():
+        assert partition_of(key, partitions) == (murmur2 & 0x7FFFFFFF) % partitions, key
+    assert partition_of(None, partitions) == 0
