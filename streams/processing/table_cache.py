@@ -42,6 +42,19 @@ class TableChanges:
     items: list[tuple[str, Any]]
 
 
+def write_changes(store: MutableMapping[str, Any], items: Iterable[tuple[str, Any]]) -> int:
+    """A batch's changed keys into a plain store (``TableChanges.items``): each value, or
+    the key gone for ``DELETE``. Returns how many keys went."""
+    deleted = 0
+    for key, value in items:
+        if value is DELETE:
+            store.pop(key, None)
+            deleted += 1
+        else:
+            store[key] = value
+    return deleted
+
+
 def _same(value: Any) -> Any:
     return value
 

@@ -22,7 +22,7 @@ from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP, AppT
 
-from streams.processing.table_cache import DELETE, TableChanges
+from streams.processing.table_cache import DELETE, TableChanges, write_changes
 from streams.runtime.commit import Encoded, Forward
 from streams.runtime.faust_internals import aiokafka_producer, put_rocksdb
 
@@ -68,11 +68,7 @@ class FaustStore:
         if isinstance(store, RocksDBStore):  # straight into the partition's database
             put_rocksdb(store, changes.partition, encoded)
         elif isinstance(store, MemoryStore):  # decoded values, no partitions
-            for key, value in changes.items:
-                if value is DELETE:
-                    store.pop(key, None)
-                else:
-                    store[key] = value
+            write_changes(store, changes.items)
         else:
             msg = f"the table writer knows the rocksdb and memory stores, not {type(store)}"
             raise TypeError(msg)

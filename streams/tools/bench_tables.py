@@ -37,7 +37,7 @@ from streams.processing import customers as customer_side
 from streams.processing import kpi
 from streams.processing.customers import CustomerProcessor, CustomerTables
 from streams.processing.kpi import KpiProcessor, Tables
-from streams.processing.table_cache import DELETE, TableCache, TableChanges
+from streams.processing.table_cache import TableCache, TableChanges, write_changes
 from streams.processing.table_codecs import worker_copy
 from streams.runtime.apply import ContactApply, TicketApply
 from streams.runtime.processes import tune_gc
@@ -92,13 +92,7 @@ class _Side:
         """Steps 2 and 3 of the worker's commit, without Kafka: a batch's changed rows,
         encoded, into their stores (the next batch lets go of what it may, as the worker's)."""
         for change in changes:
-            store = self.stores[change.table]
-            for key, value in change.items:
-                if value is DELETE:
-                    store.pop(key, None)
-                    self.deleted += 1
-                else:
-                    store[key] = value
+            self.deleted += write_changes(self.stores[change.table], change.items)
 
 
 class WorkerTables:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from streams.processing.table_cache import CacheStateError, TableCache
+from streams.processing.table_cache import DELETE, CacheStateError, TableCache, write_changes
 
 
 class Backing(dict):
@@ -201,3 +201,12 @@ def test_a_packed_row_that_does_not_decode_is_left_out_and_counted_never_fatal()
     with pytest.raises(KeyError):
         table["c0"]
     assert cache.bad_rows.counts == {"customers": 2}
+
+
+def test_a_batchs_changes_written_to_a_plain_store() -> None:
+    """Values are set, DELETE removes the key (a key already gone is no error), and the
+    keys that went are counted."""
+    store = {"a": b"1", "b": b"2"}
+    gone = write_changes(store, [("a", DELETE), ("c", b"3"), ("b", b"4"), ("x", DELETE)])
+    assert store == {"b": b"4", "c": b"3"}
+    assert gone == 2
