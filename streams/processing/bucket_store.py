@@ -221,6 +221,22 @@ class BucketStore:
     def flush(self) -> None:
         """Write every bucket changed since the last flush, and tell the listeners."""
         pending, self._pending = self._pending, {}
+        self._write(pending)
+
+    def _flush_expiring(self, partition: int, horizon: float) -> None:
+        """Write the batch's changes to the buckets of ``partition`` that start before
+        ``horizon`` (they go next). The batch's other buckets stay pending: each is still
+        written once, when the batch ends, however often a watermark moves in it."""
+        going = {
+            key: p
+            for key, p in self._pending.items()
+            if p.partition == partition and p.cell[0] < horizon
+        }
+        for key in going:
+            del self._pending[key]
+        self._write(going)
+
+    def _write(self, pending: dict[str, _Pending]) -> None:
         for key, p in pending.items():
             if p.offset == p.base.offset:
                 continue  # every record that reached it was a replay
@@ -249,9 +265,9 @@ class BucketStore:
         return index
 
     def expire(self, partition: int, watermark: float) -> None:
-        self.flush()  # what the batch wrote so far first: a bucket it changed may go now
-        index = self.keys(partition)
         horizon = watermark - self.retention_s
+        self._flush_expiring(partition, horizon)  # a bucket the batch changed may go now
+        index = self.keys(partition)
         for start in [s for s in index if s < horizon]:
             for key in index.pop(start):
                 row = self.buckets.pop(key, None)

@@ -178,3 +178,26 @@ def test_customer_batches_write_the_same_buckets_as_contacts_one_at_a_time() -> 
             for off in range(first, min(first + 37, len(contacts))):
                 batched.process(0, off, *contacts[off])
     assert_same_buckets(batched.tables.cbuckets, single.tables.cbuckets)
+
+
+def test_a_watermark_moving_mid_batch_writes_only_the_buckets_that_expire() -> None:
+    """Expiry in the middle of a batch writes (then drops) the buckets it ends; the batch's
+    other buckets are still written once, at its end, with every record in them."""
+    writes: list[str] = []
+
+    class Counting(dict):
+        def __setitem__(self, key, value) -> None:
+            writes.append(key)
+            super().__setitem__(key, value)
+
+    store = BucketStore(Counting(), 60, (10.0, 60.0), retention_s=3600)
+    with store.deferred():
+        store.write(0, 1, [], [fact(100.0, 5.0)], 100.0)  # bucket 60: expires below
+        store.write(0, 2, [], [fact(7300.0, 5.0)], 7300.0)  # bucket 7260: stays
+        store.write(1, 1, [], [fact(100.0, 5.0)], 100.0)  # another partition: stays
+        store.expire(0, 7300.0)  # horizon 3700: partition 0's bucket 60 goes
+        assert writes == ["0|60|sales|chat"] and "0|60|sales|chat" not in store.buckets
+        store.write(0, 3, [], [fact(7310.0, 20.0)], 7310.0)
+    assert sorted(writes) == ["0|60|sales|chat", "0|7260|sales|chat", "1|60|sales|chat"]
+    row = store.buckets["0|7260|sales|chat"]
+    assert row.offset == 3 and {e.le: c for e, _, c in row.sums} == {"": 2, "10": 1, "60": 1}
