@@ -140,7 +140,8 @@ class BucketStore:
 
     Inside ``deferred()`` (a batch) a bucket's changes are netted and the row is written
     once when it ends, however many of the batch's records touched it: a batch of 2,000
-    records touches a hundred or so buckets. Each record still skips the buckets whose
+    records touches a hundred or so buckets. (A bucket that a watermark moving mid-batch
+    expires is written then, and deleted.) Each record still skips the buckets whose
     stored offset is at or past its own, as the stored rows are at the batch's start;
     so a batch replayed after a crash that wrote some of its keys and not others
     changes each key exactly once, as written one record at a time would.
@@ -225,8 +226,8 @@ class BucketStore:
 
     def _flush_expiring(self, partition: int, horizon: float) -> None:
         """Write the batch's changes to the buckets of ``partition`` that start before
-        ``horizon`` (they go next). The batch's other buckets stay pending: each is still
-        written once, when the batch ends, however often a watermark moves in it."""
+        ``horizon`` (they go next). The batch's other buckets stay pending until the batch
+        ends, or until a later move of the watermark expires them in turn."""
         going = {
             key: p
             for key, p in self._pending.items()

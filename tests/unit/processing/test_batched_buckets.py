@@ -201,3 +201,4 @@ def test_a_watermark_moving_mid_batch_writes_only_the_buckets_that_expire() -> N
     assert sorted(writes) == ["0|60|sales|chat", "0|7260|sales|chat", "1|60|sales|chat"]
     row = store.buckets["0|7260|sales|chat"]
     assert row.offset == 3 and {e.le: c for e, _, c in row.sums} == {"": 2, "10": 1, "60": 1}
+    assert {e.le: s for e, s, _ in row.sums}[""] == 25.0
