@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,6 +55,9 @@ THROUGHPUT_TARGETS = (
     ("peer", "Quix Streams peer", 1.0),
 )
 POLL_INTERVAL_S = 0.5  # /stats is a few counters: polling it costs the worker nothing
+# until the first record: the RSS climbs ~15 MiB in the last ~0.3 s before it (partitions
+# assigned, stores opened, first fetches), and the rate's start is found within this
+STARTUP_POLL_S = 0.02
 SCRAPES = 5  # scrapes of the loaded worker, each rendering anew: their median is the figure
 
 PASSTHROUGH_AGENT = r"""
@@ -272,7 +276,7 @@ def product_worker(
     proc, base = start_worker(bootstrap, topic, app_id, data, store, work / "worker.log")
     storm_clients: ScrapeStorm | None = None
     try:
-        idle_rss, t0, first = 0, None, 0.0
+        startup, t0, first = StartMemory(), None, 0.0
         second_half = MemoryTrace()
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
@@ -288,7 +292,7 @@ def product_worker(
             if done >= n / 2 and done < n:  # for the marginal memory per ticket
                 second_half.add(stats["held"]["tickets"], _rss_kib(proc.pid))
             if t0 is None:
-                idle_rss = idle_reading(idle_rss, done, lambda: _rss_kib(proc.pid))
+                startup.add(done, lambda: _rss_kib(proc.pid))
                 if done > 0:
                     t0, first = time.time(), done
                     _scrape(base)  # as a Prometheus would (the worker builds the totals anyway)
@@ -305,10 +309,12 @@ def product_worker(
                         "end_tickets": stats["held"]["tickets"],
                         "shelved": stats["tickets"]["shelved"],
                         "read_back": stats["tickets"]["read_back"],
-                        "idle_rss_kib": idle_rss, "batches": stats.get("batches", 0),
+                        "idle_rss_kib": startup.ready,
+                        "before_first_rss_kib": startup.before_first,
+                        "batches": stats.get("batches", 0),
                         "table_writes": stats.get("table_writes", 0),
                         "contacts": stats["contacts_received"]}  # fmt: skip
-            time.sleep(POLL_INTERVAL_S)
+            time.sleep(POLL_INTERVAL_S if t0 is not None else STARTUP_POLL_S)
         msg = "the worker did not finish in 30 minutes"
         raise RuntimeError(msg)
     finally:
@@ -318,12 +324,23 @@ def product_worker(
         proc.wait(60)
 
 
-def idle_reading(previous: int, done: int, read: Callable[[], int]) -> int:
-    """The worker's RSS before its first record: read at each poll while nothing is
-    processed yet, kept once records are (a reading then would include up to a poll
-    interval of processing, several thousand records). When the first poll already finds
-    records processed, that first reading is all there is."""
-    return read() if done == 0 or not previous else previous
+@dataclass
+class StartMemory:
+    """The worker's RSS before it processes anything, from the polls until its first record:
+    ``ready`` at its first answer (up, nothing read yet: what bytes per ticket are counted
+    above) and ``before_first`` at the last poll before its first record (its partitions
+    assigned, its stores opened, its first fetches in). When the first poll already finds
+    records processed, that one reading is both."""
+
+    ready: int = 0
+    before_first: int = 0
+
+    def add(self, done: int, read: Callable[[], int]) -> None:
+        if done and self.before_first:
+            return  # records processed since: a reading now would include them
+        value = read()
+        self.ready = self.ready or value
+        self.before_first = value
 
 
 def _loaded(
@@ -692,9 +709,13 @@ Broker, producer and consumers share the machine: {cpus}.
 def _memory(product: dict[str, float], tickets: int) -> str:
     budget = Settings.model_fields["store_memory_mb"].default
     return f"""- Worker resident memory after the run: {product["rss_kib"] / 1024:.0f} MiB
-  ({product["idle_rss_kib"] / 1024:.0f} MiB idle, read at the last poll before its first record;
-  until 2026-12-04 the bench read it at the first poll after, 117-164 MiB, so the bytes per
-  ticket held it reported were 20-30 % lower for the same worker);
+  ({product["idle_rss_kib"] / 1024:.0f} MiB idle, at its first answer to the bench's polls
+  (every 20 ms until its first record), before it read anything;
+  {product["before_first_rss_kib"] / 1024:.0f} MiB at the last poll before its first record,
+  its partitions assigned, stores opened and first fetches in. Until 2026-12-06 the bench
+  polled every 0.5 s and counted from the last poll before the first record, which fell
+  anywhere in that climb: 92.7-108.3 MiB in 4 scratch runs, ±300 bytes per ticket held. Until
+  2026-12-04 it read the first poll after, 117-164 MiB, 20-30 % fewer bytes per ticket);
   {tickets:,} tickets held in its tables, {product["open_tickets"]:.0f} of them open:
   about {bytes_per_ticket(product, tickets):,.0f} bytes per ticket held
   ({bytes_per_ticket(product, int(product["open_tickets"])):,.0f} per open ticket). RocksDB's

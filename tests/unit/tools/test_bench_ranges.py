@@ -5,7 +5,7 @@ from __future__ import annotations
 from streams.tools.bench import (
     BenchRun,
     MemoryTrace,
-    idle_reading,
+    StartMemory,
     ranges,
     render,
     run_measures,
@@ -26,7 +26,8 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
     )
     results = [(name, int(rate * 10), 10.0) for name, rate in rates.items()]
     product = {
-        "rss_kib": 300 * 1024, "idle_rss_kib": 100 * 1024, "scrape_s": 0.1, "series": 10_000,
+        "rss_kib": 300 * 1024, "idle_rss_kib": 100 * 1024, "before_first_rss_kib": 110 * 1024,
+        "scrape_s": 0.1, "series": 10_000,
         "scrape_max_s": 0.25, "scrapes": 5,
         "calm_rate": product_rate * 0.95, "storm_rate": product_rate * 0.9,
         "fresh_p50": 0.08, "fresh_p99": 0.15,
@@ -86,13 +87,15 @@ def test_a_trace_that_cannot_say_gives_zero_not_a_division_error() -> None:
     assert flat.slope_bytes() == 0.0
 
 
-def test_the_idle_memory_is_the_last_reading_before_the_first_record() -> None:
-    readings = iter([110, 120, 150, 170])
-    idle = 0
-    for done in (0, 0, 2_000, 9_000):  # the polls: records processed by each
-        idle = idle_reading(idle, done, lambda: next(readings))
-    assert idle == 120  # not 150, read after 2,000 records
-    assert idle_reading(0, 2_000, lambda: 150) == 150  # the first poll found records done
+def test_the_start_memory_is_the_first_answer_and_the_last_reading_before_a_record() -> None:
+    readings = iter([93, 101, 108, 150, 170])
+    start = StartMemory()
+    for done in (0, 0, 0, 800, 9_000):  # the polls: records processed by each
+        start.add(done, lambda: next(readings))
+    assert (start.ready, start.before_first) == (93, 108)  # not 150, read after 800 records
+    late = StartMemory()
+    late.add(2_000, lambda: 150)  # the first poll found records done: all there is
+    assert (late.ready, late.before_first) == (150, 150)
 
 
 def test_the_scrape_figure_is_the_median_of_the_scrapes_with_the_slowest_shown() -> None:
