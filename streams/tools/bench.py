@@ -327,8 +327,8 @@ def product_worker(
 @dataclass
 class StartMemory:
     """The worker's RSS before it processes anything, from the polls until its first record:
-    ``ready`` at its first answer (up, nothing read yet: what bytes per ticket are counted
-    above) and ``before_first`` at the last poll before its first record (its partitions
+    ``ready`` at its first answer (up, nothing processed yet: what bytes per ticket are
+    counted above) and ``before_first`` at the last poll before its first record (its partitions
     assigned, its stores opened, its first fetches in). When the first poll already finds
     records processed, that one reading is both."""
 
@@ -710,7 +710,7 @@ def _memory(product: dict[str, float], tickets: int) -> str:
     budget = Settings.model_fields["store_memory_mb"].default
     return f"""- Worker resident memory after the run: {product["rss_kib"] / 1024:.0f} MiB
   ({product["idle_rss_kib"] / 1024:.0f} MiB idle, at its first answer to the bench's polls
-  (every 20 ms until its first record), before it read anything;
+  (every 20 ms until its first record), nothing processed yet;
   {product["before_first_rss_kib"] / 1024:.0f} MiB at the last poll before its first record,
   its partitions assigned, stores opened and first fetches in. Until 2026-12-06 the bench
   polled every 0.5 s and counted from the last poll before the first record, which fell
