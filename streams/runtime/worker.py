@@ -87,7 +87,7 @@ def faust_app(settings: Settings) -> KeptQueuesApp:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
-        consumer_max_fetch_size=settings.fetch_partition_bytes,
+        **fetch_options(settings),
         consumer_group_instance_id=settings.instance_id,
         # failover: a dead worker's partitions move after the session timeout (Faust's
         # default, 60 s, froze half the queues for a minute); heartbeats at a third of it
@@ -108,8 +108,14 @@ def faust_app(settings: Settings) -> KeptQueuesApp:
 
 
 def fetching(settings: Settings) -> Fetching:
-    """How the worker's consumer fetches (the bench's bundled row fetches the same way)."""
+    """How long the worker's consumer lets the broker hold a fetch (with ``fetch_options``,
+    how it fetches: the bench's bundled row fetches the same way)."""
     return Fetching(settings.fetch_min_bytes, round(settings.fetch_wait_seconds * 1000))
+
+
+def fetch_options(settings: Settings) -> dict[str, Any]:
+    """The app's option of how much one fetch brings per partition (with ``fetching``)."""
+    return {"consumer_max_fetch_size": settings.fetch_partition_bytes}
 
 
 class Worker:

@@ -65,10 +65,10 @@ import sys, time, faust, orjson
 from pathlib import Path
 from streams.config import Settings
 from streams.runtime.faust_internals import DoneRecords, worker_transport
-from streams.runtime.worker import fetching
+from streams.runtime.worker import fetch_options, fetching
 bootstrap, topic, n, out, work, mode = sys.argv[1:3] + [int(sys.argv[3])] + sys.argv[4:7]
 worker = Settings()  # the bundled row reads as the worker does by default
-reads = {"consumer_max_fetch_size": worker.fetch_partition_bytes} if mode == "bundled" else {}
+reads = fetch_options(worker) if mode == "bundled" else {}
 app = faust.App(f"bench-passthrough-{mode}", broker=f"kafka://{bootstrap}", web_enabled=False,
                 consumer_auto_offset_reset="earliest", datadir=f"{work}/pt-{mode}",
                 store="memory://", **reads)
