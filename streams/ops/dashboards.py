@@ -29,7 +29,7 @@ from streams.config import Settings
 from streams.metrics.catalogue import WINDOW_PREFIX as RECORDED  # recorded rule names
 from streams.metrics.catalogue import now_metric as N
 from streams.metrics.catalogue import window_metric as W
-from streams.ops.rules import WINDOW_MEANS, WINDOW_RATIOS
+from streams.ops.rules import COMPLETE, WINDOW_MEANS, WINDOW_RATIOS, complete
 
 DATASOURCE = md.DataSourceRef(type_val="prometheus", uid="prometheus")
 SEL = 'queue=~"$queue", channel=~"$channel"'
@@ -40,6 +40,7 @@ BUSINESS_TIME = (
     "resolution times, targets and breaches in business seconds of it (docs/metrics.md)."
 )
 Panel = Any  # a panel builder of grafana-foundation-sdk (stat, timeseries, table, row)
+OLDEST = "oldest_waiting_contact_age_seconds"
 KINDS: dict[str, Any] = {"timeseries": gts.Panel, "stat": gs.Panel, "table": gt.Panel}
 
 
@@ -194,6 +195,17 @@ def _queue_vars() -> list[gd.QueryVariable]:
     ]
 
 
+def _whole(expr: str) -> str:
+    """A figure summed over every label, shown only from a complete reading, as the recorded
+    figures are (``streams.ops.rules.complete``): a tile keeps its last complete value."""
+    return f"({expr}) and on () {COMPLETE}"
+
+
+def _now(name: str, agg: str = "sum") -> str:
+    """A Now gauge over the workers, per queue and channel, from complete readings."""
+    return complete(f"{agg} without (instance) ({N(name)}{{{SEL}}})")
+
+
 def _share(num: str, den: str, selector: str) -> str:
     """A ratio of summed components (over workers and the selected channels)."""
     return f"sum({num}{{{selector}}}) / sum({den}{{{selector}}})"
@@ -236,7 +248,7 @@ def wallboard(settings: Settings) -> dict[str, Any]:
     specs: list[tuple[str, str, str, list[tuple[str, float | None]]]] = [
         ("Waiting now", f"sum({N('contacts_waiting')}{{{q}}})", "short",
          [("green", None), ("orange", 5), ("red", 15)]),
-        ("Oldest wait", f"max({N('oldest_waiting_contact_age_seconds')}{{{q}}})", "s",
+        ("Oldest wait", f"max({N(OLDEST)}{{{q}}})", "s",
          [("green", None), ("orange", phone), ("red", 2 * phone)]),
         ("Service level (15m)",
          _share(W("service_level_numerator"), W("service_level_denominator"), f15),
@@ -252,9 +264,12 @@ def wallboard(settings: Settings) -> dict[str, Any]:
          "percentunit", [("red", None), ("orange", 0.7), ("green", 0.8)]),
     ]  # fmt: skip
     tiles = [
-        panel(layout, title, [(expr, title)], kind="stat", unit=unit, w=4, h=6, thresholds=steps)
+        panel(
+            layout, title, [(_whole(expr), title)], kind="stat", unit=unit, w=4, h=6,
+            thresholds=steps,
+        )
         for title, expr, unit, steps in specs
-    ]
+    ]  # fmt: skip
     tiles[2] = _objective_from_query(tiles[2], q)
     return dashboard(
         "ticketpulse-wallboard",
@@ -274,7 +289,7 @@ def overview(settings: Settings) -> dict[str, Any]:
     panels: list[Panel] = []
 
     def counts(title: str, metric: str, **kw: Any) -> None:
-        expr = f"sum without (instance) ({W(metric)}{{{WSEL}}})"
+        expr = complete(f"sum without (instance) ({W(metric)}{{{WSEL}}})")
         panels.append(panel(layout, title, [(expr, legend)], **kw))
 
     def rule(title: str, record: str, unit: str = "percentunit", **kw: Any) -> None:
@@ -301,7 +316,9 @@ def overview(settings: Settings) -> dict[str, Any]:
             ]
             + [
                 (
-                    f"max without (instance) ({W('first_response_max_seconds')}{{{WSEL}}})",
+                    complete(
+                        f"max without (instance) ({W('first_response_max_seconds')}{{{WSEL}}})"
+                    ),
                     f"max {legend}",
                 )
             ],
@@ -317,11 +334,8 @@ def overview(settings: Settings) -> dict[str, Any]:
             layout,
             "Backlog now",
             [
-                (f"sum without (instance) ({N('contacts_open')}{{{SEL}}})", f"open {legend}"),
-                (
-                    f"sum without (instance) ({N('contacts_waiting')}{{{SEL}}})",
-                    f"waiting {legend}",
-                ),
+                (_now("contacts_open"), f"open {legend}"),
+                (_now("contacts_waiting"), f"waiting {legend}"),
             ],
         )
     )
@@ -366,13 +380,13 @@ def sla(settings: Settings) -> dict[str, Any]:
         panel(
             layout,
             "First-response breaches now",
-            [(f"sum without (instance) ({N('first_response_breaches')}{{{SEL}}})", legend)],
+            [(_now("first_response_breaches"), legend)],
             description=BUSINESS_TIME,
         ),
         panel(
             layout,
             "Resolution breaches now",
-            [(f"sum without (instance) ({N('resolution_breaches')}{{{SEL}}})", legend)],
+            [(_now("resolution_breaches"), legend)],
             description=BUSINESS_TIME,
         ),
         panel(
@@ -393,10 +407,7 @@ def sla(settings: Settings) -> dict[str, Any]:
             layout,
             "Oldest wait against target",
             [
-                (
-                    f"max without (instance) ({N('oldest_waiting_contact_age_seconds')}{{{SEL}}})",
-                    legend,
-                ),
+                (_now(OLDEST, "max"), legend),
                 (
                     f"max without (instance) ({N('first_response_target_seconds')}{{{SEL}}})",
                     f"target {legend}",

@@ -5,6 +5,12 @@ are summed ``without (instance)`` first (across workers), then divided, never th
 average of per-worker ratios. Three levels: ``queue_channel`` (drops instance),
 ``queue`` (drops instance and channel) and ``job`` (drops queue and channel too).
 An empty denominator gives no sample rather than NaN (``/ (den > 0)``).
+
+Every window figure is recorded only from a complete reading (``complete``): while the
+workers' last scrapes cover each input partition once. A worker exports no figure while
+its partitions change hands (docs/architecture.md), so a sum over the others' would be
+too low, not late: it gives no sample instead, as the wallboard keeps its last complete
+reading (the alerts ride over the gap with ``keep_firing_for``).
 """
 
 from __future__ import annotations
@@ -49,6 +55,11 @@ WINDOW_MEANS: dict[str, tuple[str, str]] = {
     "handle_time_seconds": (W("handle_time_seconds"), W("contacts_handled")),
     "ces_score": (W("ces_summed_score"), W("ces_responses")),
 }
+# one series, present (valued the partition count) while the active partitions in the
+# workers' last scrapes add up to the input topic's: each counted once, none missing
+COMPLETE = "job:ticketpulse_topic_partitions:all_active"
+# the labels of a figure that the completeness series has not (every other label matches)
+FIGURE_LABELS = "queue, channel, window, days, agent, le, calendar"
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 RATE_WINDOWS = ("5m", "30m", "1h", "2h", "6h")
 
@@ -61,7 +72,31 @@ def _ratio(num: str, den: str, without: str) -> str:
     return f"{_sum(num, without)}\n  / ({_sum(den, without)} > 0)"
 
 
+def complete(expr: str) -> str:
+    """``expr`` while the reading is complete (``COMPLETE``), else no sample."""
+    inner = expr.replace("\n", "\n  ")
+    return f"(\n  {inner}\n)\n  and ignoring ({FIGURE_LABELS}) {COMPLETE}"
+
+
+def completeness_rule() -> dict[str, Any]:
+    """A count, not a set: two scrapes taken either side of a handover can still add up to
+    the right number with one partition twice and another missing (docs/metrics.md)."""
+    active = 'ticketpulse_partitions_assigned{role="active"}'
+    return {
+        "record": COMPLETE,
+        "expr": "max without (instance) (ticketpulse_topic_partitions)\n"
+        f"  == {_sum(active, 'instance, role')}",
+    }
+
+
 def window_rules() -> list[dict[str, Any]]:
+    """The completeness rule first (a group evaluates in order, so every figure after it
+    reads it at the same instant), then each figure, gated by it."""
+    figures = [{**r, "expr": complete(r["expr"])} for r in _figure_rules()]
+    return [completeness_rule(), *figures]
+
+
+def _figure_rules() -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     for level, without in LEVELS.items():
         for name, (num, den) in WINDOW_RATIOS.items():
