@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from streams.core.calendar import WEEKDAYS, Calendar, parse_holidays, parse_ranges
+from streams.core.events import CHANNELS
 from streams.core.facts import DAY
 from streams.core.policy import (
     DEFAULT_FIRST_RESPONSE_TARGETS,
@@ -46,6 +47,9 @@ DEFAULT_METRICS_PORT = 8790
 DEFAULT_WALLBOARD_PORT = 8791
 DEFAULT_WINDOWS: dict[str, float | None] = {"15m": 900, "1h": 3600, "24h": 86400, "today": None}
 _config_file: Path | None = None
+
+
+TODAY = "today"  # a window's span: since local midnight (null in JSON)
 
 
 class ConfigError(ValueError):
@@ -63,6 +67,21 @@ class QueueTargets(BaseModel):
     service_level_objective: float | None = Field(None, gt=0, lt=1)
     calendar: str | None = None  # a [calendars.NAME]: its targets run on business hours
     channel_calendars: dict[str, str] = Field(default_factory=dict)  # by channel
+
+    @field_validator("first_response_target_seconds", "channel_calendars")
+    @classmethod
+    def _known_channels(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _channels(value)
+
+
+def _channels(value: dict[str, Any]) -> dict[str, Any]:
+    """Keys of a by-channel table are channels of the event schema: a misspelt one would
+    be a target no event ever reads, while the channel meant keeps the default."""
+    unknown = sorted(set(value) - set(CHANNELS))
+    if unknown:
+        msg = f"unknown channel {unknown[0]!r}: the channels are {', '.join(CHANNELS)}"
+        raise ValueError(msg)
+    return value
 
 
 def _zone(value: str) -> str:
@@ -256,7 +275,8 @@ class Settings(BaseSettings):
     bucket_seconds: int = Field(60, ge=1, description="Width of the tumbling buckets.")
     windows: dict[str, float | None] = Field(
         default_factory=lambda: dict(DEFAULT_WINDOWS),
-        description='Window name -> span in seconds; null span means "since local midnight".',
+        description='Window name -> span in seconds, or "today" (null in JSON): since local'
+        " midnight.",
     )
     timezone: str = Field("UTC", description='Time zone of the "today" window.')
     first_response_target_seconds: dict[str, float] = Field(
@@ -367,6 +387,19 @@ class Settings(BaseSettings):
                     raise ValueError(msg)
         return self
 
+    @field_validator("first_response_target_seconds")
+    @classmethod
+    def _known_channels(cls, value: dict[str, float]) -> dict[str, float]:
+        return _channels(value)
+
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _today_spans(cls, value: Any) -> Any:
+        """``"today"`` is a span too: TOML has no null, so a file could not keep the window."""
+        if isinstance(value, dict):
+            return {name: None if span == TODAY else span for name, span in value.items()}
+        return value
+
     @field_validator("windows")
     @classmethod
     def _positive_spans(cls, value: dict[str, float | None]) -> dict[str, float | None]:
@@ -375,7 +408,10 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         for name, span in value.items():
             if span is not None and not (0 < span < float("inf")):
-                msg = f"window {name!r} spans {span} s: a span must be positive (null = today)"
+                msg = (
+                    f"window {name!r} spans {span} s: a span must be positive seconds, or"
+                    f' "{TODAY}" (since local midnight)'
+                )
                 raise ValueError(msg)
         return value
 

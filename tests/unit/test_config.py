@@ -70,6 +70,33 @@ def test_bad_value_names_the_key() -> None:
         load_settings(partitions=0)
 
 
+@pytest.mark.parametrize(
+    "table",
+    [
+        "[first_response_target_seconds]\nfax = 10\n",
+        "[queues.sales.first_response_target_seconds]\nphnoe = 60\n",
+        '[calendars.office]\n[queues.sales]\nchannel_calendars = { emial = "office" }\n',
+    ],
+)
+def test_a_misspelt_channel_is_refused(tmp_path: Path, table: str) -> None:
+    """A target under a channel no event has would be read by no event, and the channel
+    meant would keep its default target: refused, with the channels named."""
+    cfg = tmp_path / "tp.toml"
+    cfg.write_text(table)
+    with pytest.raises(ConfigError, match=r"unknown channel '(fax|phnoe|emial)'.*phone, chat"):
+        load_settings(cfg)
+
+
+def test_a_settings_file_keeps_the_today_window(tmp_path: Path) -> None:
+    """TOML has no null: "today" is the span of the since-midnight window in a file."""
+    cfg = tmp_path / "tp.toml"
+    cfg.write_text('[windows]\n15m = 900\ntoday = "today"\n')
+    assert load_settings(cfg).windows == {"15m": 900, "today": None}
+    cfg.write_text("[windows]\ntoday = 0\n")
+    with pytest.raises(ConfigError, match=r"spans 0.0 s: .*or \"today\""):
+        load_settings(cfg)
+
+
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings("/nonexistent/tp.toml")
