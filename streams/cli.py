@@ -15,7 +15,7 @@ from streams.config import DEFAULT_METRICS_PORT, ConfigError, Settings, load_set
 EXAMPLES = {
     "worker": """examples:
   ticketpulse worker                          # broker 127.0.0.1:9092, /metrics on :8790
-  ticketpulse worker --bootstrap-servers k1:9092,k2:9092 --metrics-port 8791 \\
+  ticketpulse worker --bootstrap-servers k1:9092,k2:9092 --metrics-port 8792 \\
       --data-dir /var/lib/tp/w2 --instance-id w2
   TICKETPULSE_PARTITIONS=16 ticketpulse worker --config ticketpulse.toml
 
@@ -68,15 +68,15 @@ UTC) cut the log by event time: events outside [from, to) are left out.""",
 Creates the input topic and the dead-letter topic if they are missing.""",
     "wallboard": """examples:
   ticketpulse wallboard --workers http://127.0.0.1:8790          # one local worker
-  ticketpulse wallboard --workers http://w1:8790,http://w2:8790 --port 8080
+  ticketpulse wallboard --workers http://w1:8790,http://w2:8790 --wallboard-port 8080
   ticketpulse wallboard --prometheus http://prometheus:9090      # production
   TICKETPULSE_SOURCE_PASSWORD=... ticketpulse wallboard --workers https://w1:8790 \
       --source-cafile ca.pem --source-username wallboard           # workers behind a web config
   then open http://127.0.0.1:8791/?queues=sales,billing&window=1h on the TV
 
 Serves a TV wallboard (/), the figures as JSON (/api/v1/figures) and as Server-Sent
-Events (/api/v1/stream), read every --refresh-seconds from the workers' /metrics
-(summed exactly, as the PromQL of docs/metrics.md sums them) or from Prometheus.
+Events (/api/v1/stream), read every --wallboard-refresh-seconds from the workers'
+/metrics (summed exactly, as the PromQL of docs/metrics.md sums them) or from Prometheus.
 URL parameters: queues, channels (comma separated), window (the short window, 15m).
 docs/wallboard.md documents the JSON.""",
     "run": """examples:
@@ -391,18 +391,35 @@ def _simulate_command(command: Callable[[str, str], argparse.ArgumentParser]) ->
     )
     f = simulate.add_argument_group("fault injection (fractions of records, 0-1)")
     f.add_argument(
-        "--duplicates", type=float, default=0.0, help="exact re-sends of an event (same event_id)"
+        "--duplicates",
+        type=_fraction,
+        default=0.0,
+        help="exact re-sends of an event (same event_id)",
     )
     f.add_argument(
-        "--out-of-order", type=float, default=0.0, help="delivered late but within --lateness"
+        "--out-of-order", type=_fraction, default=0.0, help="delivered late but within --lateness"
     )
-    f.add_argument("--late", type=float, default=0.0, help="delivered after more than --lateness")
     f.add_argument(
-        "--malformed", type=float, default=0.0, help="extra invalid records (dead-lettered)"
+        "--late", type=_fraction, default=0.0, help="delivered after more than --lateness"
+    )
+    f.add_argument(
+        "--malformed", type=_fraction, default=0.0, help="extra invalid records (dead-lettered)"
     )
     f.add_argument(
         "--lateness", type=float, default=600.0, help="the worker's allowed lateness in seconds"
     )
+
+
+def _fraction(text: str) -> float:
+    """A share of records, 0 to 1 (argparse prints the message beside the flag)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        msg = f"{text!r} is not a fraction between 0 and 1"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def _broker_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -472,7 +489,11 @@ def _start_time(text: str | None, to_file: bool) -> float:
         text = "2026-01-05T08:00:00Z" if to_file else "now"
     if text == "now":
         return time.time()
-    return datetime.fromisoformat(text.upper()).astimezone(UTC).timestamp()
+    try:
+        return datetime.fromisoformat(text.upper()).astimezone(UTC).timestamp()
+    except ValueError:
+        msg = f"--start: {text!r} is not 'now' or an ISO date or time (e.g. 2026-01-05T08:00Z)"
+        raise ConfigError(msg) from None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -502,7 +523,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if to_file:
         from tqdm import tqdm
 
-        out = sys.stdout.buffer if str(args.output) == "-" else args.output.open("wb")
+        try:
+            out = sys.stdout.buffer if str(args.output) == "-" else args.output.open("wb")
+        except OSError as exc:
+            print(f"error: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+            return 2
         count = 0
         with tqdm(
             total=params.max_events, desc="simulate", unit="rec", disable=out is sys.stdout.buffer
@@ -659,8 +684,19 @@ def _wait_for_signal(alive: Callable[[], bool]) -> None:
         time.sleep(0.5)
 
 
+def _base_url(text: str, flag: str) -> str:
+    """An http(s) URL, refused at once otherwise: without its scheme the board would only
+    ever report that no source answered."""
+    url = text.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        msg = f"{flag}: {url!r} is not an http(s) URL (write http://{url.split('://')[-1]})"
+        raise ConfigError(msg)
+    return url
+
+
 def cmd_wallboard(args: argparse.Namespace) -> int:
     from streams.metrics.web_config import load_web_config
+    from streams.runtime.datadir import check_port_free
     from streams.wallboard.app import Board, serve
     from streams.wallboard.sources import PrometheusSource, Source, SourceAccess, WorkersSource
 
@@ -668,11 +704,12 @@ def cmd_wallboard(args: argparse.Namespace) -> int:
     access = SourceAccess.load(args.source_cafile, args.source_username, args.source_password_file)
     source: Source
     if args.workers:
-        urls = [u.strip().rstrip("/") for u in args.workers.split(",") if u.strip()]
+        urls = [_base_url(u, "--workers") for u in args.workers.split(",") if u.strip()]
         metrics = [u if u.endswith("/metrics") else f"{u}/metrics" for u in urls]
         source = WorkersSource(metrics, access=access)
     else:
-        source = PrometheusSource(args.prometheus, access=access)
+        source = PrometheusSource(_base_url(args.prometheus, "--prometheus"), access=access)
+    check_port_free(settings.wallboard_host, settings.wallboard_port, "wallboard")
     board = Board(source, settings.wallboard_refresh_seconds, list(settings.windows))
     serve(
         board,

@@ -140,12 +140,16 @@ def make_app(board: Board, access: WebConfig | None = None) -> web.Application:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        await response.write(b"retry: 2000\n\n")  # the browser reconnects by itself
-        while True:
-            doc = orjson.dumps(board.figures(request.query), option=orjson.OPT_NON_STR_KEYS)
-            await response.write(b"data: " + doc + b"\n\n")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(board.next_reading(), timeout=board.refresh_s * 2)
+        try:
+            await response.write(b"retry: 2000\n\n")  # the browser reconnects by itself
+            while True:
+                doc = orjson.dumps(board.figures(request.query), option=orjson.OPT_NON_STR_KEYS)
+                await response.write(b"data: " + doc + b"\n\n")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(board.next_reading(), timeout=board.refresh_s * 2)
+        except ConnectionResetError:  # a closed tab, a reloading TV: routine, not an error
+            log.debug("a /api/v1/stream client went away")
+        return response
 
     async def start_refresher(app: web.Application) -> Any:
         task = asyncio.create_task(board.refresh_forever())

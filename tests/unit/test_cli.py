@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import re
+import socket
+
 import pytest
 
-from streams.cli import build_parser, main
+from streams.cli import EXAMPLES, build_parser, main
 
-COMMANDS = ["worker", "broker", "topics", "simulate", "replay", "report", "run"]
+COMMANDS = ["worker", "broker", "topics", "simulate", "replay", "report", "wallboard", "run"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -64,3 +68,49 @@ def test_report_prints_figures_as_json(tmp_path, capsys: pytest.CaptureFixture[s
     assert offered == opened
     rates = [v["figures"]["abandonment_rate"] for v in day.values()]
     assert any(r is not None and 0 <= r <= 1 for r in rates)
+
+
+@pytest.mark.parametrize("command", sorted(EXAMPLES))
+def test_every_flag_in_a_help_example_is_a_flag_of_that_command(command: str) -> None:
+    """A help text's example is copied as it stands: a flag it names must parse."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = set(sub.choices[command]._option_string_actions)
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", EXAMPLES[command]))
+    assert named - flags == set(), f"`{command} --help` names flags it does not have"
+
+
+@pytest.mark.parametrize(
+    ("flag", "url"), [("--workers", "127.0.0.1:8798"), ("--prometheus", "prometheus:9090")]
+)
+def test_a_wallboard_source_without_its_scheme_is_refused(
+    flag: str, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without http:// the board would only ever say that no source answered."""
+    assert main(["wallboard", flag, url]) == 2
+    assert f"is not an http(s) URL (write http://{url})" in capsys.readouterr().err
+
+
+def test_simulate_refuses_what_it_cannot_do_in_one_line(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-dir" / "day.jsonl"
+    assert main(["simulate", "--events", "3", "--output", str(missing)]) == 2
+    assert capsys.readouterr().err == f"error: cannot write {missing}: No such file or directory\n"
+    out = str(tmp_path / "day.jsonl")
+    assert main(["simulate", "--events", "3", "--output", out, "--start", "tomorrow"]) == 2
+    assert "--start: 'tomorrow' is not 'now' or an ISO date" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["simulate", "--events", "3", "--output", out, "--duplicates", "2"])
+    assert "--duplicates: '2' is not a fraction between 0 and 1" in capsys.readouterr().err
+
+
+def test_a_wallboard_on_a_taken_port_says_so_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        args = ["wallboard", "--workers", "http://127.0.0.1:1", "--wallboard-port", port]
+        assert main(args) == 1
+    assert f"wallboard port {port} on 127.0.0.1 is not free" in capsys.readouterr().err

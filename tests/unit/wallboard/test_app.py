@@ -4,6 +4,12 @@ that stops answering keeps the last figures, marked stale, never a blank board."
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -80,6 +86,39 @@ async def test_the_stream_pushes_the_same_document() -> None:
         response.close()
     finally:
         await client.close()
+
+
+def test_a_stream_client_going_away_is_not_an_error(tmp_path) -> None:
+    """A closed tab or a reloading TV ends its stream: the board's next write finds the
+    connection gone, which is routine, not a traceback in the log. The real command, as
+    aiohttp's test server did not log it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [sys.executable, "-m", "streams.cli", "wallboard", "--workers", "http://127.0.0.1:1"]
+    cmd += ["--wallboard-port", str(port), "--wallboard-refresh-seconds", "0.2"]
+    log = tmp_path / "wallboard.log"
+    with log.open("w") as out:
+        board = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(100):  # until it listens
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                    break
+                time.sleep(0.1)
+            with socket.create_connection(("127.0.0.1", port)) as tv:
+                tv.sendall(b"GET /api/v1/stream HTTP/1.1\r\nHost: tv\r\n\r\n")
+                tv.settimeout(10)
+                seen = b""
+                while b"data: " not in seen:  # headers, then the stream's first event
+                    chunk = tv.recv(65536)
+                    assert chunk, seen
+                    seen += chunk
+            time.sleep(1.0)  # the board writes to the gone client at its next readings
+        finally:
+            board.send_signal(signal.SIGINT)
+            board.wait(timeout=30)
+    text = log.read_text()
+    assert "Traceback" not in text and "Error handling request" not in text, text
 
 
 async def test_the_page_and_its_assets_are_served_by_the_package() -> None:
