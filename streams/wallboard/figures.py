@@ -164,6 +164,14 @@ def quantile(q: float, buckets: Mapping[float, float]) -> float | None:
     return lower
 
 
+def _at_most(estimate: float | None, longest: float | None) -> float | None:
+    """A quantile interpolated within its bucket can pass the exact longest value, which the
+    true quantile never does: a p90 above the max on a board reads as a bug."""
+    if estimate is None or longest is None:
+        return estimate
+    return min(estimate, longest)
+
+
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
@@ -186,7 +194,9 @@ def window_figures(s: Series, window: str) -> dict[str, Any]:
             "frt_mean_seconds": _ratio(
                 get("first_response_seconds_sum", 0.0), get("first_response_count", 0.0)
             ),
-            "frt_p90_seconds": quantile(0.9, s.buckets.get(window, {})),
+            "frt_p90_seconds": _at_most(
+                quantile(0.9, s.buckets.get(window, {})), s.longest_first_response.get(window)
+            ),
             "frt_max_seconds": s.longest_first_response.get(window),
             f"acr_provisional_{ACR_DAYS}d": _ratio(
                 resolutions - s.acr_recontacted.get(window, 0.0), resolutions
