@@ -43,6 +43,23 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def hold_signals_while_stopping() -> None:
+    """A second Ctrl-C (or one the terminal and ``timeout`` both pass on) must not cut the
+    stop short: it used to end this process mid-stop, and the broker with it while the
+    worker was still leaving the group (a 30 s wait, then a forced exit). Each stop is
+    bounded (``_stop``), so the order is kept and the user is told once."""
+    told = False
+
+    def still_stopping(signum: int, frame: object) -> None:
+        nonlocal told
+        if not told:
+            print("still stopping: the worker, then the broker (a few seconds)", flush=True)
+            told = True
+
+    signal.signal(signal.SIGINT, still_stopping)
+    signal.signal(signal.SIGTERM, still_stopping)
+
+
 def run_stack(args: argparse.Namespace, settings: Settings) -> int:
     # Install our own handlers: a shell may start us with SIGINT ignored (background jobs).
     signal.signal(signal.SIGINT, _interrupt)
@@ -72,6 +89,7 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
         print("\nstopping ...", flush=True)
         return 0
     finally:
+        hold_signals_while_stopping()
         for name, proc in reversed(children):
             _stop(proc, name)
         if broker is not None:

@@ -127,7 +127,11 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """As the broker would bind it: the JVM's server sockets set SO_REUSEADDR, so a port
+    with connections of a stopped broker in TIME_WAIT is free (without the option it read
+    taken, and ``make run`` moved its broker off 9092 for good)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
