@@ -6,9 +6,11 @@ import argparse
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from streams.config import DEFAULT_METRICS_PORT, ConfigError, Settings, load_settings
 
@@ -61,11 +63,15 @@ components and the figures they make (service level, abandonment rate, AHT, NPS 
 With --interval, prints one row per interval x queue x channel instead (JSON, or CSV
 for a spreadsheet): the same components and figures, intervals starting at local
 midnight in --timezone. --from and --to (ISO dates or times; a time without a zone is
-UTC) cut the log by event time: events outside [from, to) are left out.""",
+UTC) cut the log by event time: events outside [from, to) are left out.
+
+Lines the workers would dead-letter are counted by reason (records.rejected_<reason>,
+and on stderr with what --from/--to left out); no record accepted exits 1.""",
     "topics": """examples:
   ticketpulse topics --partitions 8
 
-Creates the input topic and the dead-letter topic if they are missing.""",
+Creates the input topic, the dead-letter topic and the contacts topic (internal: contacts
+keyed by customer, for ACR) if they are missing, and prints each with its partitions.""",
     "wallboard": """examples:
   ticketpulse wallboard --workers http://127.0.0.1:8790          # one local worker
   ticketpulse wallboard --workers http://w1:8790,http://w2:8790 --wallboard-port 8080
@@ -271,12 +277,33 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, **{n: getattr(args, n, None) for n in names})
 
 
+class _Version(argparse.Action):
+    """``--version``: the package's, Faust's and Python's, read when asked (the exporter's
+    ``build_info``), not at every start of the CLI."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from streams.metrics.pipeline_exporter import build_info
+
+        info = build_info()
+        print(
+            f"ticketpulse {info['version']} (faust-streaming {info['faust_version']},"
+            f" Python {info['python_version']})"
+        )
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ticketpulse",
         formatter_class=_formatter,
         description="Real-time customer-service KPIs from ticket events in Kafka, for Prometheus.",
         epilog="Run `ticketpulse COMMAND --help` for each command's options and examples.",
+    )
+    parser.add_argument(
+        "--version", action=_Version, help="print the versions that /metrics' build_info shows"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -442,7 +469,7 @@ def _broker_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
         "(DATA_DIR/tls); prints the settings that connect to it",
     )
 
-    topics = command("topics", "Create the input and dead-letter topics.")
+    topics = command("topics", "Create the input, dead-letter and contacts topics.")
     _settings_flags(topics)
 
 
@@ -532,13 +559,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         with tqdm(
             total=params.max_events, desc="simulate", unit="rec", disable=out is sys.stdout.buffer
         ) as bar:
+            kinds: Counter[str] = Counter()
             for record in generate(params):
                 out.write(record.value + b"\n")
                 count += 1
+                kinds[record.kind] += 1
                 bar.update(1)
         if out is not sys.stdout.buffer:
             out.close()
-            print(f"wrote {count} records to {args.output}", file=sys.stderr)
+            shares = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+            print(f"wrote {count} records to {args.output} ({shares})", file=sys.stderr)
+        if params.late and not kinds["late"]:
+            print(
+                f"note: --late {params.late} gave no late record: a late one comes 1.5-3x"
+                f" --lateness ({params.lateness_s * 1.5:.0f}-{params.lateness_s * 3:.0f} s)"
+                " after its event, past the end of this log; raise --events or --duration",
+                file=sys.stderr,
+            )
         return 0
     settings = _settings(args)
     producer = make_producer(settings)
@@ -594,11 +631,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.format == "csv" and interval is None:
         print("error: --format csv needs --interval (e.g. --interval 30m)", file=sys.stderr)
         return 2
+    since, until = between
+    if since is not None and until is not None and since >= until:
+        print(f"error: --from {args.since} is not before --to {args.until}", file=sys.stderr)
+        return 2
     settings, lines = _settings(args), _progress_lines(args.file, not args.no_progress)
     if interval is None:
         result = report(lines, settings, now=time.time(), between=between)
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-        return 0
+        return _said_what_was_left_out(result["records"])
     try:
         counts, rows = interval_report(lines, settings, time.time(), interval, between)
     except ValueError as exc:
@@ -610,6 +651,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         doc = {"records": counts, "interval_seconds": interval, "rows": rows}
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     print(f"{len(rows)} interval rows from {counts['records']} records", file=sys.stderr)
+    return _said_what_was_left_out(counts)
+
+
+def _said_what_was_left_out(counts: dict[str, int]) -> int:
+    """Say on stderr which records no figure holds, by reason; 1 when none was accepted
+    (a file of another format, or --from/--to around no event): an empty report is no
+    answer."""
+    reasons = [
+        f"{key.removeprefix('rejected_')} {n}"
+        for key, n in counts.items()
+        if key.startswith("rejected_")
+    ]
+    left_out = []
+    if reasons:
+        why = ", ".join(reasons)
+        left_out.append(f"{counts['rejected']} rejected ({why}: docs/events.md, Dead letters)")
+    if counts.get("outside_range"):
+        left_out.append(f"{counts['outside_range']} outside --from/--to")
+    if left_out:
+        print(f"left out: {'; '.join(left_out)}", file=sys.stderr)
+    if counts["records"] and not counts["accepted"]:
+        print(f"error: none of the {counts['records']} records was accepted", file=sys.stderr)
+        return 1
     return 0
 
 

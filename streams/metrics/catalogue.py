@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # entry -> (metric name, help, "count" or "sum")
 WINDOW_FIGURES: dict[str, tuple[str, str]] = {
-    "offered": ("contacts_offered", "Contacts opened (offered) in the window."),
+    "offered": ("contacts_offered", "Contacts opened (offered)."),
     "complaints": ("complaints", "Opened contacts carrying the complaint tag."),
     "first_response": ("first_responses", "First agent replies (contacts answered)."),
     "first_response_within_target": (

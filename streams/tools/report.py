@@ -97,7 +97,8 @@ def apply_log(
     between: tuple[float | None, float | None] = (None, None),
 ) -> dict[str, int]:
     """Classify and process every line; ``between`` cuts the log by event time ([from, to):
-    events outside are left out and counted as ``outside_range``)."""
+    events outside are left out and counted as ``outside_range``). Rejected lines are also
+    counted by reason (``rejected_schema`` ...), the reasons of docs/events.md."""
     counts = {"records": 0, "accepted": 0, "rejected": 0, "duplicate": 0, "late": 0}
     since, until = between
     if since is not None or until is not None:
@@ -109,6 +110,8 @@ def apply_log(
         )
         if not isinstance(outcome, Accepted):
             counts["rejected"] += 1
+            by_reason = f"rejected_{outcome.reason}"  # as the worker's dead-letter reasons
+            counts[by_reason] = counts.get(by_reason, 0) + 1
             continue
         at = outcome.event.occurred_at
         if (since is not None and at < since) or (until is not None and at >= until):

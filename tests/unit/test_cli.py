@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import socket
 
@@ -114,3 +115,46 @@ def test_a_wallboard_on_a_taken_port_says_so_in_one_line(
         args = ["wallboard", "--workers", "http://127.0.0.1:1", "--wallboard-port", port]
         assert main(args) == 1
     assert f"wallboard port {port} on 127.0.0.1 is not free" in capsys.readouterr().err
+
+
+def test_a_report_says_what_it_left_out_and_fails_when_nothing_is_left(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file of another format, or --from/--to around no event, gave an empty report
+    and exit 0; rejected lines are now counted by reason, on stderr and in the JSON."""
+    junk = tmp_path / "junk.jsonl"
+    junk.write_bytes(b'not json\n{"event_id": "x"}\n')
+    assert main(["report", str(junk), "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["records"]["rejected_schema"] == 1
+    assert "left out: 2 rejected (not_json 1, schema 1" in err
+    assert "error: none of the 2 records was accepted" in err
+    day = tmp_path / "day.jsonl"
+    assert main(["simulate", "--events", "300", "--output", str(day)]) == 0
+    assert main(["report", str(day), "--no-progress", "--from", "2030-01-01"]) == 1
+    assert "left out: 300 outside --from/--to" in capsys.readouterr().err
+    args = ["report", str(day), "--no-progress", "--from", "2026-01-06", "--to", "2026-01-05"]
+    assert main(args) == 2
+    assert "--from 2026-01-06 is not before --to 2026-01-05" in capsys.readouterr().err
+
+
+def test_simulate_says_what_it_wrote_and_when_late_records_could_not_come(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Late records come 1.5-3x --lateness after their event: a short log has none, which
+    the user asked for and would otherwise only find in the report's "late": 0."""
+    day = tmp_path / "day.jsonl"
+    assert main(["simulate", "--events", "300", "--output", str(day), "--late", "0.5"]) == 0
+    err = capsys.readouterr().err
+    assert f"wrote 300 records to {day} (event " in err
+    assert "note: --late 0.5 gave no late record: a late one comes 1.5-3x --lateness" in err
+
+
+def test_version_names_the_package_faust_and_python(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert re.fullmatch(
+        r"ticketpulse \S+ \(faust-streaming \S+, Python 3\.\d+\.\d+\)\n",
+        capsys.readouterr().out,
+    )
