@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs the system tools the project needs when they are missing:
-# Java 17+ and Maven (to fetch and run the Kafka broker), promtool (Debian's prometheus),
-# Chromium and its WebDriver (the wallboard's real-browser test).
+# Java 17+ and Maven (to fetch and run the Kafka broker: all that `--runtime`, for make run,
+# installs), then for the tests promtool (Debian's prometheus) and Chromium with its
+# WebDriver (the wallboard's real-browser test).
 set -euo pipefail
 need=()
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
-command -v promtool >/dev/null || need+=(prometheus)
-command -v chromium >/dev/null || need+=(chromium)
-command -v chromedriver >/dev/null || need+=(chromium-driver)
+if [ "${1:-}" != "--runtime" ]; then
+  command -v promtool >/dev/null || need+=(prometheus)
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v chromedriver >/dev/null || need+=(chromium-driver)
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
