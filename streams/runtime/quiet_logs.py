@@ -27,6 +27,9 @@ NOISY = ("aiokafka", "kafka")
 # warm-up timer), summarised the same way
 OWN_REPEATING = ("streams.metrics.kpi_exporter.warm",)
 MAX_KEYS = 1000  # distinct message templates remembered: bounded whatever is logged
+# aiokafka logs a failed coordinator lookup as an ERROR even when it retries it, which every
+# worker's first start on a new broker does (the offsets topic is being created): INFO then
+COORDINATOR_LOG = "aiokafka.consumer.group_coordinator"
 
 
 @dataclass
@@ -65,11 +68,25 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class RetriedLookupAsInfo(logging.Filter):
+    """A coordinator lookup that failed with a retriable error is retried at once: logged
+    as INFO, with what it usually means, not as an ERROR on every healthy first start. A
+    lookup that keeps failing while Kafka is away is ``BrokerWatch``'s line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        if record.levelno >= logging.ERROR and getattr(error, "retriable", False):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = f"{record.msg} (retried: usual while a new broker creates its offsets)"
+        return True
+
+
 def install(repeat_filter: RepeatFilter) -> None:
     """Attach the filter to every logger of the noisy families that exists now (they are
     created at import; a logger's filters see the records logged through it), and to our
     own repeating ones."""
     manager = logging.Logger.manager
+    logging.getLogger(COORDINATOR_LOG).addFilter(RetriedLookupAsInfo())  # before the repeats'
     for name in list(manager.loggerDict):
         logger = manager.loggerDict[name]
         if isinstance(logger, logging.Logger) and name.split(".")[0] in NOISY:

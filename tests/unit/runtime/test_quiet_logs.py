@@ -9,7 +9,13 @@ import logging
 import pytest
 
 from streams.metrics.kpi_exporter import warm_log
-from streams.runtime.quiet_logs import BrokerWatch, RepeatFilter, install
+from streams.runtime.quiet_logs import (
+    COORDINATOR_LOG,
+    BrokerWatch,
+    RepeatFilter,
+    RetriedLookupAsInfo,
+    install,
+)
 
 
 def record(msg: str, level: int = logging.ERROR, name: str = "aiokafka.client"):
@@ -71,3 +77,27 @@ def test_the_watch_logs_the_outage_once_each_way(caplog: pytest.LogCaptureFixtur
     assert len(lines) == 2
     assert lines[0].startswith("Kafka is unreachable at 127.0.0.1:")
     assert lines[1].startswith("Kafka is reachable again after")
+
+
+def test_a_retried_coordinator_lookup_is_info_and_a_fatal_one_stays_an_error(monkeypatch) -> None:
+    """aiokafka logs ``Group Coordinator Request failed`` as an ERROR and retries it when
+    the error is retriable: every first start on a new broker did so."""
+    from aiokafka import errors
+
+    f = RetriedLookupAsInfo()
+    retried = logging.LogRecord(
+        COORDINATOR_LOG, logging.ERROR, __file__, 1, "Group Coordinator Request failed: %s",
+        (errors.GroupCoordinatorNotAvailableError(),), None,
+    )  # fmt: skip
+    assert f.filter(retried) and (retried.levelno, retried.levelname) == (logging.INFO, "INFO")
+    assert "(retried: usual while a new broker creates its offsets)" in retried.getMessage()
+    fatal = logging.LogRecord(
+        COORDINATOR_LOG, logging.ERROR, __file__, 1, "Group Coordinator Request failed: %s",
+        (errors.GroupAuthorizationFailedError(),), None,
+    )  # fmt: skip
+    assert f.filter(fatal) and fatal.levelno == logging.ERROR
+    logger = logging.getLogger(COORDINATOR_LOG)
+    monkeypatch.setattr(logger, "filters", [])
+    install(RepeatFilter())
+    kinds = [type(x) for x in logger.filters]
+    assert kinds.index(RetriedLookupAsInfo) < kinds.index(RepeatFilter)  # downgraded first
