@@ -24,6 +24,7 @@ DATA = Path(".data")
 
 
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> bool:
+    """True once ``url`` answers 200 (a 503 is an ``HTTPError``, an ``OSError``: waited on)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -111,8 +112,10 @@ def _start_children(
     worker = [*exe, "worker", *common, "--metrics-host", settings.metrics_host]
     worker += ["--metrics-port", str(settings.metrics_port), "--data-dir", str(settings.data_dir)]
     children.append(("worker", subprocess.Popen(worker, env=env)))
-    if not _wait_http(f"{metrics}/metrics", 120, children[-1][1]):
-        print("error: the worker did not come up; see its log above", file=sys.stderr)
+    # ready (partitions assigned, tables recovered), not merely serving: the banner below
+    # then follows Faust's start-up tables instead of drowning among them
+    if not _wait_http(f"{metrics}/ready", 120, children[-1][1]):
+        print("error: the worker did not become ready; see its log above", file=sys.stderr)
         return False
     board = f"http://{settings.wallboard_host}:{settings.wallboard_port}/"
     wallboard = [*exe, "wallboard", "--workers", metrics]
