@@ -476,7 +476,9 @@ class Worker:
         return view.bytes(await self.rendering.get(), content_type=content_type)
 
     async def stats_page(self, view: View, request: Request) -> Response:
-        """Cheap progress counters as JSON, for tools that poll often (never the tables)."""
+        """Cheap progress counters as JSON, for tools that poll often (docs/metrics.md,
+        "/stats"): no figure is built; ``held`` counts the table copies' rows, which loads a
+        copy dropped at a rebalance or recovery (the agents' next batch would load it too)."""
         s = self.state
         return view.json(
             {

@@ -7,6 +7,7 @@ windows end at each partition's watermark and the figures are deterministic.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import time
@@ -233,11 +234,40 @@ def test_one_worker_equals_oracle(kafka, names, start_worker, traffic) -> None:
     assert held["memtables"] + held["block_cache"] <= 64 * 1024 * 1024
     # closed, quiet tickets were left to RocksDB, and late events read them back, exactly
     with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/stats", timeout=5) as r:
-        tickets = orjson.loads(r.read())["tickets"]
+        stats = orjson.loads(r.read())
+    tickets = stats["tickets"]
     assert tickets["shelved"] > 1000 and tickets["read_back"] > 100, tickets
+    # every field of the live /stats is documented
+    missing = _undocumented_stats(stats)
+    assert not missing, f"/stats fields missing from {METRICS_DOC}, {STATS_HEADING!r}: {missing}"
 
 
 KINDS = ("memtables", "block_cache", "table_readers")
+METRICS_DOC = Path(__file__).parents[2] / "docs" / "metrics.md"
+STATS_HEADING = "## /stats: the worker's progress counters"
+BY_PARTITION = ("commit", "next_offsets")  # keyed by partition, not by field
+
+
+def _undocumented_stats(stats: dict) -> list[str]:
+    """The fields of a live /stats answer that no row of its section of docs/metrics.md names
+    in backticks in its first column: `key` at the top level, `parent.key` in a nested
+    object, and a commit entry's as `commit.<topic>:<partition>.key`."""
+    text = METRICS_DOC.read_text()
+    _, found, section = text.partition(f"\n{STATS_HEADING}\n")
+    assert found, f"{METRICS_DOC} has no section {STATS_HEADING!r}"
+    section = section.split("\n## ", 1)[0]  # up to the next section, if any
+    documented = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):  # a table row: | field | meaning |
+            documented.update(re.findall(r"`([^`]+)`", line.split("|")[1]))
+    names = list(stats)
+    for parent, value in stats.items():
+        if isinstance(value, dict) and parent not in BY_PARTITION:
+            names += [f"{parent}.{key}" for key in value]
+    assert stats["commit"], stats  # a partition's entry, to check its keys
+    entry = next(iter(stats["commit"].values()))
+    names += [f"commit.<topic>:<partition>.{key}" for key in entry]
+    return [name for name in names if name not in documented]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
