@@ -70,14 +70,17 @@ class RepeatFilter(logging.Filter):
 
 class RetriedLookupAsInfo(logging.Filter):
     """A coordinator lookup that failed with a retriable error is retried at once: logged
-    as INFO, with what it usually means, not as an ERROR on every healthy first start. A
-    lookup that keeps failing while Kafka is away is ``BrokerWatch``'s line."""
+    as INFO, not as an ERROR on every healthy first start. Attached after ``RepeatFilter``,
+    which still summarises a lookup failing ten times a second while Kafka is away (it sees
+    the ERROR); this turns what passes it into INFO."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.args[0] if isinstance(record.args, tuple) and record.args else None
         if record.levelno >= logging.ERROR and getattr(error, "retriable", False):
             record.levelno, record.levelname = logging.INFO, "INFO"
-            record.msg = f"{record.msg} (retried: usual while a new broker creates its offsets)"
+            new_broker = type(error).__name__ == "GroupCoordinatorNotAvailableError"
+            hint = ": usual while a new broker creates its offsets topic" if new_broker else ""
+            record.msg = f"{record.msg} (retried{hint})"
         return True
 
 
@@ -86,13 +89,14 @@ def install(repeat_filter: RepeatFilter) -> None:
     created at import; a logger's filters see the records logged through it), and to our
     own repeating ones."""
     manager = logging.Logger.manager
-    logging.getLogger(COORDINATOR_LOG).addFilter(RetriedLookupAsInfo())  # before the repeats'
+    logging.getLogger(COORDINATOR_LOG)  # created now if aiokafka has not yet: filtered below
     for name in list(manager.loggerDict):
         logger = manager.loggerDict[name]
         if isinstance(logger, logging.Logger) and name.split(".")[0] in NOISY:
             logger.addFilter(repeat_filter)
     for name in OWN_REPEATING:
         logging.getLogger(name).addFilter(repeat_filter)
+    logging.getLogger(COORDINATOR_LOG).addFilter(RetriedLookupAsInfo())  # after the repeats'
 
 
 @dataclass
