@@ -50,6 +50,15 @@ _config_file: Path | None = None
 
 
 TODAY = "today"  # a window's span: since local midnight (null in JSON)
+SPANS = f'a span is positive seconds, or "{TODAY}" (since local midnight)'
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class ConfigError(ValueError):
@@ -395,10 +404,16 @@ class Settings(BaseSettings):
     @field_validator("windows", mode="before")
     @classmethod
     def _today_spans(cls, value: Any) -> Any:
-        """``"today"`` is a span too: TOML has no null, so a file could not keep the window."""
-        if isinstance(value, dict):
-            return {name: None if span == TODAY else span for name, span in value.items()}
-        return value
+        """``"today"`` is a span too: TOML has no null, so a file could not keep the window.
+        Any other text that is no number is refused naming both forms."""
+        if not isinstance(value, dict):
+            return value
+        spans = {name: None if span == TODAY else span for name, span in value.items()}
+        for name, span in spans.items():
+            if isinstance(span, str) and not _is_number(span):
+                msg = f"window {name!r} spans {span!r}: {SPANS}"
+                raise ValueError(msg)
+        return spans
 
     @field_validator("windows")
     @classmethod
@@ -408,10 +423,10 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         for name, span in value.items():
             if span is not None and not (0 < span < float("inf")):
-                msg = (
-                    f"window {name!r} spans {span} s: a span must be positive seconds, or"
-                    f' "{TODAY}" (since local midnight)'
-                )
+                msg = f"window {name!r} spans {span} s: {SPANS}"
+                raise ValueError(msg)
+            if name == TODAY and span is not None:  # the name alone makes it since midnight
+                msg = f'window {TODAY!r} is since local midnight: its span must be "{TODAY}"'
                 raise ValueError(msg)
         return value
 

@@ -95,6 +95,14 @@ def test_a_settings_file_keeps_the_today_window(tmp_path: Path) -> None:
     cfg.write_text("[windows]\ntoday = 0\n")
     with pytest.raises(ConfigError, match=r"spans 0.0 s: .*or \"today\""):
         load_settings(cfg)
+    cfg.write_text('[windows]\nx = "midnight"\n')
+    with pytest.raises(ConfigError, match=r"window 'x' spans 'midnight': .*or \"today\""):
+        load_settings(cfg)
+    # the name alone makes a window since midnight: a number for it would be ignored
+    cfg.write_text("[windows]\ntoday = 3600\n")
+    with pytest.raises(ConfigError, match=r"window 'today' is since local midnight"):
+        load_settings(cfg)
+    assert load_settings(windows={"1h": "3600"}).windows == {"1h": 3600}  # a number as text
 
 
 def test_missing_file() -> None:
