@@ -46,7 +46,7 @@ test: $(STAMP) kafka-jars system-deps lint ## install what is needed, lint, run 
 	$(BIN)/pytest tests/unit -n auto
 	$(BIN)/pytest tests/integration
 
-chaos: $(STAMP) kafka-jars ## the reliability matrix, rows 1-12, on the real broker -> docs/reliability.md (~5 min)
+chaos: $(STAMP) kafka-jars system-deps ## the reliability matrix, rows 1-12, on the real broker -> docs/reliability.md (~5 min)
 	$(BIN)/pytest tests/chaos -p no:cacheprovider -v
 
 soak: $(STAMP) kafka-jars ## 1 h of live traffic at 70 % of the worker's rate -> docs/soak.csv, docs/soak.png

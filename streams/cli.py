@@ -548,35 +548,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print("error: writing a file needs --events or --duration", file=sys.stderr)
         return 2
     if to_file:
-        from tqdm import tqdm
-
-        try:
-            out = sys.stdout.buffer if str(args.output) == "-" else args.output.open("wb")
-        except OSError as exc:
-            print(f"error: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
-            return 2
-        count = 0
-        with tqdm(
-            total=params.max_events, desc="simulate", unit="rec", disable=out is sys.stdout.buffer
-        ) as bar:
-            kinds: Counter[str] = Counter()
-            for record in generate(params):
-                out.write(record.value + b"\n")
-                count += 1
-                kinds[record.kind] += 1
-                bar.update(1)
-        if out is not sys.stdout.buffer:
-            out.close()
-            shares = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
-            print(f"wrote {count} records to {args.output} ({shares})", file=sys.stderr)
-        if params.late and not kinds["late"]:
-            print(
-                f"note: --late {params.late} gave no late record: a late one comes 1.5-3x"
-                f" --lateness ({params.lateness_s * 1.5:.0f}-{params.lateness_s * 3:.0f} s)"
-                " after its event, past the end of this log; raise --events or --duration",
-                file=sys.stderr,
-            )
-        return 0
+        return _simulate_to_file(generate(params), params, args.output)
     settings = _settings(args)
     producer = make_producer(settings)
     records = paced(generate(params), params.start, args.speed)
@@ -586,6 +558,38 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     producer.close()
     print(summary.line("simulate"), file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _simulate_to_file(records: Iterator[Any], params: Any, output: Path) -> int:
+    """Write the records as JSONL (``-``: stdout), then say what was written by kind; a
+    file that cannot be written is one line, exit 2 (a missing directory, a full disk)."""
+    from tqdm import tqdm
+
+    to_stdout = str(output) == "-"
+    kinds: Counter[str] = Counter()
+    try:
+        out = sys.stdout.buffer if to_stdout else output.open("wb")
+        with tqdm(total=params.max_events, desc="simulate", unit="rec", disable=to_stdout) as bar:
+            for record in records:
+                out.write(record.value + b"\n")
+                kinds[record.kind] += 1
+                bar.update(1)
+        if not to_stdout:
+            out.close()
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if not to_stdout:
+        shares = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+        print(f"wrote {kinds.total()} records to {output} ({shares})", file=sys.stderr)
+    if params.late and not kinds["late"]:
+        print(
+            f"note: --late {params.late} gave no late record: a late one comes 1.5-3x"
+            f" --lateness ({params.lateness_s * 1.5:.0f}-{params.lateness_s * 3:.0f} s)"
+            " after its event, past the end of this log; raise --events or --duration",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -671,8 +675,9 @@ def _said_what_was_left_out(counts: dict[str, int]) -> int:
         left_out.append(f"{counts['outside_range']} outside --from/--to")
     if left_out:
         print(f"left out: {'; '.join(left_out)}", file=sys.stderr)
-    if counts["records"] and not counts["accepted"]:
-        print(f"error: none of the {counts['records']} records was accepted", file=sys.stderr)
+    if not counts["accepted"]:
+        none = f"none of the {counts['records']} records" if counts["records"] else "no record"
+        print(f"error: {none} was accepted: the report is empty", file=sys.stderr)
         return 1
     return 0
 
@@ -752,8 +757,10 @@ def _base_url(text: str, flag: str) -> str:
     """An http(s) URL, refused at once otherwise: without its scheme the board would only
     ever report that no source answered."""
     url = text.strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        msg = f"{flag}: {url!r} is not an http(s) URL (write http://{url.split('://')[-1]})"
+    if not url.startswith(("http://", "https://")) or "://" not in url.rstrip(":/"):
+        rest = text.strip().split("://")[-1].strip("/")
+        hint = f" (write http://{rest})" if rest and rest != "http:" else ""
+        msg = f"{flag}: {text.strip()!r} is not an http(s) URL{hint}"
         raise ConfigError(msg)
     return url
 
@@ -769,6 +776,9 @@ def cmd_wallboard(args: argparse.Namespace) -> int:
     source: Source
     if args.workers:
         urls = [_base_url(u, "--workers") for u in args.workers.split(",") if u.strip()]
+        if not urls:
+            msg = "--workers: no URL given (e.g. http://127.0.0.1:8790)"
+            raise ConfigError(msg)
         metrics = [u if u.endswith("/metrics") else f"{u}/metrics" for u in urls]
         source = WorkersSource(metrics, access=access)
     else:

@@ -89,6 +89,13 @@ def test_a_wallboard_source_without_its_scheme_is_refused(
     """Without http:// the board would only ever say that no source answered."""
     assert main(["wallboard", flag, url]) == 2
     assert f"is not an http(s) URL (write http://{url})" in capsys.readouterr().err
+    assert main(["wallboard", flag, "http://"]) == 2
+    assert "'http://' is not an http(s) URL\n" in capsys.readouterr().err
+
+
+def test_a_wallboard_needs_a_worker_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["wallboard", "--workers", ","]) == 2
+    assert "--workers: no URL given" in capsys.readouterr().err
 
 
 def test_simulate_refuses_what_it_cannot_do_in_one_line(
@@ -129,6 +136,10 @@ def test_a_report_says_what_it_left_out_and_fails_when_nothing_is_left(
     assert json.loads(out)["records"]["rejected_schema"] == 1
     assert "left out: 2 rejected (not_json 1, schema 1" in err
     assert "error: none of the 2 records was accepted" in err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert main(["report", str(empty), "--no-progress"]) == 1
+    assert "error: no record was accepted: the report is empty" in capsys.readouterr().err
     day = tmp_path / "day.jsonl"
     assert main(["simulate", "--events", "300", "--output", str(day)]) == 0
     assert main(["report", str(day), "--no-progress", "--from", "2030-01-01"]) == 1
