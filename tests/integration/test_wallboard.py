@@ -300,6 +300,14 @@ def test_the_page_shows_the_json_turns_a_breach_red_and_goes_stale(
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
 
+        driver.get(board.url + "?window=7m")  # a window the board has not: said, not blank
+        wait_for(
+            lambda: "no window 7m: this board has 15m" in driver.find_element("id", "status").text,
+            2 * REFRESH_S + 5,
+            "the unknown window to be named",
+        )
+        driver.get(board.url)
+
         for worker in workers:  # the source stops: the board keeps its figures, marked stale
             worker.stop()
         wait_for(

@@ -97,6 +97,10 @@ function tick() {
     status.textContent = "live, " + latest.missing.length + " worker(s) missing";
     status.className = "status stale";
   }
+  if (!latest.windows.includes(shortWindow)) {  // ?window= names none: its cells would be blank
+    status.textContent = "no window " + shortWindow + ": this board has " + latest.windows.join(", ");
+    status.className = "status stale";
+  }
 }
 
 function connect() {
