@@ -10,9 +10,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from streams.config import DEFAULT_METRICS_PORT, ConfigError, Settings, load_settings
+from streams.tools.broker.launcher import DEFAULT_KAFKA_VERSION
 
 EXAMPLES = {
     "worker": """examples:
@@ -95,13 +96,26 @@ of them. Open the wallboard URL it prints.""",
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad flag value is one line and a pointer to --help: argparse's own error printed
+    the command's whole usage first (some 30 lines for ``worker``) above the line that
+    matters."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\nRun `{self.prog} --help` for its options.\n")
+
+
 def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=36)
 
 
-def _settings_flags(parser: argparse.ArgumentParser) -> None:
+def _settings_flags(parser: argparse.ArgumentParser, *, kafka: bool = True) -> None:
+    """``--config``, and the Kafka ones unless the command never connects to Kafka (the
+    wallboard, ``report``), whose help would list flags it ignores."""
     g = parser.add_argument_group("settings (flags > TICKETPULSE_* env > --config file > defaults)")
     g.add_argument("--config", type=Path, help="TOML settings file (env: TICKETPULSE_CONFIG)")
+    if not kafka:
+        return
     g.add_argument(
         "--bootstrap-servers",
         help="Kafka servers, comma separated (env KAFKA_BOOTSTRAP_SERVERS; default 127.0.0.1:9092)",
@@ -159,7 +173,11 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="dead-letter events this far ahead of the clock (default 300)",
     )
-    g.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    g.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="the worker's log level (default info)",
+    )
     _tuning_flags(parser)
     _figure_flags(parser)
 
@@ -296,7 +314,7 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ticketpulse",
         formatter_class=_formatter,
         description="Real-time customer-service KPIs from ticket events in Kafka, for Prometheus.",
@@ -305,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action=_Version, help="print the versions that /metrics' build_info shows"
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         return sub.add_parser(
@@ -347,7 +367,7 @@ def _wallboard_flags(parser: argparse.ArgumentParser) -> None:
 
 def _wallboard_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     board = command("wallboard", "Serve a TV wallboard and a live JSON/SSE feed of the figures.")
-    _settings_flags(board)
+    _settings_flags(board, kafka=False)
     _wallboard_flags(board)
     _web_config_flag(board)
     source = board.add_mutually_exclusive_group(required=True)
@@ -454,10 +474,17 @@ def _broker_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
     broker = command(
         "broker", "Run a local single-node Apache Kafka broker (KRaft) in the foreground."
     )
-    broker.add_argument("--data-dir", type=Path, default=Path(".data/kafka"), help="broker storage")
+    broker.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".data/kafka"),
+        help="broker storage, kept across starts (default .data/kafka)",
+    )
     broker.add_argument("--port", type=int, default=None, help="client port (default 9092 if free)")
     broker.add_argument(
-        "--kafka-version", default=None, help="Apache Kafka version from Maven Central"
+        "--kafka-version",
+        default=None,
+        help=f"Apache Kafka version from Maven Central (default {DEFAULT_KAFKA_VERSION})",
     )
     broker.add_argument(
         "--fetch-only", action="store_true", help="only download the jars, then exit"
@@ -487,7 +514,7 @@ def _log_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> Non
 
     rep = command("report", "Print the figures of a JSONL event log as JSON, computed offline.")
     rep.add_argument("file", type=Path, help="JSONL file, one event per line")
-    _settings_flags(rep)
+    _settings_flags(rep, kafka=False)
     rep.add_argument("--lateness-seconds", type=float, help="allowed lateness (default 600)")
     rep.add_argument(
         "--timezone", help='time zone of the "today" window and the intervals (default UTC)'

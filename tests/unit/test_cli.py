@@ -169,3 +169,28 @@ def test_version_names_the_package_faust_and_python(capsys: pytest.CaptureFixtur
         r"ticketpulse \S+ \(faust-streaming \S+, Python 3\.\d+\.\d+\)\n",
         capsys.readouterr().out,
     )
+
+
+def test_a_bad_flag_value_is_one_line_and_a_pointer_to_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """argparse printed the command's whole usage (some 30 lines for worker) above it."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["worker", "--metrics-port", "abc"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "ticketpulse worker: error: argument --metrics-port: invalid int value: 'abc'\n"
+        "Run `ticketpulse worker --help` for its options.\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["report", "wallboard"])
+def test_commands_that_never_connect_to_kafka_list_no_kafka_flag(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--bootstrap-servers", "--topic", "--partitions", "--app-id"):
+        assert flag not in out, f"`{command} --help` lists {flag}, which it ignores"
+    assert "--config" in out
