@@ -40,16 +40,17 @@ from streams.core.policy import (
     QueueOverride,
     ServiceLevelPreset,
 )
+from streams.core.windows import TODAY
 from streams.processing.settings import KpiSettings
 
 LONGEST_LOCAL_DAY = DAY + 3600.0  # "today" on the day the clocks go back
 DEFAULT_METRICS_PORT = 8790
 DEFAULT_WALLBOARD_PORT = 8791
-DEFAULT_WINDOWS: dict[str, float | None] = {"15m": 900, "1h": 3600, "24h": 86400, "today": None}
+DEFAULT_WINDOWS: dict[str, float | None] = {"15m": 900, "1h": 3600, "24h": 86400, TODAY: None}
 _config_file: Path | None = None
 
 
-TODAY = "today"  # a window's span: since local midnight (null in JSON)
+# TODAY names the since-midnight window (streams.core.windows), and is its span in a file
 SPANS = f'a span is positive seconds, or "{TODAY}" (since local midnight)'
 
 
