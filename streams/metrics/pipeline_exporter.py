@@ -89,6 +89,7 @@ class PipelineCollector(Collector):
         assigned.add_metric(["recovering"], len(active - served))
         assigned.add_metric(["standby"], len(standby))
         yield assigned
+        yield _served_partitions(served)
         yield GaugeMetricFamily(
             "ticketpulse_broker_up",
             "1 while a Kafka bootstrap server accepts connections, 0 while none does.",
@@ -212,6 +213,22 @@ def build_info() -> dict[str, str]:
         "faust_version": version("faust-streaming"),
         "python_version": platform.python_version(),
     }
+
+
+def _served_partitions(served: set[int]) -> GaugeMetricFamily:
+    """1 per partition whose figures this scrape holds: summed over the workers' last
+    scrapes, each partition must read exactly 1 for the reading to be complete. A count
+    alone cannot tell a partition counted twice and another missing from a whole reading
+    (docs/metrics.md, "Complete readings")."""
+    family = GaugeMetricFamily(
+        "ticketpulse_partition_active",
+        "1 for each input-topic partition whose figures this scrape holds (role active); "
+        "summed over the workers, every partition reads exactly 1 in a complete reading.",
+        labels=["partition"],
+    )
+    for partition in sorted(served):
+        family.add_metric([str(partition)], 1.0)
+    return family
 
 
 def _labelled_counter(name: str, doc: str, label: str, values: dict[str, int]) -> Metric:

@@ -479,12 +479,14 @@ def _ownership_panels(layout: Layout) -> list[Panel]:
         ),
         panel(
             layout,
-            "Partitions without figures (no active owner, or tables recovering)",
+            "Partitions not held exactly once (no active owner, tables recovering, or two "
+            "workers' scrapes)",
             [
                 (
                     "max(ticketpulse_topic_partitions)"
-                    ' - sum(ticketpulse_partitions_assigned{role="active"})',
-                    "unowned",
+                    " - (count(sum by (partition) (ticketpulse_partition_active) == 1)"
+                    " or vector(0))",
+                    "not held once",
                 )
             ],
             kind="stat",

@@ -67,8 +67,8 @@ class Board:
     def _accept(self, reading: Reading) -> None:
         """Show a reading, unless it covers only some partitions and a complete one is shown."""
         owned = coverage(reading.metrics)
-        partial = owned is not None and owned[0] != owned[1]
-        incomplete = f"{owned[0]} of {owned[1]} partitions owned" if owned and partial else None
+        partial = owned is not None and owned[:2] != (owned[1], owned[1])
+        incomplete = _incomplete(owned) if owned and partial else None
         if incomplete != self.incomplete:
             (log.warning if incomplete else log.info)(
                 f"{self.source.name}: {incomplete}; showing the last complete reading"
@@ -109,6 +109,13 @@ class Board:
             "windows": self.windows,
             **body,
         }
+
+
+def _incomplete(owned: tuple[int, int, int]) -> str:
+    """The status line's reason: "3 of 4 partitions owned", and how many twice if any."""
+    once, total, several = owned
+    twice = f", {several} by more than one worker" if several else ""
+    return f"{once} of {total} partitions owned{twice}"
 
 
 def _names(text: str | None) -> set[str] | None:

@@ -22,7 +22,8 @@ Metrics = dict[tuple[str, Labels], float]
 W = WINDOW_PREFIX
 # the partition count is the same on every worker: across workers it is a max, not a sum
 TOPIC_PARTITIONS = "ticketpulse_topic_partitions"
-ACTIVE_PARTITIONS = ("ticketpulse_partitions_assigned", (("role", "active"),))
+# 1 per partition whose figures a worker's scrape holds: summed, 1 for each in a complete reading
+PARTITION_ACTIVE = "ticketpulse_partition_active"
 MAX_SAMPLES = frozenset(
     {
         "ticketpulse_oldest_waiting_contact_age_seconds",
@@ -71,15 +72,17 @@ def combine(per_worker: Iterable[Metrics]) -> Metrics:
     return out
 
 
-def coverage(metrics: Metrics) -> tuple[int, int] | None:
-    """(partitions actively owned, partitions of the topic) over the workers read, or None
-    when the source does not say: figures only count while the two are equal. A worker
-    counts a partition active only while its figures are in the same scrape (not while
-    its tables are recovered: role ``recovering``)."""
+def coverage(metrics: Metrics) -> tuple[int, int, int] | None:
+    """(partitions held active by exactly one worker read, partitions of the topic, partitions
+    held by more than one), or None when the source does not say: figures only count while
+    every partition is held exactly once. A set, not a count: a partition counted twice and
+    another missing add up to the topic's count. A worker holds a partition active only
+    while its figures are in the same scrape (not while its tables are recovered)."""
     total = metrics.get((TOPIC_PARTITIONS, ()))
     if total is None:
         return None
-    return int(metrics.get(ACTIVE_PARTITIONS, 0.0)), int(total)
+    held = [value for (name, _), value in metrics.items() if name == PARTITION_ACTIVE]
+    return held.count(1.0), int(total), sum(1 for value in held if value > 1.0)
 
 
 @dataclass

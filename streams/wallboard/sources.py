@@ -21,10 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import ConfigError
 from streams.wallboard.figures import (
-    ACTIVE_PARTITIONS,
     COMPONENTS,
     MAX_SAMPLES,
     NOW,
+    PARTITION_ACTIVE,
     TOPIC_PARTITIONS,
     Labels,
     Metrics,
@@ -137,7 +137,7 @@ QUERIED = [
     *NOW.values(),
     "ticketpulse_service_level_objective_ratio",
     "ticketpulse_queue_calendar_info",
-    ACTIVE_PARTITIONS[0],
+    PARTITION_ACTIVE,
     TOPIC_PARTITIONS,
 ]
 

@@ -69,9 +69,27 @@ def test_active_partitions_count_as_recovering_while_their_figures_are_withheld(
     assert value("ticketpulse_partitions_assigned", {"role": "recovering"}) == 2
     assert value("ticketpulse_partitions_assigned", {"role": "standby"}) == 1
     assert value("ticketpulse_event_time_watermark_timestamp_seconds", {"partition": "0"}) == 100
+    assert value("ticketpulse_partition_active", {"partition": "0"}) is None
     served = {0, 1}
     assert value("ticketpulse_partitions_assigned", {"role": "active"}) == 2
     assert value("ticketpulse_partitions_assigned", {"role": "recovering"}) == 0
+
+
+def test_each_served_partition_is_one_series_for_the_completeness_check() -> None:
+    """Summed over the workers, a complete reading has every partition at exactly 1: a
+    partition counted twice and another missing show as a 2 and an absence, where the count
+    of active partitions would add up (docs/metrics.md, "Complete readings")."""
+    served = {1, 3}
+    collector = PipelineCollector(
+        PipelineState(), 4, lambda: ({1, 2, 3}, set()), served=lambda: served
+    )
+    value = build_registry([collector]).get_sample_value
+    assert [value("ticketpulse_partition_active", {"partition": str(p)}) for p in range(4)] == [
+        None,
+        1.0,
+        None,
+        1.0,
+    ]
 
 
 def test_a_partition_handed_over_exports_its_stored_watermark_until_a_later_record() -> None:

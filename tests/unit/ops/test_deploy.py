@@ -22,6 +22,7 @@ from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
 from streams.ops import generate
 from streams.ops.dashboards import panel_queries
+from streams.ops.rules import completeness_condition
 from streams.processing.local import LocalPipeline
 from streams.processing.settings import KpiSettings
 from streams.runtime.state import PipelineState
@@ -77,6 +78,26 @@ def test_every_alert_has_promtool_tests_that_pass(promtool: str) -> None:
             anchor = rule["annotations"]["runbook_url"].split("#")[1]
             runbooks = (ROOT / "docs/runbooks.md").read_text().lower().splitlines()
             assert f"## {anchor}" in runbooks, f"docs/runbooks.md has no heading {anchor}"
+
+
+def test_alerts_on_now_gauges_repeat_the_completeness_rule_word_for_word() -> None:
+    """They read the condition inline, at the same instant as their gauges; a copy that
+    drifted from the recording rule would gate them on another notion of complete."""
+    alerts = yaml.safe_load((PROM / "rules/ticketpulse.alerts.yml").read_text())
+    condition = " ".join(completeness_condition().split())
+    gated = [
+        r["alert"]
+        for g in alerts["groups"]
+        for r in g["rules"]
+        if "ticketpulse_topic_partitions)" in r["expr"]
+        and "absent(" not in r["expr"]
+        and "ticketpulse_partitions_assigned" not in r["expr"]
+    ]
+    assert len(gated) == 3, gated
+    for g in alerts["groups"]:
+        for r in g["rules"]:
+            if r["alert"] in gated:
+                assert condition in " ".join(r["expr"].split()), r["alert"]
 
 
 def test_generated_rules_and_dashboards_are_up_to_date() -> None:

@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -134,13 +136,19 @@ async def test_the_page_and_its_assets_are_served_by_the_package() -> None:
         await client.close()
 
 
-def owning(active: int, waiting: float) -> Reading:
-    """A reading from workers that actively own ``active`` of 4 partitions."""
+def owning(active: int, waiting: float, held: Iterable[int] | None = None) -> Reading:
+    """A reading from workers that actively own ``active`` of 4 partitions (``held``, 0, 1 ...
+    by default; a partition listed twice is held by two workers' scrapes)."""
+    held = range(active) if held is None else held
+    counts = Counter(held)
     return Reading(
         {
             ("ticketpulse_contacts_waiting", (("channel", "chat"), ("queue", "sales"))): waiting,
-            ("ticketpulse_partitions_assigned", (("role", "active"),)): float(active),
             ("ticketpulse_topic_partitions", ()): 4.0,
+            **{
+                ("ticketpulse_partition_active", (("partition", str(p)),)): float(n)
+                for p, n in counts.items()
+            },
         }
     )
 
@@ -174,3 +182,15 @@ async def test_a_reading_covering_some_partitions_keeps_the_last_complete_one_st
     assert shown() == (9, True, "0 of 4 partitions owned")
     await board.refresh(None)
     assert shown() == (7, False, None)
+
+
+async def test_a_partition_counted_twice_and_another_missing_is_not_a_complete_reading() -> None:
+    """Two workers scraped either side of a handover that moved partitions both ways: the
+    active partitions add up to 4, but partition 0 is in both scrapes and 3 in neither."""
+    source = ScriptedSource([owning(4, 9), owning(4, 30, held=[0, 0, 1, 2])])
+    board = Board(source, refresh_s=1, windows=["15m"])
+    await board.refresh(None)
+    await board.refresh(None)
+    doc = board.figures({})
+    assert (doc["total"]["now"]["waiting"], doc["stale"]) == (9, True)
+    assert doc["incomplete"] == "2 of 4 partitions owned, 1 by more than one worker"
