@@ -92,7 +92,8 @@ docs/wallboard.md documents the JSON.""",
 
 Starts a local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), creates the
 topics, then one worker, its wallboard and the live traffic simulator; Ctrl-C stops all
-of them. Open the wallboard URL it prints.""",
+of them. Open the wallboard URL it prints. Each one's output is kept whole in
+.data/logs/<name>.log; here, every line but the worker's INFO ones (--verbose: all).""",
 }
 
 
@@ -535,6 +536,12 @@ def _log_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> Non
     _wallboard_flags(run)
     run.add_argument(
         "--rate", type=float, default=20.0, help="simulated events per second (default 20)"
+    )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every line of the children's output here, the worker's INFO lines too "
+        "(always in .data/logs/<name>.log)",
     )
 
 

@@ -1,19 +1,24 @@
 """``make run``: a local broker, the topics, one worker and live simulated traffic.
 
 Each part is a child process; Ctrl-C (or SIGTERM) stops them in reverse order:
-simulator, worker (which commits and leaves the group), then the broker.
+simulator, worker (which commits and leaves the group), then the broker. Each child's whole
+output goes to ``.data/logs/<name>.log``; the console shows all of it but the worker's
+routine INFO lines (some 250 at start-up, with Faust's tables), unless ``--verbose``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from streams.config import Settings
 from streams.runtime.processes import stop
@@ -21,6 +26,42 @@ from streams.runtime.topics import ensure_topics
 from streams.tools.broker import launcher
 
 DATA = Path(".data")
+LOGS = DATA / "logs"
+# a worker log line at INFO or DEBUG (Faust's format), and the ASCII tables Faust logs with them
+ROUTINE = re.compile(rb"^\[[^]]*\] \[\d+\] \[(INFO|DEBUG)\] |^[+|]")
+Child = tuple[str, subprocess.Popen[bytes]]
+
+
+def _spawn(name: str, cmd: list[str], env: dict[str, str], verbose: bool) -> Child:
+    """Start a child with its output pumped to its log file (and the console)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None  # PIPE was asked for
+    pump = threading.Thread(
+        target=_pump, args=(name, proc.stdout, LOGS / f"{name}.log", verbose), daemon=True
+    )
+    pump.start()
+    return name, proc
+
+
+def _pump(name: str, stream: IO[bytes], path: Path, verbose: bool) -> None:
+    """Every line to the log file; to the console too unless it is routine. Reads to the
+    end, so a child stopping never writes into a closed pipe."""
+    with path.open("wb") as log:
+        for line in iter(stream.readline, b""):
+            log.write(line)
+            log.flush()
+            if verbose or not ROUTINE.match(line):
+                text = line.decode(errors="replace").rstrip("\n")
+                print(f"{name:9} | {text}", flush=True)
+
+
+def _tail(name: str, lines: int = 15) -> None:
+    """The last lines of a child's log: why it stopped, without scrolling back."""
+    path = LOGS / f"{name}.log"
+    if path.exists():
+        last = path.read_bytes().decode(errors="replace").splitlines()[-lines:]
+        print(f"--- last lines of {path} ---", *last, "---", sep="\n", file=sys.stderr)
 
 
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> bool:
@@ -74,17 +115,18 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
         broker = launcher.start(DATA / "kafka", port=port)
         env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
         settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap})
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    children: list[Child] = []
     try:
         for name, parts in ensure_topics(settings).items():
             print(f"topic {name}: {parts} partitions")
-        if not _start_children(children, settings, env, args.rate):
+        if not _start_children(children, settings, env, args):
             return 1
         while all(proc.poll() is None for _, proc in children):
             time.sleep(0.5)
         for name, proc in children:
             if proc.poll() is not None:
                 print(f"error: {name} exited with code {proc.returncode}", file=sys.stderr)
+                _tail(name)
         return 1
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
@@ -99,10 +141,7 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _start_children(
-    children: list[tuple[str, subprocess.Popen[bytes]]],
-    settings: Settings,
-    env: dict[str, str],
-    rate: float,
+    children: list[Child], settings: Settings, env: dict[str, str], args: argparse.Namespace
 ) -> bool:
     """The worker, its wallboard and the simulator; False when one did not come up."""
     exe = [sys.executable, "-m", "streams.cli"]
@@ -111,22 +150,24 @@ def _start_children(
     metrics = f"http://{settings.metrics_host}:{settings.metrics_port}"
     worker = [*exe, "worker", *common, "--metrics-host", settings.metrics_host]
     worker += ["--metrics-port", str(settings.metrics_port), "--data-dir", str(settings.data_dir)]
-    children.append(("worker", subprocess.Popen(worker, env=env)))
-    # ready (partitions assigned, tables recovered), not merely serving: the banner below
-    # then follows Faust's start-up tables instead of drowning among them
+    children.append(_spawn("worker", worker, env, args.verbose))
+    # ready (partitions assigned, tables recovered), not merely serving: with --verbose the
+    # banner below then follows Faust's start-up tables instead of drowning among them
     if not _wait_http(f"{metrics}/ready", 120, children[-1][1]):
-        print("error: the worker did not become ready; see its log above", file=sys.stderr)
+        print("error: the worker did not become ready", file=sys.stderr)
+        _tail("worker")
         return False
     board = f"http://{settings.wallboard_host}:{settings.wallboard_port}/"
     wallboard = [*exe, "wallboard", "--workers", metrics]
     wallboard += ["--wallboard-host", settings.wallboard_host]
     wallboard += ["--wallboard-port", str(settings.wallboard_port)]
-    children.append(("wallboard", subprocess.Popen(wallboard, env=env)))
+    children.append(_spawn("wallboard", wallboard, env, args.verbose))
     if not _wait_http(board, 30, children[-1][1]):
-        print("error: the wallboard did not come up; see its log above", file=sys.stderr)
+        print("error: the wallboard did not come up", file=sys.stderr)
+        _tail("wallboard")
         return False
-    simulate = [*exe, "simulate", *common, "--rate", str(rate), "--start", "now", "--speed", "1"]
-    children.append(("simulator", subprocess.Popen(simulate, env=env)))
+    simulate = [*exe, "simulate", *common, "--rate", str(args.rate), "--start", "now"]
+    children.append(_spawn("simulator", [*simulate, "--speed", "1"], env, args.verbose))
     print(
         "\nticketpulse is running:\n"
         f"  wallboard        {board}   <- open this\n"
@@ -134,6 +175,7 @@ def _start_children(
         f"  metrics          {metrics}/metrics\n"
         f"  readiness        {metrics}/ready\n"
         f"  topics           {settings.topic} -> {settings.dlq_topic} (dead letters)\n"
+        f"  logs             {LOGS}/{{worker,wallboard,simulator}}.log (--verbose: all here)\n"
         "Press Ctrl-C to stop everything.\n",
         flush=True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 import signal
 import socket
@@ -51,3 +52,39 @@ def test_a_second_interrupt_while_stopping_does_not_cut_the_stop_short(capsys) -
     assert (
         capsys.readouterr().out == "still stopping: the worker, then the broker (a few seconds)\n"
     )
+
+
+WORKER_OUTPUT = b"""\
+[2026-12-06 12:02:55,197] [28421] [INFO] [^BoundedStopWorker]: Starting...
+[2026-12-06 12:02:56,281] [28421] [INFO] Updating subscribed topics to:
++Requested Subscription-----------+
+| ticket-events                   |
++---------------------------------+
+[2026-12-06 12:02:57,000] [28421] [WARNING] Kafka is unreachable
+[2026-12-06 12:02:58,000] [28421] [DEBUG] a detail
+Traceback (most recent call last):
+  File "x.py", line 1, in <module>
+ValueError: boom
+error: metrics port 8790 on 127.0.0.1 is not free
+"""
+
+
+def test_make_run_logs_a_childs_whole_output_and_shows_all_but_routine_lines(
+    tmp_path, capsys
+) -> None:
+    """Faust's INFO lines and their tables (some 250 at start-up) went to the console before
+    ``make run``'s banner; they go to the log only, and warnings, tracebacks and errors to
+    both, named by child. ``--verbose`` shows every line."""
+    log = tmp_path / "worker.log"
+    devstack._pump("worker", io.BytesIO(WORKER_OUTPUT), log, verbose=False)
+    assert log.read_bytes() == WORKER_OUTPUT
+    shown = capsys.readouterr().out.splitlines()
+    assert shown == [
+        "worker    | [2026-12-06 12:02:57,000] [28421] [WARNING] Kafka is unreachable",
+        "worker    | Traceback (most recent call last):",
+        'worker    |   File "x.py", line 1, in <module>',
+        "worker    | ValueError: boom",
+        "worker    | error: metrics port 8790 on 127.0.0.1 is not free",
+    ]
+    devstack._pump("worker", io.BytesIO(WORKER_OUTPUT), log, verbose=True)
+    assert len(capsys.readouterr().out.splitlines()) == len(WORKER_OUTPUT.splitlines())
