@@ -401,8 +401,8 @@ def _simulate_command(command: Callable[[str, str], argparse.ArgumentParser]) ->
     g.add_argument(
         "--start",
         default=None,
-        help="simulated start, RFC 3339 or 'now' (default: now for "
-        "Kafka, 2026-01-05T08:00:00Z for a file)",
+        help="simulated start, an ISO date or time (UTC without a zone) or 'now' (default: "
+        "now for Kafka, 2026-01-05T08:00:00Z for a file)",
     )
     g.add_argument(
         "--duration", type=float, default=None, help="stop after this many simulated seconds"
@@ -526,8 +526,14 @@ def _log_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> Non
     rep.add_argument(
         "--format", choices=["json", "csv"], default="json", help="output (csv needs --interval)"
     )
-    rep.add_argument("--from", dest="since", help="leave out events before this instant")
-    rep.add_argument("--to", dest="until", help="leave out events from this instant on")
+    rep.add_argument(
+        "--from",
+        dest="since",
+        help="leave out events before this instant (ISO; UTC without a zone)",
+    )
+    rep.add_argument(
+        "--to", dest="until", help="leave out events from this instant on (ISO; UTC without a zone)"
+    )
     rep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     run = command("run", "Local demo: broker, topics, one worker and live simulated traffic.")
@@ -551,7 +557,7 @@ def _start_time(text: str | None, to_file: bool) -> float:
     if text == "now":
         return time.time()
     try:
-        return datetime.fromisoformat(text.upper()).astimezone(UTC).timestamp()
+        return _epoch(text)
     except ValueError:
         msg = f"--start: {text!r} is not 'now' or an ISO date or time (e.g. 2026-01-05T08:00Z)"
         raise ConfigError(msg) from None
@@ -717,14 +723,20 @@ def _said_what_was_left_out(counts: dict[str, int]) -> int:
 
 
 def _instant(text: str | None) -> float | None:
-    """An ISO date or time as epoch seconds (a time without a zone is UTC)."""
+    """``--from``/``--to``: an ISO date or time as epoch seconds, or None when not given."""
     if text is None:
         return None
     try:
-        parsed = datetime.fromisoformat(text)
+        return _epoch(text)
     except ValueError:
         msg = f"{text!r} is not an ISO date or time (e.g. 2026-01-05 or 2026-01-05T08:00Z)"
         raise ValueError(msg) from None
+
+
+def _epoch(text: str) -> float:
+    """An ISO date or time as epoch seconds; one without a zone is UTC, for every command
+    (``simulate --start`` read it as the machine's local time until 2026-12-06)."""
+    parsed = datetime.fromisoformat(text.upper())
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 

@@ -6,7 +6,9 @@ import argparse
 import json
 import re
 import socket
+import time
 
+import orjson
 import pytest
 
 from streams.cli import EXAMPLES, build_parser, main
@@ -194,3 +196,24 @@ def test_commands_that_never_connect_to_kafka_list_no_kafka_flag(
     for flag in ("--bootstrap-servers", "--topic", "--partitions", "--app-id"):
         assert flag not in out, f"`{command} --help` lists {flag}, which it ignores"
     assert "--config" in out
+
+
+def test_a_time_without_a_zone_is_utc_for_simulate_and_report_alike(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``simulate --start`` read a zone-less time as the machine's local time and ``report
+    --from`` as UTC: on a machine east of UTC, a day simulated from 08:00 and reported from
+    08:00 left out its first hours."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        day = tmp_path / "day.jsonl"
+        start = ["--start", "2026-01-05T08:00:00", "--duration", "3600"]
+        assert main(["simulate", "--events", "50", "--output", str(day), *start]) == 0
+        first = min(orjson.loads(line)["occurred_at"] for line in day.read_bytes().splitlines())
+        assert first.startswith("2026-01-05T08:00"), first
+        assert main(["report", str(day), "--no-progress", "--from", "2026-01-05T08:00"]) == 0
+        assert "outside --from/--to" not in capsys.readouterr().err
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
