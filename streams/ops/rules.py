@@ -10,7 +10,8 @@ Every window figure is recorded only from a complete reading (``complete``): whi
 workers' last scrapes cover each input partition once. A worker exports no figure while
 its partitions change hands (docs/architecture.md), so a sum over the others' would be
 too low, not late: it gives no sample instead, as the wallboard keeps its last complete
-reading (the alerts ride over the gap with ``keep_firing_for``).
+reading (the alerts ride over the gap with ``keep_firing_for``, and those on Now gauges
+with the last complete value: ``now_rules``).
 """
 
 from __future__ import annotations
@@ -78,27 +79,46 @@ def complete(expr: str) -> str:
     return f"(\n  {inner}\n)\n  and ignoring ({FIGURE_LABELS}) {COMPLETE}"
 
 
-def completeness_condition() -> str:
-    """Each input partition counted exactly once over the workers' last scrapes, and the
-    partition count when so (docs/metrics.md, "Complete readings"). A set, not a count: a
-    partition held by two workers' scrapes and another by none add up to the right count.
-    The alerts on Now gauges repeat it inline (tested equal)."""
-    once = f"{_sum('ticketpulse_partition_active', 'instance')} == 1"
-    return (
-        "max without (instance) (ticketpulse_topic_partitions)\n"
-        f"  == count without (partition) ({once})"
-    )
-
-
 def completeness_rule() -> dict[str, Any]:
-    return {"record": COMPLETE, "expr": completeness_condition()}
+    """Each input partition counted exactly once over the workers' last scrapes, valued the
+    partition count (docs/metrics.md, "Complete readings"). A set, not a count: a partition
+    held by two workers' scrapes and another by none add up to the right count."""
+    once = f"{_sum('ticketpulse_partition_active', 'instance')} == 1"
+    return {
+        "record": COMPLETE,
+        "expr": "max without (instance) (ticketpulse_topic_partitions)\n"
+        f"  == count without (partition) ({once})",
+    }
 
 
 def window_rules() -> list[dict[str, Any]]:
     """The completeness rule first (a group evaluates in order, so every figure after it
     reads it at the same instant), then each figure, gated by it."""
-    figures = [{**r, "expr": complete(r["expr"])} for r in _figure_rules()]
+    figures = [{**r, "expr": complete(r["expr"])} for r in [*_figure_rules(), *now_rules()]]
     return [completeness_rule(), *figures]
+
+
+# Now gauge -> how workers combine: the alerts on Now figures read these recorded series
+NOW_ALERTED = {
+    "first_response_breaches": "sum",
+    "resolution_breaches": "sum",
+    "oldest_waiting_contact_age_seconds": "max",
+}
+
+
+def now_record(name: str) -> str:
+    """The recorded, completeness-gated series of a Now gauge, per queue x channel."""
+    return f"queue_channel:{N(name)}:{NOW_ALERTED[name]}"
+
+
+def now_rules() -> list[dict[str, Any]]:
+    """The Now gauges the alerts read, combined over the workers. Gated like the window
+    figures, so an alert reads ``last_over_time`` of them: the last complete reading rides
+    over a handover, where a gate in the alert itself ended a pending alert's ``for``."""
+    return [
+        {"record": now_record(name), "expr": f"{agg} without (instance) ({N(name)})"}
+        for name, agg in NOW_ALERTED.items()
+    ]
 
 
 def _figure_rules() -> list[dict[str, Any]]:

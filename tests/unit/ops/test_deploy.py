@@ -22,7 +22,7 @@ from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
 from streams.ops import generate
 from streams.ops.dashboards import panel_queries
-from streams.ops.rules import completeness_condition
+from streams.ops.rules import COMPLETE, NOW_ALERTED, now_record
 from streams.processing.local import LocalPipeline
 from streams.processing.settings import KpiSettings
 from streams.runtime.state import PipelineState
@@ -80,24 +80,20 @@ def test_every_alert_has_promtool_tests_that_pass(promtool: str) -> None:
             assert f"## {anchor}" in runbooks, f"docs/runbooks.md has no heading {anchor}"
 
 
-def test_alerts_on_now_gauges_repeat_the_completeness_rule_word_for_word() -> None:
-    """They read the condition inline, at the same instant as their gauges; a copy that
-    drifted from the recording rule would gate them on another notion of complete."""
+def test_alerts_on_now_gauges_read_their_gated_records_and_hold_them_only_while_incomplete() -> (
+    None
+):
+    """Each reads its recorded, completeness-gated series, and its last value only ``unless``
+    the reading is complete now: no alert copies the completeness condition inline (a copy
+    could drift from the rule), and none holds a value after its series has ended."""
     alerts = yaml.safe_load((PROM / "rules/ticketpulse.alerts.yml").read_text())
-    condition = " ".join(completeness_condition().split())
-    gated = [
-        r["alert"]
-        for g in alerts["groups"]
-        for r in g["rules"]
-        if "ticketpulse_topic_partitions)" in r["expr"]
-        and "absent(" not in r["expr"]
-        and "ticketpulse_partitions_assigned" not in r["expr"]
-    ]
-    assert len(gated) == 3, gated
-    for g in alerts["groups"]:
-        for r in g["rules"]:
-            if r["alert"] in gated:
-                assert condition in " ".join(r["expr"].split()), r["alert"]
+    exprs = {r["alert"]: " ".join(r["expr"].split()) for g in alerts["groups"] for r in g["rules"]}
+    assert not [name for name, e in exprs.items() if "ticketpulse_partition_active" in e]
+    for name in NOW_ALERTED:
+        record = now_record(name)
+        (alert,) = [a for a, e in exprs.items() if f"last_over_time({record}[5m])" in e]
+        assert exprs[alert].startswith(record), alert
+        assert f"unless on (job) {COMPLETE}" in exprs[alert], alert
 
 
 def test_generated_rules_and_dashboards_are_up_to_date() -> None:
