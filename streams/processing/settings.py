@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,9 @@ class KpiSettings:
     window_retention_s: float = DAY  # the longest window ("24h", "today")
     closed_keep_s: float = DAY  # how long a closed ticket waits for late events
     pack_closed_s: float = 600.0  # a closed ticket this quiet is shelved or packed (kpi.py)
+    # never expire a bucket: an offline report over days (``report --interval``) keeps every
+    # interval's; tickets and customers still expire as in the worker, so facts stay its
+    keep_buckets: bool = False
 
     @property
     def bucket_retention_s(self) -> float:
@@ -38,5 +42,10 @@ class KpiSettings:
         keep = max(self.recontact_s, self.window_retention_s, self.closed_keep_s)
         return keep + self.lateness_s
 
+    @property
+    def bucket_expiry_s(self) -> float:
+        """How far behind the watermark a ticket-side bucket expires."""
+        return math.inf if self.keep_buckets else self.bucket_retention_s
+
     def bucket_store(self, buckets: MutableMapping[str, Any]) -> BucketStore:
-        return BucketStore(buckets, self.bucket_s, self.policy.bounds(), self.bucket_retention_s)
+        return BucketStore(buckets, self.bucket_s, self.policy.bounds(), self.bucket_expiry_s)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -72,7 +73,8 @@ def interval_report(
             "that divides a day (15m, 30m, 1h ...)"
         )
         raise ValueError(msg)
-    pipeline = LocalPipeline(settings.kpi_settings())
+    # every interval of the log is reported: no bucket expires (the worker keeps a day's)
+    pipeline = LocalPipeline(replace(settings.kpi_settings(), keep_buckets=True))
     counts = apply_log(pipeline, lines, settings, now, between)
     end = pipeline.tickets.clock.clock(0)
     if end is None:

@@ -107,3 +107,26 @@ def test_bad_requests_get_one_clear_line(tmp_path: Path, capsys) -> None:
     with pytest.raises(ValueError, match="not a positive whole number"):
         parse_interval("1.5h")
     assert parse_interval("30m") == 1800
+
+
+def test_a_log_longer_than_a_day_reports_its_first_intervals_too() -> None:
+    """The worker keeps a day's buckets (its longest window); the report kept the same, so a
+    30-hour log's intervals over 25 hours before its end read 0 contacts offered. Each
+    interval of the first day now counts what the log cut at that day's end counts."""
+    start = datetime(2026, 1, 5, 8, 0, tzinfo=UTC).timestamp()
+    params = SimParams(seed=7, start=start, rate=0.2, duration=30 * 3600, max_events=None)
+    log = [r.value for r in generate(params)]
+    settings = Settings()
+    _, whole = interval_report(log, settings, 2e9, 3600)
+    first_day_end = datetime(2026, 1, 6, tzinfo=UTC).timestamp()
+    _, cut = interval_report(log, settings, 2e9, 3600, between=(None, first_day_end))
+
+    def offered(rows: list[dict]) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for row in rows:
+            if row["interval_start"] < "2026-01-06":
+                out[row["interval_start"]] += row["contacts_offered"]
+        return dict(out)
+
+    assert offered(whole) == offered(cut)
+    assert offered(whole)["2026-01-05T08:00:00+00:00"] > 0
