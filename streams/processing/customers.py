@@ -215,7 +215,7 @@ class CustomerProcessor:
     def advance(self, partition: int, offset: int, at: float) -> None:
         """A ticket partition's watermark reached ``at`` (a ``WatermarkMark``): with
         ``clock = event`` the customer figures end where the input's watermark is, not at
-        the newest contact time, which lags it (docs/metrics.md, "Window ends")."""
+        the newest contact time, which lags it (docs/metrics.md, "Customer figures")."""
         moved = self.clock.advance(partition, offset, at)
         if moved is not None:
             self._expire(partition, moved)
