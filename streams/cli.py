@@ -56,10 +56,12 @@ are produced without a key (the worker will dead-letter them).""",
   ticketpulse report day.jsonl --interval 30m --format csv > intervals.csv
   ticketpulse report week.jsonl --interval 15m --from 2026-01-05 --to 2026-01-06T00:00Z
 
-Computes every window and Now figure of a JSONL event log offline, with the same core
+Computes the window and Now figures of a JSONL event log offline, with the same core
 the workers use: one partition in file order, windows ending at the log's newest
 event (the event clock). Prints JSON: per window and queue/channel, the additive
 components and the figures they make (service level, abandonment rate, AHT, NPS ...).
+Left out (the exporter has them): the first-response histogram and its percentiles,
+the longest first response, and the repeat-customer counts.
 
 With --interval, prints one row per interval x queue x channel instead (JSON, or CSV
 for a spreadsheet): the same components and figures, intervals starting at local
@@ -257,6 +259,9 @@ def _figure_flags(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--timezone", help='time zone of the "today" window (default UTC)')
 
 
+OFFLINE = frozenset({"report", "wallboard"})  # commands that never connect to Kafka
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     names = [
         "bootstrap_servers",
@@ -293,7 +298,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "wallboard_port",
         "wallboard_refresh_seconds",
     ]
-    return load_settings(args.config, **{n: getattr(args, n, None) for n in names})
+    offline = args.command in OFFLINE or getattr(args, "output", None) is not None
+    return load_settings(args.config, offline=offline, **{n: getattr(args, n, None) for n in names})
 
 
 class _Version(argparse.Action):

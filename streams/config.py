@@ -48,6 +48,7 @@ DEFAULT_METRICS_PORT = 8790
 DEFAULT_WALLBOARD_PORT = 8791
 DEFAULT_WINDOWS: dict[str, float | None] = {"15m": 900, "1h": 3600, "24h": 86400, TODAY: None}
 _config_file: Path | None = None
+_offline = False  # the command never connects to Kafka: its credential files are not read
 
 
 # TODAY names the since-midnight window (streams.core.windows), and is its span in a file
@@ -375,7 +376,7 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_password_file"):
             path = getattr(self, name)
-            if path is not None and not Path(path).is_file():
+            if path is not None and not _offline and not Path(path).is_file():
                 msg = f"{name} {path}: no such file"
                 raise ValueError(msg)
         return self
@@ -503,9 +504,14 @@ class Settings(BaseSettings):
         return [s.split("://", 1)[-1] for s in servers if s]
 
 
-def load_settings(config_file: Path | str | None = None, **flags: Any) -> Settings:
-    """Build Settings; flags that are ``None`` (not given) do not override anything."""
-    global _config_file
+def load_settings(
+    config_file: Path | str | None = None, *, offline: bool = False, **flags: Any
+) -> Settings:
+    """Build Settings; flags that are ``None`` (not given) do not override anything.
+    ``offline``: for a command that never connects to Kafka (``report`` reusing the
+    production settings file), whose TLS and SASL files need not be on this machine."""
+    global _config_file, _offline
+    _offline = offline
     path = config_file or os.environ.get("TICKETPULSE_CONFIG")
     if path is not None and not Path(path).is_file():
         msg = f"config file not found: {path}"
@@ -525,4 +531,4 @@ def load_settings(config_file: Path | str | None = None, **flags: Any) -> Settin
         msg = f"invalid settings: {problems}"
         raise ConfigError(msg) from exc
     finally:
-        _config_file = None
+        _config_file, _offline = None, False

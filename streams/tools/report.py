@@ -106,7 +106,11 @@ def apply_log(
     for offset, line in enumerate(lines):
         counts["records"] += 1
         outcome = classify(
-            key_of(line), line, now=now, future_tolerance_s=settings.future_tolerance_seconds
+            key_of(line),
+            line,
+            now=now,
+            future_tolerance_s=settings.future_tolerance_seconds,
+            max_bytes=settings.max_record_bytes,  # as the worker: a record it takes, counted
         )
         if not isinstance(outcome, Accepted):
             counts["rejected"] += 1

@@ -217,3 +217,23 @@ def test_a_time_without_a_zone_is_utc_for_simulate_and_report_alike(
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_report_reuses_a_secured_settings_file_whose_kafka_files_are_elsewhere(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An analyst runs ``report`` with the production settings file, on a machine without
+    its TLS and SASL files: ``report`` never connects, so only commands that do check them."""
+    config = tmp_path / "prod.toml"
+    config.write_text(
+        'bootstrap_servers = "kafka-1:9093"\nsecurity_protocol = "SASL_SSL"\n'
+        'sasl_username = "ticketpulse"\n'
+        'sasl_password_file = "/run/secrets/kafka-password"\n'
+        'ssl_cafile = "/etc/ticketpulse/kafka-ca.pem"\n'
+    )
+    day = tmp_path / "day.jsonl"
+    assert main(["simulate", "--events", "50", "--output", str(day), "--config", str(config)]) == 0
+    assert main(["report", str(day), "--no-progress", "--config", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["topics", "--config", str(config)]) == 2
+    assert "ssl_cafile /etc/ticketpulse/kafka-ca.pem: no such file" in capsys.readouterr().err

@@ -130,3 +130,24 @@ def test_a_log_longer_than_a_day_reports_its_first_intervals_too() -> None:
 
     assert offered(whole) == offered(cut)
     assert offered(whole)["2026-01-05T08:00:00+00:00"] > 0
+
+
+def test_report_takes_the_records_the_worker_takes_up_to_max_record_bytes() -> None:
+    """``report`` checked every record against the default 64 KiB, not the settings' limit:
+    a 70 KB record the worker accepts with ``max_record_bytes = 200000`` was rejected."""
+    big = orjson.dumps(
+        {
+            "event_id": "e-1",
+            "type": "opened",
+            "ticket_id": "T-1",
+            "queue": "q",
+            "channel": "chat",
+            "occurred_at": "2026-01-05T08:00:00Z",
+            "note": "x" * 70_000,
+        }
+    )  # fmt: skip  (a property the schema does not name is allowed)
+    assert len(big) > 64 * 1024
+    roomy = report([big], Settings(max_record_bytes=200_000), now=2e9)
+    assert roomy["records"]["accepted"] == 1
+    strict = report([big], Settings(), now=2e9)
+    assert strict["records"].get("rejected_too_large") == 1
