@@ -10,8 +10,8 @@ Every window figure is recorded only from a complete reading (``complete``): whi
 workers' last scrapes cover each input partition once. A worker exports no figure while
 its partitions change hands (docs/architecture.md), so a sum over the others' would be
 too low, not late: it gives no sample instead, as the wallboard keeps its last complete
-reading (the alerts ride over the gap with ``keep_firing_for``, and those on Now gauges
-with the last complete value: ``now_rules``).
+reading (the alerts ride over the gap with ``keep_firing_for``; the Now figures the alerts
+read hold their last complete value: ``now_rules``).
 """
 
 from __future__ import annotations
@@ -92,10 +92,11 @@ def completeness_rule() -> dict[str, Any]:
 
 
 def window_rules() -> list[dict[str, Any]]:
-    """The completeness rule first (a group evaluates in order, so every figure after it
-    reads it at the same instant), then each figure, gated by it."""
-    figures = [{**r, "expr": complete(r["expr"])} for r in [*_figure_rules(), *now_rules()]]
-    return [completeness_rule(), *figures]
+    """The completeness rule first (a group evaluates in order, so every rule after it reads
+    it at the same instant), then each window figure, gated by it, then the Now figures the
+    alerts read, held through incomplete readings."""
+    figures = [{**r, "expr": complete(r["expr"])} for r in _figure_rules()]
+    return [completeness_rule(), last_complete_rule(), *figures, *now_rules()]
 
 
 # Now gauge -> how workers combine: the alerts on Now figures read these recorded series
@@ -104,21 +105,38 @@ NOW_ALERTED = {
     "resolution_breaches": "sum",
     "oldest_waiting_contact_age_seconds": "max",
 }
+# when the last complete reading was: a Now figure's value stands this long without one
+LAST_COMPLETE = "job:ticketpulse_topic_partitions:last_complete_time"
+HOLD_S = 300
+
+
+def last_complete_rule() -> dict[str, Any]:
+    """The evaluation time of the last complete reading, carried forward by reading its own
+    previous sample while the readings are incomplete."""
+    return {"record": LAST_COMPLETE, "expr": f"timestamp({COMPLETE})\n  or {LAST_COMPLETE}"}
 
 
 def now_record(name: str) -> str:
-    """The recorded, completeness-gated series of a Now gauge, per queue x channel."""
+    """The recorded Now figure of a Now gauge, per queue x channel."""
     return f"queue_channel:{N(name)}:{NOW_ALERTED[name]}"
 
 
 def now_rules() -> list[dict[str, Any]]:
-    """The Now gauges the alerts read, combined over the workers. Gated like the window
-    figures, so an alert reads ``last_over_time`` of them: the last complete reading rides
-    over a handover, where a gate in the alert itself ended a pending alert's ``for``."""
-    return [
-        {"record": now_record(name), "expr": f"{agg} without (instance) ({N(name)})"}
-        for name, agg in NOW_ALERTED.items()
-    ]
+    """Each Now gauge combined over the workers from a complete reading; while a reading is
+    incomplete (a handover), its own previous value, for up to ``HOLD_S`` after the last
+    complete one. So a handover neither resolves an alert on it nor restarts a pending one's
+    ``for``, and a series that ended in a complete reading stays ended: holding the last
+    sample of the range instead (``last_over_time``) brought a cleared one back."""
+    rules = []
+    for name, agg in NOW_ALERTED.items():
+        record = now_record(name)
+        current = complete(f"{agg} without (instance) ({N(name)})")
+        held = (
+            f"{record}\n    unless ignoring (queue, channel) {COMPLETE}\n"
+            f"    and ignoring (queue, channel) (time() - {LAST_COMPLETE} < {HOLD_S})"
+        )
+        rules.append({"record": record, "expr": f"{current}\nor (\n  {held}\n)"})
+    return rules
 
 
 def _figure_rules() -> list[dict[str, Any]]:
