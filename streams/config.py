@@ -511,12 +511,11 @@ def load_settings(
     ``offline``: for a command that never connects to Kafka (``report`` reusing the
     production settings file), whose TLS and SASL files need not be on this machine."""
     global _config_file, _offline
-    _offline = offline
     path = config_file or os.environ.get("TICKETPULSE_CONFIG")
     if path is not None and not Path(path).is_file():
         msg = f"config file not found: {path}"
         raise ConfigError(msg)
-    _config_file = Path(path) if path else None
+    _config_file, _offline = (Path(path) if path else None), offline
     try:
         return Settings(**{k: v for k, v in flags.items() if v is not None})
     except tomllib.TOMLDecodeError as exc:

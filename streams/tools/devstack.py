@@ -9,6 +9,7 @@ routine INFO lines (some 250 at start-up, with Faust's tables), unless ``--verbo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -27,9 +29,31 @@ from streams.tools.broker import launcher
 
 DATA = Path(".data")
 LOGS = DATA / "logs"
-# a worker log line at INFO or DEBUG (Faust's format), and the ASCII tables Faust logs with them
+# a log line at INFO or DEBUG in Faust's format (only the worker logs so), and the ASCII tables
+# Faust logs with them
 ROUTINE = re.compile(rb"^\[[^]]*\] \[\d+\] \[(INFO|DEBUG)\] |^[+|]")
-Child = tuple[str, subprocess.Popen[bytes]]
+
+
+@dataclass
+class Child:
+    """A child process, and the thread that pumps its output to its log (and the console)."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    pump: threading.Thread
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """Once it has exited: wait until its last lines are in its log and on the console."""
+        if self.proc.poll() is not None:
+            self.pump.join(timeout)
+
+    def tail(self, lines: int = 15) -> None:
+        """The last lines of its log: why it stopped, without scrolling back."""
+        self.drain()
+        path = LOGS / f"{self.name}.log"
+        if path.exists():
+            last = path.read_bytes().decode(errors="replace").splitlines()[-lines:]
+            print(f"--- last lines of {path} ---", *last, "---", sep="\n", file=sys.stderr)
 
 
 def _spawn(name: str, cmd: list[str], env: dict[str, str], verbose: bool) -> Child:
@@ -41,27 +65,34 @@ def _spawn(name: str, cmd: list[str], env: dict[str, str], verbose: bool) -> Chi
         target=_pump, args=(name, proc.stdout, LOGS / f"{name}.log", verbose), daemon=True
     )
     pump.start()
-    return name, proc
+    return Child(name, proc, pump)
 
 
 def _pump(name: str, stream: IO[bytes], path: Path, verbose: bool) -> None:
     """Every line to the log file; to the console too unless it is routine. Reads to the
-    end, so a child stopping never writes into a closed pipe."""
-    with path.open("wb") as log:
-        for line in iter(stream.readline, b""):
-            log.write(line)
-            log.flush()
-            if verbose or not ROUTINE.match(line):
-                text = line.decode(errors="replace").rstrip("\n")
-                print(f"{name:9} | {text}", flush=True)
+    end whatever fails: a child whose pipe is not read blocks once it is full (the worker's
+    event loop with it), and one stopping would write into a closed pipe."""
+    log: IO[bytes] | None = path.open("wb")
+    for line in iter(stream.readline, b""):
+        if log is not None:
+            try:
+                log.write(line)
+                log.flush()
+            except OSError as exc:  # a full disk: the console still has the lines
+                _show("make run", f"cannot write {path} ({exc}); logging stops".encode())
+                log = None
+        if verbose or not ROUTINE.match(line):
+            _show(name, line)
+    if log is not None:
+        log.close()
 
 
-def _tail(name: str, lines: int = 15) -> None:
-    """The last lines of a child's log: why it stopped, without scrolling back."""
-    path = LOGS / f"{name}.log"
-    if path.exists():
-        last = path.read_bytes().decode(errors="replace").splitlines()[-lines:]
-        print(f"--- last lines of {path} ---", *last, "---", sep="\n", file=sys.stderr)
+def _show(name: str, line: bytes) -> None:
+    """One line on the console; one the console cannot take (a closed pipe, an encoding
+    without its characters) is lost there, never in the log."""
+    text = line.decode(errors="replace").rstrip("\n")
+    with contextlib.suppress(OSError, UnicodeError, ValueError):
+        print(f"{name:9} | {text}", flush=True)
 
 
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> bool:
@@ -121,20 +152,22 @@ def run_stack(args: argparse.Namespace, settings: Settings) -> int:
             print(f"topic {name}: {parts} partitions")
         if not _start_children(children, settings, env, args):
             return 1
-        while all(proc.poll() is None for _, proc in children):
+        while all(child.proc.poll() is None for child in children):
             time.sleep(0.5)
-        for name, proc in children:
-            if proc.poll() is not None:
-                print(f"error: {name} exited with code {proc.returncode}", file=sys.stderr)
-                _tail(name)
+        for child in children:
+            if child.proc.poll() is not None:
+                code = child.proc.returncode
+                print(f"error: {child.name} exited with code {code}", file=sys.stderr)
+                child.tail()
         return 1
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
         return 0
     finally:
         hold_signals_while_stopping()
-        for name, proc in reversed(children):
-            _stop(proc, name)
+        for child in reversed(children):
+            _stop(child.proc, child.name)
+            child.drain()
         if broker is not None:
             broker.stop()
             print("stopped broker")
@@ -153,18 +186,18 @@ def _start_children(
     children.append(_spawn("worker", worker, env, args.verbose))
     # ready (partitions assigned, tables recovered), not merely serving: with --verbose the
     # banner below then follows Faust's start-up tables instead of drowning among them
-    if not _wait_http(f"{metrics}/ready", 120, children[-1][1]):
+    if not _wait_http(f"{metrics}/ready", 120, children[-1].proc):
         print("error: the worker did not become ready", file=sys.stderr)
-        _tail("worker")
+        children[-1].tail()
         return False
     board = f"http://{settings.wallboard_host}:{settings.wallboard_port}/"
     wallboard = [*exe, "wallboard", "--workers", metrics]
     wallboard += ["--wallboard-host", settings.wallboard_host]
     wallboard += ["--wallboard-port", str(settings.wallboard_port)]
     children.append(_spawn("wallboard", wallboard, env, args.verbose))
-    if not _wait_http(board, 30, children[-1][1]):
+    if not _wait_http(board, 30, children[-1].proc):
         print("error: the wallboard did not come up", file=sys.stderr)
-        _tail("wallboard")
+        children[-1].tail()
         return False
     simulate = [*exe, "simulate", *common, "--rate", str(args.rate), "--start", "now"]
     children.append(_spawn("simulator", [*simulate, "--speed", "1"], env, args.verbose))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from streams.config import ConfigError, load_settings
+from streams.config import ConfigError, Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -213,3 +214,12 @@ def test_the_read_ahead_per_partition_reaches_the_consumer() -> None:
     assert app.conf.consumer_max_fetch_size == 512 * 1024
     with pytest.raises(ConfigError, match="fetch_partition_bytes"):
         load_settings(fetch_partition_bytes=1024)  # below 64 KiB: refused
+
+
+def test_an_offline_load_that_fails_leaves_later_settings_checked() -> None:
+    """``load_settings(offline=True)`` with a missing config file left the offline switch on:
+    settings built afterwards accepted a CA file that does not exist."""
+    with pytest.raises(ConfigError):
+        load_settings("/no/such/ticketpulse.toml", offline=True)
+    with pytest.raises(ValidationError, match=r"ssl_cafile /no/such/ca\.pem: no such file"):
+        Settings(security_protocol="SSL", ssl_cafile="/no/such/ca.pem")

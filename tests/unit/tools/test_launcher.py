@@ -7,6 +7,7 @@ import io
 import os
 import signal
 import socket
+import sys
 
 from streams.tools import devstack
 from streams.tools.broker import launcher
@@ -88,3 +89,32 @@ def test_make_run_logs_a_childs_whole_output_and_shows_all_but_routine_lines(
     ]
     devstack._pump("worker", io.BytesIO(WORKER_OUTPUT), log, verbose=True)
     assert len(capsys.readouterr().out.splitlines()) == len(WORKER_OUTPUT.splitlines())
+
+
+class _Latin1Console(io.TextIOWrapper):
+    """A console that cannot show every character (PYTHONIOENCODING=latin-1)."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO(), encoding="latin-1")
+
+
+def test_a_console_that_cannot_take_a_line_does_not_stop_the_pump(tmp_path, monkeypatch) -> None:
+    """The pump died on the first line the console could not encode; the child then blocked
+    on its full pipe (the worker's event loop with it). Every line still reaches the log."""
+    monkeypatch.setattr(sys, "stdout", _Latin1Console())
+    output = "┌ a box-drawing line\n".encode() + b"more\n" * 20_000
+    log = tmp_path / "worker.log"
+    devstack._pump("worker", io.BytesIO(output), log, verbose=False)
+    assert log.read_bytes() == output
+
+
+def test_a_stopped_childs_tail_holds_its_last_line(tmp_path, monkeypatch, capsys) -> None:
+    """The pump threads were never waited for: a child's last lines could miss its log,
+    and the tail printed after it stopped could miss the reason it stopped."""
+    monkeypatch.setattr(devstack, "LOGS", tmp_path)
+    script = "import sys\nfor i in range(20000): print(i)\nprint('the last line')"
+    child = devstack._spawn("worker", [sys.executable, "-c", script], dict(os.environ), False)
+    child.proc.wait()
+    child.tail(lines=1)
+    assert "the last line" in capsys.readouterr().err
+    assert (tmp_path / "worker.log").read_text().splitlines()[-1] == "the last line"
