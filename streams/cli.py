@@ -65,7 +65,8 @@ the longest first response, and the repeat-customer counts.
 
 With --interval, prints one row per interval x queue x channel instead (JSON, or CSV
 for a spreadsheet): the same components and figures, intervals starting at local
-midnight in --timezone. --from and --to (ISO dates or times; a time without a zone is
+midnight in --timezone; "complete" is false for an interval the log (or --from/--to)
+begins or ends inside. --from and --to (ISO dates or times; a time without a zone is
 UTC) cut the log by event time: events outside [from, to) are left out.
 
 Lines the workers would dead-letter are counted by reason (records.rejected_<reason>,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -26,7 +27,13 @@ from streams.core.contacts import days_label
 from streams.core.windows import Sums
 from streams.processing.bucket_store import Row, bucket_contents
 from streams.processing.local import LocalPipeline
-from streams.tools.report import acr_figures, apply_log, components, derived_figures
+from streams.tools.report import (
+    EventSpan,
+    acr_figures,
+    apply_log,
+    components,
+    derived_figures,
+)
 
 Interval = tuple[float, str, str]  # (interval start, queue, channel)
 DAY_S = 86400
@@ -75,10 +82,12 @@ def interval_report(
         raise ValueError(msg)
     # every interval of the log is reported: no bucket expires (the worker keeps a day's)
     pipeline = LocalPipeline(replace(settings.kpi_settings(), keep_buckets=True))
-    counts = apply_log(pipeline, lines, settings, now, between)
+    span = EventSpan()
+    counts = apply_log(pipeline, lines, settings, now, between, span)
     end = pipeline.tickets.clock.clock(0)
     if end is None:
         return counts, []
+    covered = _covered(span, end, between, settings.bucket_seconds)
     rows = bucket_contents(pipeline.tickets.tables.buckets, {0})[0][0]
     rows += bucket_contents(pipeline.customers.tables.cbuckets, {0})[0][0]
     grouped = interval_sums(rows, end, interval_s, settings.bucket_seconds, settings.timezone)
@@ -93,6 +102,7 @@ def interval_report(
             {
                 "interval_start": datetime.fromtimestamp(start, zone).isoformat(),
                 "interval_end": datetime.fromtimestamp(start + interval_s, zone).isoformat(),
+                "complete": covered[0] <= start and start + interval_s <= covered[1],
                 "queue": q,
                 "channel": c,
                 **comp,
@@ -100,6 +110,19 @@ def interval_report(
             }
         )
     return counts, out
+
+
+def _covered(
+    span: EventSpan, end: float, between: tuple[float | None, float | None], bucket_s: int
+) -> tuple[float, float]:
+    """The part of time the log covers, in whole buckets: from the bucket of its first event
+    accepted (or ``--from``) to the end of the bucket holding its watermark (or ``--to``). An
+    interval reaching outside it is partial: the log began or ended inside it."""
+    since, until = between
+    start = bucket_start(span.first, bucket_s)
+    stop = bucket_start(end, bucket_s) + bucket_s
+    since = -math.inf if since is None else since
+    return max(start, since), min(stop, math.inf if until is None else until)
 
 
 def to_csv(rows: list[dict[str, Any]]) -> Iterator[str]:
@@ -120,6 +143,8 @@ def to_csv(rows: list[dict[str, Any]]) -> Iterator[str]:
 
 
 def _cell(value: Any) -> Any:
+    if isinstance(value, bool):  # as in the JSON
+        return "true" if value else "false"
     return repr(float(f"{value:.12g}")) if isinstance(value, float) else value
 
 

@@ -7,7 +7,9 @@ so a number on a wallboard can be traced back to its counts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from streams.config import Settings
@@ -89,16 +91,29 @@ def report(
     return out
 
 
+@dataclass
+class EventSpan:
+    """The earliest and latest event time accepted: what part of time a log covers."""
+
+    first: float = math.inf
+    last: float = -math.inf
+
+    def add(self, at: float) -> None:
+        self.first, self.last = min(self.first, at), max(self.last, at)
+
+
 def apply_log(
     pipeline: LocalPipeline,
     lines: Iterable[bytes],
     settings: Settings,
     now: float,
     between: tuple[float | None, float | None] = (None, None),
+    span: EventSpan | None = None,
 ) -> dict[str, int]:
     """Classify and process every line; ``between`` cuts the log by event time ([from, to):
     events outside are left out and counted as ``outside_range``). Rejected lines are also
-    counted by reason (``rejected_schema`` ...), the reasons of docs/events.md."""
+    counted by reason (``rejected_schema`` ...), the reasons of docs/events.md. ``span``, when
+    given, learns the event times accepted."""
     counts = {"records": 0, "accepted": 0, "rejected": 0, "duplicate": 0, "late": 0}
     since, until = between
     if since is not None or until is not None:
@@ -122,6 +137,8 @@ def apply_log(
             counts["outside_range"] += 1
             continue
         counts["accepted"] += 1
+        if span is not None:
+            span.add(at)
         result = pipeline.process(offset, outcome.event)
         if result.outcome != "applied":
             counts[result.outcome] += 1

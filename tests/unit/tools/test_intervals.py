@@ -151,3 +151,23 @@ def test_report_takes_the_records_the_worker_takes_up_to_max_record_bytes() -> N
     assert roomy["records"]["accepted"] == 1
     strict = report([big], Settings(), now=2e9)
     assert strict["records"].get("rejected_too_large") == 1
+
+
+def test_an_interval_the_log_begins_or_ends_inside_is_marked_partial() -> None:
+    """A log from 08:10 to about 09:50 in 30-minute intervals: the 08:00 and 09:30 rows hold
+    only part of their half hours, and said nothing of it; a ``--from`` inside a row too."""
+    start = datetime(2026, 1, 5, 8, 10, tzinfo=UTC).timestamp()
+    params = SimParams(seed=4, start=start, rate=2, duration=100 * 60, max_events=None)
+    log = [r.value for r in generate(params)]
+
+    def complete(between: tuple[float | None, float | None] = (None, None)) -> dict[str, bool]:
+        _, rows = interval_report(log, Settings(), 2e9, 1800, between)
+        marks: dict[str, set[bool]] = defaultdict(set)
+        for row in rows:
+            marks[row["interval_start"][11:16]].add(row["complete"])
+        assert all(len(m) == 1 for m in marks.values()), "one mark per interval"
+        return {start: m.pop() for start, m in sorted(marks.items())}
+
+    assert complete() == {"08:00": False, "08:30": True, "09:00": True, "09:30": False}
+    since = datetime(2026, 1, 5, 8, 45, tzinfo=UTC).timestamp()
+    assert complete((since, None)) == {"08:30": False, "09:00": True, "09:30": False}
