@@ -14,11 +14,15 @@ what they have::
 Keys this server does not implement are an error, never ignored. Every path is
 protected except ``/healthz`` and ``/ready``, so orchestrator probes need no secret.
 A bcrypt check costs ~50 ms on purpose; a header that passed is remembered (by its
-SHA-256) so a scrape every 15 s does not pay it again.
+SHA-256) so a scrape every 15 s does not pay it again. The others run one at a time in a
+thread (bcrypt releases the GIL), never on the event loop that the worker's agents share:
+100 wrong passwords used to hold it 5.4 s. Past ``QUEUED`` waiting, a request is refused at
+once (429). An unknown user costs a check too, so timing tells no one which names exist.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import ssl
@@ -43,6 +47,12 @@ CLIENT_AUTH = {
 }
 VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 REMEMBERED = 256  # headers that passed, kept (bounded)
+QUEUED = 8  # requests waiting for a password check, at most; more get a 429
+_UNKNOWN_USER = bcrypt.hashpw(b"no such user", bcrypt.gensalt(10))
+
+
+class TooManyChecksError(Exception):
+    """More requests wait for a password check than ``QUEUED``."""
 
 
 @dataclass
@@ -50,6 +60,8 @@ class WebConfig:
     tls: dict[str, Any] = field(default_factory=dict)
     users: dict[str, bytes] = field(default_factory=dict)  # name -> bcrypt hash
     _passed: set[bytes] = field(default_factory=set)
+    _checking: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _queued: int = 0
 
     def ssl_context(self) -> ssl.SSLContext | None:
         if not self.tls:
@@ -66,7 +78,7 @@ class WebConfig:
         context.minimum_version = VERSIONS[self.tls.get("min_version", "TLS12")]
         return context
 
-    def allows(self, authorization: str | None) -> bool:
+    async def allows(self, authorization: str | None) -> bool:
         """Basic auth: no users configured, or a user whose bcrypt hash the password meets."""
         if not self.users:
             return True
@@ -80,17 +92,36 @@ class WebConfig:
         except (ValueError, UnicodeDecodeError):
             return False
         hashed = self.users.get(user)
-        if hashed is None or not bcrypt.checkpw(password.encode(), hashed):
+        if not await self._check(password.encode(), hashed or _UNKNOWN_USER) or not hashed:
             return False
         if len(self._passed) >= REMEMBERED:
             self._passed.clear()
         self._passed.add(digest)
         return True
 
+    async def _check(self, password: bytes, hashed: bytes) -> bool:
+        """One bcrypt check in a thread, one at a time; TooManyChecksError past ``QUEUED``."""
+        if self._queued >= QUEUED:
+            raise TooManyChecksError
+        self._queued += 1
+        try:
+            async with self._checking:
+                return await asyncio.to_thread(bcrypt.checkpw, password, hashed)
+        finally:
+            self._queued -= 1
+
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
         @web.middleware
         async def basic_auth(request: web.Request, handler: Any) -> web.StreamResponse:
-            if request.path in OPEN_PATHS or self.allows(request.headers.get("Authorization")):
+            try:
+                allowed = request.path in OPEN_PATHS or await self.allows(
+                    request.headers.get("Authorization")
+                )
+            except TooManyChecksError:
+                return web.Response(
+                    status=429, text="429 Too Many Requests\n", headers={"Retry-After": "1"}
+                )
+            if allowed:
                 response: web.StreamResponse = await handler(request)
                 return response
             return web.Response(

@@ -100,6 +100,12 @@ def faust_app(settings: Settings) -> KeptQueuesApp:
         web_ssl_context=web.ssl_context(),
         web_application_options={"middlewares": [web.middleware()]},
         web_in_thread=False,
+        # Faust's own pages: /table/{name}/{key}/ served any stored row (a ticket with its
+        # customer_id), forwarded to the owner; /router/, /stats/, /graph/ no one needs
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         producer_linger=0.02,  # dead letters; the table writer's batches are sent at once
         producer_max_batch_size=1024 * 1024,  # the most a record batch of the writer holds
         stream_buffer_maxsize=16_384,

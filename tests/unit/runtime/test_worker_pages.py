@@ -80,3 +80,12 @@ async def test_a_stopping_worker_exports_no_figure_and_is_not_ready() -> None:
     assert await worker.ready_page(_View(), None) == (503, {"ready": False})  # type: ignore[arg-type]
     status, _ = await worker.selfcheck_page(_View(), None)  # type: ignore[arg-type]
     assert status == 503
+
+
+def test_the_worker_serves_its_documented_pages_only(tmp_path) -> None:
+    """Faust's own /table/{name}/{key}/ pages served any stored row (a ticket with its
+    customer_id) to anyone who could reach the port, /router/ pages beside them."""
+    worker = Worker(Settings(store="memory", data_dir=str(tmp_path)))
+    worker.app.web.init_server()
+    routes = {r.resource.canonical for r in worker.app.web.web_app.router.routes() if r.resource}
+    assert routes == {"/", "/healthz", "/metrics", "/ready", "/selfcheck", "/stats"}
