@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -261,6 +262,7 @@ def _figure_flags(parser: argparse.ArgumentParser) -> None:
 
 
 OFFLINE = frozenset({"report", "wallboard"})  # commands that never connect to Kafka
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -815,7 +817,27 @@ def _base_url(text: str, flag: str) -> str:
         hint = f" (write http://{rest})" if rest and rest != "http:" else ""
         msg = f"{flag}: {text.strip()!r} is not an http(s) URL{hint}"
         raise ConfigError(msg)
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        msg = (
+            f"{flag}: a URL with credentials would show them on the board, in its log and in "
+            "the process list: give --source-username and $TICKETPULSE_SOURCE_PASSWORD instead"
+        )
+        raise ConfigError(msg)
     return url
+
+
+def _clear_credentials(urls: list[str], username: str | None) -> None:
+    """Basic auth sends the password readable by anyone on the path: over https only, or
+    to this machine."""
+    for url in urls:
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if username and url.startswith("http://") and host not in LOOPBACK:
+            msg = (
+                f"--source-username over plain http would send the password in the clear to "
+                f"{host}: use an https:// source (and --source-cafile)"
+            )
+            raise ConfigError(msg)
 
 
 def cmd_wallboard(args: argparse.Namespace) -> int:
@@ -833,9 +855,12 @@ def cmd_wallboard(args: argparse.Namespace) -> int:
             msg = "--workers: no URL given (e.g. http://127.0.0.1:8790)"
             raise ConfigError(msg)
         metrics = [u if u.endswith("/metrics") else f"{u}/metrics" for u in urls]
+        _clear_credentials(metrics, args.source_username)
         source = WorkersSource(metrics, access=access)
     else:
-        source = PrometheusSource(_base_url(args.prometheus, "--prometheus"), access=access)
+        url = _base_url(args.prometheus, "--prometheus")
+        _clear_credentials([url], args.source_username)
+        source = PrometheusSource(url, access=access)
     check_port_free(settings.wallboard_host, settings.wallboard_port, "wallboard")
     board = Board(source, settings.wallboard_refresh_seconds, list(settings.windows))
     serve(

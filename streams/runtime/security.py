@@ -90,6 +90,7 @@ def kafka_python_args(settings: Settings) -> dict[str, Any]:
     if context is not None:
         args["ssl_context"] = context
     if protocol.startswith("SASL"):
+        warn_if_exposed(settings)
         args["sasl_mechanism"] = settings.sasl_mechanism
         args["sasl_plain_username"] = settings.sasl_username
         args["sasl_plain_password"] = sasl_password(settings).value
@@ -103,6 +104,7 @@ def faust_credentials(settings: Settings) -> Any:
     protocol = settings.security_protocol
     context = ssl_context(settings)
     if protocol.startswith("SASL"):
+        warn_if_exposed(settings)
         return faust.SASLCredentials(
             username=settings.sasl_username,
             password=sasl_password(settings).value,
@@ -114,9 +116,14 @@ def faust_credentials(settings: Settings) -> Any:
     return None
 
 
+_warned: set[str] = set()  # once a process
+
+
 def warn_if_exposed(settings: Settings) -> None:
-    """SASL without TLS sends PLAIN passwords in the clear: allowed, never silently."""
-    if settings.security_protocol == "SASL_PLAINTEXT":
+    """SASL without TLS sends PLAIN passwords in the clear: allowed, never silently. Called
+    wherever a client's credentials are made (it was called nowhere, though documented)."""
+    if settings.security_protocol == "SASL_PLAINTEXT" and "sasl" not in _warned:
+        _warned.add("sasl")
         log.warning(
             "security_protocol SASL_PLAINTEXT: SASL credentials and all data travel "
             "unencrypted; use SASL_SSL outside a trusted network"

@@ -237,3 +237,17 @@ def test_report_reuses_a_secured_settings_file_whose_kafka_files_are_elsewhere(
     capsys.readouterr()
     assert main(["topics", "--config", str(config)]) == 2
     assert "ssl_cafile /etc/ticketpulse/kafka-ca.pem: no such file" in capsys.readouterr().err
+
+
+def test_the_wallboard_keeps_source_credentials_out_of_urls_and_off_plain_http(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A URL's user:password showed on the board's status line, in its log and in ``ps``;
+    a --source-username went in the clear to an http:// source on another machine."""
+    assert main(["wallboard", "--workers", "http://scraper:s3cret@10.0.0.5:8790"]) == 2
+    err = capsys.readouterr().err
+    assert "a URL with credentials" in err and "s3cret" not in err
+    monkeypatch.setenv("TICKETPULSE_SOURCE_PASSWORD", "s3cret")
+    args = ["wallboard", "--workers", "http://10.0.0.5:8790", "--source-username", "wallboard"]
+    assert main(args) == 2
+    assert "in the clear to 10.0.0.5" in capsys.readouterr().err

@@ -5,6 +5,7 @@ sets up no session is not called unreachable."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import ssl
 import struct
@@ -13,7 +14,8 @@ import time
 
 from kafka.protocol.sasl import SaslAuthenticateResponse, SaslHandshakeResponse
 
-from streams.config import load_settings
+from streams.config import Settings, load_settings
+from streams.runtime import security
 from streams.runtime.security import diagnose
 from streams.tools.broker.tls import make_listener
 
@@ -99,3 +101,19 @@ def test_a_server_that_completes_tls_but_sets_up_no_session_is_not_called_unreac
         listener.close()
     assert reason is not None and "accepts connections and TLS" in reason
     assert "within 7 s" in reason and "raise connect_timeout_seconds" in reason
+
+
+def test_sasl_without_tls_is_allowed_with_one_warning(monkeypatch, caplog) -> None:
+    """docs/reliability.md promised a warning for SASL_PLAINTEXT (PLAIN passwords in the
+    clear); nothing called it. Every client's credentials now do, once a process."""
+    monkeypatch.setattr(security, "_warned", set())
+    monkeypatch.setenv("TICKETPULSE_SASL_PASSWORD", "hunter2")
+    settings = Settings(
+        security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="tp"
+    )
+    with caplog.at_level(logging.WARNING):
+        security.kafka_python_args(settings)
+        security.faust_credentials(settings)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "SASL_PLAINTEXT" in warnings[0]
+    assert "hunter2" not in caplog.text
