@@ -210,3 +210,19 @@ def test_a_batchs_changes_written_to_a_plain_store() -> None:
     gone = write_changes(store, [("a", DELETE), ("c", b"3"), ("b", b"4"), ("x", DELETE)])
     assert store == {"b": b"4", "c": b"3"}
     assert gone == 2
+
+
+def test_an_unreadable_customer_row_is_logged_by_a_hash_of_its_customer_id(caplog) -> None:
+    """The first unreadable row of a table is logged with its key; a customers row's key is
+    the customer_id (an e-mail address, often), which no log should hold."""
+    import hashlib
+    import logging
+
+    from streams.processing.table_cache import BadRows
+
+    with caplog.at_level(logging.ERROR):
+        BadRows().record("customers", "alice@example.com", ValueError("null sum"))
+        BadRows().record("tickets", "T-1", ValueError("null sum"))
+    digest = hashlib.sha256(b"alice@example.com").hexdigest()[:16]
+    assert "alice@example.com" not in caplog.text and f"sha256:{digest}" in caplog.text
+    assert "'T-1'" in caplog.text
