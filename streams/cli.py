@@ -261,7 +261,6 @@ def _figure_flags(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--timezone", help='time zone of the "today" window (default UTC)')
 
 
-OFFLINE = frozenset({"report", "wallboard"})  # commands that never connect to Kafka
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -301,7 +300,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "wallboard_port",
         "wallboard_refresh_seconds",
     ]
-    offline = args.command in OFFLINE or getattr(args, "output", None) is not None
+    # a command without Kafka flags (``_settings_flags(kafka=False)``) never connects to Kafka
+    offline = not hasattr(args, "bootstrap_servers") or getattr(args, "output", None) is not None
     return load_settings(args.config, offline=offline, **{n: getattr(args, n, None) for n in names})
 
 
@@ -808,9 +808,11 @@ def _wait_for_signal(alive: Callable[[], bool]) -> None:
         time.sleep(0.5)
 
 
-def _base_url(text: str, flag: str) -> str:
+def _base_url(text: str, flag: str, username: str | None) -> str:
     """An http(s) URL, refused at once otherwise: without its scheme the board would only
-    ever report that no source answered."""
+    ever report that no source answered. No credentials in it (they would show on the board,
+    in its log and in ``ps``), and basic auth (``username``) over https or to this machine
+    only: over plain http anyone on the path reads the password."""
     url = text.strip().rstrip("/")
     if not url.startswith(("http://", "https://")) or "://" not in url.rstrip(":/"):
         rest = text.strip().split("://")[-1].strip("/")
@@ -824,20 +826,13 @@ def _base_url(text: str, flag: str) -> str:
             "the process list: give --source-username and $TICKETPULSE_SOURCE_PASSWORD instead"
         )
         raise ConfigError(msg)
+    if username and parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        msg = (
+            f"--source-username over plain http would send the password in the clear to "
+            f"{parts.hostname}: use an https:// source (and --source-cafile)"
+        )
+        raise ConfigError(msg)
     return url
-
-
-def _clear_credentials(urls: list[str], username: str | None) -> None:
-    """Basic auth sends the password readable by anyone on the path: over https only, or
-    to this machine."""
-    for url in urls:
-        host = urllib.parse.urlsplit(url).hostname or ""
-        if username and url.startswith("http://") and host not in LOOPBACK:
-            msg = (
-                f"--source-username over plain http would send the password in the clear to "
-                f"{host}: use an https:// source (and --source-cafile)"
-            )
-            raise ConfigError(msg)
 
 
 def cmd_wallboard(args: argparse.Namespace) -> int:
@@ -850,16 +845,15 @@ def cmd_wallboard(args: argparse.Namespace) -> int:
     access = SourceAccess.load(args.source_cafile, args.source_username, args.source_password_file)
     source: Source
     if args.workers:
-        urls = [_base_url(u, "--workers") for u in args.workers.split(",") if u.strip()]
+        user = args.source_username
+        urls = [_base_url(u, "--workers", user) for u in args.workers.split(",") if u.strip()]
         if not urls:
             msg = "--workers: no URL given (e.g. http://127.0.0.1:8790)"
             raise ConfigError(msg)
         metrics = [u if u.endswith("/metrics") else f"{u}/metrics" for u in urls]
-        _clear_credentials(metrics, args.source_username)
         source = WorkersSource(metrics, access=access)
     else:
-        url = _base_url(args.prometheus, "--prometheus")
-        _clear_credentials([url], args.source_username)
+        url = _base_url(args.prometheus, "--prometheus", args.source_username)
         source = PrometheusSource(url, access=access)
     check_port_free(settings.wallboard_host, settings.wallboard_port, "wallboard")
     board = Board(source, settings.wallboard_refresh_seconds, list(settings.windows))

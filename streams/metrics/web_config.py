@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import ssl
 from collections.abc import Awaitable, Callable
@@ -48,7 +49,13 @@ CLIENT_AUTH = {
 VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 REMEMBERED = 256  # headers that passed, kept (bounded)
 QUEUED = 8  # requests waiting for a password check, at most; more get a 429
-_UNKNOWN_USER = bcrypt.hashpw(b"no such user", bcrypt.gensalt(10))
+
+
+@functools.cache
+def _unknown_user(rounds: int) -> bytes:
+    """A hash for a user that does not exist, at the configured users' cost, so refusing it
+    takes as long as refusing a wrong password; made on first need, not at every start."""
+    return bcrypt.hashpw(b"no such user", bcrypt.gensalt(rounds))
 
 
 class TooManyChecksError(Exception):
@@ -92,21 +99,23 @@ class WebConfig:
         except (ValueError, UnicodeDecodeError):
             return False
         hashed = self.users.get(user)
-        if not await self._check(password.encode(), hashed or _UNKNOWN_USER) or not hashed:
+        if not await self._check(password.encode(), hashed) or not hashed:
             return False
         if len(self._passed) >= REMEMBERED:
             self._passed.clear()
         self._passed.add(digest)
         return True
 
-    async def _check(self, password: bytes, hashed: bytes) -> bool:
-        """One bcrypt check in a thread, one at a time; TooManyChecksError past ``QUEUED``."""
+    async def _check(self, password: bytes, hashed: bytes | None) -> bool:
+        """One bcrypt check in a thread, one at a time; TooManyChecksError past ``QUEUED``.
+        An unknown user (``hashed`` None) is checked against a hash at the users' cost."""
         if self._queued >= QUEUED:
             raise TooManyChecksError
         self._queued += 1
         try:
             async with self._checking:
-                return await asyncio.to_thread(bcrypt.checkpw, password, hashed)
+                rounds = _rounds(next(iter(self.users.values())))
+                return await asyncio.to_thread(_verify, password, hashed, rounds)
         finally:
             self._queued -= 1
 
@@ -131,6 +140,16 @@ class WebConfig:
             )
 
         return basic_auth
+
+
+def _verify(password: bytes, hashed: bytes | None, rounds: int) -> bool:
+    """In a thread: the hash for an unknown user is made there too, the first time."""
+    return bcrypt.checkpw(password, hashed or _unknown_user(rounds))
+
+
+def _rounds(hashed: bytes) -> int:
+    """The cost of a bcrypt hash: ``$2y$10$...`` is 10."""
+    return int(hashed.split(b"$")[2])
 
 
 def load_web_config(path: Path | None) -> WebConfig:

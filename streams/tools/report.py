@@ -93,13 +93,13 @@ def report(
 
 @dataclass
 class EventSpan:
-    """The earliest and latest event time accepted: what part of time a log covers."""
+    """The earliest event time accepted: where the part of time a log covers begins (its
+    end is the watermark the pipeline keeps)."""
 
     first: float = math.inf
-    last: float = -math.inf
 
     def add(self, at: float) -> None:
-        self.first, self.last = min(self.first, at), max(self.last, at)
+        self.first = min(self.first, at)
 
 
 def apply_log(

@@ -67,7 +67,7 @@ class Board:
     def _accept(self, reading: Reading) -> None:
         """Show a reading, unless it covers only some partitions and a complete one is shown."""
         owned = coverage(reading.metrics)
-        partial = owned is not None and owned[:2] != (owned[1], owned[1])
+        partial = owned is not None and owned[0] != owned[1]
         incomplete = _incomplete(owned) if owned and partial else None
         if incomplete != self.incomplete:
             (log.warning if incomplete else log.info)(
