@@ -669,7 +669,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     import orjson
 
-    from streams.tools.intervals import interval_report, parse_interval, to_csv
+    from streams.tools.intervals import interval_columns, interval_report, parse_interval, to_csv
     from streams.tools.report import report
 
     if not args.file.is_file():
@@ -699,7 +699,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.format == "csv":
-        sys.stdout.writelines(to_csv(rows))
+        sys.stdout.writelines(to_csv(rows, interval_columns(settings)))
     else:
         doc = {"records": counts, "interval_seconds": interval, "rows": rows}
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")

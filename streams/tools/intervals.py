@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from streams.config import Settings
 from streams.core.buckets import bucket_start
 from streams.core.contacts import days_label
+from streams.core.policy import ServiceLevelPreset
 from streams.core.windows import Sums
 from streams.processing.bucket_store import Row, bucket_contents
 from streams.processing.local import LocalPipeline
@@ -95,21 +96,38 @@ def interval_report(
     policy, zone = settings.policy(), ZoneInfo(settings.timezone)
     out = []
     for (start, q, c), sums in sorted(grouped.items()):
-        comp = components(sums, q, c, days)
-        figures = derived_figures(comp, policy.for_queue(q, c).service_level)
-        figures.update(acr_figures(comp, days))
-        out.append(
-            {
-                "interval_start": datetime.fromtimestamp(start, zone).isoformat(),
-                "interval_end": datetime.fromtimestamp(start + interval_s, zone).isoformat(),
-                "complete": covered[0] <= start and start + interval_s <= covered[1],
-                "queue": q,
-                "channel": c,
-                **comp,
-                **figures,
-            }
-        )
+        inside = covered[0] <= start and start + interval_s <= covered[1]
+        head = _head(start, interval_s, zone, inside, q, c)
+        out.append(_row(head, sums, policy.for_queue(q, c).service_level, days))
     return counts, out
+
+
+def _head(
+    start: float, interval_s: int, zone: ZoneInfo, inside: bool, queue: str, channel: str
+) -> dict[str, Any]:
+    """The columns that name a row: its interval, whether the log covers it, queue, channel."""
+    return {
+        "interval_start": datetime.fromtimestamp(start, zone).isoformat(),
+        "interval_end": datetime.fromtimestamp(start + interval_s, zone).isoformat(),
+        "complete": inside,
+        "queue": queue,
+        "channel": channel,
+    }
+
+
+def _row(
+    head: dict[str, Any], sums: Sums, level: ServiceLevelPreset, days: list[str]
+) -> dict[str, Any]:
+    comp = components(sums, head["queue"], head["channel"], days)
+    return {**head, **comp, **derived_figures(comp, level), **acr_figures(comp, days)}
+
+
+def interval_columns(settings: Settings) -> list[str]:
+    """Every row's columns in order, the same for every log under these settings: what an
+    empty CSV's header holds, so a spreadsheet or loader reads it like any other."""
+    days = [days_label(d) for d in settings.recontact_days]
+    head = _head(0.0, DAY_S, ZoneInfo("UTC"), False, "", "")
+    return list(_row(head, {}, settings.policy().for_queue("", "").service_level, days))
 
 
 def _covered(
@@ -125,14 +143,12 @@ def _covered(
     return max(start, since), min(stop, math.inf if until is None else until)
 
 
-def to_csv(rows: list[dict[str, Any]]) -> Iterator[str]:
-    """CSV text, a header first; an empty ratio (no denominator) is an empty cell. Numbers
-    to 12 significant digits: a sum of seconds reads 43739.808, not binary floating point's
-    43739.808000000005 (the JSON keeps every digit)."""
-    if not rows:
-        return
+def to_csv(rows: list[dict[str, Any]], columns: list[str]) -> Iterator[str]:
+    """CSV text, the header first (alone when there are no rows); an empty ratio (no
+    denominator) is an empty cell. Numbers to 12 significant digits: a sum of seconds reads
+    43739.808, not binary floating point's 43739.808000000005 (the JSON keeps every digit)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})

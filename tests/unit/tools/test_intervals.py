@@ -85,6 +85,20 @@ def test_csv_and_json_hold_the_same_rows(tmp_path: Path, lines: list[bytes], cap
         assert all(len(v.split("e")[0].lstrip("-").replace(".", "")) <= 13 for v in numbers)
 
 
+def test_a_csv_without_rows_still_has_its_header(tmp_path: Path, lines: list[bytes], capsys):
+    """A range that holds no event gives the header alone (and exit 1: an empty report is no
+    answer), the same header as a full CSV's."""
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b"\n".join(lines[:4000]) + b"\n")
+    args = ["report", str(log), "--interval", "15m", "--format", "csv", "--no-progress"]
+    assert main(args) == 0
+    full = capsys.readouterr().out.splitlines()
+    assert main([*args, "--from", "2030-01-01T00:00Z"]) == 1  # no record accepted: exit 1
+    empty = capsys.readouterr().out.splitlines()
+    assert len(full) > 10 and empty == full[:1]
+    assert empty[0].startswith("interval_start,interval_end,complete,queue,channel,")
+
+
 def test_from_and_to_cut_the_log_by_event_time(tmp_path: Path, lines: list[bytes], capsys) -> None:
     log = tmp_path / "log.jsonl"
     log.write_bytes(b"\n".join(lines) + b"\n")
