@@ -29,10 +29,12 @@ from streams.config import Settings
 from streams.metrics.catalogue import WINDOW_PREFIX as RECORDED  # recorded rule names
 from streams.metrics.catalogue import now_metric as N
 from streams.metrics.catalogue import window_metric as W
-from streams.ops.rules import COMPLETE, WINDOW_MEANS, WINDOW_RATIOS, complete
+from streams.ops.rules import COMPLETE, WINDOW_MEANS, WINDOW_RATIOS, complete, now_record
 
 DATASOURCE = md.DataSourceRef(type_val="prometheus", uid="prometheus")
-SEL = 'queue=~"$queue", channel=~"$channel"'
+# one deployment at a time: the scrape job of its workers (a Prometheus may scrape several)
+JOB = 'job="$job"'
+SEL = f'{JOB}, queue=~"$queue", channel=~"$channel"'
 WSEL = f'{SEL}, window="$window"'
 TAGS = ["ticketpulse"]
 BUSINESS_TIME = (
@@ -41,6 +43,10 @@ BUSINESS_TIME = (
 )
 Panel = Any  # a panel builder of grafana-foundation-sdk (stat, timeseries, table, row)
 OLDEST = "oldest_waiting_contact_age_seconds"
+HELD = (
+    "The series the alerts read: while partitions change hands it holds its last complete "
+    "value, up to 5 minutes (docs/runbooks.md)."
+)
 KINDS: dict[str, Any] = {"timeseries": gts.Panel, "stat": gs.Panel, "table": gt.Panel}
 
 
@@ -188,22 +194,37 @@ def dashboard(
     return out
 
 
+def _job_variable() -> gd.QueryVariable:
+    """The deployment shown: one scrape job, never several summed (their figures and their
+    completeness are each their own); Grafana picks the first on load."""
+    return _variable("job", "label_values(ticketpulse_topic_partitions, job)", multi=False)
+
+
 def _queue_vars() -> list[gd.QueryVariable]:
+    offered = f"{W('contacts_offered')}{{{JOB}}}"
     return [
-        _variable("queue", f"label_values({W('contacts_offered')}, queue)"),
-        _variable("channel", f"label_values({W('contacts_offered')}, channel)"),
+        _job_variable(),
+        _variable("queue", f"label_values({offered}, queue)"),
+        _variable("channel", f"label_values({offered}, channel)"),
     ]
 
 
 def _whole(expr: str) -> str:
-    """A figure summed over every label, shown only from a complete reading, as the recorded
-    figures are (``streams.ops.rules.complete``): a tile keeps its last complete value."""
-    return f"({expr}) and on () {COMPLETE}"
+    """A figure summed over every label of the selected job, shown only from that job's
+    complete reading, as the recorded figures are (``streams.ops.rules.complete``): a tile
+    keeps its last complete value."""
+    return f"({expr}) and on () {COMPLETE}{{{JOB}}}"
 
 
 def _now(name: str, agg: str = "sum") -> str:
     """A Now gauge over the workers, per queue and channel, from complete readings."""
     return complete(f"{agg} without (instance) ({N(name)}{{{SEL}}})")
+
+
+def _alerted(name: str) -> str:
+    """The recorded Now figure that the alerts read (``streams.ops.rules.now_rules``), so the
+    panel shows what an alert sees, held through a handover as it is."""
+    return f"{now_record(name)}{{{SEL}}}"
 
 
 def _share(num: str, den: str, selector: str) -> str:
@@ -239,7 +260,7 @@ def wallboard(settings: Settings) -> dict[str, Any]:
     objective = settings.service_level_objective
     phone = settings.policy().for_queue("", "phone").first_response_target_s
     layout = Layout()
-    q = 'queue="$queue", channel=~"$channel"'
+    q = f'{JOB}, queue="$queue", channel=~"$channel"'
     f15, f24 = f'{q}, window="15m"', f'{q}, window="24h"'
     row = gd.Row("$queue").id(layout.id()).repeat("queue").grid_pos(layout.place(24, 1))
     layout.new_row()
@@ -380,14 +401,14 @@ def sla(settings: Settings) -> dict[str, Any]:
         panel(
             layout,
             "First-response breaches now",
-            [(_now("first_response_breaches"), legend)],
-            description=BUSINESS_TIME,
+            [(_alerted("first_response_breaches"), legend)],
+            description=f"{BUSINESS_TIME} {HELD}",
         ),
         panel(
             layout,
             "Resolution breaches now",
-            [(_now("resolution_breaches"), legend)],
-            description=BUSINESS_TIME,
+            [(_alerted("resolution_breaches"), legend)],
+            description=f"{BUSINESS_TIME} {HELD}",
         ),
         panel(
             layout,
@@ -407,7 +428,7 @@ def sla(settings: Settings) -> dict[str, Any]:
             layout,
             "Oldest wait against target",
             [
-                (_now(OLDEST, "max"), legend),
+                (_alerted(OLDEST), legend),
                 (
                     f"max without (instance) ({N('first_response_target_seconds')}{{{SEL}}})",
                     f"target {legend}",
@@ -433,7 +454,8 @@ def _flow_panels(layout: Layout) -> list[Panel]:
             "Events accepted per second",
             [
                 (
-                    "sum by (type) (rate(ticketpulse_events_accepted_total[$__rate_interval]))",
+                    f"sum by (type) (rate(ticketpulse_events_accepted_total{{{JOB}}}"
+                    "[$__rate_interval]))",
                     "{{type}}",
                 )
             ],
@@ -444,7 +466,8 @@ def _flow_panels(layout: Layout) -> list[Panel]:
             "Dead-lettered per second",
             [
                 (
-                    "sum by (reason) (rate(ticketpulse_events_rejected_total[$__rate_interval]))",
+                    f"sum by (reason) (rate(ticketpulse_events_rejected_total{{{JOB}}}"
+                    "[$__rate_interval]))",
                     "{{reason}}",
                 )
             ],
@@ -453,14 +476,19 @@ def _flow_panels(layout: Layout) -> list[Panel]:
         panel(
             layout,
             "Consumer lag",
-            [("sum by (partition) (ticketpulse_consumer_lag_records)", "partition {{partition}}")],
+            [
+                (
+                    f"sum by (partition) (ticketpulse_consumer_lag_records{{{JOB}}})",
+                    "partition {{partition}}",
+                )
+            ],
         ),
         panel(
             layout,
             "Event time behind wall clock",
             [
                 (
-                    "time() - ticketpulse_event_time_watermark_timestamp_seconds",
+                    f"time() - ticketpulse_event_time_watermark_timestamp_seconds{{{JOB}}}",
                     "partition {{partition}}",
                 )
             ],
@@ -475,7 +503,7 @@ def _ownership_panels(layout: Layout) -> list[Panel]:
         panel(
             layout,
             "Partitions per worker",
-            [("ticketpulse_partitions_assigned", "{{instance}} {{role}}")],
+            [(f"ticketpulse_partitions_assigned{{{JOB}}}", "{{instance}} {{role}}")],
         ),
         panel(
             layout,
@@ -483,8 +511,8 @@ def _ownership_panels(layout: Layout) -> list[Panel]:
             "workers' scrapes)",
             [
                 (
-                    "max(ticketpulse_topic_partitions)"
-                    " - (count(sum by (partition) (ticketpulse_partition_active) == 1)"
+                    f"max(ticketpulse_topic_partitions{{{JOB}}})"
+                    f" - (count(sum by (partition) (ticketpulse_partition_active{{{JOB}}}) == 1)"
                     " or vector(0))",
                     "not held once",
                 )
@@ -495,20 +523,25 @@ def _ownership_panels(layout: Layout) -> list[Panel]:
         panel(
             layout,
             "Rebalances",
-            [("sum by (instance) (increase(ticketpulse_rebalances_total[1h]))", "{{instance}}")],
+            [
+                (
+                    f"sum by (instance) (increase(ticketpulse_rebalances_total{{{JOB}}}[1h]))",
+                    "{{instance}}",
+                )
+            ],
         ),
         panel(
             layout,
             "Duplicate and late events (24h)",
             [
-                (f'sum({W("duplicate_events")}{{window="24h"}})', "duplicates"),
-                (f'sum({W("late_events")}{{window="24h"}})', "late"),
+                (f'sum({W("duplicate_events")}{{{JOB}, window="24h"}})', "duplicates"),
+                (f'sum({W("late_events")}{{{JOB}, window="24h"}})', "late"),
             ],
         ),
         panel(
             layout,
             "Seconds since a worker last processed a record",
-            [("time() - ticketpulse_last_processed_timestamp_seconds", "{{instance}}")],
+            [(f"time() - ticketpulse_last_processed_timestamp_seconds{{{JOB}}}", "{{instance}}")],
             unit="s",
         ),
     ]
@@ -521,7 +554,7 @@ def pipeline(settings: Settings) -> dict[str, Any]:
         "ticketpulse-pipeline",
         "ticketpulse / Pipeline",
         panels,
-        [],
+        [_job_variable()],
         description="Throughput, lag, event-time watermark, dead letters, partition ownership.",
     )
 

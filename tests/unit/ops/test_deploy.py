@@ -22,7 +22,7 @@ from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
 from streams.ops import generate
 from streams.ops.dashboards import panel_queries
-from streams.ops.rules import NOW_ALERTED, now_record
+from streams.ops.rules import COMPLETE, NOW_ALERTED, now_record
 from streams.processing.local import LocalPipeline
 from streams.processing.settings import KpiSettings
 from streams.runtime.state import PipelineState
@@ -109,7 +109,9 @@ def test_dashboards_have_fixed_uids_the_provisioned_datasource_and_no_inputs() -
                 assert p["datasource"] == {"type": "prometheus", "uid": "prometheus"}
     for name in ("wallboard.json", "overview.json", "sla.json"):
         variables = {v["name"] for v in boards[name]["templating"]["list"]}
-        assert {"queue", "channel"} <= variables
+        assert {"job", "queue", "channel"} <= variables
+    (job,) = [v for v in boards["pipeline.json"]["templating"]["list"] if v["name"] == "job"]
+    assert not job["multi"] and not job["includeAll"], "one deployment at a time"
     provisioned = yaml.safe_load(
         (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
     )
@@ -143,6 +145,7 @@ def substitute(expr: str, queue: str = "sales") -> str:
     """Dashboard variables as Grafana would fill them in."""
     return (
         expr.replace('queue="$queue"', f'queue="{queue}"')
+        .replace("$job", "ticketpulse")
         .replace("$queue", ".*")
         .replace("$channel", ".*")
         .replace("$window", "15m")
@@ -201,6 +204,20 @@ def exporter_names() -> set[str]:
     pipeline = PipelineCollector(state, 1, lambda: ({0}, set()), highwater=lambda p: 5000)
     text = generate_latest(build_registry([pipeline, kpis])).decode()
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_every_dashboard_query_reads_the_selected_job_only() -> None:
+    """A Prometheus may scrape several deployments: every series a panel reads is selected
+    by ``job="$job"``, or matched on all but the figure labels (the completeness gate of
+    ``rules.complete``), so no panel sums two deployments or gates one on another's reading."""
+    unselected = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        for title, expr in panel_queries(json.loads(path.read_text())):
+            gated = re.sub(r"ignoring \([^)]*\) " + re.escape(COMPLETE) + r"(?!\{)", "", expr)
+            for match in re.finditer(r"[a-z0-9_:]*ticketpulse_[a-z0-9_:]+(\{[^}]*\})?", gated):
+                if 'job="$job"' not in (match.group(1) or ""):
+                    unselected.append((path.name, title, match.group(0)))
+    assert not unselected
 
 
 def test_every_metric_in_rules_and_dashboards_is_exported() -> None:
