@@ -220,21 +220,35 @@ def _format(
     props: Path,
     listener: SecureListener | None,
 ) -> None:
-    """Format the storage (a no-op once formatted: ``-g``), with the SCRAM users if any."""
+    """Format the storage (a no-op once formatted: ``-g``), with the SCRAM users if any.
+    The tool's arguments go in a Java argument file readable by its owner alone, removed
+    after: the SCRAM password never appears on a command line."""
     cluster_file = data_dir / "cluster.id"
     if not cluster_file.exists():
         cluster_file.write_text(new_cluster_id())
     storage = ["kafka.tools.StorageTool", "format", "-g", "-t", cluster_file.read_text().strip()]
-    fmt = subprocess.run(
-        ["java", "-Xmx256m", *jvm_log, "-cp", classpath, *storage, "-c", str(props),
-         *(listener.format_args() if listener else [])],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
+    storage += ["-c", str(props), *(listener.format_args() if listener else [])]
+    argfile = data_dir / "format.args"
+    argfile.touch(mode=0o600)
+    argfile.chmod(0o600)
+    try:
+        argfile.write_text("\n".join(_java_quoted(arg) for arg in storage) + "\n")
+        fmt = subprocess.run(
+            ["java", "-Xmx256m", *jvm_log, "-cp", classpath, f"@{argfile}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        argfile.unlink(missing_ok=True)
     if fmt.returncode != 0:
         msg = f"formatting Kafka storage in {data_dir} failed:\n{fmt.stdout}{fmt.stderr}"
         raise BrokerError(msg)
+
+
+def _java_quoted(arg: str) -> str:
+    """One argument of a Java ``@argfile``: quoted, its backslashes and quotes escaped."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def start(
@@ -258,6 +272,8 @@ def start(
     text = SERVER_PROPERTIES.format(
         listeners=_listeners(port, cport, listener), cport=cport, logs=data_dir / "logs"
     )
+    props.touch(mode=0o600)
+    props.chmod(0o600)  # it holds the keystore's password when the listener is secure
     props.write_text(text + (listener.properties() if listener else ""))
     log4j = data_dir / "log4j2.properties"
     log4j.write_text(LOG4J2)

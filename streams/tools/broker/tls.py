@@ -66,7 +66,8 @@ class SecureListener:
         return "\n".join(lines) + "\n"
 
     def format_args(self) -> list[str]:
-        """``kafka-storage format`` arguments adding the SCRAM user (at first format only)."""
+        """``kafka-storage format`` arguments adding the SCRAM user (at first format only):
+        they hold its password, so the launcher passes them in an argument file."""
         password = self.password_file.read_text().strip()
         args: list[str] = []
         for mechanism in MECHANISMS:
@@ -89,11 +90,13 @@ def make_listener(folder: Path, port: int) -> SecureListener:
     listener.password_file.write_text(secrets.token_urlsafe(18))
     for path in (folder / "keystore.password", listener.password_file):
         path.chmod(0o600)
-    _certificates(openssl, folder, listener.keystore_password)
+    _certificates(openssl, folder)
     return listener
 
 
-def _certificates(openssl: str, folder: Path, keystore_password: str) -> None:
+def _certificates(openssl: str, folder: Path) -> None:
+    """The CA and the broker's keystore; the keystore's password is read from its file, never
+    passed on a command line (where ``ps`` shows it to every user of the machine)."""
     san = folder / "san.cnf"
     san.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     ca = "-x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -subj /CN=ticketpulse-ca"
@@ -104,7 +107,7 @@ def _certificates(openssl: str, folder: Path, keystore_password: str) -> None:
         ["req", *ca.split(), "-days", str(DAYS)],
         ["req", *csr.split()],
         ["x509", *sign.split(), "-days", str(DAYS), "-extfile", str(san)],
-        ["pkcs12", *pack.split(), "-passout", f"pass:{keystore_password}"],
+        ["pkcs12", *pack.split(), "-passout", f"file:{folder / 'keystore.password'}"],
     ]
     for step in steps:
         done = subprocess.run(

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from streams.tools import devstack
 from streams.tools.broker import launcher
@@ -118,3 +119,35 @@ def test_a_stopped_childs_tail_holds_its_last_line(tmp_path, monkeypatch, capsys
     child.tail(lines=1)
     assert "the last line" in capsys.readouterr().err
     assert (tmp_path / "worker.log").read_text().splitlines()[-1] == "the last line"
+
+
+def test_no_secret_of_the_secure_listener_is_on_a_command_line(tmp_path, monkeypatch) -> None:
+    """``ps`` shows every process's arguments to every user: openssl reads the keystore's
+    password from its file, and the storage tool its SCRAM users from an argument file that
+    only its owner can read, removed after."""
+    import subprocess
+
+    from streams.tools.broker import tls
+
+    real_run, commands, argfiles = subprocess.run, [], []
+
+    def recording_run(cmd, *args, **kwargs):
+        commands.append(list(map(str, cmd)))
+        for arg in map(str, cmd):
+            if arg.startswith("@"):
+                path = Path(arg[1:])
+                argfiles.append((path.read_text(), path.stat().st_mode & 0o777, path))
+                return subprocess.CompletedProcess(cmd, 0, "", "")
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", recording_run)
+    listener = tls.make_listener(tmp_path / "tls", 0)
+    props = tmp_path / "server.properties"
+    props.write_text("")
+    launcher._format(tmp_path, "libs/*", [], props, listener)
+    secrets = {listener.keystore_password, listener.password_file.read_text().strip()}
+    assert len(commands) == 5 and (tmp_path / "tls" / "broker.p12").exists()
+    assert not [c for c in commands for s in secrets if any(s in arg for arg in c)]
+    ((text, mode, path),) = argfiles
+    assert listener.password_file.read_text().strip() in text and mode == 0o600
+    assert not path.exists()
