@@ -260,6 +260,12 @@ def test_compose_file_validates_against_the_compose_specification() -> None:
         image = service["image"]
         assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image version"
         assert "healthcheck" in service, f"{name}: needs a healthcheck"
+    for name, service in services.items():  # nothing reachable without authentication
+        assert all(str(port).startswith("127.0.0.1:") for port in service.get("ports", ())), name
+    assert "--web.enable-lifecycle" not in services["prometheus"]["command"]
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_DISABLE_LOGIN"] == "true" == grafana["GF_AUTH_DISABLE_LOGIN_FORM"]
+    assert grafana["GF_AUTH_BASIC_ENABLED"] == "false"
     mounts = services["grafana"]["volumes"] + services["prometheus"]["volumes"]
     for mount in mounts:
         if mount.startswith("./deploy/"):
