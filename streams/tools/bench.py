@@ -309,7 +309,7 @@ def product_worker(
                         "end_tickets": stats["held"]["tickets"],
                         "shelved": stats["tickets"]["shelved"],
                         "read_back": stats["tickets"]["read_back"],
-                        "idle_rss_kib": startup.ready,
+                        "ready_rss_kib": startup.ready,
                         "before_first_rss_kib": startup.before_first,
                         "batches": stats.get("batches", 0),
                         "table_writes": stats.get("table_writes", 0),
@@ -508,7 +508,7 @@ def row_rates(results: list[tuple[str, int, float]]) -> dict[str, float]:
 
 def bytes_per_ticket(product: dict[str, float], tickets: int) -> float:
     """The worker's resident memory above its idle self, per ticket held."""
-    return max(0, product["rss_kib"] - product["idle_rss_kib"]) * 1024 / max(tickets, 1)
+    return max(0, product["rss_kib"] - product["ready_rss_kib"]) * 1024 / max(tickets, 1)
 
 
 def run_measures(run: BenchRun) -> dict[str, float]:
@@ -709,7 +709,7 @@ Broker, producer and consumers share the machine: {cpus}.
 def _memory(product: dict[str, float], tickets: int) -> str:
     budget = Settings.model_fields["store_memory_mb"].default
     return f"""- Worker resident memory after the run: {product["rss_kib"] / 1024:.0f} MiB
-  ({product["idle_rss_kib"] / 1024:.0f} MiB idle, at its first answer to the bench's polls
+  ({product["ready_rss_kib"] / 1024:.0f} MiB idle, at its first answer to the bench's polls
   (every 20 ms until its first record), nothing processed yet;
   {product["before_first_rss_kib"] / 1024:.0f} MiB at the last poll before its first record,
   its partitions assigned, stores opened and first fetches in. Until 2026-12-06 the bench

@@ -26,7 +26,7 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
     )
     results = [(name, int(rate * 10), 10.0) for name, rate in rates.items()]
     product = {
-        "rss_kib": 300 * 1024, "idle_rss_kib": 100 * 1024, "before_first_rss_kib": 110 * 1024,
+        "rss_kib": 300 * 1024, "ready_rss_kib": 100 * 1024, "before_first_rss_kib": 110 * 1024,
         "scrape_s": 0.1, "series": 10_000,
         "scrape_max_s": 0.25, "scrapes": 5,
         "calm_rate": product_rate * 0.95, "storm_rate": product_rate * 0.9,
