@@ -95,6 +95,7 @@ CASES = {
     "wrong CA": ({}, "is not trusted"),
     "wrong password": ({"TICKETPULSE_SASL_PASSWORD": "not-the-password"}, "refused user"),
     "plaintext client at the TLS port": ({}, "speaks TLS but security_protocol is PLAINTEXT"),
+    "TLS client at the plaintext port": ({}, "did not complete a TLS handshake"),
 }
 
 
@@ -109,6 +110,8 @@ def failure_of(broker: launcher.Broker, folder: Path, case: str, command: str) -
     if case.startswith("plaintext"):
         dropped = ("security_protocol", "sasl_username", "sasl_password_file", "ssl_cafile")
         changes = dict.fromkeys(dropped, "-")
+    if case.startswith("TLS client"):  # the same broker's PLAINTEXT listener
+        changes["bootstrap_servers"] = broker.bootstrap
     config = settings_file(folder / "settings.toml", broker, **changes)
     extra = ["--data-dir", str(folder / "data")] if command == "worker" else []
     done = run_cli(command, "--config", str(config), *extra, env=env)
