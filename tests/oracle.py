@@ -493,7 +493,7 @@ def _with_le(labels: Labels, le: str) -> Labels:
 
 
 def _now_metrics(db, ends, policy, elapsed) -> Metrics:
-    figures: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0, 0])
+    figures: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0, 0, 0.0])
     for p, _ticket, t0, channel, queue, last_state, answers in db.execute(OPEN):
         if last_state in ("resolved", "abandoned") or p not in ends:
             continue
@@ -507,6 +507,7 @@ def _now_metrics(db, ends, policy, elapsed) -> Metrics:
         if answers == 0:
             f[1] += 1
             f[2] = max(f[2], age)
+            f[5] = max(f[5], target_age)
             if target_age > rules.first_response_target_s:
                 f[3] += 1
     out: Metrics = {}
@@ -516,6 +517,7 @@ def _now_metrics(db, ends, policy, elapsed) -> Metrics:
         "oldest_waiting_contact_age_seconds",
         "first_response_breaches",
         "resolution_breaches",
+        "oldest_waiting_contact_target_age_seconds",
     )
     for (q, c), values in figures.items():
         for name, value in zip(names, values, strict=True):

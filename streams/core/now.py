@@ -63,6 +63,9 @@ class NowFigures:
     open: int = 0
     waiting: int = 0
     oldest_wait_s: float = 0.0
+    # the same wait on its target's clock (business seconds on a calendar queue): what the
+    # first-response target and its alerts compare with, so a closed office never pages
+    oldest_wait_target_s: float = 0.0
     first_response_breaches: int = 0
     resolution_breaches: int = 0
 
@@ -87,6 +90,7 @@ def now_figures(
         if not t.answered:
             fig.waiting += 1
             fig.oldest_wait_s = max(fig.oldest_wait_s, age)
+            fig.oldest_wait_target_s = max(fig.oldest_wait_target_s, target_age)
             if target_age > rules.first_response_target_s:
                 fig.first_response_breaches += 1
     return out

@@ -148,6 +148,11 @@ NOW_GAUGES: dict[str, tuple[str, str]] = {
         "Age of the oldest contact waiting for a first agent reply (aggregate with max).",
         "oldest_wait_s",
     ),
+    "oldest_waiting_contact_target_age_seconds": (
+        "Age of the oldest waiting contact on its first-response target's clock: business "
+        "seconds on a calendar queue, else its age (aggregate with max).",
+        "oldest_wait_target_s",
+    ),
     "first_response_breaches": (
         "Contacts waiting longer than their first-response target now.",
         "first_response_breaches",

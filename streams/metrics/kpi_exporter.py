@@ -353,6 +353,9 @@ class KpiCollector(Collector):
                 total.open += fig.open
                 total.waiting += fig.waiting
                 total.oldest_wait_s = max(total.oldest_wait_s, fig.oldest_wait_s)
+                total.oldest_wait_target_s = max(
+                    total.oldest_wait_target_s, fig.oldest_wait_target_s
+                )
                 total.first_response_breaches += fig.first_response_breaches
                 total.resolution_breaches += fig.resolution_breaches
         for name, (doc, attr) in NOW_GAUGES.items():

@@ -43,6 +43,7 @@ BUSINESS_TIME = (
 )
 Panel = Any  # a panel builder of grafana-foundation-sdk (stat, timeseries, table, row)
 OLDEST = "oldest_waiting_contact_age_seconds"
+OLDEST_ON_TARGET_CLOCK = "oldest_waiting_contact_target_age_seconds"  # what its alert reads
 HELD = (
     "The series the alerts read: while partitions change hands it holds its last complete "
     "value, up to 5 minutes (docs/runbooks.md)."
@@ -426,9 +427,9 @@ def sla(settings: Settings) -> dict[str, Any]:
         ),
         panel(
             layout,
-            "Oldest wait against target",
+            "Oldest wait against target (on the target's clock)",
             [
-                (_alerted(OLDEST), legend),
+                (_alerted(OLDEST_ON_TARGET_CLOCK), legend),
                 (
                     f"max without (instance) ({N('first_response_target_seconds')}{{{SEL}}})",
                     f"target {legend}",

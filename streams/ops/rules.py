@@ -103,7 +103,7 @@ def window_rules() -> list[dict[str, Any]]:
 NOW_ALERTED = {
     "first_response_breaches": "sum",
     "resolution_breaches": "sum",
-    "oldest_waiting_contact_age_seconds": "max",
+    "oldest_waiting_contact_target_age_seconds": "max",
 }
 # when the last complete reading was: a Now figure's value stands this long without one
 LAST_COMPLETE = "job:ticketpulse_topic_partitions:last_complete_time"

@@ -157,6 +157,7 @@ def replay_into_new_topics(kafka, names, log: Path, partitions: int = 4) -> None
 
 MAX_GAUGES = {  # aggregated with max without (instance)
     "ticketpulse_oldest_waiting_contact_age_seconds",
+    "ticketpulse_oldest_waiting_contact_target_age_seconds",
     "ticketpulse_window_first_response_max_seconds",
 }
 

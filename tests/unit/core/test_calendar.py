@@ -126,6 +126,7 @@ def test_breaching_now_runs_on_business_time() -> None:
     figures = now_figures([waiting], monday, policy)[("billing", "email")]
     assert figures.first_response_breaches == 0
     assert figures.oldest_wait_s == monday - waiting.opened_at  # the wait itself stays real
+    assert figures.oldest_wait_target_s == 50 * 60  # and on the target's clock: business time
     later = now_figures([waiting], at("2026-11-30 09:31"), policy)[("billing", "email")]
     assert later.first_response_breaches == 1
 
