@@ -49,11 +49,34 @@ def run(*cmd: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 def test_prometheus_config_and_rules_pass_promtool_with_lint_fatal(promtool: str) -> None:
     lint = ("--lint=all", "--lint-fatal")
-    config = run(promtool, "check", "config", *lint, "prometheus.yml", cwd=PROM)
-    assert config.returncode == 0, config.stdout + config.stderr
+    for name in ("prometheus.yml", "prometheus-kubernetes.yml"):
+        config = run(promtool, "check", "config", *lint, name, cwd=PROM)
+        assert config.returncode == 0, name + config.stdout + config.stderr
+        scrape = yaml.safe_load((PROM / name).read_text())["scrape_configs"]
+        # the alerts on workers select up{job="ticketpulse"}
+        assert [job["job_name"] for job in scrape] == ["ticketpulse"], name
     rules = sorted((PROM / "rules").glob("*.yml"))
     check = run(promtool, "check", "rules", *lint, *rules)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_kubernetes_scrape_names_each_worker_by_its_pod() -> None:
+    """Relabelled as Prometheus does (a fully anchored RE2 match, ``$1``): a stable
+    ``instance`` per pod and its namespace, from the SRV record of the headless Service."""
+    config = yaml.safe_load((PROM / "prometheus-kubernetes.yml").read_text())
+    (job,) = config["scrape_configs"]
+    service = yaml.safe_load((ROOT / "deploy/k8s/service.yaml").read_text())
+    (port,) = service["spec"]["ports"]
+    (name,) = job["dns_sd_configs"][0]["names"]
+    assert name.startswith(f"_{port['name']}._tcp.{service['metadata']['name']}.")
+    target = "ticketpulse-1.ticketpulse.prod.svc.cluster.local."
+    labels = {}
+    for rule in job["relabel_configs"]:
+        assert rule["source_labels"] == ["__meta_dns_srv_record_target"]
+        match = re.fullmatch(rule["regex"], target)
+        assert match is not None, rule
+        labels[rule["target_label"]] = match.expand(r"\1")
+    assert labels == {"instance": "ticketpulse-1", "namespace": "prod"}
 
 
 def test_every_alert_has_promtool_tests_that_pass(promtool: str) -> None:
