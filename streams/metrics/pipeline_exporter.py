@@ -67,6 +67,14 @@ class PipelineCollector(Collector):
             state.accepted,
         )
         yield _labelled_counter(
+            "ticketpulse_events_not_applied",
+            "Accepted events no figure took in (a subset of ticketpulse_events_accepted_total): "
+            "duplicate (its event_id applied already) or late (older than the watermark less "
+            "lateness_seconds).",
+            "outcome",
+            state.not_applied,
+        )
+        yield _labelled_counter(
             "ticketpulse_events_rejected",
             "Records sent to the dead-letter topic, by reason (see docs/events.md).",
             "reason",

@@ -92,6 +92,8 @@ class TicketApply:
                 continue
             state.record_accepted(message.partition, outcome.event, now)
             done = self.processor.process(message.partition, message.offset, outcome.event)
+            if done.outcome != "applied":
+                state.not_applied[done.outcome] += 1
             if done.contact is not None:
                 customer_id, contact = done.contact
                 batch.contacts.append(

@@ -15,11 +15,15 @@ from streams.core.events import EVENT_TYPES, TicketEvent
 from streams.ingest.schema import REJECT_REASONS
 from streams.processing.table_cache import BadRows
 
+NOT_APPLIED = ("duplicate", "late")  # ``KpiProcessor.process`` outcomes besides "applied"
+
 
 @dataclass
 class PipelineState:
     accepted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENT_TYPES, 0))
     rejected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
+    # accepted events no figure took in: an event_id applied already, or past the lateness
+    not_applied: dict[str, int] = field(default_factory=lambda: dict.fromkeys(NOT_APPLIED, 0))
     watermark: dict[int, float] = field(default_factory=dict)
     next_offset: dict[int, int] = field(default_factory=dict)  # per input partition
     last_processed_at: float = 0.0

@@ -45,6 +45,23 @@ def _ticket_apply(state: PipelineState) -> tuple[TicketApply, dict[str, Any]]:
     return TicketApply(cache, processor, state, PARTITIONS, 300.0, 65_536), tables
 
 
+def test_accepted_events_no_figure_took_in_are_counted_by_outcome() -> None:
+    """A duplicate event_id and an event past the lateness are accepted (valid) but applied
+    to nothing: ``ticketpulse_events_not_applied_total`` says which, so a backfill that
+    arrives too late is seen, not silently left out of every figure."""
+    state = PipelineState()
+    apply, _ = _ticket_apply(state)
+    records = [
+        Message(1, 10, b"T-1", _event("e1", "opened", "2026-01-05T09:00:00Z")),
+        Message(1, 11, b"T-1", _event("e1", "opened", "2026-01-05T09:00:00Z")),  # again
+        Message(1, 12, b"T-2", _event("e3", "opened", "2026-01-05T12:00:00Z", ticket_id="T-2")),
+        Message(1, 13, b"T-3", _event("e4", "opened", "2026-01-05T11:00:00Z", ticket_id="T-3")),
+    ]
+    apply(records)
+    assert sum(state.accepted.values()) == 4
+    assert state.not_applied == {"duplicate": 1, "late": 1}
+
+
 def test_a_ticket_batch_applies_the_accepted_dead_letters_the_rest_and_forwards() -> None:
     state = PipelineState()
     apply, _ = _ticket_apply(state)
