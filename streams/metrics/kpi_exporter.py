@@ -60,25 +60,55 @@ _NONE = (0.0, 0)  # (sum, count) of a series with nothing in a window
 _SL_ENTRIES = ("first_response", "first_response_within_target", "abandoned", "short_abandoned")
 
 
+# distinct folded names counted, at most: a hostile stream may send millions (row 11 of
+# docs/reliability.md), and the gauge need only say "some" and roughly how many
+FOLDED_COUNTED = 10_000
+fold_log = logging.getLogger(f"{__name__}.fold")
+
+
 @dataclass
 class LabelFolder:
-    """Queue names outside the allow-list (or past the cap) are exported as ``other``."""
+    """Queue (or agent) names outside the allow-list, or past the cap, are exported as
+    ``other``. Without an allow-list the first ``max_queues`` names a worker meets get
+    their own label: another worker, or this one after a restart, may meet others first,
+    so the names it folds are counted (``folded``) and the first one is logged."""
 
     allowlist: frozenset[str] | None
     max_queues: int
     seen: dict[str, None]
+    label: str = "queue"
+    folded: set[str] = field(default_factory=set)
 
     @classmethod
-    def of(cls, allowlist: list[str] | None, cap: int) -> LabelFolder:
-        return cls(frozenset(allowlist) if allowlist is not None else None, cap, {})
+    def of(cls, allowlist: list[str] | None, cap: int, label: str = "queue") -> LabelFolder:
+        return cls(frozenset(allowlist) if allowlist is not None else None, cap, {}, label)
+
+    @property
+    def rule(self) -> str:
+        """How names get a label: ``allowlist``, or ``first_seen`` (up to the cap)."""
+        return "first_seen" if self.allowlist is None else "allowlist"
 
     def __call__(self, queue: str) -> str:
         if self.allowlist is not None:
-            return queue if queue in self.allowlist else "other"
-        if queue in self.seen or len(self.seen) < self.max_queues:
+            if queue in self.allowlist:
+                return queue
+        elif queue in self.seen or len(self.seen) < self.max_queues:
             self.seen.setdefault(queue)
             return queue
+        if queue not in self.folded and len(self.folded) < FOLDED_COUNTED:
+            if not self.folded and self.allowlist is None:
+                fold_log.warning(
+                    "more than %d distinct %s names: the others are exported as "
+                    '%s="other", and another worker may name other ones; set %s_allowlist '
+                    "(docs/metrics.md, Cardinality)",
+                    self.max_queues, self.label, self.label, self.label,
+                )  # fmt: skip
+            self.folded.add(queue)
         return "other"
+
+    @property
+    def named(self) -> int:
+        return len(self.seen) if self.allowlist is None else len(self.allowlist)
 
 
 class KpiCollector(Collector):
@@ -104,7 +134,7 @@ class KpiCollector(Collector):
         self.windows = windows
         self.tz = timezone
         self.fold = fold
-        self.fold_agent = fold_agent or LabelFolder(None, 50, {})
+        self.fold_agent = fold_agent or LabelFolder(None, 50, {}, "agent")
         # totals per exported queue label (a scrape is O(series) however many queues
         # arrive), kept up to date by every write when ``listen``
         args = (windows, timezone, fold)
@@ -213,6 +243,7 @@ class KpiCollector(Collector):
         if not windows_only:
             yield from self._now_families(ends)
             yield from self._cumulative_families()
+            yield from self._label_families()
 
     def _add_buckets(
         self,
@@ -363,6 +394,28 @@ class KpiCollector(Collector):
             for (q, c), fig in sorted(figures.items()):
                 fam.add([q, c], getattr(fig, attr))
             yield fam
+
+    def _label_families(self) -> Iterator[Family]:
+        """How many queue (and agent) names have a label of their own, and how many this
+        worker has folded into ``other`` since start (at most ``FOLDED_COUNTED``)."""
+        folders = [self.fold, self.fold_agent] if self.policy.per_agent else [self.fold]
+        named = Family(
+            "ticketpulse_label_values_named",
+            "Distinct queue (agent) names exported under their own label, by the rule that "
+            "names them: allowlist, or first_seen (the first max_queues names this worker met).",
+            ["label", "rule"],
+        )
+        folded = Family(
+            "ticketpulse_label_values_folded",
+            'Distinct queue (agent) names this worker has exported as "other" since start '
+            "(counted up to 10000). Under rule first_seen, workers may fold different names.",
+            ["label", "rule"],
+        )
+        for folder in folders:
+            named.add([folder.label, folder.rule], folder.named)
+            folded.add([folder.label, folder.rule], len(folder.folded))
+        yield named
+        yield folded
 
     def _target_families(self, series: list[tuple[str, str]]) -> Iterator[Any]:
         """The configured targets of the queues this worker has seen, for rules and panels."""

@@ -453,7 +453,7 @@ class Worker:
             windows=dict(s.windows),
             timezone=s.timezone,
             fold=LabelFolder.of(s.queue_allowlist, s.max_queues),
-            fold_agent=LabelFolder.of(s.agent_allowlist, s.max_agents),
+            fold_agent=LabelFolder.of(s.agent_allowlist, s.max_agents, "agent"),
         )
 
     def _figures_version(self) -> tuple[object, ...]:

@@ -29,6 +29,7 @@ def kpi_collector(
     pipeline: LocalPipeline,
     owned: Callable[[], set[int]] = lambda: {0},
     owned_contacts: Callable[[], set[int]] = lambda: {0},
+    fold: LabelFolder | None = None,
 ) -> KpiCollector:
     return KpiCollector(
         pipeline.tickets,
@@ -38,5 +39,5 @@ def kpi_collector(
         clock="event",
         windows=dict(DEFAULT_WINDOWS),
         timezone="UTC",
-        fold=LabelFolder(None, 50, {}),
+        fold=fold or LabelFolder(None, 50, {}),
     )

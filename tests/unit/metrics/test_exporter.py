@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import subprocess
 from pathlib import Path
@@ -458,7 +459,7 @@ def test_agents_folded_into_other_sum_to_the_same_value_whatever_the_order() -> 
     from streams.processing.window_totals import exact
 
     collector = _collector(LocalPipeline(KpiSettings()))
-    collector.fold_agent = LabelFolder(None, 0, {})  # every agent is "other"
+    collector.fold_agent = LabelFolder(None, 0, {}, "agent")  # every agent is "other"
     seconds = [0.1, 0.2, 0.3]
     sums = {
         (Entry("agent_handled", agent=f"A{i}"), "q", "chat"): [exact(v), 1]
@@ -488,3 +489,35 @@ def test_the_documented_series_count_per_queue_channel_pair_is_the_exporters() -
     said = re.search(r"each queue/channel pair exports up to (\d+) series", doc)
     assert said is not None
     assert max(per_pair.values()) == int(said.group(1))
+
+
+def test_names_folded_into_other_are_counted_and_the_first_is_logged(caplog) -> None:
+    """Past ``max_queues`` a worker folds names it meets; which ones depends on what it met
+    first, so it says how many (exported) and logs the first fold once, naming the fix."""
+    from streams.metrics import kpi_exporter
+
+    folder = LabelFolder.of(None, 2)
+    with caplog.at_level(logging.WARNING, logger="streams.metrics.kpi_exporter.fold"):
+        labels = [folder(name) for name in ["a", "b", "c", "a", "d", "c"]]
+    assert labels == ["a", "b", "other", "a", "other", "other"]
+    assert (folder.rule, folder.named, folder.folded) == ("first_seen", 2, {"c", "d"})
+    (warning,) = caplog.records
+    assert "queue_allowlist" in warning.getMessage()
+    listed = LabelFolder.of(["a"], 50)
+    assert [listed(n) for n in ["a", "b"]] == ["a", "other"]
+    assert (listed.rule, listed.named, listed.folded) == ("allowlist", 1, {"b"})
+    flood = LabelFolder.of(None, 0)
+    for i in range(kpi_exporter.FOLDED_COUNTED + 5):
+        flood(f"q{i}")
+    assert len(flood.folded) == kpi_exporter.FOLDED_COUNTED  # bounded under a flood
+
+
+def test_the_fold_counts_are_exported_per_label_and_rule() -> None:
+    registry = CollectorRegistry()
+    registry.register(_collector(_pipeline(3000), fold=LabelFolder.of(None, 1)))
+    text = generate_latest(registry).decode()
+    assert 'ticketpulse_label_values_named{label="queue",rule="first_seen"} 1.0' in text
+    folded = re.search(
+        r'ticketpulse_label_values_folded\{label="queue",rule="first_seen"\} (\d+)', text
+    )
+    assert folded is not None and int(folded.group(1)) >= 1
