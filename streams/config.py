@@ -221,6 +221,11 @@ class Settings(BaseSettings):
         "SCRAM-SHA-512", description="SASL mechanism (SASL_SSL, SASL_PLAINTEXT)."
     )
     sasl_username: str | None = Field(None, description="SASL user name.")
+    allow_sasl_without_tls: bool = Field(
+        False,
+        description="Let SASL_PLAINTEXT send the SASL exchange (PLAIN: the password) and every "
+        "record unencrypted: only on a network you trust.",
+    )
     sasl_password_file: Path | None = Field(
         None,
         description="File holding the SASL password; or $TICKETPULSE_SASL_PASSWORD. Never a flag.",
@@ -370,6 +375,13 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
         if self.security_protocol.startswith("SASL") and not self.sasl_username:
             msg = f"security_protocol {self.security_protocol} needs sasl_username"
+            raise ValueError(msg)
+        if self.security_protocol == "SASL_PLAINTEXT" and not self.allow_sasl_without_tls:
+            msg = (
+                "security_protocol SASL_PLAINTEXT sends the SASL exchange (with PLAIN, the "
+                "password itself) and every record unencrypted: use SASL_SSL, or set "
+                "allow_sasl_without_tls = true on a network you trust"
+            )
             raise ValueError(msg)
         if self.ssl_keyfile is not None and self.ssl_certfile is None:
             msg = "ssl_keyfile is given without ssl_certfile (mutual TLS needs both)"

@@ -12,9 +12,10 @@ import struct
 import threading
 import time
 
+import pytest
 from kafka.protocol.sasl import SaslAuthenticateResponse, SaslHandshakeResponse
 
-from streams.config import Settings, load_settings
+from streams.config import ConfigError, Settings, load_settings
 from streams.runtime import security
 from streams.runtime.security import diagnose
 from streams.tools.broker.tls import make_listener
@@ -60,6 +61,7 @@ def test_a_refusal_sent_with_the_close_is_named(tmp_path, monkeypatch) -> None:
         security_protocol="SASL_PLAINTEXT",
         sasl_mechanism="SCRAM-SHA-512",
         sasl_username="agent",
+        allow_sasl_without_tls=True,
     )
     try:
         reason = diagnose(settings)
@@ -103,14 +105,15 @@ def test_a_server_that_completes_tls_but_sets_up_no_session_is_not_called_unreac
     assert "within 7 s" in reason and "raise connect_timeout_seconds" in reason
 
 
-def test_sasl_without_tls_is_allowed_with_one_warning(monkeypatch, caplog) -> None:
-    """docs/reliability.md promised a warning for SASL_PLAINTEXT (PLAIN passwords in the
-    clear); nothing called it. Every client's credentials now do, once a process."""
+def test_sasl_without_tls_needs_its_own_switch_and_then_warns_once(monkeypatch, caplog) -> None:
+    """SCRAM (and PLAIN) only over TLS unless allowed in so many words; allowed, every
+    client's credentials warn once a process (documented, it was called nowhere)."""
     monkeypatch.setattr(security, "_warned", set())
     monkeypatch.setenv("TICKETPULSE_SASL_PASSWORD", "hunter2")
-    settings = Settings(
-        security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="tp"
-    )
+    plain = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN"}
+    with pytest.raises(ConfigError, match="allow_sasl_without_tls = true"):
+        load_settings(**plain, sasl_username="tp")
+    settings = Settings(**plain, sasl_username="tp", allow_sasl_without_tls=True)
     with caplog.at_level(logging.WARNING):
         security.kafka_python_args(settings)
         security.faust_credentials(settings)
