@@ -63,7 +63,7 @@ class PipelineCollector(Collector):
         yield _labelled_counter(
             "ticketpulse_events_accepted",
             "Valid ticket events accepted, by event type.",
-            "type",
+            "event_type",  # not ``type``: a scrape config may add that label to targets
             state.accepted,
         )
         yield _labelled_counter(

@@ -455,9 +455,9 @@ def _flow_panels(layout: Layout) -> list[Panel]:
             "Events accepted per second",
             [
                 (
-                    f"sum by (type) (rate(ticketpulse_events_accepted_total{{{JOB}}}"
+                    f"sum by (event_type) (rate(ticketpulse_events_accepted_total{{{JOB}}}"
                     "[$__rate_interval]))",
-                    "{{type}}",
+                    "{{event_type}}",
                 )
             ],
             unit="ops",

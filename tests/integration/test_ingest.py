@@ -115,7 +115,8 @@ def test_worker_counts_valid_events_and_dead_letters_the_rest(
     wait_for(lambda: processed() >= total, 180, f"{total} records processed", worker)
     m = worker.metrics()
     for kind in ("opened", "assigned", "replied", "resolved", "abandoned", "survey", "transferred"):
-        assert m[("ticketpulse_events_accepted_total", (("type", kind),))] == expected_types[kind]
+        accepted = m[("ticketpulse_events_accepted_total", (("event_type", kind),))]
+        assert accepted == expected_types[kind]
     for reason, n in expected_reasons.items():
         assert m[("ticketpulse_events_rejected_total", (("reason", reason),))] == n
     assert processed() == total  # nothing counted twice, nothing lost

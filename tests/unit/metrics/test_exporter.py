@@ -50,8 +50,8 @@ def test_counts_and_owned_partitions_only() -> None:
     state.record_rejected("schema", now=4.0)
     registry = _registry(state, active={0, 1})
     value = registry.get_sample_value
-    assert value("ticketpulse_events_accepted_total", {"type": "opened"}) == 2
-    assert value("ticketpulse_events_accepted_total", {"type": "survey"}) == 0
+    assert value("ticketpulse_events_accepted_total", {"event_type": "opened"}) == 2
+    assert value("ticketpulse_events_accepted_total", {"event_type": "survey"}) == 0
     assert value("ticketpulse_events_rejected_total", {"reason": "schema"}) == 1
     assert value("ticketpulse_event_time_watermark_timestamp_seconds", {"partition": "0"}) == 100
     assert value("ticketpulse_event_time_watermark_timestamp_seconds", {"partition": "3"}) is None

@@ -196,8 +196,8 @@ def test_dashboard_queries_parse_as_promql(tmp_path: Path, promtool: str) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def exporter_names() -> set[str]:
-    """Every sample name a populated worker exports, every family on."""
+def exporter_text() -> str:
+    """What a populated worker exports, every family on."""
     office = Calendar("office", "UTC", {d: parse_ranges("08:00-18:00") for d in range(5)})
     policy = Policy(
         recontact_days=(0.01, 1),
@@ -225,8 +225,27 @@ def exporter_names() -> set[str]:
         fold=LabelFolder(None, 50, {}),
     )
     pipeline = PipelineCollector(state, 1, lambda: ({0}, set()), highwater=lambda p: 5000)
-    text = generate_latest(build_registry([pipeline, kpis])).decode()
-    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    return generate_latest(build_registry([pipeline, kpis])).decode()
+
+
+def exporter_names() -> set[str]:
+    """Every sample name a populated worker exports, every family on."""
+    families = text_string_to_metric_families(exporter_text())
+    return {s.name for f in families for s in f.samples}
+
+
+def test_no_exported_label_is_one_a_scrape_config_adds() -> None:
+    """Target labels (job, instance, env, cluster, region, service) and ``type`` come from
+    the scrape config: one the exporter used too would be renamed ``exported_*`` on the way
+    in. ``le`` and ``quantile`` belong to histograms and summaries alone."""
+    reserved = {"type", "job", "instance", "env", "cluster", "region", "service"}
+    clashes = set()
+    for family in text_string_to_metric_families(exporter_text()):
+        histogram = family.type in ("histogram", "gaugehistogram")
+        forbidden = reserved | {"quantile"} | (set() if histogram else {"le"})
+        for sample in family.samples:
+            clashes |= {(family.name, name) for name in set(sample.labels) & forbidden}
+    assert not clashes
 
 
 def test_every_dashboard_query_reads_the_selected_job_only() -> None:
