@@ -61,10 +61,13 @@ WINDOW_SUMS: dict[str, tuple[str, str]] = {
 HISTOGRAMS: dict[str, tuple[str, str]] = {
     "first_response": (
         "first_response_seconds",
-        "First response time: first agent reply - opened.",
+        "First response time: first agent reply - opened (business seconds on a calendar queue).",
     ),
     "reply_wait": ("reply_wait_seconds", "Wait of a customer answered by an agent reply."),
-    "resolved": ("resolution_seconds", "Resolution time: first resolved - opened."),
+    "resolved": (
+        "resolution_seconds",
+        "Resolution time: first resolved - opened (business seconds on a calendar queue).",
+    ),
     "abandoned": ("abandon_wait_seconds", "Wait before abandoning."),
 }
 COUNTERS = (
@@ -104,26 +107,31 @@ REPEATS: dict[str, tuple[str, str]] = {
     ),
 }
 # per-agent twins (opt-in): entry base -> (count metric, sum metric or None, help)
-AGENT_FIGURES: dict[str, tuple[str, str | None, str]] = {
+# per-agent twins: figure -> (count metric, sum metric or None, count help, sum help or None)
+AGENT_FIGURES: dict[str, tuple[str, str | None, str, str | None]] = {
     "agent_first_response": (
         "agent_first_responses",
         "agent_first_response_wait_seconds",
-        "First agent replies by the replying agent (count; sum of waits).",
+        "First agent replies, by the replying agent.",
+        "Sum of the waits (opened to first agent reply) the agent's first replies ended.",
     ),
     "agent_handled": (
         "agent_contacts_handled",
         "agent_handle_time_seconds",
-        "Handling periods by the agent of the event ending them (count; sum of handle_seconds).",
+        "Handling periods, by the agent of the event ending them.",
+        "Sum of handle_seconds of the agent's handling periods.",
     ),
     "agent_acr_resolved": (
         "agent_acr_resolutions",
         None,
         "ACR resolutions by the resolving agent.",
+        None,
     ),
     "agent_acr_recontacted": (
         "agent_acr_recontacted",
         None,
         "ACR resolutions recontacted so far, by the resolving agent.",
+        None,
     ),
 }
 SERVICE_LEVEL: dict[str, str] = {
@@ -169,10 +177,13 @@ TARGETS: dict[str, tuple[str, str]] = {
         "service_level_objective",
     ),
     "first_response_target_seconds": (
-        "First-response target of the queue.",
+        "First-response target of the queue (business seconds on a calendar queue).",
         "first_response_target_s",
     ),
-    "resolution_target_seconds": ("Resolution target of the queue.", "resolution_target_s"),
+    "resolution_target_seconds": (
+        "Resolution target of the queue (business seconds on a calendar queue).",
+        "resolution_target_s",
+    ),
 }
 # 1 for each queue x channel, labelled by the clock its targets run on
 CALENDAR_INFO = (
@@ -192,7 +203,7 @@ def window_names() -> set[str]:
     ]  # fmt: skip
     names = {name for table in tables for name, _ in table.values()}
     names |= set(SERVICE_LEVEL)
-    names |= {n for count, total, _ in AGENT_FIGURES.values() for n in (count, total) if n}
+    names |= {n for count, total, *_ in AGENT_FIGURES.values() for n in (count, total) if n}
     return names
 
 

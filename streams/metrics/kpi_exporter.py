@@ -352,10 +352,12 @@ class KpiCollector(Collector):
                 acc = per[base].setdefault(key, [0, 0])
                 acc[0] += total
                 acc[1] += count
-        for base, (count_name, sum_name, doc) in AGENT_FIGURES.items():
+        for base, (count_name, sum_name, doc, sum_doc) in AGENT_FIGURES.items():
             labels = [*LABELS, "agent", *(["days"] if base == "agent_acr_recontacted" else [])]
             counts = Family(f"ticketpulse_window_{count_name}", doc, labels)
-            sums_fam = Family(f"ticketpulse_window_{sum_name}", doc, labels) if sum_name else None
+            sums_fam = None
+            if sum_name is not None and sum_doc is not None:
+                sums_fam = Family(f"ticketpulse_window_{sum_name}", sum_doc, labels)
             for key, (exact_sum, n) in sorted(per[base].items()):
                 counts.add(list(key), float(n))
                 if sums_fam is not None:

@@ -105,7 +105,8 @@ class PipelineCollector(Collector):
         )
         yield GaugeMetricFamily(
             "ticketpulse_topic_partitions",
-            "Partitions of the input topic; sum of active partitions should equal it.",
+            "Partitions of the input topic: in a complete reading each reads 1 in "
+            "ticketpulse_partition_active summed over the workers.",
             value=self._topic_partitions,
         )
         yield self._watermarks(active)

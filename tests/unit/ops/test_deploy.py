@@ -248,6 +248,17 @@ def test_no_exported_label_is_one_a_scrape_config_adds() -> None:
     assert not clashes
 
 
+def test_each_exported_family_has_help_of_its_own() -> None:
+    """Two families with one HELP text leave a reader of /metrics guessing which is the count
+    and which the sum (the per-agent twins did)."""
+    helps: dict[str, list[str]] = {}
+    for family in text_string_to_metric_families(exporter_text()):
+        if family.name.endswith(("_gcount", "_gsum")):
+            continue  # a gauge histogram's parts: prometheus_client's parser splits them
+        helps.setdefault(family.documentation, []).append(family.name)
+    assert not [names for names in helps.values() if len(names) > 1]
+
+
 def test_every_dashboard_query_reads_the_selected_job_only() -> None:
     """A Prometheus may scrape several deployments: every series a panel reads is selected
     by ``job="$job"``, or matched on all but the figure labels (the completeness gate of
