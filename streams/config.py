@@ -164,6 +164,13 @@ class Settings(BaseSettings):
     app_id: str = Field("ticketpulse", description="Faust app id = Kafka consumer group.")
     topic: str = Field("ticket-events", description="Input topic of ticket events.")
     dlq_topic: str = Field("ticket-events-dlq", description="Dead-letter topic.")
+    dlq_retention_hours: float = Field(
+        72.0,
+        gt=0,
+        le=8760,
+        description="Retention of the dead-letter topic when ticketpulse creates it: it holds "
+        "the original records, customer data included, so keep it short.",
+    )
     contacts_topic: str | None = Field(
         None,
         description="Internal topic of contacts keyed by customer (default: APP_ID-contacts).",

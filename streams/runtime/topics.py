@@ -12,8 +12,6 @@ from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 from streams.config import Settings
 from streams.runtime.security import diagnose, kafka_python_args
 
-DLQ_RETENTION_MS = 7 * 24 * 3600 * 1000  # the DLQ holds customer data: keep it short
-
 
 def changelog_topic(settings: Settings, table: str) -> str:
     """Faust's name for a table's changelog topic."""
@@ -71,7 +69,7 @@ def ensure_topics(settings: Settings, tables: tuple[str, ...] = ()) -> dict[str,
                 settings.dlq_topic,
                 1,
                 settings.replication_factor,
-                topic_configs={"retention.ms": str(DLQ_RETENTION_MS)},
+                topic_configs={"retention.ms": str(round(settings.dlq_retention_hours * 3.6e6))},
             ),
         ]
         wanted += [

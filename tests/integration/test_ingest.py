@@ -216,3 +216,25 @@ def test_the_benchs_paced_load_lands_where_the_log_would(kafka, names) -> None:
     assert sorted((r.partition, r.offset) for r in got) == sorted(sent)
     assert sorted(r.value for r in got) == sorted(value for _, value in records)
     assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % 4 for r in got)
+
+
+def test_the_dead_letter_topic_is_created_with_a_short_retention(kafka, names) -> None:
+    """It holds the original records, customer data included: ``dlq_retention_hours``."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    from streams.runtime.topics import ensure_topics
+
+    settings = load_settings(
+        bootstrap_servers=kafka.bootstrap, topic=names["topic"], dlq_topic=names["dlq"]
+    )
+    assert settings.dlq_retention_hours == 72
+    ensure_topics(settings.model_copy(update={"dlq_retention_hours": 2.5}))
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, names["dlq"], configs=["retention.ms"])]
+        )
+    finally:
+        admin.close()
+    (configs,) = described["topic"].values()
+    assert configs["retention.ms"]["value"] == "9000000", configs  # 2.5 h in ms
