@@ -91,6 +91,7 @@ class LabelFolder:
     def __call__(self, queue: str) -> str:
         if self.allowlist is not None:
             if queue in self.allowlist:
+                self.seen.setdefault(queue)
                 return queue
         elif queue in self.seen or len(self.seen) < self.max_queues:
             self.seen.setdefault(queue)
@@ -108,7 +109,8 @@ class LabelFolder:
 
     @property
     def named(self) -> int:
-        return len(self.seen) if self.allowlist is None else len(self.allowlist)
+        """Names met so far that have a label of their own."""
+        return len(self.seen)
 
 
 class KpiCollector(Collector):

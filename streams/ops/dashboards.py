@@ -32,9 +32,11 @@ from streams.metrics.catalogue import window_metric as W
 from streams.ops.rules import COMPLETE, WINDOW_MEANS, WINDOW_RATIOS, complete, now_record
 
 DATASOURCE = md.DataSourceRef(type_val="prometheus", uid="prometheus")
-# one deployment at a time: the scrape job of its workers (a Prometheus may scrape several)
-JOB = 'job="$job"'
-SEL = f'{JOB}, queue=~"$queue", channel=~"$channel"'
+# one deployment at a time: its workers' scrape job and `env` (deploy/prometheus: `env` tells
+# deployments apart within a job; a Prometheus may scrape several)
+DEPLOYMENT = 'job="$job", env="$env"'
+SEL = f'{DEPLOYMENT}, queue=~"$queue", channel=~"$channel"'
+IN_DEPLOYMENT = "{" + DEPLOYMENT + "}"  # a selector of the deployment alone
 WSEL = f'{SEL}, window="$window"'
 TAGS = ["ticketpulse"]
 BUSINESS_TIME = (
@@ -195,16 +197,22 @@ def dashboard(
     return out
 
 
-def _job_variable() -> gd.QueryVariable:
-    """The deployment shown: one scrape job, never several summed (their figures and their
-    completeness are each their own); Grafana picks the first on load."""
-    return _variable("job", "label_values(ticketpulse_topic_partitions, job)", multi=False)
+def _deployment_vars() -> list[gd.QueryVariable]:
+    """The deployment shown: one scrape job and one ``env`` in it, never several summed (their
+    figures and their completeness are each their own); Grafana picks the first on load. With
+    no ``env`` label at all the variable is empty, and ``env=""`` selects every series."""
+    return [
+        _variable("job", "label_values(ticketpulse_topic_partitions, job)", multi=False),
+        _variable(
+            "env", 'label_values(ticketpulse_topic_partitions{job="$job"}, env)', multi=False
+        ),
+    ]
 
 
 def _queue_vars() -> list[gd.QueryVariable]:
-    offered = f"{W('contacts_offered')}{{{JOB}}}"
+    offered = f"{W('contacts_offered')}{IN_DEPLOYMENT}"
     return [
-        _job_variable(),
+        *_deployment_vars(),
         _variable("queue", f"label_values({offered}, queue)"),
         _variable("channel", f"label_values({offered}, channel)"),
     ]
@@ -214,7 +222,7 @@ def _whole(expr: str) -> str:
     """A figure summed over every label of the selected job, shown only from that job's
     complete reading, as the recorded figures are (``streams.ops.rules.complete``): a tile
     keeps its last complete value."""
-    return f"({expr}) and on () {COMPLETE}{{{JOB}}}"
+    return f"({expr}) and on () {COMPLETE}{IN_DEPLOYMENT}"
 
 
 def _now(name: str, agg: str = "sum") -> str:
@@ -261,7 +269,7 @@ def wallboard(settings: Settings) -> dict[str, Any]:
     objective = settings.service_level_objective
     phone = settings.policy().for_queue("", "phone").first_response_target_s
     layout = Layout()
-    q = f'{JOB}, queue="$queue", channel=~"$channel"'
+    q = f'{DEPLOYMENT}, queue="$queue", channel=~"$channel"'
     f15, f24 = f'{q}, window="15m"', f'{q}, window="24h"'
     row = gd.Row("$queue").id(layout.id()).repeat("queue").grid_pos(layout.place(24, 1))
     layout.new_row()
@@ -455,7 +463,7 @@ def _flow_panels(layout: Layout) -> list[Panel]:
             "Events accepted per second",
             [
                 (
-                    f"sum by (event_type) (rate(ticketpulse_events_accepted_total{{{JOB}}}"
+                    f"sum by (event_type) (rate(ticketpulse_events_accepted_total{IN_DEPLOYMENT}"
                     "[$__rate_interval]))",
                     "{{event_type}}",
                 )
@@ -467,7 +475,7 @@ def _flow_panels(layout: Layout) -> list[Panel]:
             "Dead-lettered per second",
             [
                 (
-                    f"sum by (reason) (rate(ticketpulse_events_rejected_total{{{JOB}}}"
+                    f"sum by (reason) (rate(ticketpulse_events_rejected_total{IN_DEPLOYMENT}"
                     "[$__rate_interval]))",
                     "{{reason}}",
                 )
@@ -479,7 +487,7 @@ def _flow_panels(layout: Layout) -> list[Panel]:
             "Consumer lag",
             [
                 (
-                    f"sum by (partition) (ticketpulse_consumer_lag_records{{{JOB}}})",
+                    f"sum by (partition) (ticketpulse_consumer_lag_records{IN_DEPLOYMENT})",
                     "partition {{partition}}",
                 )
             ],
@@ -489,7 +497,7 @@ def _flow_panels(layout: Layout) -> list[Panel]:
             "Event time behind wall clock",
             [
                 (
-                    f"time() - ticketpulse_event_time_watermark_timestamp_seconds{{{JOB}}}",
+                    f"time() - ticketpulse_event_time_watermark_timestamp_seconds{IN_DEPLOYMENT}",
                     "partition {{partition}}",
                 )
             ],
@@ -504,7 +512,7 @@ def _ownership_panels(layout: Layout) -> list[Panel]:
         panel(
             layout,
             "Partitions per worker",
-            [(f"ticketpulse_partitions_assigned{{{JOB}}}", "{{instance}} {{role}}")],
+            [(f"ticketpulse_partitions_assigned{IN_DEPLOYMENT}", "{{instance}} {{role}}")],
         ),
         panel(
             layout,
@@ -512,9 +520,8 @@ def _ownership_panels(layout: Layout) -> list[Panel]:
             "workers' scrapes)",
             [
                 (
-                    f"max(ticketpulse_topic_partitions{{{JOB}}})"
-                    f" - (count(sum by (partition) (ticketpulse_partition_active{{{JOB}}}) == 1)"
-                    " or vector(0))",
+                    f"max(ticketpulse_topic_partitions{IN_DEPLOYMENT}) - (count(sum by (partition)"
+                    f" (ticketpulse_partition_active{IN_DEPLOYMENT}) == 1) or vector(0))",
                     "not held once",
                 )
             ],
@@ -526,7 +533,8 @@ def _ownership_panels(layout: Layout) -> list[Panel]:
             "Rebalances",
             [
                 (
-                    f"sum by (instance) (increase(ticketpulse_rebalances_total{{{JOB}}}[1h]))",
+                    "sum by (instance) "
+                    f"(increase(ticketpulse_rebalances_total{IN_DEPLOYMENT}[1h]))",
                     "{{instance}}",
                 )
             ],
@@ -535,14 +543,19 @@ def _ownership_panels(layout: Layout) -> list[Panel]:
             layout,
             "Duplicate and late events (24h)",
             [
-                (f'sum({W("duplicate_events")}{{{JOB}, window="24h"}})', "duplicates"),
-                (f'sum({W("late_events")}{{{JOB}, window="24h"}})', "late"),
+                (f'sum({W("duplicate_events")}{{{DEPLOYMENT}, window="24h"}})', "duplicates"),
+                (f'sum({W("late_events")}{{{DEPLOYMENT}, window="24h"}})', "late"),
             ],
         ),
         panel(
             layout,
             "Seconds since a worker last processed a record",
-            [(f"time() - ticketpulse_last_processed_timestamp_seconds{{{JOB}}}", "{{instance}}")],
+            [
+                (
+                    f"time() - ticketpulse_last_processed_timestamp_seconds{IN_DEPLOYMENT}",
+                    "{{instance}}",
+                )
+            ],
             unit="s",
         ),
     ]
@@ -555,7 +568,7 @@ def pipeline(settings: Settings) -> dict[str, Any]:
         "ticketpulse-pipeline",
         "ticketpulse / Pipeline",
         panels,
-        [_job_variable()],
+        _deployment_vars(),
         description="Throughput, lag, event-time watermark, dead letters, partition ownership.",
     )
 

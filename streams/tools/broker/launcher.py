@@ -247,8 +247,10 @@ def _format(
 
 
 def _java_quoted(arg: str) -> str:
-    """One argument of a Java ``@argfile``: quoted, its backslashes and quotes escaped."""
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """One argument of a Java ``@argfile``: quoted, its backslashes, quotes and line breaks
+    escaped (a line break ends an argument even inside quotes)."""
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
 def start(

@@ -503,7 +503,7 @@ def test_names_folded_into_other_are_counted_and_the_first_is_logged(caplog) -> 
     assert (folder.rule, folder.named, folder.folded) == ("first_seen", 2, {"c", "d"})
     (warning,) = caplog.records
     assert "queue_allowlist" in warning.getMessage()
-    listed = LabelFolder.of(["a"], 50)
+    listed = LabelFolder.of(["a", "z"], 50)
     assert [listed(n) for n in ["a", "b"]] == ["a", "other"]
     assert (listed.rule, listed.named, listed.folded) == ("allowlist", 1, {"b"})
     flood = LabelFolder.of(None, 0)

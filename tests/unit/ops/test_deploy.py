@@ -62,7 +62,8 @@ def test_prometheus_config_and_rules_pass_promtool_with_lint_fatal(promtool: str
 
 def test_the_kubernetes_scrape_names_each_worker_by_its_pod() -> None:
     """Relabelled as Prometheus does (a fully anchored RE2 match, ``$1``): a stable
-    ``instance`` per pod and its namespace, from the SRV record of the headless Service."""
+    ``instance`` per pod, and its namespace as ``env`` (what tells deployments apart in the
+    dashboards and alerts), from the SRV record of the headless Service."""
     config = yaml.safe_load((PROM / "prometheus-kubernetes.yml").read_text())
     (job,) = config["scrape_configs"]
     service = yaml.safe_load((ROOT / "deploy/k8s/service.yaml").read_text())
@@ -76,7 +77,7 @@ def test_the_kubernetes_scrape_names_each_worker_by_its_pod() -> None:
         match = re.fullmatch(rule["regex"], target)
         assert match is not None, rule
         labels[rule["target_label"]] = match.expand(r"\1")
-    assert labels == {"instance": "ticketpulse-1", "namespace": "prod"}
+    assert labels == {"instance": "ticketpulse-1", "env": "prod"}
 
 
 def test_every_alert_has_promtool_tests_that_pass(promtool: str) -> None:
@@ -132,9 +133,10 @@ def test_dashboards_have_fixed_uids_the_provisioned_datasource_and_no_inputs() -
                 assert p["datasource"] == {"type": "prometheus", "uid": "prometheus"}
     for name in ("wallboard.json", "overview.json", "sla.json"):
         variables = {v["name"] for v in boards[name]["templating"]["list"]}
-        assert {"job", "queue", "channel"} <= variables
-    (job,) = [v for v in boards["pipeline.json"]["templating"]["list"] if v["name"] == "job"]
-    assert not job["multi"] and not job["includeAll"], "one deployment at a time"
+        assert {"job", "env", "queue", "channel"} <= variables
+    for name in ("job", "env"):
+        (var,) = [v for v in boards["pipeline.json"]["templating"]["list"] if v["name"] == name]
+        assert not var["multi"] and not var["includeAll"], "one deployment at a time"
     provisioned = yaml.safe_load(
         (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
     )
@@ -169,6 +171,7 @@ def substitute(expr: str, queue: str = "sales") -> str:
     return (
         expr.replace('queue="$queue"', f'queue="{queue}"')
         .replace("$job", "ticketpulse")
+        .replace("$env", "")  # a scrape with no env label: the variable is empty
         .replace("$queue", ".*")
         .replace("$channel", ".*")
         .replace("$window", "15m")
@@ -238,7 +241,7 @@ def test_no_exported_label_is_one_a_scrape_config_adds() -> None:
     """Target labels (job, instance, env, cluster, region, service) and ``type`` come from
     the scrape config: one the exporter used too would be renamed ``exported_*`` on the way
     in. ``le`` and ``quantile`` belong to histograms and summaries alone."""
-    reserved = {"type", "job", "instance", "env", "cluster", "region", "service"}
+    reserved = {"type", "job", "instance", "env", "namespace", "cluster", "region", "service"}
     clashes = set()
     for family in text_string_to_metric_families(exporter_text()):
         histogram = family.type in ("histogram", "gaugehistogram")
@@ -259,16 +262,18 @@ def test_each_exported_family_has_help_of_its_own() -> None:
     assert not [names for names in helps.values() if len(names) > 1]
 
 
-def test_every_dashboard_query_reads_the_selected_job_only() -> None:
-    """A Prometheus may scrape several deployments: every series a panel reads is selected
-    by ``job="$job"``, or matched on all but the figure labels (the completeness gate of
-    ``rules.complete``), so no panel sums two deployments or gates one on another's reading."""
+def test_every_dashboard_query_reads_the_selected_deployment_only() -> None:
+    """A Prometheus may scrape several deployments (jobs, and ``env`` within a job): every
+    series a panel reads is selected by ``job="$job", env="$env"``, or matched on all but the
+    figure labels (the completeness gate of ``rules.complete``), so no panel sums two
+    deployments or gates one on another's reading."""
     unselected = []
     for path in sorted(DASHBOARDS.glob("*.json")):
         for title, expr in panel_queries(json.loads(path.read_text())):
             gated = re.sub(r"ignoring \([^)]*\) " + re.escape(COMPLETE) + r"(?!\{)", "", expr)
             for match in re.finditer(r"[a-z0-9_:]*ticketpulse_[a-z0-9_:]+(\{[^}]*\})?", gated):
-                if 'job="$job"' not in (match.group(1) or ""):
+                selector = match.group(1) or ""
+                if 'job="$job"' not in selector or 'env="$env"' not in selector:
                     unselected.append((path.name, title, match.group(0)))
     assert not unselected
 

@@ -151,3 +151,20 @@ def test_no_secret_of_the_secure_listener_is_on_a_command_line(tmp_path, monkeyp
     ((text, mode, path),) = argfiles
     assert listener.password_file.read_text().strip() in text and mode == 0o600
     assert not path.exists()
+
+
+def test_java_reads_back_every_argument_the_argfile_holds(tmp_path) -> None:
+    """The real ``java`` parses the argument file: spaces, quotes, backslashes and line
+    breaks inside an argument come back as they were (a data dir may hold any of them)."""
+    import subprocess
+
+    echo = tmp_path / "Echo.java"
+    echo.write_text(
+        "public class Echo { public static void main(String[] a) {"
+        " for (String s : a) System.out.print(s + '\\0'); } }"
+    )
+    args = ["a b", 'q"uote', "back\\slash", "line\nbreak", "cr\rx", "tab\tx", "#hash", ""]
+    argfile = tmp_path / "args"
+    argfile.write_text("\n".join(launcher._java_quoted(a) for a in [str(echo), *args]) + "\n")
+    done = subprocess.run(["java", f"@{argfile}"], capture_output=True, check=True, timeout=120)
+    assert done.stdout.decode().split("\0")[:-1] == args
