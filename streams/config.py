@@ -347,6 +347,11 @@ class Settings(BaseSettings):
     max_agents: int = Field(
         50, ge=1, description="Without an agent allow-list, agents past this fold into 'other'."
     )
+    agent_label_salt_file: Path | None = Field(
+        None,
+        description="A file of secret bytes: per-agent figures are then labelled by a keyed "
+        "hash of the agent id (the same on every worker with the same file), never the id.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -393,11 +398,16 @@ class Settings(BaseSettings):
         if self.ssl_keyfile is not None and self.ssl_certfile is None:
             msg = "ssl_keyfile is given without ssl_certfile (mutual TLS needs both)"
             raise ValueError(msg)
-        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_password_file"):
+        secret_files = ("sasl_password_file", "agent_label_salt_file")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", *secret_files):
             path = getattr(self, name)
             if path is not None and not _offline and not Path(path).is_file():
                 msg = f"{name} {path}: no such file"
                 raise ValueError(msg)
+        salt = self.agent_label_salt_file
+        if salt is not None and not _offline and not Path(salt).read_bytes().strip():
+            msg = f"agent_label_salt_file {salt} is empty: the agents' labels need a secret key"
+            raise ValueError(msg)
         return self
 
     @field_validator("timezone")

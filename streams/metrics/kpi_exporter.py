@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from streams.core.buckets import Entry, bound_label
 from streams.core.contacts import days_label
+from streams.core.facts import UNKNOWN_AGENT
 from streams.core.now import NowFigures, now_figures
 from streams.core.policy import Policy, service_level_denominator
 from streams.core.windows import Maxima, Sums
@@ -78,10 +81,19 @@ class LabelFolder:
     seen: dict[str, None]
     label: str = "queue"
     folded: set[str] = field(default_factory=set)
+    # a name -> the label it is exported as (``pseudonyms``), for the names that get one
+    shown: Callable[[str], str] | None = None
 
     @classmethod
-    def of(cls, allowlist: list[str] | None, cap: int, label: str = "queue") -> LabelFolder:
-        return cls(frozenset(allowlist) if allowlist is not None else None, cap, {}, label)
+    def of(
+        cls,
+        allowlist: list[str] | None,
+        cap: int,
+        label: str = "queue",
+        shown: Callable[[str], str] | None = None,
+    ) -> LabelFolder:
+        listed = frozenset(allowlist) if allowlist is not None else None
+        return cls(listed, cap, {}, label, shown=shown)
 
     @property
     def rule(self) -> str:
@@ -92,10 +104,10 @@ class LabelFolder:
         if self.allowlist is not None:
             if queue in self.allowlist:
                 self.seen.setdefault(queue)
-                return queue
+                return queue if self.shown is None else self.shown(queue)
         elif queue in self.seen or len(self.seen) < self.max_queues:
             self.seen.setdefault(queue)
-            return queue
+            return queue if self.shown is None else self.shown(queue)
         if queue not in self.folded and len(self.folded) < FOLDED_COUNTED:
             if not self.folded and self.allowlist is None:
                 fold_log.warning(
@@ -111,6 +123,22 @@ class LabelFolder:
     def named(self) -> int:
         """Names met so far that have a label of their own."""
         return len(self.seen)
+
+
+def pseudonyms(
+    salt: bytes, keep: frozenset[str] = frozenset({UNKNOWN_AGENT})
+) -> Callable[[str], str]:
+    """An agent id -> ``a-`` and 16 hex digits of HMAC-SHA256(salt, id): the same on every
+    worker given the same salt, and no way back to the id without it (a plain hash of an id
+    could be reversed by hashing every id). ``unknown`` (no ``agent_id``) stays as it is."""
+
+    @functools.cache
+    def shown(agent: str) -> str:
+        if agent in keep:
+            return agent
+        return "a-" + hmac.new(salt, agent.encode(), hashlib.sha256).hexdigest()[:16]
+
+    return shown
 
 
 class KpiCollector(Collector):

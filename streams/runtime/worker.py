@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -27,6 +29,7 @@ from streams.metrics.kpi_exporter import (
     KpiCollector,
     LabelFolder,
     SelfChecks,
+    pseudonyms,
     warm_in_background,
 )
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
@@ -122,6 +125,13 @@ def fetching(settings: Settings) -> Fetching:
 def fetch_options(settings: Settings) -> dict[str, Any]:
     """The app's option of how much one fetch brings per partition (with ``fetching``)."""
     return {"consumer_max_fetch_size": settings.fetch_partition_bytes}
+
+
+def _agent_labels(settings: Settings) -> Callable[[str], str] | None:
+    """Agents labelled by a keyed hash of their id when ``agent_label_salt_file`` is set
+    (the file's bytes are the key; read once, never logged)."""
+    path = settings.agent_label_salt_file
+    return None if path is None else pseudonyms(Path(path).read_bytes().strip())
 
 
 class Worker:
@@ -453,7 +463,7 @@ class Worker:
             windows=dict(s.windows),
             timezone=s.timezone,
             fold=LabelFolder.of(s.queue_allowlist, s.max_queues),
-            fold_agent=LabelFolder.of(s.agent_allowlist, s.max_agents, "agent"),
+            fold_agent=LabelFolder.of(s.agent_allowlist, s.max_agents, "agent", _agent_labels(s)),
         )
 
     def _figures_version(self) -> tuple[object, ...]:

@@ -223,3 +223,15 @@ def test_an_offline_load_that_fails_leaves_later_settings_checked() -> None:
         load_settings("/no/such/ticketpulse.toml", offline=True)
     with pytest.raises(ValidationError, match=r"ssl_cafile /no/such/ca\.pem: no such file"):
         Settings(security_protocol="SSL", ssl_cafile="/no/such/ca.pem")
+
+
+def test_an_agent_label_salt_file_must_exist_and_hold_a_key(tmp_path) -> None:
+    """Per-agent labels hashed with an empty key would be a plain, reversible hash."""
+    with pytest.raises(ConfigError, match=r"agent_label_salt_file .*: no such file"):
+        load_settings(agent_label_salt_file=str(tmp_path / "missing"))
+    empty = tmp_path / "salt"
+    empty.write_bytes(b"\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        load_settings(agent_label_salt_file=str(empty))
+    empty.write_bytes(b"s3cret\n")
+    assert load_settings(agent_label_salt_file=str(empty)).agent_label_salt_file == empty

@@ -18,7 +18,7 @@ from streams.config import load_settings
 from streams.core.calendar import Calendar, parse_ranges
 from streams.core.policy import Policy, QueueOverride
 from streams.ingest.schema import Accepted, classify
-from streams.metrics.kpi_exporter import KpiCollector, LabelFolder
+from streams.metrics.kpi_exporter import KpiCollector, LabelFolder, pseudonyms
 from streams.metrics.pipeline_exporter import PipelineCollector, build_registry
 from streams.ops import generate
 from streams.ops.dashboards import panel_queries
@@ -199,7 +199,7 @@ def test_dashboard_queries_parse_as_promql(tmp_path: Path, promtool: str) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def exporter_text() -> str:
+def exporter_text(fold_agent: LabelFolder | None = None) -> str:
     """What a populated worker exports, every family on."""
     office = Calendar("office", "UTC", {d: parse_ranges("08:00-18:00") for d in range(5)})
     policy = Policy(
@@ -226,6 +226,7 @@ def exporter_text() -> str:
         windows={"15m": 900, "1h": 3600, "24h": 86400, "today": None},
         timezone="UTC",
         fold=LabelFolder(None, 50, {}),
+        fold_agent=fold_agent,
     )
     pipeline = PipelineCollector(state, 1, lambda: ({0}, set()), highwater=lambda p: 5000)
     return generate_latest(build_registry([pipeline, kpis])).decode()
@@ -249,6 +250,26 @@ def test_no_exported_label_is_one_a_scrape_config_adds() -> None:
         for sample in family.samples:
             clashes |= {(family.name, name) for name in set(sample.labels) & forbidden}
     assert not clashes
+
+
+def test_agents_can_be_labelled_by_a_keyed_hash_never_their_id() -> None:
+    """``agent_label_salt_file``: each agent's label is ``a-`` and an HMAC of its id, the
+    same for the same salt (every worker), another for another salt; ``other`` and
+    ``unknown`` (no agent_id) stay; no id is exported."""
+
+    def agents(text: str) -> set[str]:
+        families = text_string_to_metric_families(text)
+        return {s.labels["agent"] for f in families for s in f.samples if "agent" in s.labels}
+
+    raw = agents(exporter_text())
+    shown = pseudonyms(b"a secret salt")
+    hashed = agents(exporter_text(LabelFolder.of(None, 50, "agent", shown)))
+    ids = raw - {"other", "unknown"}
+    assert len(ids) > 5 and shown("unknown") == "unknown"
+    assert hashed == {shown(a) for a in ids} | (raw - ids)
+    assert not ids & hashed and all(re.fullmatch(r"a-[0-9a-f]{16}", shown(a)) for a in ids)
+    one = sorted(ids)[0]
+    assert pseudonyms(b"a secret salt")(one) == shown(one) != pseudonyms(b"another")(one)
 
 
 def test_each_exported_family_has_help_of_its_own() -> None:

@@ -89,3 +89,15 @@ def test_the_worker_serves_its_documented_pages_only(tmp_path) -> None:
     worker.app.web.init_server()
     routes = {r.resource.canonical for r in worker.app.web.web_app.router.routes() if r.resource}
     assert routes == {"/", "/healthz", "/metrics", "/ready", "/selfcheck", "/stats"}
+
+
+def test_the_worker_labels_agents_by_the_salt_file_it_is_given(tmp_path) -> None:
+    from streams.config import load_settings
+    from streams.metrics.kpi_exporter import pseudonyms
+    from streams.runtime.worker import _agent_labels
+
+    assert _agent_labels(load_settings()) is None
+    salt = tmp_path / "salt"
+    salt.write_bytes(b"s3cret\n")  # the trailing line break is not part of the key
+    shown = _agent_labels(load_settings(agent_label_salt_file=str(salt)))
+    assert shown is not None and shown("A-1") == pseudonyms(b"s3cret")("A-1") != "A-1"
