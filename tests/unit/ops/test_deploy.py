@@ -55,6 +55,7 @@ def test_prometheus_config_and_rules_pass_promtool_with_lint_fatal(promtool: str
         scrape = yaml.safe_load((PROM / name).read_text())["scrape_configs"]
         # the alerts on workers select up{job="ticketpulse"}
         assert [job["job_name"] for job in scrape] == ["ticketpulse"], name
+        assert scrape[0]["sample_limit"] == 250_000, name  # TicketpulseSeriesHigh names it
     rules = sorted((PROM / "rules").glob("*.yml"))
     check = run(promtool, "check", "rules", *lint, *rules)
     assert check.returncode == 0, check.stdout + check.stderr
