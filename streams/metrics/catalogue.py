@@ -106,8 +106,8 @@ REPEATS: dict[str, tuple[str, str]] = {
         "Contacts opened in the window after the same customer's first one in the window.",
     ),
 }
-# per-agent twins (opt-in): entry base -> (count metric, sum metric or None, help)
-# per-agent twins: figure -> (count metric, sum metric or None, count help, sum help or None)
+# per-agent twins (opt-in): entry base -> (count metric, sum metric or None, count help,
+# sum help or None)
 AGENT_FIGURES: dict[str, tuple[str, str | None, str, str | None]] = {
     "agent_first_response": (
         "agent_first_responses",

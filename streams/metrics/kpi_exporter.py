@@ -125,16 +125,14 @@ class LabelFolder:
         return len(self.seen)
 
 
-def pseudonyms(
-    salt: bytes, keep: frozenset[str] = frozenset({UNKNOWN_AGENT})
-) -> Callable[[str], str]:
+def pseudonyms(salt: bytes) -> Callable[[str], str]:
     """An agent id -> ``a-`` and 16 hex digits of HMAC-SHA256(salt, id): the same on every
     worker given the same salt, and no way back to the id without it (a plain hash of an id
     could be reversed by hashing every id). ``unknown`` (no ``agent_id``) stays as it is."""
 
     @functools.cache
     def shown(agent: str) -> str:
-        if agent in keep:
+        if agent == UNKNOWN_AGENT:
             return agent
         return "a-" + hmac.new(salt, agent.encode(), hashlib.sha256).hexdigest()[:16]
 

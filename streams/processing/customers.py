@@ -167,7 +167,7 @@ class CustomerProcessor:
     def __post_init__(self) -> None:
         s = self.settings
         retention = s.recontact_s + s.bucket_retention_s
-        expiry = math.inf if s.keep_buckets else retention
+        expiry = s.bucket_expiry(retention)
         self.store = BucketStore(self.tables.cbuckets, s.bucket_s, s.policy.bounds(), expiry)
         self.clock = Watermarks(self.tables.cmeta, s.bucket_s)
         self.retention_s = retention

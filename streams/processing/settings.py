@@ -42,10 +42,11 @@ class KpiSettings:
         keep = max(self.recontact_s, self.window_retention_s, self.closed_keep_s)
         return keep + self.lateness_s
 
-    @property
-    def bucket_expiry_s(self) -> float:
-        """How far behind the watermark a ticket-side bucket expires."""
-        return math.inf if self.keep_buckets else self.bucket_retention_s
+    def bucket_expiry(self, retention_s: float) -> float:
+        """How far behind the watermark a bucket kept ``retention_s`` expires: never when
+        ``keep_buckets`` (both sides, tickets' and customers', ask here)."""
+        return math.inf if self.keep_buckets else retention_s
 
     def bucket_store(self, buckets: MutableMapping[str, Any]) -> BucketStore:
-        return BucketStore(buckets, self.bucket_s, self.policy.bounds(), self.bucket_expiry_s)
+        expiry = self.bucket_expiry(self.bucket_retention_s)
+        return BucketStore(buckets, self.bucket_s, self.policy.bounds(), expiry)

@@ -10,12 +10,15 @@ after the last commit, so these operational counters may count a record twice
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import get_args
 
 from streams.core.events import EVENT_TYPES, TicketEvent
+from streams.core.ticket import Outcome
 from streams.ingest.schema import REJECT_REASONS
 from streams.processing.table_cache import BadRows
 
-NOT_APPLIED = ("duplicate", "late")  # ``KpiProcessor.process`` outcomes besides "applied"
+# the outcomes of an accepted event besides "applied" (``streams.core.ticket.Outcome``)
+NOT_APPLIED = tuple(outcome for outcome in get_args(Outcome) if outcome != "applied")
 
 
 @dataclass

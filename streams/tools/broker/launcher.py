@@ -229,10 +229,8 @@ def _format(
     storage = ["kafka.tools.StorageTool", "format", "-g", "-t", cluster_file.read_text().strip()]
     storage += ["-c", str(props), *(listener.format_args() if listener else [])]
     argfile = data_dir / "format.args"
-    argfile.touch(mode=0o600)
-    argfile.chmod(0o600)
     try:
-        argfile.write_text("\n".join(_java_quoted(arg) for arg in storage) + "\n")
+        _write_owner_only(argfile, "\n".join(_java_quoted(arg) for arg in storage) + "\n")
         fmt = subprocess.run(
             ["java", "-Xmx256m", *jvm_log, "-cp", classpath, f"@{argfile}"],
             capture_output=True,
@@ -244,6 +242,13 @@ def _format(
     if fmt.returncode != 0:
         msg = f"formatting Kafka storage in {data_dir} failed:\n{fmt.stdout}{fmt.stderr}"
         raise BrokerError(msg)
+
+
+def _write_owner_only(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, made so before it holds a byte."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)  # an existing file keeps its mode on touch
+    path.write_text(text)
 
 
 def _java_quoted(arg: str) -> str:
@@ -274,9 +279,8 @@ def start(
     text = SERVER_PROPERTIES.format(
         listeners=_listeners(port, cport, listener), cport=cport, logs=data_dir / "logs"
     )
-    props.touch(mode=0o600)
-    props.chmod(0o600)  # it holds the keystore's password when the listener is secure
-    props.write_text(text + (listener.properties() if listener else ""))
+    # it holds the keystore's password when the listener is secure
+    _write_owner_only(props, text + (listener.properties() if listener else ""))
     log4j = data_dir / "log4j2.properties"
     log4j.write_text(LOG4J2)
     classpath = f"{libs}/*"
