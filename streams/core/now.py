@@ -7,7 +7,7 @@ even when no event arrives.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -94,3 +94,43 @@ def now_figures(
             if target_age > rules.first_response_target_s:
                 fig.first_response_breaches += 1
     return out
+
+
+def sorted_figures(
+    opened: Sequence[float], waiting: Sequence[float], now: float, rules: QueuePolicy
+) -> NowFigures:
+    """``now_figures`` of one queue x channel from the opening times of its open tickets
+    (``opened``) and of those not answered yet (``waiting``), each sorted: a few readings of
+    the target clock per series instead of one per ticket (a scrape read every open ticket,
+    0.9 s for 100,000 on business-hours calendars). A ticket's age never grows with its
+    opening time, on either clock, so its breaches are a prefix of each list and its oldest
+    wait is the first; the property tests hold this equal to ``now_figures``."""
+
+    def age(at: float) -> float:
+        return max(0.0, now - at)
+
+    target_age = age if rules.calendar is None else lambda at: rules.elapsed(at, now)
+    fig = NowFigures(open=len(opened), waiting=len(waiting))
+    fig.resolution_breaches = _leading(
+        opened, lambda at: target_age(at) > rules.resolution_target_s
+    )
+    if waiting:
+        fig.oldest_wait_s = age(waiting[0])
+        fig.oldest_wait_target_s = target_age(waiting[0])
+        fig.first_response_breaches = _leading(
+            waiting, lambda at: target_age(at) > rules.first_response_target_s
+        )
+    return fig
+
+
+def _leading(items: Sequence[float], holds: Callable[[float], bool]) -> int:
+    """How many of ``items`` from the first hold ``holds``, which holds for a prefix only
+    (bisection: O(log n) calls)."""
+    lo, hi = 0, len(items)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if holds(items[mid]):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

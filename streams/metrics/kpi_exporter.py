@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from streams.core.buckets import Entry, bound_label
 from streams.core.contacts import days_label
 from streams.core.facts import UNKNOWN_AGENT
-from streams.core.now import NowFigures, now_figures
+from streams.core.now import NowFigures
 from streams.core.policy import Policy, service_level_denominator
 from streams.core.windows import Maxima, Sums
 from streams.metrics.catalogue import (
@@ -49,7 +49,7 @@ from streams.metrics.families import Family
 from streams.metrics.serving import PAUSE, run_in_pauses
 from streams.processing.bucket_store import Watermarks
 from streams.processing.customers import CustomerProcessor
-from streams.processing.kpi import KpiProcessor, open_rows
+from streams.processing.kpi import KpiProcessor
 from streams.processing.repeat_totals import RepeatTotals
 from streams.processing.window_totals import SCALE, Key, WindowState, WindowTotals
 
@@ -405,11 +405,8 @@ class KpiCollector(Collector):
 
     def _now_families(self, ends: dict[int, float]) -> Iterator[Any]:
         figures: dict[tuple[str, str], NowFigures] = {}
-        by_partition: dict[int, list[Any]] = {}
-        for p, ticket in open_rows(self.proc.tables.tickets, set(ends)):
-            by_partition.setdefault(p, []).append(ticket)
-        for p, tickets in by_partition.items():
-            for (q, c), fig in now_figures(tickets, ends[p], self.policy).items():
+        for per_series in self.proc.open_now.figures(ends, self.policy).values():
+            for (q, c), fig in per_series.items():
                 total = figures.setdefault((self.fold(q), c), NowFigures())
                 total.open += fig.open
                 total.waiting += fig.waiting

@@ -36,6 +36,7 @@ from streams.core.now import OpenTicket
 from streams.core.ticket import Outcome, step
 from streams.processing.bucket_store import Watermarks
 from streams.processing.held_tickets import HeldCounts, TicketRecord, packing, unpacked
+from streams.processing.open_tickets import OpenTickets
 from streams.processing.retention import ExpiryHeap
 from streams.processing.settings import KpiSettings
 
@@ -76,6 +77,7 @@ class KpiProcessor:
         )
         self.held = HeldCounts()
         self.packing = packing(self.tables.tickets, self.held)  # closed tickets, once quiet
+        self.open_now = OpenTickets(self.tables.tickets)  # what the Now gauges read
 
     # -- processing -----------------------------------------------------------
     def batch(self) -> AbstractContextManager[None]:
@@ -92,6 +94,7 @@ class KpiProcessor:
         record: TicketRecord | None = None
         if held is not None:
             record = unpacked(held, event.ticket_id, self.tables.tickets, self.held)
+        was_open = record.open if record is not None else None
         result = step(
             record.ticket if record is not None else None,
             event,
@@ -117,6 +120,8 @@ class KpiProcessor:
             if result.ticket is not None:
                 record = TicketRecord(partition, result.ticket, result.open, result.fold)
                 self.tables.tickets[event.ticket_id] = record
+                if record.open != was_open:  # most events leave it as it was
+                    self.open_now.stored(partition, event.ticket_id, record.open)
                 self.retention.push(partition, event.ticket_id, record)
                 if record.open is None:
                     self.packing.push(partition, event.ticket_id, record)
@@ -151,6 +156,7 @@ class KpiProcessor:
         self.retention.forget(partition)
         self.packing.forget(partition)
         self.clock.forget(partition)
+        self.open_now.forget()
 
 
 def open_rows(

@@ -199,6 +199,7 @@ class CachedTable(MutableMapping[str, Any]):
     _dirty: dict[int, set[str]] = field(default_factory=dict)
     # key -> (value, stand-in): to let go of once the store holds the value (``let_go``)
     _letting_go: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    loads: int = 0  # copies read from the store so far: what mirrors of it compare
 
     @property
     def data(self) -> dict[str, Any]:
@@ -211,6 +212,7 @@ class CachedTable(MutableMapping[str, Any]):
         decode, which ``rows`` yields as the exception, or one ``decode`` refuses) is left
         out and counted, never fatal."""
         decode = self.decode
+        self.loads += 1
         data: dict[str, Any] = {}
         rows = self.rows() if self.rows is not None else list(self.backing.items())
         for key, value in rows:

@@ -39,6 +39,7 @@ from streams.runtime.processes import tune_gc
 from streams.runtime.topics import ensure_topics
 from streams.tools import pinning
 from streams.tools.bench_live import ScrapeStorm, freshness, get_json, recovery, start_worker
+from streams.tools.bench_now import READS, backlog_scrape
 from streams.tools.bench_tables import core_with_tables
 from streams.tools.broker import launcher
 from streams.tools.produce import make_producer, produce
@@ -476,6 +477,8 @@ def _run_in(work: Path, args: argparse.Namespace) -> BenchRun:
             results.append(core_only(records))
             results.append(core_only(records, calendars=True))
             results.append(core_with_tables(records, settings))
+            print("bench: the Now gauges with a backlog of 100,000 open tickets ...")
+            backlog = backlog_scrape()
         print("bench: raw aiokafka consumer + orjson ...")
         with pinning.measuring():
             count, secs = asyncio.run(raw_consumer(broker.bootstrap, settings.topic, n))
@@ -493,6 +496,7 @@ def _run_in(work: Path, args: argparse.Namespace) -> BenchRun:
         product = measure_product(broker.bootstrap, settings.topic, params, n, work, args.store)
         results.append(("ticketpulse worker, every figure (product)",
                         int(product["records"]), product["seconds"]))  # fmt: skip
+        product.update(backlog)
     finally:
         broker.stop()
     return BenchRun(results, summary.records / summary.seconds, product, len(tickets), n)
@@ -533,6 +537,8 @@ def run_measures(run: BenchRun) -> dict[str, float]:
         "bytes of RSS per ticket added, second half of the log": product["added_bytes_per_ticket"],
         f"one scrape, median of {SCRAPES}, ms (target 50)": product["scrape_s"] * 1000,
         "series in that scrape": product["series"],
+        "Now gauges, 100,000 open tickets, by series, ms": product["backlog_index_s"] * 1000,
+        "the same, a pass over every held ticket, ms": product["backlog_pass_s"] * 1000,
         "records/s under the scrape storm / unloaded (target 0.8)": product["storm_rate"]
         / product["calm_rate"],
         "freshness p50, ms": product["fresh_p50"] * 1000,
@@ -766,6 +772,7 @@ def _live(product: dict[str, float], prod: float) -> str:
   for {product["series"]:,.0f} series: the window totals are kept up to date as buckets are
   written, so a scrape is O(series) (docs/architecture.md, "A scrape"). Progress is polled on
   `/stats`, so the measurement itself does not slow the worker down.
+{_backlog(product)}
 - Scrape storm: {STORM_PAIRS} pairs of runs over the whole log, each an unloaded run then
   one with {STORM_CLIENTS} clients scraping `/metrics` back to back for the whole run (pairs,
   so that both sides see the same machine: the rate of runs drifts, by 10-60 % here). Under the
@@ -786,6 +793,20 @@ def _live(product: dict[str, float], prod: float) -> str:
 - Recovery: a new worker of the same app with an empty data dir rebuilt every table from the
   changelogs (the state of the whole log) and was ready (`/ready` 200) after
   **{product["recovery_s"]:.1f} s** (target: 30 s)."""
+
+
+def _backlog(product: dict[str, float]) -> str:
+    """The bullet of the Now gauges at a large backlog (``bench_now``)."""
+    return f"""- The Now gauges with a backlog (`streams/tools/bench_now.py`, in-process, no Kafka):
+  {product["backlog_open"]:,.0f} open tickets among {product["backlog_held"]:,.0f} held, in
+  {product["backlog_series"]:,.0f} partition x queue x channel series, half the queues on
+  business hours, opened over two weeks. A scrape's Now gauges took
+  **{product["backlog_index_s"] * 1000:.0f} ms** (the median of {READS}) from the open
+  tickets kept by series (`streams/processing/open_tickets.py`: each series' opening times
+  sorted, its breaches found by bisection, a few target-clock readings per series), against
+  {product["backlog_pass_s"] * 1000:,.0f} ms for the pass over every held ticket that
+  scrapes made until 2026-12-06 (a reading per open ticket); the first read after a
+  rebalance, one pass to build the index, {product["backlog_first_s"] * 1000:,.0f} ms."""
 
 
 def _limits(rate: dict[str, float]) -> str:

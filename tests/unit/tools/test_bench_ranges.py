@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streams.tools import bench_now
 from streams.tools.bench import (
     BenchRun,
     MemoryTrace,
@@ -37,6 +38,8 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
         "half_tickets": 10_000, "half_rss_kib": 250 * 1024, "end_tickets": 20_000,
         "added_bytes_per_ticket": 5_243.0, "memory_samples": 12,
         "shelved": 12_000, "read_back": 1_500,
+        "backlog_open": 100_000, "backlog_held": 500_000, "backlog_series": 400,
+        "backlog_first_s": 0.3, "backlog_pass_s": 0.7, "backlog_index_s": 0.05,
     }  # fmt: skip
     return BenchRun(results, 5_000.0, product, 20_000, 200_000)
 
@@ -133,3 +136,18 @@ def test_the_split_beyond_the_core_has_its_range_over_the_runs() -> None:
     assert "| µs a record: the apply steps beyond the core row | 25 | 25 |" in text
     rest = "| µs a record: Faust, aiokafka, acks, RocksDB beyond the apply steps | 75 | 125 |"
     assert rest in text
+
+
+def test_the_document_shows_the_now_gauges_with_a_backlog_both_ways() -> None:
+    run = a_run(5_000, 30.0)
+    text = render(*run, over=ranges([run]))
+    assert "100,000 open tickets among 500,000 held" in text
+    assert "**50 ms** (the median of 5)" in text
+    assert "against\n  700 ms for the pass over every held ticket" in text
+    assert "| Now gauges, 100,000 open tickets, by series, ms | 50 | 50 |" in text
+
+
+def test_the_backlog_measure_reads_the_index_and_the_pass_over_the_same_tickets() -> None:
+    tickets = bench_now.backlog()
+    assert len(tickets) == bench_now.HELD
+    assert sum(t.open is not None for t in tickets.values()) == bench_now.OPEN

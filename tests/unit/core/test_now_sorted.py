@@ -1,0 +1,71 @@
+"""The Now figures read from sorted opening times equal the pass over every open ticket."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.core.calendar import Calendar, parse_holidays, parse_ranges
+from streams.core.now import OpenTicket, now_figures, sorted_figures
+from streams.core.policy import Policy, QueueOverride
+
+PARIS = ZoneInfo("Europe/Paris")
+T0 = datetime(2026, 3, 27, tzinfo=PARIS).timestamp()  # the clocks go forward on the 29th
+OFFICE = Calendar(
+    "office",
+    "Europe/Paris",
+    {d: parse_ranges("08:00-12:30, 13:30-18:00") for d in range(5)},
+    parse_holidays(["2026-03-30"]),
+)
+NIGHTS = Calendar("nights", "Europe/Paris", {d: parse_ranges("22:00-06:00") for d in range(7)})
+POLICY = Policy(
+    queues={
+        "billing": QueueOverride(calendar="office"),
+        "night": QueueOverride(calendar="nights", resolution_target_s=3600),
+        "fast": QueueOverride(first_response_target_s={"chat": 0.5}, resolution_target_s=0),
+    },
+    calendars={"office": OFFICE, "nights": NIGHTS},
+)
+QUEUES = ("billing", "night", "fast", "sales")
+CHANNELS = ("chat", "email")
+
+open_tickets = st.builds(
+    OpenTicket,
+    st.sampled_from(QUEUES),
+    st.sampled_from(CHANNELS),
+    # whole and fractional seconds, some after ``now`` (a clock that lags a partition)
+    st.one_of(st.integers(0, 10 * 86400).map(float), st.floats(0, 10 * 86400)).map(
+        lambda s: T0 + s
+    ),
+    st.booleans(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(open_tickets, max_size=40), st.floats(0, 12 * 86400))
+def test_sorted_figures_equal_the_pass_over_every_ticket(
+    tickets: list[OpenTicket], after: float
+) -> None:
+    now = T0 + after
+    expected = now_figures(tickets, now, POLICY)
+    for (queue, channel), figures in expected.items():
+        mine = [t for t in tickets if (t.queue, t.channel) == (queue, channel)]
+        opened = sorted(t.opened_at for t in mine)
+        waiting = sorted(t.opened_at for t in mine if not t.answered)
+        rules = POLICY.for_queue(queue, channel)
+        assert sorted_figures(opened, waiting, now, rules) == figures
+
+
+def test_a_ticket_at_the_target_is_no_breach_and_one_past_it_is() -> None:
+    rules = POLICY.for_queue("sales", "chat")
+    target = rules.resolution_target_s
+    now = T0 + target + 10
+    exactly, past = T0 + 10, T0 + 9.5
+    figures = sorted_figures([past, exactly], [], now, rules)
+    assert figures.resolution_breaches == 1
+    assert figures.open == 2
+    assert figures.waiting == 0
+    assert figures.oldest_wait_s == 0.0

@@ -1,0 +1,129 @@
+"""The open-ticket index the Now gauges read equals a pass over the tickets table, however the
+table changed: stores, closes, transfers, a copy read anew behind its back, a partition let go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.core.now import OpenTicket, now_figures
+from streams.core.policy import Policy, QueueOverride
+from streams.core.ticket import StoredTicket
+from streams.ingest.schema import Accepted, classify
+from streams.processing.held_tickets import ShelvedTicket, TicketRecord
+from streams.processing.kpi import open_rows
+from streams.processing.local import LocalPipeline
+from streams.processing.open_tickets import OpenTickets
+from streams.processing.settings import KpiSettings
+from streams.tools.simulator import QUEUES as SIMULATED
+from streams.tools.simulator import SimParams, generate
+from tests.unit.core.test_now_sorted import OFFICE, POLICY, T0
+
+EMPTY = StoredTicket((), 0)
+KEYS = [f"T{i}" for i in range(6)]
+PARTITIONS = (0, 1, 2)
+
+
+class Copy(dict[str, Any]):
+    """A table copy as ``CachedTable`` holds one: ``loads`` moves when it is read anew."""
+
+    loads = 0
+
+
+summaries = st.one_of(
+    st.none(),
+    st.builds(
+        OpenTicket,
+        st.sampled_from(("billing", "sales")),  # few series: tickets meet in each
+        st.just("chat"),
+        st.integers(0, 5 * 86400).map(lambda s: T0 + s),
+        st.booleans(),
+    ),
+)
+# mostly stores and scrapes; now and then a row changed unseen (a copy read anew) or a
+# partition let go of
+OPS = ["store"] * 4 + ["read"] * 3 + ["reload", "forget"]
+steps = st.lists(
+    st.tuples(st.sampled_from(OPS), st.sampled_from(KEYS), summaries), min_size=5, max_size=60
+)
+
+
+def held(key: str, summary: OpenTicket | None) -> Any:
+    partition = KEYS.index(key) % len(PARTITIONS)  # a key's partition never changes
+    if summary is None:
+        return ShelvedTicket(partition, T0)
+    return TicketRecord(partition, EMPTY, summary)
+
+
+def scanned(table: Copy, ends: dict[int, float]) -> dict[int, dict[tuple[str, str], Any]]:
+    """What a scrape read before the index: every held ticket of the owned partitions."""
+    return {
+        p: now_figures([v.open for v in table.values() if v.open and v.partition == p], now, POLICY)
+        for p, now in ends.items()
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps, st.integers(0, 6 * 86400))
+def test_the_index_equals_a_pass_over_the_table(
+    ops: list[tuple[str, str, OpenTicket | None]], after: int
+) -> None:
+    table = Copy()
+    index = OpenTickets(table)
+    ends = {0: T0 + after, 1: T0 + after / 2, 2: T0 + 6 * 86400}
+    for op, key, summary in ops:
+        if op == "store":
+            record = held(key, summary)
+            table[key] = record
+            index.stored(record.partition, key, record.open)
+        elif op == "reload":
+            table[key] = held(key, summary)
+            table.loads += 1
+        elif op == "forget":
+            index.forget()
+        else:  # a scrape meanwhile
+            assert index.figures(ends, POLICY) == scanned(table, ends)
+    assert index.figures(ends, POLICY) == scanned(table, ends)
+
+
+def test_a_partition_not_asked_for_is_left_out_and_an_empty_series_goes() -> None:
+    table = Copy()
+    index = OpenTickets(table)
+    index.figures({0: T0}, POLICY)  # mirrors the (empty) copy from here on
+    for key, partition in (("a", 0), ("b", 1)):
+        table[key] = TicketRecord(partition, EMPTY, OpenTicket("sales", "chat", T0, False))
+        index.stored(partition, key, table[key].open)
+    assert set(index.figures({0: T0 + 60}, POLICY)[0]) == {("sales", "chat")}
+    assert index.figures({1: T0}, POLICY)[1][("sales", "chat")].waiting == 1
+    table["a"] = ShelvedTicket(0, T0 + 60)  # resolved
+    index.stored(0, "a", None)
+    assert index.figures({0: T0 + 60}, POLICY) == {0: {}}
+
+
+def test_a_processor_keeps_its_index_equal_to_the_table_from_its_first_scrape() -> None:
+    """Scraped from the start, the index follows the processor record by record (the tickets
+    it opens, answers, transfers, resolves, reopens; duplicates, late and out-of-order ones),
+    on a business-hours calendar too; at every scrape it equals the pass over the table."""
+    policy = Policy(
+        queues={q.name: QueueOverride(calendar="office") for q in SIMULATED[::2]},
+        calendars={"office": OFFICE},
+    )
+    pipeline = LocalPipeline(KpiSettings(policy=policy))
+    proc = pipeline.tickets
+    params = SimParams(seed=3, max_events=6000, duplicates=0.05, out_of_order=0.05, late=0.02)
+    scrapes = 0
+    for offset, record in enumerate(generate(params)):
+        outcome = classify(record.key, record.value, now=2e9, future_tolerance_s=300)
+        if isinstance(outcome, Accepted):
+            with pipeline.batch():
+                pipeline.process(offset, outcome.event)
+        if offset % 250 == 0:
+            now = outcome.event.occurred_at if isinstance(outcome, Accepted) else T0
+            expected = {
+                0: now_figures([t for _, t in open_rows(proc.tables.tickets, {0})], now, policy)
+            }
+            assert proc.open_now.figures({0: now}, policy) == expected
+            scrapes += sum(f.open for f in expected[0].values()) > 0
+    assert scrapes > 10  # tickets were open at most scrapes
