@@ -101,10 +101,11 @@ def sorted_figures(
 ) -> NowFigures:
     """``now_figures`` of one queue x channel from the opening times of its open tickets
     (``opened``) and of those not answered yet (``waiting``), each sorted: a few readings of
-    the target clock per series instead of one per ticket (a scrape read every open ticket,
-    0.9 s for 100,000 on business-hours calendars). A ticket's age never grows with its
-    opening time, on either clock, so its breaches are a prefix of each list and its oldest
-    wait is the first; the property tests hold this equal to ``now_figures``."""
+    the target clock per series instead of one per ticket (a scrape read every open ticket:
+    0.7 s for 100,000, half the queues on business hours, in docs/performance.md). A
+    ticket's age never grows with its opening time, on either clock, so its breaches are a
+    prefix of each list and its oldest wait is the first; the property tests hold this
+    equal to ``now_figures``."""
 
     def age(at: float) -> float:
         return max(0.0, now - at)

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from streams.core.buckets import Entry, bound_label
 from streams.core.contacts import days_label
 from streams.core.facts import UNKNOWN_AGENT
-from streams.core.now import NowFigures
+from streams.core.now import NowFigures, OpenTicket, now_figures
 from streams.core.policy import Policy, service_level_denominator
 from streams.core.windows import Maxima, Sums
 from streams.metrics.catalogue import (
@@ -49,7 +49,7 @@ from streams.metrics.families import Family
 from streams.metrics.serving import PAUSE, run_in_pauses
 from streams.processing.bucket_store import Watermarks
 from streams.processing.customers import CustomerProcessor
-from streams.processing.kpi import KpiProcessor
+from streams.processing.kpi import KpiProcessor, open_rows
 from streams.processing.repeat_totals import RepeatTotals
 from streams.processing.window_totals import SCALE, Key, WindowState, WindowTotals
 
@@ -163,6 +163,7 @@ class KpiCollector(Collector):
         self.tz = timezone
         self.fold = fold
         self.fold_agent = fold_agent or LabelFolder(None, 50, {}, "agent")
+        self.listen = listen  # else a copy built afresh from the tables (``rebuilt``)
         # totals per exported queue label (a scrape is O(series) however many queues
         # arrive), kept up to date by every write when ``listen``
         args = (windows, timezone, fold)
@@ -177,10 +178,10 @@ class KpiCollector(Collector):
     def warm(self) -> Iterator[None]:
         """Build the totals of every owned partition that has a clock and none yet (after a
         start, a rebalance or a recovery, or once a partition's first record sets its clock),
-        a ``PAUSE`` before each. Batches then keep them up to date, so the first scrape after
-        a start reads them instead of building every partition at once (0.4 s at the end of
-        the bench's log). Partitions built already are left as they are: a scrape slides
-        their windows when it reads them."""
+        a ``PAUSE`` before each, and the open-ticket index. Batches then keep them up to date,
+        so the first scrape after a start reads them instead of building every partition at
+        once (0.4 s at the end of the bench's log). Partitions built already are left as
+        they are: a scrape slides their windows when it reads them."""
         sides = (
             (self.totals, self.owned, self.proc.clock),
             (self.ctotals, self.owned_contacts, self.customers.clock),
@@ -199,6 +200,10 @@ class KpiCollector(Collector):
                         totals.read(p, end)
                     except Exception as exc:  # the others are built all the same
                         failed.append(exc)
+        index = self.proc.open_now  # the open tickets: one pass over the table, once read
+        if not index.mirroring and self._ends(self.owned(), self.proc.clock):
+            yield PAUSE
+            index.mirror()
         ends = self._ends(self.owned_contacts(), self.customers.clock)
         if any(p not in self.repeats.parts for p in ends):
             yield PAUSE
@@ -405,7 +410,7 @@ class KpiCollector(Collector):
 
     def _now_families(self, ends: dict[int, float]) -> Iterator[Any]:
         figures: dict[tuple[str, str], NowFigures] = {}
-        for per_series in self.proc.open_now.figures(ends, self.policy).values():
+        for per_series in self._now_figures(ends).values():
             for (q, c), fig in per_series.items():
                 total = figures.setdefault((self.fold(q), c), NowFigures())
                 total.open += fig.open
@@ -421,6 +426,23 @@ class KpiCollector(Collector):
             for (q, c), fig in sorted(figures.items()):
                 fam.add([q, c], getattr(fig, attr))
             yield fam
+
+    def now_figures(self, now: float | None = None) -> dict[int, dict[tuple[str, str], NowFigures]]:
+        """The Now figures of each owned partition by queue x channel, unfolded (``self_check``
+        compares them): at ``now`` on the wall clock, else at each partition's clock."""
+        return self._now_figures(self._ends(self.owned(), self.proc.clock, now))
+
+    def _now_figures(self, ends: dict[int, float]) -> dict[int, dict[tuple[str, str], NowFigures]]:
+        """Per partition, from the open tickets kept by series; a copy built afresh
+        (``rebuilt``) passes over every held ticket instead, as scrapes did until 2026-12-06."""
+        if self.listen:
+            return self.proc.open_now.figures(ends, self.policy)
+        by_partition: dict[int, list[OpenTicket]] = {p: [] for p in ends}
+        for p, ticket in open_rows(self.proc.tables.tickets, set(ends)):
+            by_partition[p].append(ticket)
+        return {
+            p: now_figures(tickets, ends[p], self.policy) for p, tickets in by_partition.items()
+        }
 
     def _label_families(self) -> Iterator[Family]:
         """How many queue (and agent) names have a label of their own, and how many this
@@ -568,19 +590,23 @@ async def self_check(
     change hands): the tables were partial."""
     now = time.time()
     live = _window_lines(kpis.families(now, windows_only=True))
+    live_now = _now_lines(kpis.now_figures(now))
+    rebuilding = kpis.rebuilt()
     families = []
-    for family in kpis.rebuilt().families(now, windows_only=True):
+    for family in rebuilding.families(now, windows_only=True):
         if family is PAUSE:
             await asyncio.sleep(0)
             if stop():
                 return None
         else:
             families.append(family)
-    rebuilt = _window_lines(families)
+    rebuilt = _window_lines(families) | _now_lines(rebuilding.now_figures(now))
+    live |= live_now
     differ = sorted(live ^ rebuilt)
     return {
         "equal": not differ,
-        "window_samples": len(live),
+        "window_samples": len(live) - len(live_now),
+        "now_samples": len(live_now),
         "live_only": [line for line in differ if line in live][:shown],
         "rebuilt_only": [line for line in differ if line in rebuilt][:shown],
     }
@@ -589,6 +615,17 @@ async def self_check(
 def _window_lines(families: Iterable[Family | None]) -> set[str]:
     text = TextRenderer().render(families).decode()
     return {line for line in text.splitlines() if line.startswith("ticketpulse_window_")}
+
+
+def _now_lines(figures: dict[int, dict[tuple[str, str], NowFigures]]) -> set[str]:
+    """Each Now gauge of each partition and series, as a line (queue names unfolded: a
+    check labels no queue)."""
+    return {
+        f'ticketpulse_{name}{{partition="{p}",queue="{q}",channel="{c}"}} {getattr(fig, attr)!r}'
+        for p, series in figures.items()
+        for (q, c), fig in series.items()
+        for name, (_, attr) in NOW_GAUGES.items()
+    }
 
 
 BUSY: dict[str, object] = {"equal": None, "busy": True}

@@ -55,8 +55,9 @@ class PackedTicket(msgspec.Struct, frozen=True, gc=False):
     newest: float
     row: bytes
     # closed (only closed tickets are packed): the Now gauges pass it by undecoded. A class
-    # attribute, not a field (msgspec leaves ClassVars out) nor a property: a scrape reads
-    # every held ticket's ``open``
+    # attribute, not a field (msgspec leaves ClassVars out) nor a property: the open-ticket
+    # index's pass over the table (``streams.processing.open_tickets``) reads every held
+    # ticket's ``open``
     open: ClassVar[None] = None
 
 

@@ -11,8 +11,9 @@ remembers that record's offset, so a redelivered record changes nothing twice:
 - ``buckets`` and ``meta``: see ``streams.processing.bucket_store``.
 
 Whether a ticket is open, and its facts, are functions of its events: the record
-carries both in memory (never stored), so the Now gauges read the tickets table and
-an event computes the facts of the new event set only.
+carries both in memory (never stored), so an event computes the facts of the new event
+set only, and the Now gauges read the open tickets kept by series as they are stored
+(``streams.processing.open_tickets``).
 
 Lateness and the event-time clock use the partition's watermark rounded down to
 a bucket. A change to what the customer side needs of a ticket (its ``Contact``)
@@ -94,7 +95,6 @@ class KpiProcessor:
         record: TicketRecord | None = None
         if held is not None:
             record = unpacked(held, event.ticket_id, self.tables.tickets, self.held)
-        was_open = record.open if record is not None else None
         result = step(
             record.ticket if record is not None else None,
             event,
@@ -120,8 +120,8 @@ class KpiProcessor:
             if result.ticket is not None:
                 record = TicketRecord(partition, result.ticket, result.open, result.fold)
                 self.tables.tickets[event.ticket_id] = record
-                if record.open != was_open:  # most events leave it as it was
-                    self.open_now.stored(partition, event.ticket_id, record.open)
+                if held is None or record.open != held.open or held.partition != partition:
+                    self.open_now.stored(partition, event.ticket_id, record.open)  # else as was
                 self.retention.push(partition, event.ticket_id, record)
                 if record.open is None:
                     self.packing.push(partition, event.ticket_id, record)

@@ -1,7 +1,8 @@
 """The open tickets of each partition by queue x channel, so that the Now gauges cost a
 scrape a sort of each series' opening times and a few readings of its target clock, not a
-pass over every held ticket with a reading for each open one (0.9 s for 100,000 open tickets
-on business-hours calendars, on the event loop).
+pass over every held ticket with a reading for each open one (0.7 s for 100,000 open tickets
+among 500,000 held, half the queues on business hours, on the event loop:
+docs/performance.md).
 
 ``OpenTickets`` is told of every ticket the processor stores (``stored``: a dict insert or
 removal when a ticket opens, is answered, moves or closes; most events change none of that)
@@ -62,11 +63,16 @@ class OpenTickets:
         self._members.clear()
         self._series.clear()
 
+    @property
+    def mirroring(self) -> bool:
+        """Whether it mirrors the table's present copy (else its next read starts with a pass)."""
+        return self._mirrors is not None and self._mirrors == self._loads()
+
     def figures(
         self, ends: dict[int, float], policy: Policy
     ) -> dict[int, dict[Series, NowFigures]]:
         """The Now figures of each partition of ``ends`` at its clock's end."""
-        self._mirror()
+        self.mirror()
         out: dict[int, dict[Series, NowFigures]] = {}
         for partition, now in ends.items():
             figures = out[partition] = {}
@@ -75,8 +81,9 @@ class OpenTickets:
                 figures[queue, channel] = sorted_figures(*_sorted(tickets), now, rules)
         return out
 
-    def _mirror(self) -> None:
-        """Start from one pass over the table when not mirroring its copy."""
+    def mirror(self) -> None:
+        """Start from one pass over the table when not mirroring its copy (the worker's
+        warm-up does it after a rebalance, so that the next scrape does not)."""
         size = len(self.tickets)  # reads a copy in when the table has none
         if self._mirrors == self._loads():
             return

@@ -14,6 +14,7 @@ from streams.core.policy import Policy, QueueOverride
 
 PARIS = ZoneInfo("Europe/Paris")
 T0 = datetime(2026, 3, 27, tzinfo=PARIS).timestamp()  # the clocks go forward on the 29th
+AUTUMN = datetime(2026, 10, 23, tzinfo=PARIS).timestamp()  # and back on October 25th
 OFFICE = Calendar(
     "office",
     "Europe/Paris",
@@ -32,24 +33,33 @@ POLICY = Policy(
 QUEUES = ("billing", "night", "fast", "sales")
 CHANNELS = ("chat", "email")
 
-open_tickets = st.builds(
-    OpenTicket,
-    st.sampled_from(QUEUES),
-    st.sampled_from(CHANNELS),
-    # whole and fractional seconds, some after ``now`` (a clock that lags a partition)
-    st.one_of(st.integers(0, 10 * 86400).map(float), st.floats(0, 10 * 86400)).map(
-        lambda s: T0 + s
-    ),
-    st.booleans(),
-)
+# whole and fractional seconds after a base, some after ``now`` (a clock that lags)
+seconds = st.one_of(st.integers(0, 10 * 86400).map(float), st.floats(0, 10 * 86400))
+
+
+def open_tickets(base: float) -> st.SearchStrategy[OpenTicket]:
+    return st.builds(
+        OpenTicket,
+        st.sampled_from(QUEUES),
+        st.sampled_from(CHANNELS),
+        seconds.map(lambda s: base + s),
+        st.booleans(),
+    )
+
+
+@st.composite
+def backlogs(draw: st.DrawFn) -> tuple[float, list[OpenTicket]]:
+    """(now, open tickets) around one of the year's two clock changes."""
+    base = draw(st.sampled_from([T0, AUTUMN]))
+    return base + draw(st.floats(0, 12 * 86400)), draw(st.lists(open_tickets(base), max_size=40))
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(open_tickets, max_size=40), st.floats(0, 12 * 86400))
+@given(backlogs())
 def test_sorted_figures_equal_the_pass_over_every_ticket(
-    tickets: list[OpenTicket], after: float
+    backlog: tuple[float, list[OpenTicket]],
 ) -> None:
-    now = T0 + after
+    now, tickets = backlog
     expected = now_figures(tickets, now, POLICY)
     for (queue, channel), figures in expected.items():
         mine = [t for t in tickets if (t.queue, t.channel) == (queue, channel)]

@@ -212,10 +212,14 @@ NONE_BUILT = {"tickets": [], "customers": [], "repeats": []}
 def test_warming_builds_what_a_first_scrape_would_and_it_renders_the_same() -> None:
     """The worker builds each owned partition's totals in the background (``warm``), a
     pause before each: a scrape then reads them, and renders exactly what a scrape that
-    builds them itself renders. A second warm-up finds nothing left to build."""
+    builds them itself renders. A second warm-up finds nothing left to build. (The open
+    tickets by series are the processor's, which both collectors read.)"""
     pipeline = _pipeline(1500)
     warmed, cold = _collector(pipeline), _collector(pipeline)
-    assert list(warmed.warm()).count(PAUSE) == 3  # tickets, contact buckets, repeats
+    assert not pipeline.tickets.open_now.mirroring
+    # tickets, contact buckets, the open tickets, repeats
+    assert list(warmed.warm()).count(PAUSE) == 4
+    assert pipeline.tickets.open_now.mirroring
     assert warmed.built() == {"tickets": [0], "customers": [0], "repeats": [0]}
     assert cold.built() == NONE_BUILT
     assert list(warmed.warm()) == []
@@ -380,6 +384,27 @@ async def test_the_self_check_finds_the_live_totals_equal_and_names_a_drift() ->
     assert not check["equal"] and "contacts_offered" in live and 'window="1h"' in live
     assert live.split()[0] == rebuilt.split()[0]
     assert float(live.split()[-1]) == float(rebuilt.split()[-1]) + 1
+
+
+async def test_the_self_check_compares_the_now_gauges_with_a_pass_over_the_tickets() -> None:
+    """The Now gauges come from the open tickets kept by series; the check reads them again by
+    a pass over every held ticket, and names an open ticket the index lost."""
+    pipeline = _pipeline(1500)
+    collector = _collector(pipeline)
+    list(collector.families())  # a first scrape: the index mirrors the table from here on
+    at = pipeline.tickets.clock.clock(0)
+    pipeline.process(10_000, TicketEvent("e-new", "opened", "T-new", at, "q", "chat"))
+    labels = dict(collector.fold.seen)
+    check = await self_check(collector)
+    assert check["equal"] and check["now_samples"] > 10, check
+    assert collector.fold.seen == labels  # queue names compared unfolded: none labelled
+    pipeline.tickets.open_now._drop("T-new")  # an index that missed a ticket
+    check = await self_check(collector)
+    assert not check["equal"]
+    live = {line.split()[0]: float(line.split()[-1]) for line in check["live_only"]}
+    rebuilt = {line.split()[0]: float(line.split()[-1]) for line in check["rebuilt_only"]}
+    series = 'ticketpulse_contacts_open{partition="0",queue="q",channel="chat"}'
+    assert series in rebuilt and live.get(series, 0.0) == rebuilt[series] - 1
 
 
 async def test_self_checks_are_spaced_and_none_runs_while_partitions_change_hands() -> None:

@@ -8,12 +8,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.core.events import TicketEvent
 from streams.core.now import OpenTicket, now_figures
 from streams.core.policy import Policy, QueueOverride
 from streams.core.ticket import StoredTicket
 from streams.ingest.schema import Accepted, classify
 from streams.processing.held_tickets import ShelvedTicket, TicketRecord
-from streams.processing.kpi import open_rows
+from streams.processing.kpi import KpiProcessor, Tables, open_rows
 from streams.processing.local import LocalPipeline
 from streams.processing.open_tickets import OpenTickets
 from streams.processing.settings import KpiSettings
@@ -127,3 +128,35 @@ def test_a_processor_keeps_its_index_equal_to_the_table_from_its_first_scrape() 
             assert proc.open_now.figures({0: now}, policy) == expected
             scrapes += sum(f.open for f in expected[0].values()) > 0
     assert scrapes > 10  # tickets were open at most scrapes
+
+
+def test_a_ticket_met_on_another_partition_moves_there_in_the_index() -> None:
+    """Keys belong to one partition (docs/events.md), but a producer with another partitioner
+    can send a ticket's events to two: the table holds it under the partition of its last
+    event, and so does the index, though it stays open and waiting all along."""
+    proc = KpiProcessor(Tables(), KpiSettings())
+    opened = TicketEvent("e1", "opened", "T1", T0, "sales", "chat", customer_id="C1")
+    nudge = TicketEvent("e2", "replied", "T1", T0 + 50, "sales", "chat", author="customer")
+    proc.process(0, 0, opened)
+    ends = {0: T0 + 100, 1: T0 + 10_000}
+    proc.open_now.figures(ends, POLICY)  # a scrape: mirroring from here on
+    proc.process(1, 5, nudge)
+    tickets = proc.tables.tickets
+    expected = {
+        p: now_figures([t for _, t in open_rows(tickets, {p})], e, POLICY) for p, e in ends.items()
+    }
+    assert proc.open_now.figures(ends, POLICY) == expected
+    assert expected[1][("sales", "chat")].oldest_wait_s == 10_000
+
+
+def test_a_copy_read_anew_is_mirrored_by_one_pass_when_asked() -> None:
+    """The worker's warm-up mirrors the table after a rebalance, so that a scrape does not."""
+    table = Copy(T1=TicketRecord(0, EMPTY, OpenTicket("sales", "chat", T0, False)))
+    index = OpenTickets(table)
+    assert not index.mirroring
+    index.mirror()
+    assert index.mirroring
+    table.loads += 1
+    assert not index.mirroring
+    index.mirror()
+    assert index.mirroring and index.figures({0: T0}, POLICY)[0][("sales", "chat")].open == 1
