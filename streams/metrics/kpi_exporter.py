@@ -200,10 +200,11 @@ class KpiCollector(Collector):
                         totals.read(p, end)
                     except Exception as exc:  # the others are built all the same
                         failed.append(exc)
-        index = self.proc.open_now  # the open tickets: one pass over the table, once read
+        index = self.proc.open_now  # the open tickets: a pass over the table, in slices
         if not index.mirroring and self._ends(self.owned(), self.proc.clock):
             yield PAUSE
-            index.mirror()
+            for _ in index.mirror_in_slices():
+                yield PAUSE
         ends = self._ends(self.owned_contacts(), self.customers.clock)
         if any(p not in self.repeats.parts for p in ends):
             yield PAUSE

@@ -13,7 +13,7 @@ from one pass over the table at its next read.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,8 @@ class OpenTickets:
     # key -> (its partition, its series' tickets)
     _members: dict[str, tuple[int, dict[str, OpenTicket]]] = field(default_factory=dict)
     _series: dict[int, dict[Series, dict[str, OpenTicket]]] = field(default_factory=dict)
+    _unread: list[str] = field(default_factory=list)  # keys a pass begun has still to read
+    slice_keys: int = 20_000  # keys a pass reads between pauses (``mirror_in_slices``)
 
     def __post_init__(self) -> None:
         # a table copy counts how often it was read from its store (``CachedTable.loads``);
@@ -62,11 +64,13 @@ class OpenTickets:
         self._mirrors = None
         self._members.clear()
         self._series.clear()
+        self._unread = []
 
     @property
     def mirroring(self) -> bool:
-        """Whether it mirrors the table's present copy (else its next read starts with a pass)."""
-        return self._mirrors is not None and self._mirrors == self._loads()
+        """Whether it mirrors the table's present copy, its pass done (else its next read
+        ends the pass, or makes one)."""
+        return self._mirrors is not None and self._mirrors == self._loads() and not self._unread
 
     def figures(
         self, ends: dict[int, float], policy: Policy
@@ -82,17 +86,40 @@ class OpenTickets:
         return out
 
     def mirror(self) -> None:
-        """Start from one pass over the table when not mirroring its copy (the worker's
-        warm-up does it after a rebalance, so that the next scrape does not)."""
-        size = len(self.tickets)  # reads a copy in when the table has none
-        if self._mirrors == self._loads():
+        """Mirror the table's present copy, at one go: a pass over it, or the rest of one."""
+        for _ in self.mirror_in_slices(len(self.tickets) + 1):
+            pass
+
+    def mirror_in_slices(self, slice_keys: int | None = None) -> Iterator[None]:
+        """A pass over the table, yielding after every ``slice_keys`` keys (the worker's
+        warm-up pauses there after a rebalance: 0.7 s at one go for 500,000 held tickets,
+        docs/performance.md). It mirrors from its start: a ticket stored meanwhile is told
+        as any other, and each key is read as the table holds it when the pass reaches it,
+        so keys stored, closed or retired in between come out as the table has them. Given
+        up when the table's copy is read anew meanwhile (the next read starts again)."""
+        if len(self.tickets) and self.mirroring:  # ``len`` reads a copy in when none is held
             return
-        self.forget()
-        if size:
-            for key, held in list(self.tickets.items()):
-                if held.open is not None:
-                    self._add(held.partition, key, held.open)
-        self._mirrors = self._loads()
+        if self._mirrors != self._loads():
+            self.forget()
+            self._mirrors = self._loads()
+            self._unread = list(self.tickets)
+        step = slice_keys or self.slice_keys
+        while self._unread:
+            if self._mirrors != self._loads():
+                return  # read anew meanwhile: this pass is of a copy gone
+            keys = self._unread[-step:]
+            del self._unread[-step:]
+            for key in keys:
+                self._read(key)
+            if self._unread:
+                yield
+
+    def _read(self, key: str) -> None:
+        """Key ``key`` as the table holds it now."""
+        self._drop(key)
+        held = self.tickets.get(key)
+        if held is not None and held.open is not None:
+            self._add(held.partition, key, held.open)
 
     def _add(self, partition: int, key: str, summary: OpenTicket) -> None:
         series = self._series.get(partition)

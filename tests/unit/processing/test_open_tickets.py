@@ -3,6 +3,7 @@ table changed: stores, closes, transfers, a copy read anew behind its back, a pa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from hypothesis import given, settings
@@ -45,7 +46,9 @@ summaries = st.one_of(
 )
 # mostly stores and scrapes; now and then a row changed unseen (a copy read anew) or a
 # partition let go of
-OPS = ["store"] * 4 + ["read"] * 3 + ["reload", "forget"]
+# and a pass begun in slices (the worker's warm-up) advanced by one slice, and a closed
+# ticket retired (retention tells no index: closed tickets are none of its business)
+OPS = ["store"] * 4 + ["read"] * 3 + ["reload", "forget", "slice", "slice", "retire"]
 steps = st.lists(
     st.tuples(st.sampled_from(OPS), st.sampled_from(KEYS), summaries), min_size=5, max_size=60
 )
@@ -74,8 +77,16 @@ def test_the_index_equals_a_pass_over_the_table(
     table = Copy()
     index = OpenTickets(table)
     ends = {0: T0 + after, 1: T0 + after / 2, 2: T0 + 6 * 86400}
+    passing: Iterator[None] | None = None
     for op, key, summary in ops:
-        if op == "store":
+        if op == "slice":
+            passing = passing or index.mirror_in_slices(2)
+            if next(passing, "done") == "done":
+                passing = None
+        elif op == "retire":
+            if key in table and table[key].open is None:
+                del table[key]
+        elif op == "store":
             record = held(key, summary)
             table[key] = record
             index.stored(record.partition, key, record.open)
@@ -160,3 +171,27 @@ def test_a_copy_read_anew_is_mirrored_by_one_pass_when_asked() -> None:
     assert not index.mirroring
     index.mirror()
     assert index.mirroring and index.figures({0: T0}, POLICY)[0][("sales", "chat")].open == 1
+
+
+def test_tickets_stored_or_retired_while_a_pass_goes_on_come_out_as_the_table_has_them() -> None:
+    """The warm-up's pass pauses between slices and batches go on meanwhile: a ticket the
+    pass has read is answered, one it has not read yet is closed and retired, a new one
+    opens. Each comes out as the table has it, at the pass's end or at a read that ends it."""
+    table = Copy()
+    for i in range(6):
+        table[f"T{i}"] = TicketRecord(i % 2, EMPTY, OpenTicket("sales", "chat", T0 + i, False))
+    index = OpenTickets(table)
+    passing = index.mirror_in_slices(2)
+    next(passing)  # T5 and T4 read (the pass reads from the end of its list)
+    assert not index.mirroring
+    for key, record in (
+        ("T5", TicketRecord(1, EMPTY, OpenTicket("sales", "chat", T0 + 5, True))),  # answered
+        ("T0", ShelvedTicket(0, T0)),  # closed, then retired below
+        ("T9", TicketRecord(1, EMPTY, OpenTicket("sales", "email", T0 + 9, False))),  # new
+    ):
+        table[key] = record
+        index.stored(record.partition, key, record.open)
+    del table["T0"]
+    ends = {0: T0 + 100, 1: T0 + 100}
+    assert index.figures(ends, POLICY) == scanned(table, ends)  # ends the pass at once
+    assert index.mirroring and next(passing, "done") == "done"
