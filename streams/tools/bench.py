@@ -806,7 +806,8 @@ def _backlog(product: dict[str, float]) -> str:
   sorted, its breaches found by bisection, a few target-clock readings per series), against
   {product["backlog_pass_s"] * 1000:,.0f} ms for the pass over every held ticket that
   scrapes made until 2026-12-06 (a reading per open ticket); a first read, one pass to
-  build the index at one go, {product["backlog_first_s"] * 1000:,.0f} ms (the worker's warm-up makes that pass after a
+  build the index at one go,
+  {product["backlog_first_s"] * 1000:,.0f} ms (the worker's warm-up makes that pass after a
   rebalance in slices of 20,000 keys, the event loop free between them)."""
 
 
