@@ -43,7 +43,7 @@ class Contact(msgspec.Struct, frozen=True, gc=False):
     @property
     def latest(self) -> float:
         """The latest event time this contact knows of (drives the customer-side clock)."""
-        return max(self.opened_at, self.resolved_at or self.opened_at, *self.reopens)
+        return latest_of(self.opened_at, self.resolved_at, self.reopens)
 
     def key(self) -> tuple[object, ...]:
         """Everything but the version: a change here is worth forwarding."""
@@ -57,6 +57,11 @@ class Contact(msgspec.Struct, frozen=True, gc=False):
             self.reopens,
             self.resolved_agent,
         )
+
+
+def latest_of(opened_at: float, resolved_at: float | None, reopens: Sequence[float]) -> float:
+    """A contact's latest event time from its fields (a stored row's too, unbuilt)."""
+    return max(opened_at, resolved_at or opened_at, *reopens)
 
 
 def contact_of(events: Iterable[TicketEvent]) -> tuple[str, Contact] | None:
