@@ -121,7 +121,7 @@ class KpiProcessor:
                 record = TicketRecord(partition, result.ticket, result.open, result.fold)
                 self.tables.tickets[event.ticket_id] = record
                 if held is None or record.open != held.open or held.partition != partition:
-                    self.open_now.stored(partition, event.ticket_id, record.open)  # else as was
+                    self.open_now.stored(event.ticket_id, held, record)  # else as it was
                 self.retention.push(partition, event.ticket_id, record)
                 if record.open is None:
                     self.packing.push(partition, event.ticket_id, record)

@@ -25,6 +25,10 @@ Series = tuple[str, str]  # (queue, channel)
 
 def _sorted(tickets: dict[str, OpenTicket]) -> tuple[list[float], list[float]]:
     """(every ticket's opening time, the unanswered ones'), each sorted."""
+    if len(tickets) == 1:  # a series of one (a table of many queue names): no sorting
+        (only,) = tickets.values()
+        opened = [only.opened_at]
+        return opened, [] if only.answered else opened
     opened = sorted([t.opened_at for t in tickets.values()])
     waiting = sorted([t.opened_at for t in tickets.values() if not t.answered])
     return opened, waiting
@@ -36,8 +40,6 @@ class OpenTickets:
 
     tickets: MutableMapping[str, Any]
     _mirrors: int | None = None  # the table copy's ``_loads`` mirrored; None: none yet
-    # key -> (its partition, its series' tickets)
-    _members: dict[str, tuple[int, dict[str, OpenTicket]]] = field(default_factory=dict)
     _series: dict[int, dict[Series, dict[str, OpenTicket]]] = field(default_factory=dict)
     _unread: list[str] = field(default_factory=list)  # keys a pass begun has still to read
     slice_keys: int = 20_000  # keys a pass reads between pauses (``mirror_in_slices``)
@@ -50,19 +52,22 @@ class OpenTickets:
     def _loads(self) -> int:
         return int(self.tickets.loads) if self._counts_loads else 0  # type: ignore[attr-defined]
 
-    def stored(self, partition: int, key: str, summary: OpenTicket | None) -> None:
-        """Ticket ``key`` was stored, open (``summary``) or not (None): told when it opens,
-        is answered, moves or closes (most events change none of that)."""
+    def stored(self, key: str, before: Any, after: Any) -> None:
+        """Ticket ``key`` was stored: held as ``before`` (None: not held) until now, as
+        ``after`` from now on (each with its ``partition`` and ``open`` summary). Told when
+        it opens, is answered, moves or closes (most events change none of that). Mirroring
+        the table, the index holds ``before`` as it is: no map of its own from key to series
+        (in a table of 100,000 queue names, one ticket each, that map was a quarter of it)."""
         if self._mirrors is None or self._mirrors != self._loads():
             return  # not mirroring this copy: the next read starts from it
-        self._drop(key)
-        if summary is not None:
-            self._add(partition, key, summary)
+        if before is not None and before.open is not None:
+            self._drop(before.partition, key, before.open)
+        if after.open is not None:
+            self._add(after.partition, key, after.open)
 
     def forget(self) -> None:
         """Start again from the table at the next read (a partition was let go of)."""
         self._mirrors = None
-        self._members.clear()
         self._series.clear()
         self._unread = []
 
@@ -115,8 +120,7 @@ class OpenTickets:
                 yield
 
     def _read(self, key: str) -> None:
-        """Key ``key`` as the table holds it now."""
-        self._drop(key)
+        """Key ``key`` as the table holds it now (stored meanwhile, it is held so already)."""
         held = self.tickets.get(key)
         if held is not None and held.open is not None:
             self._add(held.partition, key, held.open)
@@ -130,13 +134,10 @@ class OpenTickets:
         if held is None:
             held = series[name] = {}
         held[key] = summary
-        self._members[key] = (partition, held)
 
-    def _drop(self, key: str) -> None:
-        member = self._members.pop(key, None)
-        if member is None:
-            return
-        partition, held = member
-        summary = held.pop(key)
-        if not held:
-            del self._series[partition][summary.queue, summary.channel]
+    def _drop(self, partition: int, key: str, summary: OpenTicket) -> None:
+        series = self._series.get(partition, {})
+        name = (summary.queue, summary.channel)
+        held = series.get(name)
+        if held is not None and held.pop(key, None) is not None and not held:
+            del series[name]

@@ -398,7 +398,8 @@ async def test_the_self_check_compares_the_now_gauges_with_a_pass_over_the_ticke
     check = await self_check(collector)
     assert check["equal"] and check["now_samples"] > 10, check
     assert collector.fold.seen == labels  # queue names compared unfolded: none labelled
-    pipeline.tickets.open_now._drop("T-new")  # an index that missed a ticket
+    new = pipeline.tickets.tables.tickets["T-new"]
+    pipeline.tickets.open_now._drop(new.partition, "T-new", new.open)  # an index that lost it
     check = await self_check(collector)
     assert not check["equal"]
     live = {line.split()[0]: float(line.split()[-1]) for line in check["live_only"]}

@@ -87,9 +87,8 @@ def test_the_index_equals_a_pass_over_the_table(
             if key in table and table[key].open is None:
                 del table[key]
         elif op == "store":
-            record = held(key, summary)
-            table[key] = record
-            index.stored(record.partition, key, record.open)
+            before, table[key] = table.get(key), held(key, summary)
+            index.stored(key, before, table[key])
         elif op == "reload":
             table[key] = held(key, summary)
             table.loads += 1
@@ -106,11 +105,11 @@ def test_a_partition_not_asked_for_is_left_out_and_an_empty_series_goes() -> Non
     index.figures({0: T0}, POLICY)  # mirrors the (empty) copy from here on
     for key, partition in (("a", 0), ("b", 1)):
         table[key] = TicketRecord(partition, EMPTY, OpenTicket("sales", "chat", T0, False))
-        index.stored(partition, key, table[key].open)
+        index.stored(key, None, table[key])
     assert set(index.figures({0: T0 + 60}, POLICY)[0]) == {("sales", "chat")}
     assert index.figures({1: T0}, POLICY)[1][("sales", "chat")].waiting == 1
-    table["a"] = ShelvedTicket(0, T0 + 60)  # resolved
-    index.stored(0, "a", None)
+    before, table["a"] = table["a"], ShelvedTicket(0, T0 + 60)  # resolved
+    index.stored("a", before, table["a"])
     assert index.figures({0: T0 + 60}, POLICY) == {0: {}}
 
 
@@ -189,8 +188,8 @@ def test_tickets_stored_or_retired_while_a_pass_goes_on_come_out_as_the_table_ha
         ("T0", ShelvedTicket(0, T0)),  # closed, then retired below
         ("T9", TicketRecord(1, EMPTY, OpenTicket("sales", "email", T0 + 9, False))),  # new
     ):
-        table[key] = record
-        index.stored(record.partition, key, record.open)
+        before, table[key] = table.get(key), record
+        index.stored(key, before, record)
     del table["T0"]
     ends = {0: T0 + 100, 1: T0 + 100}
     assert index.figures(ends, POLICY) == scanned(table, ends)  # ends the pass at once
