@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from streams.core.buckets import Entry, bound_label
 from streams.core.contacts import days_label
 from streams.core.facts import UNKNOWN_AGENT
-from streams.core.now import NowFigures, OpenTicket, now_figures
+from streams.core.now import NowFigures
 from streams.core.policy import Policy, service_level_denominator
 from streams.core.windows import Maxima, Sums
 from streams.metrics.catalogue import (
@@ -49,7 +49,7 @@ from streams.metrics.families import Family
 from streams.metrics.serving import PAUSE, run_in_pauses
 from streams.processing.bucket_store import Watermarks
 from streams.processing.customers import CustomerProcessor
-from streams.processing.kpi import KpiProcessor, open_rows
+from streams.processing.kpi import KpiProcessor, figures_by_pass
 from streams.processing.repeat_totals import RepeatTotals
 from streams.processing.window_totals import SCALE, Key, WindowState, WindowTotals
 
@@ -438,12 +438,7 @@ class KpiCollector(Collector):
         (``rebuilt``) passes over every held ticket instead, as scrapes did until 2026-12-06."""
         if self.listen:
             return self.proc.open_now.figures(ends, self.policy)
-        by_partition: dict[int, list[OpenTicket]] = {p: [] for p in ends}
-        for p, ticket in open_rows(self.proc.tables.tickets, set(ends)):
-            by_partition[p].append(ticket)
-        return {
-            p: now_figures(tickets, ends[p], self.policy) for p, tickets in by_partition.items()
-        }
+        return figures_by_pass(self.proc.tables.tickets, ends, self.policy)
 
     def _label_families(self) -> Iterator[Family]:
         """How many queue (and agent) names have a label of their own, and how many this

@@ -33,7 +33,8 @@ from streams.core.buckets import Entry, entries
 from streams.core.contacts import Contact
 from streams.core.events import TicketEvent
 from streams.core.facts import Fact
-from streams.core.now import OpenTicket
+from streams.core.now import NowFigures, OpenTicket, now_figures
+from streams.core.policy import Policy
 from streams.core.ticket import Outcome, step
 from streams.processing.bucket_store import Watermarks
 from streams.processing.held_tickets import HeldCounts, TicketRecord, packing, unpacked
@@ -166,3 +167,14 @@ def open_rows(
     for record in list(tickets.values()):
         if record.open is not None and record.partition in partitions:
             yield record.partition, record.open
+
+
+def figures_by_pass(
+    tickets: MutableMapping[str, Any], ends: dict[int, float], policy: Policy
+) -> dict[int, dict[tuple[str, str], NowFigures]]:
+    """The Now figures of each partition of ``ends`` by a pass over every held ticket: what
+    ``OpenTickets`` keeps up to date instead, and what ``/selfcheck`` and ``report`` read."""
+    by_partition: dict[int, list[OpenTicket]] = {p: [] for p in ends}
+    for p, ticket in open_rows(tickets, set(ends)):
+        by_partition[p].append(ticket)
+    return {p: now_figures(open_now, ends[p], policy) for p, open_now in by_partition.items()}

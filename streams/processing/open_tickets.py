@@ -19,6 +19,7 @@ from typing import Any
 
 from streams.core.now import NowFigures, OpenTicket, sorted_figures
 from streams.core.policy import Policy
+from streams.processing.held_tickets import HeldTicket, TicketRecord
 
 Series = tuple[str, str]  # (queue, channel)
 
@@ -52,7 +53,7 @@ class OpenTickets:
     def _loads(self) -> int:
         return int(self.tickets.loads) if self._counts_loads else 0  # type: ignore[attr-defined]
 
-    def stored(self, key: str, before: Any, after: Any) -> None:
+    def stored(self, key: str, before: HeldTicket | None, after: TicketRecord) -> None:
         """Ticket ``key`` was stored: held as ``before`` (None: not held) until now, as
         ``after`` from now on (each with its ``partition`` and ``open`` summary). Told when
         it opens, is answered, moves or closes (most events change none of that). Mirroring

@@ -15,13 +15,12 @@ from typing import Any
 from streams.config import Settings
 from streams.core.buckets import Entry
 from streams.core.contacts import days_label
-from streams.core.now import now_figures
 from streams.core.policy import ServiceLevelPreset, service_level_denominator
 from streams.core.windows import Sums, window_sums
 from streams.ingest.schema import Accepted, classify
 from streams.metrics.catalogue import ACR_FIGURES, HISTOGRAMS, WINDOW_FIGURES, WINDOW_SUMS
 from streams.processing.bucket_store import bucket_contents
-from streams.processing.kpi import open_rows
+from streams.processing.kpi import figures_by_pass
 from streams.processing.local import LocalPipeline
 from streams.tools.produce import key_of
 
@@ -85,8 +84,7 @@ def report(
             derived.update(acr_figures(comp, days))
             per[f"{q}/{c}"] = {"components": comp, "figures": derived}
         out["windows"][window] = per
-    tickets = [t for _, t in open_rows(proc.tables.tickets, {0})]
-    for (q, c), fig in sorted(now_figures(tickets, end, policy).items()):
+    for (q, c), fig in sorted(figures_by_pass(proc.tables.tickets, {0: end}, policy)[0].items()):
         out["now"][f"{q}/{c}"] = vars(fig)
     return out
 
