@@ -87,13 +87,18 @@ class Policy:
     complaint_tag: str = "complaint"
     per_agent: bool = False  # also count FRT, AHT and ACR per agent (opt-in: cardinality)
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
-    _resolved: dict[tuple[str, str], QueuePolicy] = field(
+    _resolved: dict[tuple[str | None, str], QueuePolicy] = field(
         default_factory=dict, compare=False, repr=False
     )
 
     def for_queue(self, queue: str, channel: str) -> QueuePolicy:
-        """The rules of one queue and channel (memoised: called for every event)."""
-        key = (queue, channel)
+        """The rules of one queue and channel (memoised: called for every event).
+
+        Queues without an override share their channel's rules under one key, so the memo
+        holds the configured queues and the channels (a schema enum) however many queue
+        names a producer sends: a flood of names costs no memory here.
+        """
+        key = (queue if queue in self.queues else None, channel)
         rules = self._resolved.get(key)
         if rules is None:
             rules = self._resolved[key] = self._rules(queue, channel)

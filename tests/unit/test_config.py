@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from streams.config import ConfigError, Settings, load_settings
+from streams.core.policy import Policy, QueueOverride
 
 
 @pytest.fixture(autouse=True)
@@ -128,6 +129,18 @@ def test_sla_targets_per_queue_and_channel(tmp_path: Path) -> None:
     assert vip.short_abandon_s == 10
     assert policy.for_queue("vip", "email").first_response_target_s == 3600
     assert {15, 45}.issubset(policy.bounds()), "every target is a histogram bound"
+
+
+def test_rules_memo_stays_bounded_under_a_flood_of_queue_names() -> None:
+    """A producer sending a new queue name per ticket (chaos row 11) must not grow the
+    rules memo: unconfigured queues share their channel's rules, configured ones keep theirs."""
+    policy = Policy(queues={"vip": QueueOverride(first_response_target_s={"chat": 15})})
+    for i in range(5_000):
+        for channel in ("chat", "email"):
+            assert policy.for_queue(f"q{i}", channel) == policy._rules(f"q{i}", channel)
+    assert policy.for_queue("vip", "chat").first_response_target_s == 15
+    assert policy.for_queue("q1", "chat").first_response_target_s == 60
+    assert len(policy._resolved) == 3
 
 
 def test_unknown_queue_key_is_an_error(tmp_path: Path) -> None:
