@@ -55,7 +55,7 @@ THROUGHPUT_TARGETS = (
     ("bundled", "bundled row", 0.5),
     ("peer", "Quix Streams peer", 1.0),
 )
-POLL_INTERVAL_S = 0.5  # /stats is a few counters: polling it costs the worker nothing
+POLL_INTERVAL_S = 0.5  # an answer of /stats costs the worker ~0.65 ms: 0.1 % of its core
 # until the first record: the RSS climbs ~15 MiB in the last ~0.3 s before it (partitions
 # assigned, stores opened, first fetches), and the rate's start is found within this
 STARTUP_POLL_S = 0.02
@@ -787,7 +787,9 @@ def _live(product: dict[str, float], prod: float) -> str:
   measured above) for 20 s into the caught-up worker, as a batch per partition every 5 ms
   (made before the clock starts, so the load takes little of the shared CPU); from each
   record's produce to the worker's `/stats` showing its partition past it (its batch done;
-  its figures were on /metrics from step 1, so this is an upper bound), polled every 10 ms:
+  its figures were on /metrics from step 1, so this is an upper bound), polled every 20 ms
+  over one kept-alive connection, ~3 % of the worker's core (until 2026-12-06 every 10 ms with
+  a connection each, ~8 %: scratch, the worker idle, 0.65 and 0.95 ms of its core a poll):
   **p50 {product["fresh_p50"] * 1000:.0f} ms, p99 {product["fresh_p99"] * 1000:.0f} ms** over
   {product["fresh_records"]:,.0f} records (target: p99 < 1 s).
 - Recovery: a new worker of the same app with an empty data dir rebuilt every table from the
