@@ -4,7 +4,7 @@
   each one's produce time against the moment the worker's ``/stats`` first shows its
   partition's next offset past it (the batch is done then: its figures were on /metrics
   since its step 1, so this is an upper bound), polled every 20 ms over one kept-alive
-  connection (``OffsetsPoller``: each poll costs the worker's core about 0.6 ms). The load is made
+  connection (``OffsetsPoller``: each poll costs the worker's core about 0.65 ms). The load is made
   before the clock starts and sent in batches per partition every 5 ms (``produce_paced``).
 - **Recovery**: a new worker of the same app with an empty data dir, every table rebuilt
   from the changelogs: seconds from its start to ``/ready`` answering 200.
