@@ -267,11 +267,11 @@ def product_worker(
     work: Path,
     store: str,
     storm: int = 0,
-    after: Callable[[str, float], dict[str, float]] | None = None,
+    after: Callable[[str, float, int], dict[str, float]] | None = None,
     app_id: str | None = None,
 ) -> dict[str, float]:
     """The worker over the whole log; with ``storm`` clients scraping /metrics meanwhile;
-    ``after(base URL, records/s)`` measures more of the loaded worker before it stops."""
+    ``after(base URL, records/s, pid)`` measures more of the loaded worker before it stops."""
     app_id = app_id or f"bench-product-{time.time_ns()}"
     data = work / f"store-{time.time_ns()}"
     proc, base = start_worker(bootstrap, topic, app_id, data, store, work / "worker.log")
@@ -348,7 +348,7 @@ def _loaded(
     pid: int,
     base: str,
     storm: ScrapeStorm | None,
-    after: Callable[[str, float], dict[str, float]] | None,
+    after: Callable[[str, float, int], dict[str, float]] | None,
     rate: float,
 ) -> dict[str, float]:
     """Memory, the scrape and the ``after`` measures of the worker that has caught up."""
@@ -363,7 +363,7 @@ def _loaded(
         scrape_s, open_now, series, store = _scrape(base)
         took.append(scrape_s)
     return {
-        **(after(base, rate) if after else {}),
+        **(after(base, rate, pid) if after else {}),
         "storm_answers": answers,
         "series": series,
         "rss_kib": rss,
@@ -543,6 +543,7 @@ def run_measures(run: BenchRun) -> dict[str, float]:
         / product["calm_rate"],
         "freshness p50, ms": product["fresh_p50"] * 1000,
         "freshness p99, ms (target 1,000)": product["fresh_p99"] * 1000,
+        "the worker's core busy under the freshness load, %": product["fresh_busy"] * 100,
         "recovery into an empty data dir, s (target 30)": product["recovery_s"],
     }
 
@@ -572,10 +573,10 @@ def measure_product(
     print("bench: ticketpulse worker, every figure ...")
     app_id = f"bench-product-{time.time_ns()}"
 
-    def live(base: str, measured: float) -> dict[str, float]:
+    def live(base: str, measured: float, pid: int) -> dict[str, float]:
         print(f"bench: freshness at 70 % of the measured {measured:,.0f} records/s ...")
         start = params.start + n / params.rate + 600  # just after the log consumed
-        return freshness(bootstrap, topic, base, 0.7 * measured, 20, start)
+        return freshness(bootstrap, topic, base, 0.7 * measured, 20, start, pid)
 
     product = product_worker(bootstrap, topic, n, work, store, after=live, app_id=app_id)
     print("bench: recovery of the product's state into an empty data dir ...")
@@ -706,7 +707,7 @@ Broker, producer and consumers share the machine: {cpus}.
   record**, in {product["batches"]:,.0f} batches of {per_batch:,.0f} records on average.
 {_memory(product, tickets)}
   {_marginal(product)}
-{_live(product, prod)}
+{_live(product, prod, records)}
 
 {over}{_limits(rate)}
 {target_budgets(rate)}"""
@@ -764,9 +765,12 @@ def _pack_minutes() -> str:
     return f"{seconds / 60:g} min"
 
 
-def _live(product: dict[str, float], prod: float) -> str:
-    """The bullets of the live measures: scrape, storm, freshness, recovery."""
+def _live(product: dict[str, float], prod: float, records: float) -> str:
+    """The bullets of the live measures: scrape, storm, freshness, recovery (``records``:
+    both agents' records over the log, for its batches and writes to compare with)."""
     scrape_ms, slowest_ms = product["scrape_s"] * 1000, product["scrape_max_s"] * 1000
+    per_batch = records / max(product["batches"], 1)
+    writes = product["table_writes"] / max(records, 1)
     return f"""- One `/metrics` scrape of the loaded worker took **{scrape_ms:.0f} ms**
   (the median of {product["scrapes"]:.0f}, each rendering anew; the slowest {slowest_ms:.0f} ms)
   for {product["series"]:,.0f} series: the window totals are kept up to date as buckets are
@@ -791,7 +795,11 @@ def _live(product: dict[str, float], prod: float) -> str:
   over one kept-alive connection, ~3 % of the worker's core (until 2026-12-06 every 10 ms with
   a connection each, ~8 %: scratch, the worker idle, 0.65 and 0.95 ms of its core a poll):
   **p50 {product["fresh_p50"] * 1000:.0f} ms, p99 {product["fresh_p99"] * 1000:.0f} ms** over
-  {product["fresh_records"]:,.0f} records (target: p99 < 1 s).
+  {product["fresh_records"]:,.0f} records (target: p99 < 1 s). At 70 % of its caught-up
+  rate the worker's core was busy **{product["fresh_busy"]:.0%}** of the time (its CPU time
+  over the load's span): live, its batches held {product["fresh_batch_records"]:,.0f} records
+  on average and wrote {product["fresh_writes_per_record"]:.2f} table records per record,
+  against {per_batch:,.0f} and {writes:.2f} caught up (above).
 - Recovery: a new worker of the same app with an empty data dir rebuilt every table from the
   changelogs (the state of the whole log) and was ready (`/ready` 200) after
   **{product["recovery_s"]:.1f} s** (target: 30 s)."""

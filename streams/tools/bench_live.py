@@ -17,6 +17,7 @@ import asyncio
 import bisect
 import http.client
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -121,11 +122,19 @@ class ScrapeStorm:
             thread.join(60)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used, from ``/proc`` (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def freshness(
-    bootstrap: str, topic: str, base: str, rate: float, seconds: float, start: float
+    bootstrap: str, topic: str, base: str, rate: float, seconds: float, start: float, pid: int
 ) -> dict[str, float]:
     """p50 and p99 of produce -> visible, at ``rate`` records/s for ``seconds``; the
-    simulated events begin at ``start`` (just after the log already consumed)."""
+    simulated events begin at ``start`` (just after the log already consumed). With the
+    share of its core the worker (``pid``) was busy meanwhile: live batches are smaller
+    than a catch-up's, so 70 % of the caught-up rate is more than 70 % of the core."""
     sent: Sent = {}
     samples: Samples = []
     stop = threading.Event()
@@ -140,11 +149,28 @@ def freshness(
     records = [(r.key, r.value) for r in generate(params)]  # made before the clock starts
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
+    counts_from = _work_counts(base)
+    busy_from, began = cpu_seconds(pid), time.monotonic()
     sent.update(asyncio.run(produce_paced(bootstrap, topic, records, rate)))
     _wait_until_seen(sent, samples)
+    busy = (cpu_seconds(pid) - busy_from) / (time.monotonic() - began)
     stop.set()
     poller.join()
-    return _latencies(sent, samples, rate)
+    done, batches, writes = (b - a for a, b in zip(counts_from, _work_counts(base), strict=True))
+    return {
+        **_latencies(sent, samples, rate),
+        "fresh_busy": busy,
+        "fresh_batch_records": done / max(batches, 1),
+        "fresh_writes_per_record": writes / max(done, 1),
+    }
+
+
+def _work_counts(base: str) -> tuple[int, int, int]:
+    """(records processed by both agents, batches, table writes) so far, from ``/stats``:
+    what the bench's catch-up figures count, for the live load to compare with."""
+    stats = get_json(f"{base}/stats")
+    done = stats["accepted"] + stats["rejected"] + stats["contacts_received"]
+    return done, stats["batches"], stats["table_writes"]
 
 
 async def produce_paced(
