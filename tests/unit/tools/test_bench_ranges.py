@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 from streams.tools import bench_now
 from streams.tools.bench import (
     BenchRun,
@@ -13,6 +16,7 @@ from streams.tools.bench import (
     scrape_figures,
     target_budgets,
 )
+from streams.tools.bench_live import cpu_seconds
 
 ROWS = ("core", "calendar", "tables", "aiokafka", "faust", "bundled", "quix", "product")
 
@@ -110,6 +114,17 @@ def test_the_scrape_figure_is_the_median_of_the_scrapes_with_the_slowest_shown()
     assert "| one scrape, median of 5, ms (target 50) | 100 | 100 |" in ranges([a_run(5_000, 30.0)])
 
 
+def test_the_freshness_load_shows_the_cores_share_and_live_batches_beside_the_catch_ups() -> None:
+    """The fixture's log: 200,000 records and 40,000 contacts in 120 batches (2,000 each),
+    90,000 table writes (0.38 per record); live: 150 records a batch, 0.95 writes each."""
+    run = a_run(5_000, 30.0)
+    text = " ".join(render(*run, over="").split())
+    assert "the worker's core was busy **85%** of the time" in text
+    assert "held 150 records on average and wrote 0.95 table records per record" in text
+    assert "against 2,000 and 0.38 caught up (above)" in text
+    assert "| the worker's core busy under the freshness load, % | 85 | 85 |" in ranges([run])
+
+
 def test_each_throughput_target_is_a_time_per_record_against_what_this_run_cost() -> None:
     """Core 25 µs, product 40 µs: the rest is 15 µs. 3x a 10,000/s row is 33.3 µs, leaving
     18.3 for the core; 0.5x a 200,000/s row is 10 µs, below the rest alone."""
@@ -152,3 +167,13 @@ def test_the_backlog_measure_reads_the_index_and_the_pass_over_the_same_tickets(
     tickets = bench_now.backlog()
     assert len(tickets) == bench_now.HELD
     assert sum(t.open is not None for t in tickets.values()) == bench_now.OPEN
+
+
+def test_the_cpu_time_read_from_proc_is_the_processs_own() -> None:
+    """``cpu_seconds`` reads utime and stime, fields 14 and 15 of /proc/<pid>/stat: it agrees
+    with ``os.times`` for this process to within a clock tick or two."""
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    times = os.times()
+    assert abs(cpu_seconds(os.getpid()) - (times.user + times.system)) < 0.05
