@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from streams.config import Settings, load_settings
+from streams.processing.open_tickets import OpenTickets
 from streams.runtime.processes import tune_gc
 from streams.runtime.topics import ensure_topics
 from streams.tools import pinning
@@ -707,7 +708,7 @@ Broker, producer and consumers share the machine: {cpus}.
   record**, in {product["batches"]:,.0f} batches of {per_batch:,.0f} records on average.
 {_memory(product, tickets)}
   {_marginal(product)}
-{_live(product, prod, records)}
+{_live(product, prod, per_batch, writes / records)}
 
 {over}{_limits(rate)}
 {target_budgets(rate)}"""
@@ -765,12 +766,10 @@ def _pack_minutes() -> str:
     return f"{seconds / 60:g} min"
 
 
-def _live(product: dict[str, float], prod: float, records: float) -> str:
-    """The bullets of the live measures: scrape, storm, freshness, recovery (``records``:
-    both agents' records over the log, for its batches and writes to compare with)."""
+def _live(product: dict[str, float], prod: float, per_batch: float, writes: float) -> str:
+    """The bullets of the live measures: scrape, storm, freshness, recovery (``per_batch``
+    and ``writes`` per record: the catch-up's, for the live load's to compare with)."""
     scrape_ms, slowest_ms = product["scrape_s"] * 1000, product["scrape_max_s"] * 1000
-    per_batch = records / max(product["batches"], 1)
-    writes = product["table_writes"] / max(records, 1)
     return f"""- One `/metrics` scrape of the loaded worker took **{scrape_ms:.0f} ms**
   (the median of {product["scrapes"]:.0f}, each rendering anew; the slowest {slowest_ms:.0f} ms)
   for {product["series"]:,.0f} series: the window totals are kept up to date as buckets are
@@ -818,7 +817,7 @@ def _backlog(product: dict[str, float]) -> str:
   scrapes made until 2026-12-06 (a reading per open ticket); a first read, one pass to
   build the index at one go,
   {product["backlog_first_s"] * 1000:,.0f} ms (the worker's warm-up makes that pass after a
-  rebalance in slices of 20,000 keys, the event loop free between them)."""
+  rebalance in slices of {OpenTickets.slice_keys:,} keys, the event loop free between them)."""
 
 
 def _limits(rate: dict[str, float]) -> str:

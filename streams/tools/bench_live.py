@@ -77,18 +77,18 @@ class OffsetsPoller:
         self.conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
 
     def read(self) -> dict[int, int]:
-        """The next input offset to process, per partition (one retry on a new connection
+        """The next input offset to process, per partition (once more, on a new connection,
         when the worker closed the old one)."""
-        for attempt in (1, 2):
-            try:
-                self.conn.request("GET", "/stats")
-                body = json.loads(self.conn.getresponse().read())
-                return {int(p): n for p, n in body["next_offsets"].items()}
-            except (http.client.HTTPException, ConnectionError):
-                self.conn.close()  # the next request opens a new one
-                if attempt == 2:
-                    raise
-        raise AssertionError  # unreachable: the second attempt returns or raises
+        try:
+            return self._read()
+        except (http.client.HTTPException, ConnectionError):
+            self.conn.close()  # the next request opens a new one
+            return self._read()
+
+    def _read(self) -> dict[int, int]:
+        self.conn.request("GET", "/stats")
+        body = json.loads(self.conn.getresponse().read())
+        return {int(p): n for p, n in body["next_offsets"].items()}
 
     def __enter__(self) -> OffsetsPoller:
         return self
