@@ -14,6 +14,9 @@ committed (``BatchCommit.run``):
 5. **contacts acknowledged**: the forwarded contacts, acknowledged by the broker;
 6. **done**: the batch may be committed; the process will not apply its records again.
 
+Its figures are on /metrics from step 1 (a scrape shows no state older than its arrival), so
+``ProcessedOffsets`` keeps two marks per partition for ``/stats``: applied (step 1) and done.
+
 Any failure stops the sequence with the step's own error type, before step 6: nothing is
 acknowledged, the table copies are dropped (re-read from the store), and the worker stops
 (``WorkerConsumer.on_task_error``), so the batch is delivered again after the restart and
@@ -137,7 +140,8 @@ class ProcessedOffsets:
     """
 
     def __init__(self) -> None:
-        self._next: dict[tuple[str, int], int] = {}
+        self._next: dict[tuple[str, int], int] = {}  # done (step 6)
+        self._applied: dict[tuple[str, int], int] = {}  # applied (step 1): on /metrics
 
     def fresh(self, records: list[Any]) -> list[Any]:
         """The records not processed yet, each once (a bundle's records are of one
@@ -156,14 +160,32 @@ class ProcessedOffsets:
         return kept
 
     def done(self, records: Sequence[Any]) -> None:
-        if records:
-            last = records[-1]
-            key = (last.topic, last.partition)
-            self._next[key] = max(self._next.get(key, 0), last.offset + 1)
+        _past(self._next, records)
+
+    def applied(self, records: Sequence[Any]) -> None:
+        """Step 1 is over: the records' effects are in the table copies, which /metrics
+        reads, though not yet acknowledged by the broker."""
+        _past(self._applied, records)
+
+    def failed(self) -> None:
+        """A step failed and the copies were dropped: only what was done is in them."""
+        self._applied = dict(self._next)
 
     def of(self, topic: str) -> dict[int, int]:
         """The next offset to process of each partition of ``topic`` (for /stats)."""
         return {p: n for (t, p), n in self._next.items() if t == topic}
+
+    def applied_of(self, topic: str) -> dict[int, int]:
+        """One past the last record applied (step 1) of each partition of ``topic``."""
+        return {p: n for (t, p), n in self._applied.items() if t == topic}
+
+
+def _past(marks: dict[tuple[str, int], int], records: Sequence[Any]) -> None:
+    """Move the partition's mark past the batch's last record (never back)."""
+    if records:
+        last = records[-1]
+        key = (last.topic, last.partition)
+        marks[key] = max(marks.get(key, 0), last.offset + 1)
 
 
 def _increasing(records: list[Any]) -> bool:
@@ -204,6 +226,7 @@ class BatchCommit:
     async def _run(self, event: Any, apply: Callable[[], Batch]) -> Batch:
         try:
             batch: Batch = self._step(ApplyFailedError, apply)  # 1
+            self.processed.applied(batch.records)
             sent = await self._await(
                 ChangelogNotAcknowledgedError,
                 asyncio.gather(*(self.changelog.send(c) for c in batch.changes)),  # 2
@@ -214,6 +237,7 @@ class BatchCommit:
             await self._await(ContactsNotAcknowledgedError, self.contacts.send(batch.contacts))
         except StepFailedError:
             self.copies.discard()
+            self.processed.failed()
             raise
         self.processed.done(batch.records)  # 6
         self.done.mark(event)

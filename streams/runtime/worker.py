@@ -511,9 +511,10 @@ class Worker:
                 **self.gc_pauses.stats(),
                 "commit": self.app.consumer.commit_state(),  # type: ignore[attr-defined]
                 "last_processed_at": s.last_processed_at,
-                # the next input offset to process, per partition: every record below it
-                # is reflected in /metrics (the bench's freshness measurement polls this)
+                # per partition, one past the last input record done (step 6) and applied
+                # (step 1: on /metrics from then); the bench's freshness polls both
                 "next_offsets": self.processed.of(self.settings.topic),
+                "applied_offsets": self.processed.applied_of(self.settings.topic),
                 "lag": self._lag(),
                 "held": {  # rows in the table copies (make soak watches them stay flat)
                     "tickets": len(self.processor.tables.tickets),

@@ -2,10 +2,11 @@
 
 - **Freshness**: records produced at a steady rate (70 % of the worker's measured maximum),
   each one's produce time against the moment the worker's ``/stats`` first shows its
-  partition's next offset past it (the batch is done then: its figures were on /metrics
-  since its step 1, so this is an upper bound), polled every 20 ms over one kept-alive
-  connection (``OffsetsPoller``: each poll costs the worker's core about 0.65 ms). The load is made
-  before the clock starts and sent in batches per partition every 5 ms (``produce_paced``).
+  partition past it: ``applied_offsets`` (the batch's step 1: its figures are on /metrics
+  for any scrape from then on) and ``next_offsets`` (step 6: its writes acknowledged, the
+  batch done), polled every 20 ms over one kept-alive connection (``OffsetsPoller``: each
+  poll costs the worker's core about 0.65 ms). The load is made before the clock starts and
+  sent in batches per partition every 5 ms (``produce_paced``).
 - **Recovery**: a new worker of the same app with an empty data dir, every table rebuilt
   from the changelogs: seconds from its start to ``/ready`` answering 200.
 - **Scrape storm**: ``clients`` threads scraping /metrics back to back.
@@ -41,7 +42,7 @@ from streams.tools.simulator import SimParams, generate
 POLL_S = 0.02
 TICK_S = 0.005  # the load's batches go out this often
 Sent = dict[tuple[int, int], float]  # (partition, offset) -> produce time (monotonic)
-Samples = list[tuple[float, dict[int, int]]]  # (poll time, next offset per partition)
+Samples = list[tuple[float, dict[int, int]]]  # (poll time, the mark of each partition)
 
 
 def start_worker(
@@ -68,7 +69,8 @@ def get_json(url: str) -> Any:
 
 
 class OffsetsPoller:
-    """The worker's ``next_offsets`` (``/stats``), read over one connection kept alive: a
+    """The worker's ``next_offsets`` and ``applied_offsets`` (``/stats``), read over one
+    connection kept alive: a
     new connection per poll cost the worker's core 0.3 ms more each time (its accept,
     transport and close), a load on the very process whose freshness is measured."""
 
@@ -76,19 +78,20 @@ class OffsetsPoller:
         url = urlsplit(base)
         self.conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
 
-    def read(self) -> dict[int, int]:
-        """The next input offset to process, per partition (once more, on a new connection,
-        when the worker closed the old one)."""
+    def read(self) -> tuple[dict[int, int], dict[int, int]]:
+        """Per partition, one past the last record done and one past the last applied (once
+        more, on a new connection, when the worker closed the old one)."""
         try:
             return self._read()
         except (http.client.HTTPException, ConnectionError):
             self.conn.close()  # the next request opens a new one
             return self._read()
 
-    def _read(self) -> dict[int, int]:
+    def _read(self) -> tuple[dict[int, int], dict[int, int]]:
         self.conn.request("GET", "/stats")
         body = json.loads(self.conn.getresponse().read())
-        return {int(p): n for p, n in body["next_offsets"].items()}
+        done, applied = body["next_offsets"], body["applied_offsets"]
+        return {int(p): n for p, n in done.items()}, {int(p): n for p, n in applied.items()}
 
     def __enter__(self) -> OffsetsPoller:
         return self
@@ -131,18 +134,23 @@ def cpu_seconds(pid: int) -> float:
 def freshness(
     bootstrap: str, topic: str, base: str, rate: float, seconds: float, start: float, pid: int
 ) -> dict[str, float]:
-    """p50 and p99 of produce -> visible, at ``rate`` records/s for ``seconds``; the
+    """p50 and p99 of produce -> on /metrics (applied), and of produce -> done, at ``rate``
+    records/s for ``seconds``; the
     simulated events begin at ``start`` (just after the log already consumed). With the
     share of its core the worker (``pid``) was busy meanwhile: live batches are smaller
     than a catch-up's, so 70 % of the caught-up rate is more than 70 % of the core."""
     sent: Sent = {}
-    samples: Samples = []
+    samples: Samples = []  # done
+    applied: Samples = []
     stop = threading.Event()
 
     def poll() -> None:
         with OffsetsPoller(base) as offsets:
             while not stop.is_set():
-                samples.append((time.monotonic(), offsets.read()))
+                done_marks, applied_marks = offsets.read()
+                when = time.monotonic()
+                applied.append((when, applied_marks))
+                samples.append((when, done_marks))
                 time.sleep(POLL_S)
 
     params = SimParams(seed=99, rate=20, max_events=int(rate * seconds), start=start)
@@ -158,7 +166,7 @@ def freshness(
     poller.join()
     done, batches, writes = (b - a for a, b in zip(counts_from, _work_counts(base), strict=True))
     return {
-        **_latencies(sent, samples, rate),
+        **_latencies(sent, applied, samples, rate),
         "fresh_busy": busy,
         "fresh_batch_records": done / max(batches, 1),
         "fresh_writes_per_record": writes / max(done, 1),
@@ -252,25 +260,20 @@ def seen_after(sent: Sent, samples: Samples) -> list[float]:
     return latencies
 
 
-def _latencies(sent: Sent, samples: Samples, rate: float) -> dict[str, float]:
-    latencies = seen_after(sent, samples)
-    if not latencies:
-        return {
-            "fresh_p50": float("nan"),
-            "fresh_p99": float("nan"),
-            "fresh_records": 0,
-            "fresh_rate": rate,
-        }
+def _latencies(sent: Sent, applied: Samples, done: Samples, rate: float) -> dict[str, float]:
+    """p50 and p99 to on /metrics (``fresh_``) and to done (``fresh_done_``), in seconds."""
+    figures: dict[str, float] = {"fresh_rate": rate}
+    for prefix, samples in (("fresh", applied), ("fresh_done", done)):
+        latencies = seen_after(sent, samples)
 
-    def pick(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+        def pick(q: float, latencies: list[float] = latencies) -> float:
+            if not latencies:
+                return float("nan")
+            return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
 
-    return {
-        "fresh_p50": pick(0.5),
-        "fresh_p99": pick(0.99),
-        "fresh_records": len(latencies),
-        "fresh_rate": rate,
-    }
+        figures.update({f"{prefix}_p50": pick(0.5), f"{prefix}_p99": pick(0.99)})
+        figures[f"{prefix}_records"] = len(latencies)
+    return figures
 
 
 def recovery(bootstrap: str, topic: str, app_id: str, work: Path, store: str) -> float:

@@ -246,7 +246,7 @@ def test_one_worker_equals_oracle(kafka, names, start_worker, traffic) -> None:
 KINDS = ("memtables", "block_cache", "table_readers")
 METRICS_DOC = Path(__file__).parents[2] / "docs" / "metrics.md"
 STATS_HEADING = "## /stats: the worker's progress counters"
-BY_PARTITION = ("commit", "next_offsets")  # keyed by partition, not by field
+BY_PARTITION = ("commit", "next_offsets", "applied_offsets")  # keyed by partition, not by field
 
 
 def _undocumented_stats(stats: dict) -> list[str]:

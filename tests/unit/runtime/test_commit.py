@@ -198,3 +198,33 @@ async def test_after_a_failed_step_no_later_batch_is_applied() -> None:
 
     assert await commit.run("next", later) is None
     assert applied == [] and fakes.marked == [] and fakes.store["buckets"] == {}
+
+
+async def test_applied_marks_move_at_step_1_and_done_marks_at_step_6() -> None:
+    """/stats's ``applied_offsets`` (the records' figures are on /metrics) move once the
+    records are applied, before the broker acknowledges their writes; ``next_offsets``
+    only once the batch is done."""
+    fakes = Fakes()
+    commit, apply = process_once(fakes)
+    during_step_2 = []
+    send = fakes.send
+
+    async def watched(changes: TableChanges) -> tuple[list[Any], int]:
+        during_step_2.append((commit.processed.applied_of("events"), commit.processed.of("events")))
+        return await send(changes)
+
+    fakes.send = watched  # type: ignore[method-assign]
+    await commit.run("event", apply)
+    past = {0: len(RECORDS)}
+    assert during_step_2 and all(seen == (past, {}) for seen in during_step_2), during_step_2
+    assert commit.processed.applied_of("events") == commit.processed.of("events") == past
+    assert commit.processed.applied_of("other topic") == {}
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 4, 5])
+async def test_a_failed_step_takes_the_applied_marks_back_to_the_done_ones(step: int) -> None:
+    """The copies are dropped: what /metrics shows is what was done (nothing here)."""
+    commit, apply = process_once(Fakes(fail_at=step))
+    with pytest.raises(StepFailedError, match=f"step {step} failed"):
+        await commit.run("event", apply)
+    assert commit.processed.applied_of("events") == commit.processed.of("events") == {}

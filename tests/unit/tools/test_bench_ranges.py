@@ -36,6 +36,7 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
         "scrape_max_s": 0.25, "scrapes": 5,
         "calm_rate": product_rate * 0.95, "storm_rate": product_rate * 0.9,
         "fresh_p50": 0.08, "fresh_p99": 0.15, "fresh_busy": 0.85,
+        "fresh_done_p50": 0.11, "fresh_done_p99": 0.19,
         "fresh_batch_records": 150.0, "fresh_writes_per_record": 0.95,
         "recovery_s": recovery_s, "store_kib": 50 * 1024, "table_writes": 90_000,
         "contacts": 40_000, "batches": 120, "open_tickets": 3_000, "storm_answers": 900,
@@ -177,3 +178,14 @@ def test_the_cpu_time_read_from_proc_is_the_processs_own() -> None:
         pass
     times = os.times()
     assert abs(cpu_seconds(os.getpid()) - (times.user + times.system)) < 0.05
+
+
+def test_freshness_shows_on_metrics_against_the_target_and_the_batch_done_beside_it() -> None:
+    run = a_run(5_000, 30.0)
+    text = " ".join(render(*run, over="").split())
+    assert "**p50 80 ms, p99 150 ms** over 70,000 records (target: p99 < 1 s)" in text
+    assert "step 6; what this bullet measured until 2026-12-06, an upper bound): p50 110" in text
+    assert "ms, p99 190 ms." in text
+    table = ranges([run])
+    assert "| freshness p99, ms (target 1,000) | 150 | 150 |" in table
+    assert "| freshness p99 to the batch done (writes acknowledged), ms | 190 | 190 |" in table

@@ -1,6 +1,6 @@
-"""The bench's freshness poller reads ``next_offsets`` over one kept-alive connection (a
-new connection per poll cost the measured worker 0.3 ms of its core more each time), and
-carries on over a new one when the worker closes it."""
+"""The bench's freshness poller reads ``next_offsets`` and ``applied_offsets`` over one
+kept-alive connection (a new connection per poll cost the measured worker 0.3 ms of its
+core more each time), and carries on over a new one when the worker closes it."""
 
 from __future__ import annotations
 
@@ -35,7 +35,10 @@ class Stats(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # http.server's name for a GET
         self.server.answers += 1
-        body = json.dumps({"accepted": 5, "next_offsets": {"0": 7, "3": self.server.answers}})
+        n = self.server.answers
+        body = json.dumps(
+            {"accepted": 5, "next_offsets": {"0": 7, "3": n}, "applied_offsets": {"3": n + 1}}
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -66,15 +69,15 @@ def _base(srv: StatsServer) -> str:
 def test_polls_share_one_connection(server: StatsServer) -> None:
     with OffsetsPoller(_base(server)) as poller:
         reads = [poller.read() for _ in range(20)]
-    assert reads[0] == {0: 7, 3: 1}
-    assert reads[-1] == {0: 7, 3: 20}, "partitions as ints, every answer read"
+    assert reads[0] == ({0: 7, 3: 1}, {3: 2})
+    assert reads[-1] == ({0: 7, 3: 20}, {3: 21}), "partitions as ints, every answer read"
     assert server.connections == 1
 
 
 def test_a_connection_the_worker_closed_is_opened_again(server: StatsServer) -> None:
     server.drop_after = 3
     with OffsetsPoller(_base(server)) as poller:
-        reads = [poller.read()[3] for _ in range(10)]
+        reads = [poller.read()[0][3] for _ in range(10)]
     assert reads == list(range(1, 11)), "no poll lost, none answered twice"
     assert server.connections == 4  # 3 answers a connection
 
