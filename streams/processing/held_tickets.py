@@ -44,8 +44,7 @@ class TicketRecord(msgspec.Struct, frozen=True, gc=False):
 
     @property
     def newest(self) -> float:
-        newest: float = max(map(_OCCURRED_AT, map(_EVENT, self.ticket.events)))  # in C
-        return newest
+        return self.ticket.newest
 
 
 class PackedTicket(msgspec.Struct, frozen=True, gc=False):
@@ -91,7 +90,8 @@ def read_ticket(value: Any) -> TicketRecord:
     """A stored ticket (``TicketRow`` bytes) decoded, or ``BadRowError``."""
     row = read_ticket_row(value)
     events = tuple((with_shared_strings(e), offset) for e, offset in row.events)
-    ticket = StoredTicket(events, row.offset)
+    newest = max(map(_OCCURRED_AT, map(_EVENT, events)), default=float("-inf"))  # in C
+    ticket = StoredTicket(events, row.offset, newest)
     return TicketRecord(row.partition, ticket, open_summary(e for e, _ in ticket.events))
 
 

@@ -179,3 +179,19 @@ def test_events_in_order_never_fold_from_scratch(monkeypatch) -> None:
     expected = ticket_facts([e for e, _ in stored.events], POLICIES[0])
     assert known is not None and multiset(known.facts) == multiset(expected)
     assert "resolved_first_contact" not in {f.name for f in known.facts}  # taken back
+
+
+@settings(max_examples=200)
+@given(deliveries())
+def test_a_stored_ticket_keeps_its_newest_event_time(delivery) -> None:
+    """Kept as each event is added (retention and packing read it per record), it is the
+    latest time among the stored events, whatever order they came in."""
+    records, order = delivery
+    stored: StoredTicket | None = None
+    known: TicketFold | None = None
+    for offset in order:
+        result = step(stored, records[offset], offset, watermark=T0, lateness_s=1e9,
+                      policy=POLICIES[0], known=known)  # fmt: skip
+        if result.ticket is not None:
+            stored, known = result.ticket, result.fold
+            assert stored.newest == max(e.occurred_at for e, _ in stored.events)

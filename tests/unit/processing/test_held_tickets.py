@@ -95,6 +95,14 @@ def test_a_stored_ticket_reads_back_packed_when_closed_and_decoded_when_open() -
     assert {type(h) for h in held.values()} == {PackedTicket, TicketRecord}
 
 
+def test_a_tickets_newest_time_is_its_latest_events_kept_or_read_back() -> None:
+    """Kept as events come (out of order too) and worked out again when a row is read."""
+    proc, _ = run(simulated(5, rate=30, n=3000), math.inf)
+    for record in proc.tables.tickets.values():
+        latest = max(e.occurred_at for e, _ in record.ticket.events)
+        assert record.newest == latest == read_ticket(encode_ticket(record)).newest
+
+
 def test_packing_in_the_worker_cache_writes_nothing() -> None:
     """``hold`` replaces the held value; only real changes reach the changelog."""
     cache = TableCache()
