@@ -70,9 +70,9 @@ def get_json(url: str) -> Any:
 
 class OffsetsPoller:
     """The worker's ``next_offsets`` and ``applied_offsets`` (``/stats``), read over one
-    connection kept alive: a
-    new connection per poll cost the worker's core 0.3 ms more each time (its accept,
-    transport and close), a load on the very process whose freshness is measured."""
+    connection kept alive: a new connection per poll cost the worker's core 0.3 ms more each
+    time (its accept, transport and close), a load on the very process whose freshness is
+    measured."""
 
     def __init__(self, base: str) -> None:
         url = urlsplit(base)
@@ -135,22 +135,22 @@ def freshness(
     bootstrap: str, topic: str, base: str, rate: float, seconds: float, start: float, pid: int
 ) -> dict[str, float]:
     """p50 and p99 of produce -> on /metrics (applied), and of produce -> done, at ``rate``
-    records/s for ``seconds``; the
-    simulated events begin at ``start`` (just after the log already consumed). With the
-    share of its core the worker (``pid``) was busy meanwhile: live batches are smaller
-    than a catch-up's, so 70 % of the caught-up rate is more than 70 % of the core."""
+    records/s for ``seconds``; the simulated events begin at ``start`` (just after the log
+    already consumed). With the share of its core the worker (``pid``) was busy meanwhile:
+    live batches are smaller than a catch-up's, so 70 % of the caught-up rate is more than
+    70 % of the core."""
     sent: Sent = {}
-    samples: Samples = []  # done
     applied: Samples = []
+    finished: Samples = []  # done
     stop = threading.Event()
 
     def poll() -> None:
         with OffsetsPoller(base) as offsets:
             while not stop.is_set():
+                when = time.monotonic()  # as the request goes out
                 done_marks, applied_marks = offsets.read()
-                when = time.monotonic()
                 applied.append((when, applied_marks))
-                samples.append((when, done_marks))
+                finished.append((when, done_marks))
                 time.sleep(POLL_S)
 
     params = SimParams(seed=99, rate=20, max_events=int(rate * seconds), start=start)
@@ -160,13 +160,13 @@ def freshness(
     counts_from = _work_counts(base)
     busy_from, began = cpu_seconds(pid), time.monotonic()
     sent.update(asyncio.run(produce_paced(bootstrap, topic, records, rate)))
-    _wait_until_seen(sent, samples)
+    _wait_until_seen(sent, finished)
     busy = (cpu_seconds(pid) - busy_from) / (time.monotonic() - began)
     stop.set()
     poller.join()
     done, batches, writes = (b - a for a, b in zip(counts_from, _work_counts(base), strict=True))
     return {
-        **_latencies(sent, applied, samples, rate),
+        **latency_figures(sent, applied, finished, rate),
         "fresh_busy": busy,
         "fresh_batch_records": done / max(batches, 1),
         "fresh_writes_per_record": writes / max(done, 1),
@@ -260,7 +260,7 @@ def seen_after(sent: Sent, samples: Samples) -> list[float]:
     return latencies
 
 
-def _latencies(sent: Sent, applied: Samples, done: Samples, rate: float) -> dict[str, float]:
+def latency_figures(sent: Sent, applied: Samples, done: Samples, rate: float) -> dict[str, float]:
     """p50 and p99 to on /metrics (``fresh_``) and to done (``fresh_done_``), in seconds."""
     figures: dict[str, float] = {"fresh_rate": rate}
     for prefix, samples in (("fresh", applied), ("fresh_done", done)):

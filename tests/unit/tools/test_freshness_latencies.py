@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.tools.bench_live import Samples, Sent, _latencies, seen_after
+from streams.tools.bench_live import Samples, Sent, latency_figures, seen_after
 
 
 def per_record(sent: Sent, samples: Samples) -> list[float]:
@@ -55,10 +55,10 @@ def test_on_metrics_reads_the_applied_marks_and_done_the_done_ones() -> None:
     sent = {(0, i): 0.0 for i in range(100)}
     applied = [(0.1, {0: 50}), (0.2, {0: 100})]
     done = [(0.1, {0: 0}), (0.2, {0: 50}), (0.4, {0: 100})]
-    figures = _latencies(sent, applied, done, rate=500.0)
+    figures = latency_figures(sent, applied, done, rate=500.0)
     assert (figures["fresh_p50"], figures["fresh_p99"]) == (0.2, 0.2)
     assert (figures["fresh_done_p50"], figures["fresh_done_p99"]) == (0.4, 0.4)
     assert figures["fresh_records"] == figures["fresh_done_records"] == 100
     assert figures["fresh_rate"] == 500.0
-    nothing = _latencies(sent, [], done, rate=500.0)
+    nothing = latency_figures(sent, [], done, rate=500.0)
     assert nothing["fresh_records"] == 0 and nothing["fresh_p99"] != nothing["fresh_p99"]  # nan
