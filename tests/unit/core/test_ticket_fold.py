@@ -195,3 +195,25 @@ def test_a_stored_ticket_keeps_its_newest_event_time(delivery) -> None:
         if result.ticket is not None:
             stored, known = result.ticket, result.fold
             assert stored.newest == max(e.occurred_at for e, _ in stored.events)
+
+
+@settings(max_examples=300)
+@given(deliveries(), st.sampled_from(POLICIES))
+def test_a_redelivered_event_is_a_duplicate_and_changes_nothing(delivery, policy: Policy) -> None:
+    """A producer's retry (the same event at a later offset) meets the ticket holding it:
+    the step says "duplicate", retracts and adds nothing, and stores nothing."""
+    records, order = delivery
+    stored: StoredTicket | None = None
+    known: TicketFold | None = None
+    for offset in order:
+        event = records[offset]
+        result = step(stored, event, offset, watermark=T0, lateness_s=1e9, policy=policy,
+                      known=known)  # fmt: skip
+        replaying = stored is not None and stored.last_offset >= offset
+        if not replaying and stored is not None:
+            held = {e.event_id for e, _ in stored.events}
+            assert (result.outcome == "duplicate") == (event.event_id in held)
+        if result.outcome == "duplicate":
+            assert (result.retract, result.add, result.ticket) == ((), (), None)
+        if result.ticket is not None:
+            stored, known = result.ticket, result.fold
