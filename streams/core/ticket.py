@@ -22,6 +22,7 @@ from streams.core.policy import Policy
 
 _EVENT = itemgetter(0)  # of an (event, offset) pair
 _EVENT_ID = attrgetter("event_id")
+_OCCURRED_AT = attrgetter("occurred_at")
 
 
 class StoredTicket(msgspec.Struct, frozen=True, gc=False):
@@ -30,6 +31,12 @@ class StoredTicket(msgspec.Struct, frozen=True, gc=False):
     # the latest event time among ``events``, kept as each is added: retention and packing
     # read it for every applied record, and a pass over the events touched each of them
     newest: float = float("-inf")
+
+    @classmethod
+    def of(cls, events: tuple[tuple[TicketEvent, int], ...], last_offset: int) -> StoredTicket:
+        """A ticket read back whole (a stored row): its newest time found once."""
+        newest = max(map(_OCCURRED_AT, map(_EVENT, events)), default=float("-inf"))  # in C
+        return cls(events, last_offset, newest)
 
     def upto(self, offset: int) -> list[TicketEvent]:
         """The ticket as it was before the record at ``offset`` was processed."""

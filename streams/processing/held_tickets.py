@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter
 from typing import Any, ClassVar
 
 import msgspec
@@ -29,9 +28,6 @@ from streams.core.now import OpenTicket, open_summary
 from streams.core.ticket import StoredTicket
 from streams.processing.retention import ExpiryHeap
 from streams.processing.stored_rows import TicketRow, encode_row, read_ticket_row
-
-_EVENT = itemgetter(0)  # of an (event, offset) pair
-_OCCURRED_AT = attrgetter("occurred_at")
 
 
 class TicketRecord(msgspec.Struct, frozen=True, gc=False):
@@ -90,8 +86,7 @@ def read_ticket(value: Any) -> TicketRecord:
     """A stored ticket (``TicketRow`` bytes) decoded, or ``BadRowError``."""
     row = read_ticket_row(value)
     events = tuple((with_shared_strings(e), offset) for e, offset in row.events)
-    newest = max(map(_OCCURRED_AT, map(_EVENT, events)), default=float("-inf"))  # in C
-    ticket = StoredTicket(events, row.offset, newest)
+    ticket = StoredTicket.of(events, row.offset)
     return TicketRecord(row.partition, ticket, open_summary(e for e, _ in ticket.events))
 
 

@@ -90,14 +90,18 @@ class OffsetsPoller:
     def _read(self) -> tuple[dict[int, int], dict[int, int]]:
         self.conn.request("GET", "/stats")
         body = json.loads(self.conn.getresponse().read())
-        done, applied = body["next_offsets"], body["applied_offsets"]
-        return {int(p): n for p, n in done.items()}, {int(p): n for p, n in applied.items()}
+        return _by_partition(body["next_offsets"]), _by_partition(body["applied_offsets"])
 
     def __enter__(self) -> OffsetsPoller:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.conn.close()
+
+
+def _by_partition(marks: dict[str, int]) -> dict[int, int]:
+    """A /stats map keyed by partition (JSON keys are text) with int keys."""
+    return {int(p): n for p, n in marks.items()}
 
 
 class ScrapeStorm:
@@ -265,15 +269,17 @@ def latency_figures(sent: Sent, applied: Samples, done: Samples, rate: float) ->
     figures: dict[str, float] = {"fresh_rate": rate}
     for prefix, samples in (("fresh", applied), ("fresh_done", done)):
         latencies = seen_after(sent, samples)
-
-        def pick(q: float, latencies: list[float] = latencies) -> float:
-            if not latencies:
-                return float("nan")
-            return latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-
-        figures.update({f"{prefix}_p50": pick(0.5), f"{prefix}_p99": pick(0.99)})
+        figures[f"{prefix}_p50"] = _nearest_rank(latencies, 0.5)
+        figures[f"{prefix}_p99"] = _nearest_rank(latencies, 0.99)
         figures[f"{prefix}_records"] = len(latencies)
     return figures
+
+
+def _nearest_rank(ordered: list[float], q: float) -> float:
+    """The value at rank ``q`` of sorted values (nan for none)."""
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def recovery(bootstrap: str, topic: str, app_id: str, work: Path, store: str) -> float:
