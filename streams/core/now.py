@@ -69,6 +69,16 @@ class NowFigures:
     first_response_breaches: int = 0
     resolution_breaches: int = 0
 
+    def add(self, other: NowFigures) -> None:
+        """Another series' figures into these, as one series holding both's tickets would
+        have them: counts summed, the oldest waits the longer of the two."""
+        self.open += other.open
+        self.waiting += other.waiting
+        self.oldest_wait_s = max(self.oldest_wait_s, other.oldest_wait_s)
+        self.oldest_wait_target_s = max(self.oldest_wait_target_s, other.oldest_wait_target_s)
+        self.first_response_breaches += other.first_response_breaches
+        self.resolution_breaches += other.resolution_breaches
+
 
 def now_figures(
     tickets: Iterable[OpenTicket], now: float, policy: Policy

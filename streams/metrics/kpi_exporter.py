@@ -124,6 +124,17 @@ class LabelFolder:
         """Names met so far that have a label of their own."""
         return len(self.seen)
 
+    def peek(self, queue: str) -> str:
+        """The label ``queue`` has, or would get if met now, without meeting it (a
+        self-check labels no name)."""
+        if self.allowlist is not None:
+            named = queue in self.allowlist
+        else:
+            named = queue in self.seen or len(self.seen) < self.max_queues
+        if not named:
+            return "other"
+        return queue if self.shown is None else self.shown(queue)
+
 
 def pseudonyms(salt: bytes) -> Callable[[str], str]:
     """An agent id -> ``a-`` and 16 hex digits of HMAC-SHA256(salt, id): the same on every
@@ -170,6 +181,9 @@ class KpiCollector(Collector):
         self.totals = WindowTotals(processor.store, *args, listen=listen)
         self.ctotals = WindowTotals(customers.store, *args, listen=listen)
         self.repeats = RepeatTotals(customers, *args, listen=listen)
+        if listen:  # the open tickets and counters since start, kept per label too
+            processor.open_now.label_with(fold, self.policy.queues)
+            processor.label_counts_with(fold)
 
     @property
     def policy(self) -> Policy:
@@ -412,16 +426,8 @@ class KpiCollector(Collector):
     def _now_families(self, ends: dict[int, float]) -> Iterator[Any]:
         figures: dict[tuple[str, str], NowFigures] = {}
         for per_series in self._now_figures(ends).values():
-            for (q, c), fig in per_series.items():
-                total = figures.setdefault((self.fold(q), c), NowFigures())
-                total.open += fig.open
-                total.waiting += fig.waiting
-                total.oldest_wait_s = max(total.oldest_wait_s, fig.oldest_wait_s)
-                total.oldest_wait_target_s = max(
-                    total.oldest_wait_target_s, fig.oldest_wait_target_s
-                )
-                total.first_response_breaches += fig.first_response_breaches
-                total.resolution_breaches += fig.resolution_breaches
+            for series, fig in per_series.items():
+                figures.setdefault(series, NowFigures()).add(fig)
         for name, (doc, attr) in NOW_GAUGES.items():
             fam = Family(f"ticketpulse_{name}", doc, ["queue", "channel"])
             for (q, c), fig in sorted(figures.items()):
@@ -429,16 +435,23 @@ class KpiCollector(Collector):
             yield fam
 
     def now_figures(self, now: float | None = None) -> dict[int, dict[tuple[str, str], NowFigures]]:
-        """The Now figures of each owned partition by queue x channel, unfolded (``self_check``
+        """The Now figures of each owned partition by queue label x channel (``self_check``
         compares them): at ``now`` on the wall clock, else at each partition's clock."""
         return self._now_figures(self._ends(self.owned(), self.proc.clock, now))
 
     def _now_figures(self, ends: dict[int, float]) -> dict[int, dict[tuple[str, str], NowFigures]]:
-        """Per partition, from the open tickets kept by series; a copy built afresh
-        (``rebuilt``) passes over every held ticket instead, as scrapes did until 2026-12-06."""
+        """Per partition, from the open tickets kept by label and rules; a copy built afresh
+        (``rebuilt``) passes over every held ticket instead, as scrapes did until 2026-12-06,
+        and adds up its queues' figures per label (each queue labelled as it is, or would be:
+        a check labels no name)."""
         if self.listen:
             return self.proc.open_now.figures(ends, self.policy)
-        return figures_by_pass(self.proc.tables.tickets, ends, self.policy)
+        out: dict[int, dict[tuple[str, str], NowFigures]] = {}
+        for p, per_queue in figures_by_pass(self.proc.tables.tickets, ends, self.policy).items():
+            folded = out[p] = {}
+            for (q, c), fig in per_queue.items():
+                folded.setdefault((self.fold.peek(q), c), NowFigures()).add(fig)
+        return out
 
     def _label_families(self) -> Iterator[Family]:
         """How many queue (and agent) names have a label of their own, and how many this
@@ -477,13 +490,9 @@ class KpiCollector(Collector):
         yield info
 
     def _folded_cumulative(self) -> dict[tuple[Entry, str, str], list[float]]:
-        """The counters since start, queues folded (cap, allow-list) like every family."""
-        out: dict[tuple[Entry, str, str], list[float]] = {}
-        for (entry, q, c), (total, count) in list(self.proc.cumulative.items()):
-            acc = out.setdefault((entry, self.fold(q), c), [0.0, 0])
-            acc[0] += total
-            acc[1] += count
-        return out
+        """The counters since start, kept per queue label (cap, allow-list) like every
+        family (``KpiProcessor.label_counts_with``)."""
+        return {key: [total, count] for key, (total, count) in self.proc.cumulative.items()}
 
     def _cumulative_families(self) -> Iterator[Any]:
         cumulative = self._folded_cumulative()
@@ -614,8 +623,7 @@ def _window_lines(families: Iterable[Family | None]) -> set[str]:
 
 
 def _now_lines(figures: dict[int, dict[tuple[str, str], NowFigures]]) -> set[str]:
-    """Each Now gauge of each partition and series, as a line (queue names unfolded: a
-    check labels no queue)."""
+    """Each Now gauge of each partition and series, as a line (queue labels as exported)."""
     return {
         f'ticketpulse_{name}{{partition="{p}",queue="{q}",channel="{c}"}} {getattr(fig, attr)!r}'
         for p, series in figures.items()

@@ -22,7 +22,7 @@ is returned to the caller, which forwards it keyed by customer (``streams.proces
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +64,10 @@ class Processed(msgspec.Struct, frozen=True, gc=False):
 class KpiProcessor:
     tables: Tables
     settings: KpiSettings = field(default_factory=KpiSettings)
-    # (entry, queue, channel) -> [sum, count] of facts added since start (cumulative counters)
+    # (entry, queue label, channel) -> [sum, count] of facts added since start (cumulative
+    # counters), per exported label (``label_counts_with``) so a scrape reads one per series
     cumulative: dict[tuple[Entry, str, str], list[float]] = field(default_factory=dict)
+    label: Callable[[str], str] = str  # a queue's exported label (the same at every call)
 
     def __post_init__(self) -> None:
         self.store = self.settings.bucket_store(self.tables.buckets)
@@ -133,11 +135,20 @@ class KpiProcessor:
                 self._expire(partition, moved)
         return Processed(result.outcome, contact, moved)
 
+    def label_counts_with(self, label: Callable[[str], str]) -> None:
+        """Count per ``label`` of each queue from now on, the counts so far merged so."""
+        counted, self.cumulative, self.label = self.cumulative, {}, label
+        for (name, queue, channel), (total, count) in counted.items():
+            acc = self.cumulative.setdefault((name, label(queue), channel), [0.0, 0])
+            acc[0] += total
+            acc[1] += count
+
     def _count(self, facts: tuple[Fact, ...]) -> None:
         bounds, cumulative = self.store.bounds, self.cumulative
         for f in facts:
+            label = self.label(f.queue)
             for name, value in entries(f, bounds):
-                key = (name, f.queue, f.channel)
+                key = (name, label, f.channel)
                 acc = cumulative.get(key)
                 if acc is None:  # not ``setdefault``: that builds a default list every time
                     acc = cumulative[key] = [0.0, 0]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from random import Random
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.core.calendar import Calendar, parse_holidays, parse_ranges
-from streams.core.now import OpenTicket, now_figures, sorted_figures
+from streams.core.now import NowFigures, OpenTicket, now_figures, sorted_figures
 from streams.core.policy import Policy, QueueOverride
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -67,6 +68,30 @@ def test_sorted_figures_equal_the_pass_over_every_ticket(
         waiting = sorted(t.opened_at for t in mine if not t.answered)
         rules = POLICY.for_queue(queue, channel)
         assert sorted_figures(opened, waiting, now, rules) == figures
+
+
+@settings(max_examples=400, deadline=None)
+@given(backlogs(), st.sampled_from(QUEUES), st.sampled_from(CHANNELS), st.randoms())
+def test_two_series_added_up_equal_one_series_of_all_their_tickets(
+    backlog: tuple[float, list[OpenTicket]], queue: str, channel: str, rnd: Random
+) -> None:
+    """Tickets under the same rules (one queue's, or queues folded into one label) split into
+    two series in any way: the two series' figures added up are the figures of one series of
+    all of them, so a label's series may be kept whole or in parts."""
+    now, tickets = backlog
+    rules = POLICY.for_queue(queue, channel)
+    parts: tuple[list[OpenTicket], list[OpenTicket]] = ([], [])
+    for t in tickets:
+        parts[rnd.random() < 0.5].append(t)
+
+    def figures(some: list[OpenTicket]) -> NowFigures:
+        opened = sorted(t.opened_at for t in some)
+        waiting = sorted(t.opened_at for t in some if not t.answered)
+        return sorted_figures(opened, waiting, now, rules)
+
+    total = figures(parts[0])
+    total.add(figures(parts[1]))
+    assert total == figures(tickets)
 
 
 def test_a_ticket_at_the_target_is_no_breach_and_one_past_it_is() -> None:

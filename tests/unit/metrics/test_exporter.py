@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CollectorRegistry
 
 from streams.core.events import TicketEvent
+from streams.ingest.schema import Accepted, classify
 from streams.metrics.exposition import TextRenderer, render_collectors
 from streams.metrics.kpi_exporter import (
     BUSY,
@@ -30,6 +32,7 @@ from streams.processing.local import LocalPipeline
 from streams.processing.settings import KpiSettings
 from streams.runtime.quiet_logs import RepeatFilter
 from streams.runtime.state import PipelineState
+from streams.tools.simulator import SimParams, generate
 from tests.unit.loaded import kpi_collector as _collector
 from tests.unit.loaded import loaded_pipeline as _pipeline
 
@@ -213,9 +216,11 @@ def test_warming_builds_what_a_first_scrape_would_and_it_renders_the_same() -> N
     """The worker builds each owned partition's totals in the background (``warm``), a
     pause before each: a scrape then reads them, and renders exactly what a scrape that
     builds them itself renders. A second warm-up finds nothing left to build. (The open
-    tickets by series are the processor's, which both collectors read.)"""
+    tickets by series and the counters since start are the processor's, kept per label, which
+    both collectors read: so they share one folder, as a worker's one collector has one.)"""
     pipeline = _pipeline(1500)
-    warmed, cold = _collector(pipeline), _collector(pipeline)
+    fold = LabelFolder(None, 50, {})
+    warmed, cold = _collector(pipeline, fold=fold), _collector(pipeline, fold=fold)
     assert not pipeline.tickets.open_now.mirroring
     # tickets, contact buckets, the open tickets, repeats
     assert list(warmed.warm()).count(PAUSE) == 4
@@ -234,9 +239,11 @@ def test_warming_builds_what_a_first_scrape_would_and_it_renders_the_same() -> N
 
 def test_a_warm_up_during_a_renderings_pause_leaves_it_exact() -> None:
     """Warm-ups and renderings share the event loop and interleave at their pauses: a
-    partition built while a rendering waits to read it is read once, not twice."""
+    partition built while a rendering waits to read it is read once, not twice. (One folder,
+    as above: the processor keeps its open tickets and counters per label.)"""
     pipeline = _pipeline(1500)
-    interleaved, cold = _collector(pipeline), _collector(pipeline)
+    fold = LabelFolder(None, 50, {})
+    interleaved, cold = _collector(pipeline, fold=fold), _collector(pipeline, fold=fold)
     renderer = TextRenderer()
     families = interleaved.families()
     first = [next(families)]  # the pause before the first partition's read
@@ -547,3 +554,50 @@ def test_the_fold_counts_are_exported_per_label_and_rule() -> None:
         r'ticketpulse_label_values_folded\{label="queue",rule="first_seen"\} (\d+)', text
     )
     assert folded is not None and int(folded.group(1)) >= 1
+
+
+def _accepted(events: int, seed: int = 5) -> list[TicketEvent]:
+    now = time.time()
+    records = generate(SimParams(seed=seed, rate=8, max_events=events))
+    outcomes = [classify(r.key, r.value, now=now, future_tolerance_s=300) for r in records]
+    return [o.event for o in outcomes if isinstance(o, Accepted)]
+
+
+def test_counters_since_start_are_kept_per_label_however_late_the_collector_comes() -> None:
+    """A worker's collector comes before its first record, a copy built in a test may come
+    after some: either way each label's counters since start are its queues' added up, so a
+    scrape reads one counter per exported series however many queue names arrive."""
+    events = _accepted(2000)
+    plain = LocalPipeline(KpiSettings())
+    for offset, event in enumerate(events):
+        plain.process(offset, event)
+    for before in (0, len(events) // 2):
+        pipeline, fold = LocalPipeline(KpiSettings()), LabelFolder.of(None, 1)
+        for offset, event in enumerate(events):
+            if offset == before:
+                _collector(pipeline, fold=fold)
+            pipeline.process(offset, event)
+        expected: dict[tuple, list[float]] = {}
+        for (entry, queue, channel), (total, count) in plain.tickets.cumulative.items():
+            acc = expected.setdefault((entry, fold.peek(queue), channel), [0.0, 0])
+            acc[0] += total
+            acc[1] += count
+        got = pipeline.tickets.cumulative
+        assert fold.named == 1 and len(fold.folded) >= 2
+        assert {k: v[1] for k, v in got.items()} == {k: v[1] for k, v in expected.items()}
+        assert {k: v[0] for k, v in got.items()} == pytest.approx(
+            {k: v[0] for k, v in expected.items()}
+        )
+
+
+async def test_the_self_check_adds_up_the_now_gauges_of_the_queues_folded_into_a_label() -> None:
+    """Past the cap the open tickets are kept per label; the check's pass over every held
+    ticket adds up its queues' figures per label as exported, and labels no name itself."""
+    pipeline = _pipeline(1500)
+    collector = _collector(pipeline, fold=LabelFolder.of(None, 1))
+    list(collector.families())  # a first scrape: the index mirrors the table from here on
+    assert any(q == "other" for fs in collector.now_figures().values() for q, _ in fs)
+    labels = dict(collector.fold.seen)
+    check = await self_check(collector)
+    assert check["equal"] and check["now_samples"] > 10, check
+    assert collector.fold.seen == labels
