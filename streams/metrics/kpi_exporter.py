@@ -311,9 +311,8 @@ class KpiCollector(Collector):
             if p not in owned():
                 continue
             read[p] = totals.read(p, end)
-            for w, state in read[p].items():
-                for (name, q, c), value in state.maxima.items():
-                    key = (name, self.fold(q), c)
+            for w, state in read[p].items():  # kept per label: one per exported series
+                for key, value in state.label_maxima.items():
                     maxima[w][key] = max(maxima[w].get(key, value), value)
         for w, sums in windows.items():  # the partitions read, with batches applied since
             totals.add_into(sums, w, read)

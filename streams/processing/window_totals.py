@@ -9,7 +9,10 @@ entering or leaving its range are added or taken away.
 Sums are kept as exact integers (each stored bucket sum in units of 2**-64 s), so
 adding a bucket and taking it away later leaves exactly nothing: no rounding drifts
 in over months of sliding. A maximum cannot be taken away, so a window's maximum that
-loses its top bucket is recomputed from that one series' buckets when next read.
+loses its top bucket is recomputed from that one series' buckets when next read; each
+exported label's maximum (the largest of its queues') is kept too, and recomputed from its
+queues' maxima only when the bucket that held it leaves, so a scrape reads one maximum per
+label however many queue names the label holds (row 11 of docs/reliability.md).
 
 Each window's sums over every partition held are kept too, changed with the partitions'
 own (``merged``): a scrape reads those once instead of adding up eight partitions' sums
@@ -51,6 +54,11 @@ class WindowState:
     sums: dict[Key, list[int]] = field(default_factory=dict)  # [exact sum, count]
     maxima: dict[MaxKey, float] = field(default_factory=dict)
     stale: set[MaxKey] = field(default_factory=set)  # maxima whose top bucket left
+    # per (figure, queue label, channel): the largest of its queues' maxima, the keys of
+    # those queues, and the labels whose top bucket left (recomputed when next read)
+    label_maxima: dict[MaxKey, float] = field(default_factory=dict)
+    members: dict[MaxKey, set[MaxKey]] = field(default_factory=dict)
+    dirty: set[MaxKey] = field(default_factory=set)
     # the same window's sums over every partition held (``WindowTotals.merged``)
     merged: dict[Key, list[int]] = field(default_factory=dict)
 
@@ -61,14 +69,35 @@ class WindowState:
         add_signed(self.sums, pairs, sign)
         add_signed(self.merged, pairs, sign)
 
-    def raise_max(self, key: MaxKey, value: float) -> None:
-        if key not in self.stale and value > self.maxima.get(key, float("-inf")):
+    def raise_max(self, key: MaxKey, label: MaxKey, value: float) -> None:
+        """A bucket inside holds ``value`` for series ``key`` (exported as ``label``)."""
+        held = self.maxima.get(key)
+        if held is None:
+            self.members.setdefault(label, set()).add(key)
+        if key not in self.stale and (held is None or value > held):
             self.maxima[key] = value
+        # any value inside bounds the label's maximum from below, its series stale or not
+        if label not in self.dirty and value > self.label_maxima.get(label, float("-inf")):
+            self.label_maxima[label] = value
 
-    def lower_max(self, key: MaxKey, value: float) -> None:
+    def lower_max(self, key: MaxKey, label: MaxKey, value: float) -> None:
         """A bucket whose maximum was ``value`` left or shrank: the window's may be lower."""
         if self.maxima.get(key) == value:
             self.stale.add(key)
+        if self.label_maxima.get(label) == value:  # else another bucket holds the label's
+            self.dirty.add(label)
+
+    def relabel_maxima(self) -> None:
+        """Each dirty label's maximum from its queues' (their own recomputed already)."""
+        for label in self.dirty:
+            keys = {key for key in self.members.get(label, ()) if key in self.maxima}
+            if keys:
+                self.members[label] = keys
+                self.label_maxima[label] = max(self.maxima[key] for key in keys)
+            else:
+                self.members.pop(label, None)
+                self.label_maxima.pop(label, None)
+        self.dirty.clear()
 
 
 def add_signed(
@@ -136,13 +165,13 @@ class WindowTotals:
             w.add_sums(pairs)
         old, new = maxima
         for figure in old.keys() | new.keys():
-            key = (figure, queue, channel)
+            key, label_key = (figure, queue, channel), (figure, label, channel)
             before, after = old.get(figure), new.get(figure)
             for w in inside:
                 if before and (not after or after[-1] < before[-1]):
-                    w.lower_max(key, before[-1])
+                    w.lower_max(key, label_key, before[-1])
                 if after:
-                    w.raise_max(key, after[-1])
+                    w.raise_max(key, label_key, after[-1])
 
     def removed(self, partition: int, start: int, key: str, row: BucketRow) -> None:
         """A bucket expired."""
@@ -181,6 +210,8 @@ class WindowTotals:
         for state in states.values():
             if state.stale:
                 self._recompute_maxima(partition, state)
+            if state.dirty:
+                state.relabel_maxima()
         return states
 
     def add_into(
@@ -267,11 +298,11 @@ def _apply(
     """Add (``sign`` 1) or take away (-1) one stored bucket."""
     sums, tops = _series_of(key, row, fold)
     state.add_sums(sums, sign)
-    for mkey, top in tops:
+    for mkey, label_key, top in tops:
         if sign > 0:
-            state.raise_max(mkey, top)
+            state.raise_max(mkey, label_key, top)
         else:
-            state.lower_max(mkey, top)
+            state.lower_max(mkey, label_key, top)
 
 
 def _fill_row(
@@ -282,19 +313,23 @@ def _fill_row(
     sums, tops = _series_of(key, row, fold)
     for state in states:
         accumulate(state.sums, sums)
-        for mkey, top in tops:
-            state.raise_max(mkey, top)
+        for mkey, label_key, top in tops:
+            state.raise_max(mkey, label_key, top)
 
 
 def _series_of(
     key: str, row: BucketRow, fold: Callable[[str], str]
-) -> tuple[list[tuple[Key, tuple[int, int]]], list[tuple[MaxKey, float]]]:
+) -> tuple[list[tuple[Key, tuple[int, int]]], list[tuple[MaxKey, MaxKey, float]]]:
     """One stored bucket as its series: ((entry, queue label, channel), (exact sum, count))
-    for each entry, and ((figure, queue, channel), top) for each maximum."""
+    for each entry, and ((figure, queue, channel), (figure, queue label, channel), top) for
+    each maximum."""
     _, _, queue, channel = key.split("|", 3)
     label = fold(queue)
     sums = [((entry, label, channel), (exact(total), count)) for entry, total, count in row.sums]
-    tops = [((figure, queue, channel), values[-1]) for figure, values in row.maxima.items()]
+    tops = [
+        ((figure, queue, channel), (figure, label, channel), values[-1])
+        for figure, values in row.maxima.items()
+    ]
     return sums, tops
 
 

@@ -8,6 +8,8 @@ expiries, clock moves in both directions and partitions forgotten must leave the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -50,23 +52,52 @@ def full(store: BucketStore, partition: int, end: float) -> tuple[dict, dict]:
     return sums, maxima
 
 
-def assert_equal(totals: WindowTotals, store: BucketStore, partition: int, end: float) -> None:
+def by_label(sums: dict, maxima: dict, fold: Callable[[str], str]) -> tuple[dict, dict]:
+    """The recomputed sums and maxima of each queue, added up (the larger) per label."""
+    label_sums: dict = {}
+    for (entry, queue, channel), (total, count) in sums.items():
+        held = label_sums.setdefault((entry, fold(queue), channel), [0.0, 0])
+        held[0] += total
+        held[1] += count
+    label_maxima: dict = {}
+    for (figure, queue, channel), value in maxima.items():
+        key = (figure, fold(queue), channel)
+        label_maxima[key] = max(label_maxima.get(key, value), value)
+    return label_sums, label_maxima
+
+
+def assert_equal(
+    totals: WindowTotals, store: BucketStore, partition: int, end: float, fold=str
+) -> None:
     states = totals.read(partition, end)
     sums, maxima = full(store, partition, end)
     for w in WINDOWS:
         live = as_sums(states[w])
-        assert live.keys() == sums[w].keys(), w
-        for key, (total, count) in sums[w].items():
+        label_sums, label_maxima = by_label(sums[w], maxima[w], fold)
+        assert live.keys() == label_sums.keys(), w
+        for key, (total, count) in label_sums.items():
             assert live[key][1] == count, (w, key)
             assert abs(live[key][0] - total) <= 1e-9 * max(1.0, abs(total)), (w, key)
         assert states[w].maxima == maxima[w], w
+        assert states[w].label_maxima == label_maxima, w
+
+
+# how a worker may label the two queues: each by name, both folded, one of them folded
+FOLDS = {
+    "names": str,
+    "other": lambda queue: "other",
+    "billing": lambda queue: queue if queue == "billing" else "other",
+}
 
 
 @settings(max_examples=150, deadline=None)
-@given(operations)
-def test_window_totals_equal_the_full_recomputation(ops: list) -> None:
+@given(operations, st.sampled_from(sorted(FOLDS)))
+def test_window_totals_equal_the_full_recomputation(ops: list, labels: str) -> None:
+    """Sums and maxima per queue label (the cap and allow-list fold queues into ``other``)
+    equal the recomputation's per queue, added up or the larger per label."""
+    fold = FOLDS[labels]
     store = BucketStore({}, WIDTH, (30.0, 300.0, 3600.0), retention_s=3 * 3600)
-    totals = WindowTotals(store, WINDOWS, TZ)
+    totals = WindowTotals(store, WINDOWS, TZ, fold)
     written: dict[int, list[Fact]] = {0: [], 1: []}
     ends = {0: BASE + 600.0, 1: BASE + 600.0}
     for offset, (kind, p, arg) in enumerate(ops, start=1):
@@ -81,11 +112,11 @@ def test_window_totals_equal_the_full_recomputation(ops: list) -> None:
             written[p] = [f for f in written[p] if f.at >= BASE + arg]
         elif kind == "read":
             ends[p] = BASE + arg
-            assert_equal(totals, store, p, ends[p])
+            assert_equal(totals, store, p, ends[p], fold)
         elif kind == "forget":
             totals.forget(p)
     for p in (0, 1):
-        assert_equal(totals, store, p, ends[p])
+        assert_equal(totals, store, p, ends[p], fold)
 
 
 def assert_merged(totals: WindowTotals, store: BucketStore, ends: dict[int, float]) -> None:
@@ -355,3 +386,22 @@ def test_windows_moving_together_read_each_customer_they_touch_once() -> None:
     reads.clear()
     assert_repeats(repeats, processor, BASE + 7200)  # past the 5m, 15m and 1h windows
     assert sorted(reads) == ["c1", "c2"]
+
+
+def test_a_labels_maximum_rises_with_a_queue_whose_own_maximum_is_being_recomputed() -> None:
+    """Two queues folded into ``other``: billing holds the label's top (100 s). Support's own
+    top (50 s) is retracted, so its maximum awaits recomputation, and then a 500 s first
+    response comes for it: the label's maximum is 500 s at the next read, not 100 s."""
+    store = BucketStore({}, WIDTH, (30.0, 300.0, 3600.0), retention_s=3 * 3600)
+    fold = FOLDS["other"]
+    totals = WindowTotals(store, WINDOWS, TZ, fold)
+    billing = Fact(BASE + 10, "first_response", "billing", "chat", 100.0)
+    support = Fact(BASE + 20, "first_response", "support", "chat", 50.0)
+    store.write(0, 1, [], [billing, support], watermark=float("-inf"))
+    totals.read(0, BASE + 600.0)  # built: kept up to date from here on
+    store.write(0, 2, [support], [], watermark=float("-inf"))
+    later = Fact(BASE + 30, "first_response", "support", "chat", 500.0)
+    store.write(0, 3, [], [later], watermark=float("-inf"))
+    assert_equal(totals, store, 0, BASE + 600.0, fold)
+    hour = totals.read(0, BASE + 600.0)["1h"]
+    assert hour.label_maxima[("first_response", "other", "chat")] == 500
