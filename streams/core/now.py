@@ -70,8 +70,8 @@ class NowFigures:
     resolution_breaches: int = 0
 
     def add(self, other: NowFigures) -> None:
-        """Another series' figures into these, as one series holding both's tickets would
-        have them: counts summed, the oldest waits the longer of the two."""
+        """Another series' figures into these: counts summed, the oldest waits the longer of
+        the two. Under the same rules, the figures of one series holding both's tickets."""
         self.open += other.open
         self.waiting += other.waiting
         self.oldest_wait_s = max(self.oldest_wait_s, other.oldest_wait_s)
