@@ -178,8 +178,9 @@ class KpiCollector(Collector):
         # totals per exported queue label (a scrape is O(series) however many queues
         # arrive), kept up to date by every write when ``listen``
         args = (windows, timezone, fold)
-        self.totals = WindowTotals(processor.store, *args, listen=listen)
-        self.ctotals = WindowTotals(customers.store, *args, listen=listen)
+        agents = self.fold_agent  # per-agent twins summed per agent label as they are written
+        self.totals = WindowTotals(processor.store, *args, agents, listen=listen)
+        self.ctotals = WindowTotals(customers.store, *args, agents, listen=listen)
         self.repeats = RepeatTotals(customers, *args, listen=listen)
         if listen:  # the open tickets and counters since start, kept per label too
             processor.open_now.label_with(fold, self.policy.queues)
@@ -385,16 +386,17 @@ class KpiCollector(Collector):
         yield den
 
     def _agent_families(self, windows: dict[str, ExactSums]) -> Iterator[Any]:
-        """Entries of per-agent twins, agents folded past the allow-list/cap. Folded as
-        exact integers: floats added in the dicts' order would round differently from one
-        worker's history to another's in the last digit (``/selfcheck`` saw it)."""
+        """Entries of per-agent twins, kept per agent label (the allow-list, the cap, the
+        pseudonym: ``WindowTotals.fold_agent``) as exact integers: floats added in the dicts'
+        order would round differently from one worker's history to another's in the last
+        digit (``/selfcheck`` saw it)."""
         per: dict[str, dict[tuple[str, ...], list[int]]] = {base: {} for base in AGENT_FIGURES}
         for w, sums in windows.items():
             for (entry, q, c), (total, count) in sums.items():
                 if not entry.agent or entry.figure not in per:
                     continue
                 days = (entry.days,) if entry.days else ()
-                key = (q, c, w, self.fold_agent(entry.agent), *days)
+                key = (q, c, w, entry.agent, *days)
                 base = entry.figure
                 acc = per[base].setdefault(key, [0, 0])
                 acc[0] += total

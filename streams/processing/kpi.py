@@ -146,6 +146,8 @@ class KpiProcessor:
     def _count(self, facts: tuple[Fact, ...]) -> None:
         bounds, cumulative = self.store.bounds, self.cumulative
         for f in facts:
+            if f.agent:  # a per-agent twin: windows only, no counter since start reads it
+                continue
             label = self.label(f.queue)
             for name, value in entries(f, bounds):
                 key = (name, label, f.channel)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from streams.core.buckets import Entry, accumulate, bucket_start
 from streams.core.windows import Sums, first_bucket
@@ -120,6 +121,13 @@ def add_signed(
             del sums[key]
 
 
+class Labels(NamedTuple):
+    """How a queue and an agent are exported (``WindowTotals.fold`` and ``fold_agent``)."""
+
+    queue: Callable[[str], str]
+    agent: Callable[[str], str]
+
+
 @dataclass
 class WindowTotals:
     """The live totals of every window of every partition one ``BucketStore`` holds."""
@@ -130,6 +138,8 @@ class WindowTotals:
     # the exported queue label of a queue (cap, allow-list): sums are kept per label, so a
     # scrape costs O(exported series) however many queue names arrive; maxima stay per queue
     fold: Callable[[str], str] = str
+    # the same for the agent of a per-agent twin (its label: cap, allow-list, pseudonym)
+    fold_agent: Callable[[str], str] = str
     parts: dict[int, dict[str, WindowState]] = field(default_factory=dict)
     # per window, its sums over every partition in ``parts``, kept as they change: a scrape
     # reads these once instead of merging every partition's (8x fewer steps on 8 partitions)
@@ -139,6 +149,10 @@ class WindowTotals:
     def __post_init__(self) -> None:
         if self.listen:
             self.store.listeners.append(self)
+
+    @property
+    def labels(self) -> Labels:
+        return Labels(self.fold, self.fold_agent)
 
     # -- notifications from the store ------------------------------------------
     def changed(
@@ -156,9 +170,12 @@ class WindowTotals:
         inside = [w for w in states.values() if w.holds(start)]
         if not inside:
             return
-        label = self.fold(queue)
+        label, agent = self.fold(queue), self.fold_agent
         pairs = [
-            ((entry, label, channel), (exact(new_sum) - exact(old_sum), new_count - old_count))
+            (
+                (labelled(entry, agent), label, channel),
+                (exact(new_sum) - exact(old_sum), new_count - old_count),
+            )
             for entry, old_sum, old_count, new_sum, new_count in sums
         ]
         for w in inside:
@@ -177,7 +194,7 @@ class WindowTotals:
         """A bucket expired."""
         for w in self.parts.get(partition, {}).values():
             if w.holds(start):
-                _apply(w, key, row, -1, self.fold)
+                _apply(w, key, row, -1, self.labels)
 
     def forget(self, partition: int) -> None:
         for state in self.parts.pop(partition, {}).values():
@@ -244,7 +261,7 @@ class WindowTotals:
             for key in keys:
                 row = buckets.get(key)
                 if row is not None:
-                    _fill_row(inside, key, row, self.fold)
+                    _fill_row(inside, key, row, self.labels)
 
     def _move(self, partition: int, state: WindowState, first: int, last: int) -> None:
         """Add the buckets entering the range, take away those leaving it."""
@@ -271,7 +288,7 @@ class WindowTotals:
                 for key in index.get(start, ()):
                     row = buckets.get(key)
                     if row is not None:
-                        _apply(state, key, row, sign, self.fold)
+                        _apply(state, key, row, sign, self.labels)
         state.first, state.last = first, last
 
     def _recompute_maxima(self, partition: int, state: WindowState) -> None:
@@ -292,11 +309,9 @@ class WindowTotals:
         state.stale.clear()
 
 
-def _apply(
-    state: WindowState, key: str, row: BucketRow, sign: int, fold: Callable[[str], str]
-) -> None:
+def _apply(state: WindowState, key: str, row: BucketRow, sign: int, labels: Labels) -> None:
     """Add (``sign`` 1) or take away (-1) one stored bucket."""
-    sums, tops = _series_of(key, row, fold)
+    sums, tops = _series_of(key, row, labels)
     state.add_sums(sums, sign)
     for mkey, label_key, top in tops:
         if sign > 0:
@@ -305,12 +320,10 @@ def _apply(
             state.lower_max(mkey, label_key, top)
 
 
-def _fill_row(
-    states: list[WindowState], key: str, row: BucketRow, fold: Callable[[str], str]
-) -> None:
+def _fill_row(states: list[WindowState], key: str, row: BucketRow, labels: Labels) -> None:
     """Add one stored bucket to new windows' own sums (their counts only grow, as stored
     counts are positive; ``read`` adds the sums to the running ones once filled)."""
-    sums, tops = _series_of(key, row, fold)
+    sums, tops = _series_of(key, row, labels)
     for state in states:
         accumulate(state.sums, sums)
         for mkey, label_key, top in tops:
@@ -318,19 +331,31 @@ def _fill_row(
 
 
 def _series_of(
-    key: str, row: BucketRow, fold: Callable[[str], str]
+    key: str, row: BucketRow, labels: Labels
 ) -> tuple[list[tuple[Key, tuple[int, int]]], list[tuple[MaxKey, MaxKey, float]]]:
     """One stored bucket as its series: ((entry, queue label, channel), (exact sum, count))
-    for each entry, and ((figure, queue, channel), (figure, queue label, channel), top) for
-    each maximum."""
+    for each entry (an agent's twin under its agent's label), and ((figure, queue, channel),
+    (figure, queue label, channel), top) for each maximum."""
     _, _, queue, channel = key.split("|", 3)
-    label = fold(queue)
-    sums = [((entry, label, channel), (exact(total), count)) for entry, total, count in row.sums]
+    label = labels.queue(queue)
+    sums = [
+        ((labelled(entry, labels.agent), label, channel), (exact(total), count))
+        for entry, total, count in row.sums
+    ]
     tops = [
         ((figure, queue, channel), (figure, label, channel), values[-1])
         for figure, values in row.maxima.items()
     ]
     return sums, tops
+
+
+def labelled(entry: Entry, agent: Callable[[str], str]) -> Entry:
+    """The entry as exported: a per-agent twin's agent as its label (the cap, the
+    allow-list, a pseudonym), so agents folded into ``other`` are summed as they are
+    written, not at each scrape."""
+    if not entry.agent:
+        return entry
+    return Entry(entry.figure, entry.days, agent(entry.agent), entry.le)
 
 
 def as_sums(state: WindowState) -> Sums:

@@ -486,23 +486,28 @@ async def test_a_self_check_the_partitions_changing_hands_interrupt_answers_busy
 
 def test_agents_folded_into_other_sum_to_the_same_value_whatever_the_order() -> None:
     """Agents past the cap share the label ``other``: their handle times are added as exact
-    integers, so two workers (or a live and a rebuilt copy) that hold the same sums in
-    another order export the very same value, not one a last digit apart."""
-    from streams.core.buckets import Entry
-    from streams.processing.window_totals import exact
+    integers as they are written, so two workers (or a live and a rebuilt copy) that wrote
+    the same facts in another order export the very same value, not one a last digit apart."""
+    from streams.core.facts import Fact
+    from streams.processing.bucket_store import BucketStore
+    from streams.processing.window_totals import WindowTotals
 
     collector = _collector(LocalPipeline(KpiSettings()))
-    collector.fold_agent = LabelFolder(None, 0, {}, "agent")  # every agent is "other"
     seconds = [0.1, 0.2, 0.3]
-    sums = {
-        (Entry("agent_handled", agent=f"A{i}"), "q", "chat"): [exact(v), 1]
-        for i, v in enumerate(seconds)
-    }
-    assert sum(seconds) != sum(reversed(seconds))  # floats would differ by the order
-    rendered = [
-        TextRenderer().render(collector._agent_families({"1h": dict(order)}))
-        for order in (sums.items(), reversed(sums.items()))
+    at = 1_767_222_000.0
+    facts = [
+        Fact(at + i, "agent_handled", "q", "chat", v, agent=f"A{i}") for i, v in enumerate(seconds)
     ]
+    assert sum(seconds) != sum(reversed(seconds))  # floats would differ by the order
+    rendered = []
+    for order in (facts, facts[::-1]):
+        store = BucketStore({}, 60, (30.0,), retention_s=3600)
+        totals = WindowTotals(store, {"1h": 3600.0}, "UTC", str, LabelFolder(None, 0, {}))
+        totals.read(0, at + 60)  # built: kept up to date as the facts are written
+        for offset, fact in enumerate(order, start=1):
+            store.write(0, offset, [], [fact], watermark=float("-inf"))
+        sums = totals.read(0, at + 60)["1h"].sums
+        rendered.append(TextRenderer().render(collector._agent_families({"1h": sums})))
     assert rendered[0] == rendered[1]
     assert b'agent="other",channel="chat",queue="q",window="1h"} 3.0' in rendered[0]
 
@@ -601,3 +606,19 @@ async def test_the_self_check_adds_up_the_now_gauges_of_the_queues_folded_into_a
     check = await self_check(collector)
     assert check["equal"] and check["now_samples"] > 10, check
     assert collector.fold.seen == labels
+
+
+def test_per_agent_twins_leave_the_counters_since_start_as_they_are() -> None:
+    """The counters since start are per queue and channel: an agent's twin of a fact counts
+    in the windows only, so with ``per_agent`` on they hold what they hold without it, and
+    50,000 agents cost a scrape nothing there."""
+    from streams.core.policy import Policy
+
+    events = _accepted(2000)
+    plain, twins = LocalPipeline(KpiSettings()), LocalPipeline(KpiSettings(Policy(per_agent=True)))
+    for pipeline in (plain, twins):
+        for offset, event in enumerate(events):
+            pipeline.process(offset, event)
+    rows = twins.tickets.tables.buckets.values()
+    assert any(entry.agent for row in rows for entry, _, _ in row.sums)  # twins were written
+    assert twins.tickets.cumulative == plain.tickets.cumulative

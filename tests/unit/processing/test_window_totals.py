@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.core.buckets import Entry
 from streams.core.contacts import Contact, repeat_contacts
 from streams.core.facts import Fact
 from streams.core.policy import Policy
@@ -28,6 +29,8 @@ WIDTH = 60
 WINDOWS = {"5m": 300.0, "15m": 900.0, "1h": 3600.0, "today": None}
 TZ = "Europe/Paris"
 BASE = 1_767_222_000  # 2025-12-31 23:00 UTC: "today" starts within the runs below
+Folds = tuple[Callable[[str], str], Callable[[str], str]]  # a queue's label, an agent's
+NAMES: Folds = (str, str)  # every queue and agent by name
 
 facts = st.builds(
     Fact,
@@ -36,6 +39,7 @@ facts = st.builds(
     queue=st.sampled_from(["billing", "support"]),
     channel=st.just("chat"),
     value=st.floats(0, 5000, allow_nan=False),
+    agent=st.sampled_from(["", "a1", "a2"]),  # a per-agent twin's agent, or none
 )
 write = st.tuples(st.just("write"), st.integers(0, 1), st.lists(facts, max_size=4))
 retract = st.tuples(st.just("retract"), st.integers(0, 1), st.integers(0, 30))
@@ -52,22 +56,26 @@ def full(store: BucketStore, partition: int, end: float) -> tuple[dict, dict]:
     return sums, maxima
 
 
-def by_label(sums: dict, maxima: dict, fold: Callable[[str], str]) -> tuple[dict, dict]:
-    """The recomputed sums and maxima of each queue, added up (the larger) per label."""
+def by_label(sums: dict, maxima: dict, fold: Folds) -> tuple[dict, dict]:
+    """The recomputed sums and maxima of each queue (and agent), added up (the larger) per
+    label."""
+    queue_label, agent_label = fold
     label_sums: dict = {}
     for (entry, queue, channel), (total, count) in sums.items():
-        held = label_sums.setdefault((entry, fold(queue), channel), [0.0, 0])
+        if entry.agent:
+            entry = Entry(entry.figure, entry.days, agent_label(entry.agent), entry.le)
+        held = label_sums.setdefault((entry, queue_label(queue), channel), [0.0, 0])
         held[0] += total
         held[1] += count
     label_maxima: dict = {}
     for (figure, queue, channel), value in maxima.items():
-        key = (figure, fold(queue), channel)
+        key = (figure, queue_label(queue), channel)
         label_maxima[key] = max(label_maxima.get(key, value), value)
     return label_sums, label_maxima
 
 
 def assert_equal(
-    totals: WindowTotals, store: BucketStore, partition: int, end: float, fold=str
+    totals: WindowTotals, store: BucketStore, partition: int, end: float, fold: Folds = NAMES
 ) -> None:
     states = totals.read(partition, end)
     sums, maxima = full(store, partition, end)
@@ -82,22 +90,27 @@ def assert_equal(
         assert states[w].label_maxima == label_maxima, w
 
 
-# how a worker may label the two queues: each by name, both folded, one of them folded
-FOLDS = {
-    "names": str,
-    "other": lambda queue: "other",
-    "billing": lambda queue: queue if queue == "billing" else "other",
+# how a worker may label the two queues and two agents: each by name, all folded, one of
+# each folded
+FOLDS: dict[str, Folds] = {
+    "names": NAMES,
+    "other": (lambda queue: "other", lambda agent: "other"),
+    "billing": (
+        lambda queue: queue if queue == "billing" else "other",
+        lambda agent: agent if agent == "a1" else "other",
+    ),
 }
 
 
 @settings(max_examples=150, deadline=None)
 @given(operations, st.sampled_from(sorted(FOLDS)))
 def test_window_totals_equal_the_full_recomputation(ops: list, labels: str) -> None:
-    """Sums and maxima per queue label (the cap and allow-list fold queues into ``other``)
-    equal the recomputation's per queue, added up or the larger per label."""
+    """Sums and maxima per queue label (the cap and allow-list fold queues, and agents of
+    per-agent twins, into ``other``) equal the recomputation's per queue and agent, added
+    up or the larger per label."""
     fold = FOLDS[labels]
     store = BucketStore({}, WIDTH, (30.0, 300.0, 3600.0), retention_s=3 * 3600)
-    totals = WindowTotals(store, WINDOWS, TZ, fold)
+    totals = WindowTotals(store, WINDOWS, TZ, *fold)
     written: dict[int, list[Fact]] = {0: [], 1: []}
     ends = {0: BASE + 600.0, 1: BASE + 600.0}
     for offset, (kind, p, arg) in enumerate(ops, start=1):
@@ -394,7 +407,7 @@ def test_a_labels_maximum_rises_with_a_queue_whose_own_maximum_is_being_recomput
     response comes for it: the label's maximum is 500 s at the next read, not 100 s."""
     store = BucketStore({}, WIDTH, (30.0, 300.0, 3600.0), retention_s=3 * 3600)
     fold = FOLDS["other"]
-    totals = WindowTotals(store, WINDOWS, TZ, fold)
+    totals = WindowTotals(store, WINDOWS, TZ, *fold)
     billing = Fact(BASE + 10, "first_response", "billing", "chat", 100.0)
     support = Fact(BASE + 20, "first_response", "support", "chat", 50.0)
     store.write(0, 1, [], [billing, support], watermark=float("-inf"))
