@@ -173,7 +173,7 @@ class WindowTotals:
         label, agent = self.fold(queue), self.fold_agent
         pairs = [
             (
-                (labelled(entry, agent), label, channel),
+                (labelled(entry, agent) if entry.agent else entry, label, channel),
                 (exact(new_sum) - exact(old_sum), new_count - old_count),
             )
             for entry, old_sum, old_count, new_sum, new_count in sums
@@ -339,7 +339,10 @@ def _series_of(
     _, _, queue, channel = key.split("|", 3)
     label = labels.queue(queue)
     sums = [
-        ((labelled(entry, labels.agent), label, channel), (exact(total), count))
+        (
+            (labelled(entry, labels.agent) if entry.agent else entry, label, channel),
+            (exact(total), count),
+        )
         for entry, total, count in row.sums
     ]
     tops = [
@@ -350,11 +353,10 @@ def _series_of(
 
 
 def labelled(entry: Entry, agent: Callable[[str], str]) -> Entry:
-    """The entry as exported: a per-agent twin's agent as its label (the cap, the
+    """A per-agent twin's entry as exported: its agent as its label (the cap, the
     allow-list, a pseudonym), so agents folded into ``other`` are summed as they are
-    written, not at each scrape."""
-    if not entry.agent:
-        return entry
+    written, not at each scrape. Callers pass entries without an agent by (a call per
+    entry written costs every record)."""
     return Entry(entry.figure, entry.days, agent(entry.agent), entry.le)
 
 
