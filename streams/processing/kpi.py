@@ -136,7 +136,10 @@ class KpiProcessor:
         return Processed(result.outcome, contact, moved)
 
     def label_counts_with(self, label: Callable[[str], str]) -> None:
-        """Count per ``label`` of each queue from now on, the counts so far merged so."""
+        """Count per ``label`` of each queue from now on, the counts so far merged so (the
+        same ``label`` again changes nothing: its counts are labels already)."""
+        if label is self.label:
+            return
         counted, self.cumulative, self.label = self.cumulative, {}, label
         for (name, queue, channel), (total, count) in counted.items():
             acc = self.cumulative.setdefault((name, label(queue), channel), [0.0, 0])

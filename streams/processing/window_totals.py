@@ -304,8 +304,11 @@ class WindowTotals:
             ]
             if values:
                 state.maxima[(figure, queue, channel)] = max(values)
-            else:
+            else:  # none of its buckets is inside any more: nor is it among its label's
                 state.maxima.pop((figure, queue, channel), None)
+                members = state.members.get((figure, self.fold(queue), channel))
+                if members is not None:
+                    members.discard((figure, queue, channel))
         state.stale.clear()
 
 
