@@ -101,11 +101,7 @@ class LabelFolder:
         return "first_seen" if self.allowlist is None else "allowlist"
 
     def __call__(self, queue: str) -> str:
-        if self.allowlist is not None:
-            if queue in self.allowlist:
-                self.seen.setdefault(queue)
-                return queue if self.shown is None else self.shown(queue)
-        elif queue in self.seen or len(self.seen) < self.max_queues:
+        if self._named(queue):
             self.seen.setdefault(queue)
             return queue if self.shown is None else self.shown(queue)
         if queue not in self.folded and len(self.folded) < FOLDED_COUNTED:
@@ -127,13 +123,15 @@ class LabelFolder:
     def peek(self, queue: str) -> str:
         """The label ``queue`` has, or would get if met now, without meeting it (a
         self-check labels no name)."""
-        if self.allowlist is not None:
-            named = queue in self.allowlist
-        else:
-            named = queue in self.seen or len(self.seen) < self.max_queues
-        if not named:
+        if not self._named(queue):
             return "other"
         return queue if self.shown is None else self.shown(queue)
+
+    def _named(self, queue: str) -> bool:
+        """Whether ``queue`` has (or, met now, would get) a label of its own."""
+        if self.allowlist is not None:
+            return queue in self.allowlist
+        return queue in self.seen or len(self.seen) < self.max_queues
 
 
 def pseudonyms(salt: bytes) -> Callable[[str], str]:
@@ -183,8 +181,7 @@ class KpiCollector(Collector):
         self.ctotals = WindowTotals(customers.store, *args, agents, listen=listen)
         self.repeats = RepeatTotals(customers, *args, listen=listen)
         if listen:  # the open tickets and counters since start, kept per label too
-            processor.open_now.label_with(fold, self.policy.queues)
-            processor.label_counts_with(fold)
+            processor.label_with(fold)
 
     @property
     def policy(self) -> Policy:
@@ -492,7 +489,7 @@ class KpiCollector(Collector):
 
     def _folded_cumulative(self) -> dict[tuple[Entry, str, str], list[float]]:
         """The counters since start, kept per queue label (cap, allow-list) like every
-        family (``KpiProcessor.label_counts_with``)."""
+        family (``KpiProcessor.label_with``)."""
         return {key: [total, count] for key, (total, count) in self.proc.cumulative.items()}
 
     def _cumulative_families(self) -> Iterator[Any]:

@@ -65,7 +65,7 @@ class KpiProcessor:
     tables: Tables
     settings: KpiSettings = field(default_factory=KpiSettings)
     # (entry, queue label, channel) -> [sum, count] of facts added since start (cumulative
-    # counters), per exported label (``label_counts_with``) so a scrape reads one per series
+    # counters), per exported label (``label_with``) so a scrape reads one per series
     cumulative: dict[tuple[Entry, str, str], list[float]] = field(default_factory=dict)
     label: Callable[[str], str] = str  # a queue's exported label (the same at every call)
 
@@ -135,11 +135,13 @@ class KpiProcessor:
                 self._expire(partition, moved)
         return Processed(result.outcome, contact, moved)
 
-    def label_counts_with(self, label: Callable[[str], str]) -> None:
-        """Count per ``label`` of each queue from now on, the counts so far merged so (the
-        same ``label`` again changes nothing: its counts are labels already)."""
+    def label_with(self, label: Callable[[str], str]) -> None:
+        """Keep the open tickets and count per ``label`` of each queue (the exporter's cap and
+        allow-list) from now on, the counts so far merged so (the same ``label`` again changes
+        nothing: its counts are labels already)."""
         if label is self.label:
             return
+        self.open_now.label_with(label, self.settings.policy.queues)
         counted, self.cumulative, self.label = self.cumulative, {}, label
         for (name, queue, channel), (total, count) in counted.items():
             acc = self.cumulative.setdefault((name, label(queue), channel), [0.0, 0])

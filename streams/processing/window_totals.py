@@ -145,14 +145,12 @@ class WindowTotals:
     # reads these once instead of merging every partition's (8x fewer steps on 8 partitions)
     merged: dict[str, dict[Key, list[int]]] = field(default_factory=dict)
     listen: bool = True  # False: built when read and never kept up to date (a self-check)
+    labels: Labels = field(init=False)
 
     def __post_init__(self) -> None:
+        self.labels = Labels(self.fold, self.fold_agent)  # both, for the row helpers below
         if self.listen:
             self.store.listeners.append(self)
-
-    @property
-    def labels(self) -> Labels:
-        return Labels(self.fold, self.fold_agent)
 
     # -- notifications from the store ------------------------------------------
     def changed(
