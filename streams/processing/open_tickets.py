@@ -17,6 +17,11 @@ producer sent (row 11 of docs/reliability.md: 100,000 names, one ticket each, co
 0.6 s as 100,000 series). One series of tickets that share their rules has the figures of
 its queues' series added up (``NowFigures.add``): a ticket's breaches and wait depend only
 on its opening time and its rules.
+
+Each series' sorted opening times are kept from one scrape to the next until a ticket of it
+changes, so a scrape sorts only the series changed since the last one: a quiet queue costs a
+few readings of its clock (row 11: 100,000 open tickets folded into ``other`` cost 15-20 ms
+of sorting a scrape, in-process, when nothing had changed since the last).
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ class OpenTickets:
     tickets: MutableMapping[str, Any]
     _mirrors: int | None = None  # the table copy's ``_loads`` mirrored; None: none yet
     _series: dict[int, dict[Group, dict[str, OpenTicket]]] = field(default_factory=dict)
+    # each series' ``_sorted`` times as its last scrape read them; dropped when it changes
+    _sorted_of: dict[tuple[int, Group], tuple[list[float], list[float]]] = field(
+        default_factory=dict
+    )
     _unread: list[str] = field(default_factory=list)  # keys a pass begun has still to read
     slice_keys: int = 20_000  # keys a pass reads between pauses (``mirror_in_slices``)
     label: Callable[[str], str] = str  # a queue's exported label (``label_with``)
@@ -89,6 +98,7 @@ class OpenTickets:
         """Start again from the table at the next read (a partition was let go of)."""
         self._mirrors = None
         self._series.clear()
+        self._sorted_of.clear()
         self._unread = []
 
     @property
@@ -106,9 +116,13 @@ class OpenTickets:
         out: dict[int, dict[Series, NowFigures]] = {}
         for partition, now in ends.items():
             figures = out[partition] = {}
-            for (label, channel, _), tickets in self._series.get(partition, {}).items():
+            for group, tickets in self._series.get(partition, {}).items():
+                label, channel, _ = group
+                times = self._sorted_of.get((partition, group))
+                if times is None:  # changed since the last scrape (or never read)
+                    times = self._sorted_of[partition, group] = _sorted(tickets)
                 some = next(iter(tickets.values())).queue  # the rules of every queue in it
-                fig = sorted_figures(*_sorted(tickets), now, policy.for_queue(some, channel))
+                fig = sorted_figures(*times, now, policy.for_queue(some, channel))
                 total = figures.get((label, channel))
                 if total is None:
                     figures[label, channel] = fig
@@ -160,13 +174,16 @@ class OpenTickets:
         if held is None:
             held = series[name] = {}
         held[key] = summary
+        self._sorted_of.pop((partition, name), None)
 
     def _drop(self, partition: int, key: str, summary: OpenTicket) -> None:
         series = self._series.get(partition, {})
         name = self._group(summary)
         held = series.get(name)
-        if held is not None and held.pop(key, None) is not None and not held:
-            del series[name]
+        if held is not None and held.pop(key, None) is not None:
+            self._sorted_of.pop((partition, name), None)
+            if not held:
+                del series[name]
 
     def _group(self, summary: OpenTicket) -> Group:
         queue = summary.queue

@@ -181,6 +181,39 @@ def test_a_label_sorts_its_queues_tickets_once_by_their_rules() -> None:
     assert figures["other", "chat"].first_response_breaches == 1  # 'fast': 0.5 s target
 
 
+def test_a_scrape_sorts_only_the_series_changed_since_the_last(monkeypatch: Any) -> None:
+    """A quiet series keeps its sorted times from one scrape to the next (row 11: 100,000
+    tickets in ``other``), a series a ticket joined or left is sorted again; the figures
+    of both equal a pass over the table (the properties above)."""
+    import streams.processing.open_tickets as module
+
+    sorted_sizes: list[int] = []
+    sort = module._sorted
+
+    def counting(tickets: dict[str, OpenTicket]) -> tuple[list[float], list[float]]:
+        sorted_sizes.append(len(tickets))
+        return sort(tickets)
+
+    table = Copy()
+    index = OpenTickets(table)
+    for i, queue in enumerate(["sales", "sales", "support", "support", "support"]):
+        table[f"T{i}"] = TicketRecord(0, EMPTY, OpenTicket(queue, "chat", T0 + i, False))
+    monkeypatch.setattr(module, "_sorted", counting)
+    ends = {0: T0 + 600}
+    index.figures(ends, POLICY)
+    assert sorted(sorted_sizes) == [2, 3]  # the first scrape sorts every series
+    index.figures(ends, POLICY)
+    assert sorted(sorted_sizes) == [2, 3]  # nothing changed: nothing sorted
+    before, table["T0"] = table["T0"], ShelvedTicket(0, T0 + 60)  # a sales ticket closed
+    index.stored("T0", before, table["T0"])
+    assert index.figures(ends, POLICY) == {0: scanned(table, ends)[0]}
+    assert sorted(sorted_sizes) == [1, 2, 3]  # 'sales' alone, now of one ticket
+    table["T9"] = TicketRecord(0, EMPTY, OpenTicket("support", "chat", T0 - 9, False))
+    index.stored("T9", None, table["T9"])
+    assert index.figures(ends, POLICY) == {0: scanned(table, ends)[0]}
+    assert sorted(sorted_sizes) == [1, 2, 3, 4]  # 'support', with the ticket that joined
+
+
 def test_a_partition_not_asked_for_is_left_out_and_an_empty_series_goes() -> None:
     table = Copy()
     index = OpenTickets(table)

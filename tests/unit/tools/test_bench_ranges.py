@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from streams.tools import bench_now
 from streams.tools.bench import (
@@ -46,6 +47,7 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
         "shelved": 12_000, "read_back": 1_500,
         "backlog_open": 100_000, "backlog_held": 500_000, "backlog_series": 400,
         "backlog_first_s": 0.3, "backlog_pass_s": 0.7, "backlog_index_s": 0.05,
+        "backlog_quiet_s": 0.001,
     }  # fmt: skip
     return BenchRun(results, 5_000.0, product, 20_000, 200_000)
 
@@ -162,12 +164,37 @@ def test_the_document_shows_the_now_gauges_with_a_backlog_both_ways() -> None:
     assert "**50 ms** (the median of 5)" in text
     assert "against\n  700 ms for the pass over every held ticket" in text
     assert "| Now gauges, 100,000 open tickets, by series, ms | 50 | 50 |" in text
+    assert "1.0 ms when none was" in text
+    assert "| the same, no ticket stored since the last scrape, ms | 1.00 | 1.00 |" in text
 
 
 def test_the_backlog_measure_reads_the_index_and_the_pass_over_the_same_tickets() -> None:
     tickets = bench_now.backlog()
     assert len(tickets) == bench_now.HELD
     assert sum(t.open is not None for t in tickets.values()) == bench_now.OPEN
+
+
+def test_the_busy_backlog_read_sorts_every_series_again(monkeypatch: Any) -> None:
+    """The backlog's "stored since" read is of every series sorted anew, not of sorted times
+    kept from the read before it (which the quiet read measures)."""
+    import streams.processing.open_tickets as module
+
+    sizes: list[int] = []
+    sort = module._sorted
+    monkeypatch.setattr(
+        module, "_sorted", lambda tickets: sizes.append(len(tickets)) or sort(tickets)
+    )
+    tickets = dict(list(bench_now.backlog().items())[:5_000])
+    index = module.OpenTickets(tickets)
+    ends = dict.fromkeys(range(bench_now.PARTITIONS), bench_now.START + bench_now.SPAN)
+    index.figures(ends, bench_now.backlog_policy())
+    every = sorted(sizes)
+    sizes.clear()
+    index.figures(ends, bench_now.backlog_policy())
+    assert sizes == []
+    bench_now.restore_one_of_each_series(tickets, index)
+    index.figures(ends, bench_now.backlog_policy())
+    assert sorted(sizes) == every and len(every) > 100
 
 
 def test_the_cpu_time_read_from_proc_is_the_processs_own() -> None:
