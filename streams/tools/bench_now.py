@@ -86,8 +86,9 @@ def backlog_scrape() -> dict[str, float]:
 
 
 def restore_one_of_each_series(tickets: dict[str, HeldTicket], index: OpenTickets) -> None:
-    """Store one open ticket of each partition x queue x channel again, as it is (as an event
-    that changes none of its summary would not): every series is sorted at the next read."""
+    """Store one open ticket of each partition x queue x channel again, unchanged, and tell
+    the index, as the processor does when a ticket opens, is answered, moves or closes: every
+    series is sorted again at the next read, as after a busy interval between scrapes."""
     first: dict[tuple[int, str, str], str] = {}
     for key, held in tickets.items():
         if held.open is not None:
