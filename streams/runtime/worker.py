@@ -480,6 +480,7 @@ class Worker:
         for path, handler in (
             ("/metrics", self.metrics_page),
             ("/stats", self.stats_page),
+            ("/offsets", self.offsets_page),
             ("/selfcheck", self.selfcheck_page),
             ("/healthz", self.healthz_page),
             ("/ready", self.ready_page),
@@ -523,6 +524,18 @@ class Worker:
                 },
                 # closed, quiet tickets left to the store / packed, and read back, since start
                 "tickets": vars(self.processor.held),
+            }
+        )
+
+    async def offsets_page(self, view: View, request: Request) -> Response:
+        """``/stats``' two maps of input offsets alone, for a tool that polls many times a
+        second (the bench's freshness, every 20 ms): no counter gathered, no commit state
+        sorted, about half of ``/stats``' cost to the worker's core (docs/metrics.md)."""
+        topic = self.settings.topic
+        return view.json(
+            {
+                "next_offsets": self.processed.of(topic),
+                "applied_offsets": self.processed.applied_of(topic),
             }
         )
 

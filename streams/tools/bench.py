@@ -56,7 +56,7 @@ THROUGHPUT_TARGETS = (
     ("bundled", "bundled row", 0.5),
     ("peer", "Quix Streams peer", 1.0),
 )
-POLL_INTERVAL_S = 0.5  # an answer of /stats costs the worker ~0.65 ms: 0.1 % of its core
+POLL_INTERVAL_S = 0.5  # an answer of /stats costs the worker 0.23-0.65 ms: 0.1 % of its core
 # until the first record: the RSS climbs ~15 MiB in the last ~0.3 s before it (partitions
 # assigned, stores opened, first fetches), and the rate's start is found within this
 STARTUP_POLL_S = 0.02
@@ -792,13 +792,15 @@ def _live(product: dict[str, float], prod: float, per_batch: float, writes: floa
 - Freshness: records produced at {product["fresh_rate"]:,.0f} records/s (70 % of the rate
   measured above) for 20 s into the caught-up worker, as a batch per partition every 5 ms
   (made before the clock starts, so the load takes little of the shared CPU); from each
-  record's produce to the worker's `/stats` showing its partition past it in
+  record's produce to the worker's `/offsets` showing its partition past it in
   `applied_offsets`: its batch's step 1 is over, so its figures are on /metrics for any
   scrape from then on (a scrape never shows a state older than its arrival), polled every
-  20 ms over one kept-alive connection, ~3 % of the worker's core (until 2026-12-06 every
-  10 ms with a connection each, ~8 %: scratch, the worker idle, 0.65 and 0.95 ms of its core
-  a poll): **p50 {product["fresh_p50"] * 1000:.0f} ms, p99 {product["fresh_p99"] * 1000:.0f}
-  ms** over {product["fresh_records"]:,.0f} records (target: p99 < 1 s). To its batch done
+  20 ms over one kept-alive connection, ~1 % of the worker's core (scratch, the worker idle:
+  0.17 ms of its core a poll, against 0.23-0.28 ms for `/stats`, which the bench polled until
+  2026-12-07, and 0.16-0.18 ms for `/healthz`; until 2026-12-06 `/stats` every 10 ms with a
+  connection each, ~8 % then):
+  **p50 {product["fresh_p50"] * 1000:.0f} ms, p99 {product["fresh_p99"] * 1000:.0f} ms** over
+  {product["fresh_records"]:,.0f} records (target: p99 < 1 s). To its batch done
   (`next_offsets`: the writes acknowledged by the broker, step 6; what this bullet measured
   until 2026-12-06, an upper bound): p50 {product["fresh_done_p50"] * 1000:.0f} ms, p99
   {product["fresh_done_p99"] * 1000:.0f} ms. At 70 % of its caught-up

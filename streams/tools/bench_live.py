@@ -1,11 +1,11 @@
 """The bench's measurements of a live worker: freshness, recovery, a scrape storm.
 
 - **Freshness**: records produced at a steady rate (70 % of the worker's measured maximum),
-  each one's produce time against the moment the worker's ``/stats`` first shows its
+  each one's produce time against the moment the worker's ``/offsets`` first shows its
   partition past it: ``applied_offsets`` (the batch's step 1: its figures are on /metrics
   for any scrape from then on) and ``next_offsets`` (step 6: its writes acknowledged, the
   batch done), polled every 20 ms over one kept-alive connection (``OffsetsPoller``: each
-  poll costs the worker's core about 0.65 ms). The load is made before the clock starts and
+  poll costs the worker's core about 0.17 ms). The load is made before the clock starts and
   sent in batches per partition every 5 ms (``produce_paced``).
 - **Recovery**: a new worker of the same app with an empty data dir, every table rebuilt
   from the changelogs: seconds from its start to ``/ready`` answering 200.
@@ -36,9 +36,12 @@ from streams.tools import pinning
 from streams.tools.broker import launcher
 from streams.tools.simulator import SimParams, generate
 
-# freshness polls this often: an answer costs the worker's core ~0.65 ms kept alive, ~0.95
-# with a connection each (aiohttp; scratch, 2026-12-06), so the 10 ms and new connections
-# used until then took ~8 % of the core of the worker measured
+# freshness polls this often: an answer of /offsets costs the idle worker's core ~0.17 ms
+# kept alive, /stats' 0.23-0.28 ms (its counters gathered, its commit state sorted: more with
+# the acks a live worker holds), /healthz's 0.16-0.18 (aiohttp's own share; scratch,
+# 2,000 polls each, 2026-12-07); on 2026-12-06, on a slower machine, /stats' cost 0.65 ms
+# kept alive and 0.95 ms with a connection each, so the 10 ms and new connections used until
+# then took ~8 % of the core of the worker measured
 POLL_S = 0.02
 TICK_S = 0.005  # the load's batches go out this often
 Sent = dict[tuple[int, int], float]  # (partition, offset) -> produce time (monotonic)
@@ -69,7 +72,7 @@ def get_json(url: str) -> Any:
 
 
 class OffsetsPoller:
-    """The worker's ``next_offsets`` and ``applied_offsets`` (``/stats``), read over one
+    """The worker's ``next_offsets`` and ``applied_offsets`` (``/offsets``), read over one
     connection kept alive: a new connection per poll cost the worker's core 0.3 ms more each
     time (its accept, transport and close), a load on the very process whose freshness is
     measured."""
@@ -88,7 +91,7 @@ class OffsetsPoller:
             return self._read()
 
     def _read(self) -> tuple[dict[int, int], dict[int, int]]:
-        self.conn.request("GET", "/stats")
+        self.conn.request("GET", "/offsets")
         body = json.loads(self.conn.getresponse().read())
         return _by_partition(body["next_offsets"]), _by_partition(body["applied_offsets"])
 
@@ -100,7 +103,7 @@ class OffsetsPoller:
 
 
 def _by_partition(marks: dict[str, int]) -> dict[int, int]:
-    """A /stats map keyed by partition (JSON keys are text) with int keys."""
+    """An /offsets map keyed by partition (JSON keys are text) with int keys."""
     return {int(p): n for p, n in marks.items()}
 
 

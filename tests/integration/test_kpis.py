@@ -238,6 +238,11 @@ def test_one_worker_equals_oracle(kafka, names, start_worker, traffic) -> None:
         stats = orjson.loads(r.read())
     tickets = stats["tickets"]
     assert tickets["shelved"] > 1000 and tickets["read_back"] > 100, tickets
+    # /offsets: the same two maps of input offsets alone, as the bench's freshness polls them
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/offsets", timeout=5) as r:
+        offsets = orjson.loads(r.read())
+    assert offsets == {key: stats[key] for key in ("next_offsets", "applied_offsets")}
+    assert len(offsets["next_offsets"]) == PARTITIONS, offsets
     # every field of the live /stats is documented
     missing = _undocumented_stats(stats)
     assert not missing, f"/stats fields missing from {METRICS_DOC}, {STATS_HEADING!r}: {missing}"

@@ -11,7 +11,7 @@ from faust.types import TP
 
 from streams.config import Settings
 from streams.metrics.kpi_exporter import SelfChecks
-from streams.runtime.commit import ApplyFailedError
+from streams.runtime.commit import ApplyFailedError, ProcessedOffsets
 from streams.runtime.handover import Handover
 from streams.runtime.state import PipelineState
 from streams.runtime.worker import Worker
@@ -88,7 +88,27 @@ def test_the_worker_serves_its_documented_pages_only(tmp_path) -> None:
     worker = Worker(Settings(store="memory", data_dir=str(tmp_path)))
     worker.app.web.init_server()
     routes = {r.resource.canonical for r in worker.app.web.web_app.router.routes() if r.resource}
-    assert routes == {"/", "/healthz", "/metrics", "/ready", "/selfcheck", "/stats"}
+    assert routes == {"/", "/healthz", "/metrics", "/offsets", "/ready", "/selfcheck", "/stats"}
+
+
+async def test_offsets_answers_the_input_topics_two_marks_alone() -> None:
+    """``/offsets`` is ``/stats``' two maps of input offsets and nothing else (the bench's
+    freshness polls it every 20 ms): the contacts topic's batches are not in it."""
+    worker = _worker()
+    worker.settings = Settings()
+    worker.processed = ProcessedOffsets()
+    topic, contacts = worker.settings.topic, worker.settings.contacts_topic_name
+
+    def records(name: str, partition: int, *offsets: int) -> list[SimpleNamespace]:
+        return [SimpleNamespace(topic=name, partition=partition, offset=o) for o in offsets]
+
+    worker.processed.applied(records(topic, 0, 5, 6, 7))  # step 1 over, step 6 not yet
+    worker.processed.done(records(topic, 1, 40, 41))
+    worker.processed.applied(records(topic, 1, 40, 41))
+    worker.processed.done(records(contacts, 2, 9))
+    status, body = await worker.offsets_page(_View(), None)  # type: ignore[arg-type]
+    assert status == 200
+    assert body == {"next_offsets": {1: 42}, "applied_offsets": {0: 8, 1: 42}}
 
 
 def test_the_worker_labels_agents_by_the_salt_file_it_is_given(tmp_path) -> None:
