@@ -72,6 +72,8 @@ def test_prometheus_scrapes_over_tls_with_basic_auth(
     url = f"https://127.0.0.1:{worker.port}/metrics"
     assert refused(url, context, None) == 401
     assert refused(url, context, basic("prometheus", "wrong")) == 401
+    for page in ("/stats", "/offsets", "/selfcheck"):  # the other pages: the same auth
+        assert refused(url.replace("/metrics", page), context, None) == 401
     assert refused(url.replace("https", "http"), None, None) != "served"
     assert refused(url, ssl.create_default_context(), None) == "URLError"  # untrusted cert
     assert '"ok"' in fetch(url.replace("/metrics", "/healthz"), context)  # probes: no auth
