@@ -487,13 +487,14 @@ class KpiCollector(Collector):
             info.add([q, c, calendar.name if calendar else NO_CALENDAR], 1)
         yield info
 
-    def _folded_cumulative(self) -> dict[tuple[Entry, str, str], list[float]]:
-        """The counters since start, kept per queue label (cap, allow-list) like every
-        family (``KpiProcessor.label_with``)."""
+    def _cumulative_snapshot(self) -> dict[tuple[Entry, str, str], list[float]]:
+        """The counters since start (kept per queue label already: ``KpiProcessor.label_with``),
+        copied: the processor adds into its lists in place, and batches may run between the
+        families read from them."""
         return {key: [total, count] for key, (total, count) in self.proc.cumulative.items()}
 
     def _cumulative_families(self) -> Iterator[Any]:
-        cumulative = self._folded_cumulative()
+        cumulative = self._cumulative_snapshot()
         series = sorted({(q, c) for (_, q, c) in cumulative})
         yield from self._target_families(series)
         den = Family(

@@ -512,10 +512,7 @@ class Worker:
                 **self.gc_pauses.stats(),
                 "commit": self.app.consumer.commit_state(),  # type: ignore[attr-defined]
                 "last_processed_at": s.last_processed_at,
-                # per partition, one past the last input record done (step 6) and applied
-                # (step 1: on /metrics from then); the bench's freshness polls both
-                "next_offsets": self.processed.of(self.settings.topic),
-                "applied_offsets": self.processed.applied_of(self.settings.topic),
+                **self._input_offsets(),
                 "lag": self._lag(),
                 "held": {  # rows in the table copies (make soak watches them stay flat)
                     "tickets": len(self.processor.tables.tickets),
@@ -532,13 +529,16 @@ class Worker:
         second (the bench's freshness, every 20 ms): no counter gathered, no commit state
         sorted; 0.17 ms of the idle worker's core an answer against 0.23-0.28 ms for
         ``/stats``, which grows with the acks a live worker holds (docs/metrics.md)."""
+        return view.json(self._input_offsets())
+
+    def _input_offsets(self) -> dict[str, dict[int, int]]:
+        """Per input partition, one past the last record done (step 6) and one past the last
+        applied (step 1: on /metrics from then): what ``/stats`` and ``/offsets`` answer."""
         topic = self.settings.topic
-        return view.json(
-            {
-                "next_offsets": self.processed.of(topic),
-                "applied_offsets": self.processed.applied_of(topic),
-            }
-        )
+        return {
+            "next_offsets": self.processed.of(topic),
+            "applied_offsets": self.processed.applied_of(topic),
+        }
 
     def _lag(self) -> int:
         """Input records not processed yet on the partitions this worker owns: the sum of
