@@ -39,7 +39,14 @@ from streams.processing.open_tickets import OpenTickets
 from streams.runtime.processes import tune_gc
 from streams.runtime.topics import ensure_topics
 from streams.tools import pinning
-from streams.tools.bench_live import ScrapeStorm, freshness, get_json, recovery, start_worker
+from streams.tools.bench_live import (
+    ScrapeStorm,
+    cpu_seconds,
+    freshness,
+    get_json,
+    recovery,
+    start_worker,
+)
 from streams.tools.bench_now import READS, backlog_scrape
 from streams.tools.bench_tables import core_with_tables
 from streams.tools.broker import launcher
@@ -61,6 +68,8 @@ POLL_INTERVAL_S = 0.5  # an answer of /stats costs the worker 0.23-0.65 ms: 0.1 
 # assigned, stores opened, first fetches), and the rate's start is found within this
 STARTUP_POLL_S = 0.02
 SCRAPES = 5  # scrapes of the loaded worker, each rendering anew: their median is the figure
+HEAVY = 0.7  # the freshness load, of the caught-up rate (issue 13)
+LIGHT = 0.25  # a second, lighter load: smaller batches, so what a batch costs can be fitted
 
 PASSTHROUGH_AGENT = r"""
 import sys, time, faust, orjson
@@ -278,7 +287,7 @@ def product_worker(
     proc, base = start_worker(bootstrap, topic, app_id, data, store, work / "worker.log")
     storm_clients: ScrapeStorm | None = None
     try:
-        startup, t0, first = StartMemory(), None, 0.0
+        startup, t0, first, cpu0 = StartMemory(), None, 0.0, 0.0
         second_half = MemoryTrace()
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
@@ -296,13 +305,14 @@ def product_worker(
             if t0 is None:
                 startup.add(done, lambda: _rss_kib(proc.pid))
                 if done > 0:
-                    t0, first = time.time(), done
+                    t0, first, cpu0 = time.time(), done, cpu_seconds(proc.pid)
                     _scrape(base)  # as a Prometheus would (the worker builds the totals anyway)
                     storm_clients = ScrapeStorm(base, storm) if storm else None
             if done >= n and stats["contacts_forwarded"] == stats["contacts_received"]:
                 # the worker's own timestamp of its last record: exact end, however we poll
                 elapsed = stats["last_processed_at"] - (t0 or stats["last_processed_at"])
                 rate = (done - first) / max(elapsed, 1e-9)
+                cpu_us = (cpu_seconds(proc.pid) - cpu0) / max(done - first, 1) * 1e6
                 figures = _loaded(proc.pid, base, storm_clients, after, rate)
                 second_half.add(stats["held"]["tickets"], int(figures["rss_kib"]))
                 return {**figures, "records": done - first, "seconds": elapsed,
@@ -314,6 +324,8 @@ def product_worker(
                         "ready_rss_kib": startup.ready,
                         "before_first_rss_kib": startup.before_first,
                         "batches": stats.get("batches", 0),
+                        "cpu_us": cpu_us,  # the worker's CPU a record, caught up
+                        "batches_per_record": stats.get("batches", 0) / max(done, 1),
                         "table_writes": stats.get("table_writes", 0),
                         "contacts": stats["contacts_received"]}  # fmt: skip
             time.sleep(POLL_INTERVAL_S if t0 is not None else STARTUP_POLL_S)
@@ -548,6 +560,11 @@ def run_measures(run: BenchRun) -> dict[str, float]:
         "freshness p99 to the batch done (writes acknowledged), ms": product["fresh_done_p99"]
         * 1000,
         "the worker's core busy under the freshness load, %": product["fresh_busy"] * 100,
+        "µs of the worker's CPU a record, caught up": product["cpu_us"],
+        f"the same, live at {HEAVY:.0%}": product["fresh_cpu_us"],
+        f"the same, live at {LIGHT:.0%}": product["light_cpu_us"],
+        "CPU a batch costs whatever it holds, fitted, ms": fit_batch_cost(product)[0] / 1000,
+        f"freshness p99 at {LIGHT:.0%}, ms": product["light_p99"] * 1000,
         "recovery into an empty data dir, s (target 30)": product["recovery_s"],
     }
 
@@ -580,7 +597,11 @@ def measure_product(
     def live(base: str, measured: float, pid: int) -> dict[str, float]:
         print(f"bench: freshness at 70 % of the measured {measured:,.0f} records/s ...")
         start = params.start + n / params.rate + 600  # just after the log consumed
-        return freshness(bootstrap, topic, base, 0.7 * measured, 20, start, pid)
+        heavy = freshness(bootstrap, topic, base, HEAVY * measured, 20, start, pid)
+        print(f"bench: the same at {LIGHT:.0%}, for what a live batch costs ...")
+        start = heavy["fresh_ends_at"] + 600  # after the first load's events
+        light = freshness(bootstrap, topic, base, LIGHT * measured, 10, start, pid)
+        return {**heavy, **{f"light_{k.removeprefix('fresh_')}": v for k, v in light.items()}}
 
     product = product_worker(bootstrap, topic, n, work, store, after=live, app_id=app_id)
     print("bench: recovery of the product's state into an empty data dir ...")
@@ -808,9 +829,46 @@ def _live(product: dict[str, float], prod: float, per_batch: float, writes: floa
   over the load's span): live, its batches held {product["fresh_batch_records"]:,.0f} records
   on average and wrote {product["fresh_writes_per_record"]:.2f} table records per record,
   against {per_batch:,.0f} and {writes:.2f} caught up (above).
+{_batch_cost(product, per_batch)}
 - Recovery: a new worker of the same app with an empty data dir rebuilt every table from the
   changelogs (the state of the whole log) and was ready (`/ready` 200) after
   **{product["recovery_s"]:.1f} s** (target: 30 s)."""
+
+
+def fit_batch_cost(product: dict[str, float]) -> tuple[float, float]:
+    """(µs of CPU a batch costs whatever it holds, µs a record adds), from the two live loads:
+    cost per record = per record + per batch x batches per record, through both points.
+    Both loads are of the same kind of new simulation, so only their batch sizes differ much;
+    nan when the two loads' batches came out the same."""
+    light_b, heavy_b = product["light_batches_per_record"], product["fresh_batches_per_record"]
+    if light_b == heavy_b:
+        return float("nan"), float("nan")
+    per_batch = (product["light_cpu_us"] - product["fresh_cpu_us"]) / (light_b - heavy_b)
+    return per_batch, product["fresh_cpu_us"] - per_batch * heavy_b
+
+
+def _batch_cost(product: dict[str, float], per_batch: float) -> str:
+    fixed_us, per_record_us = fit_batch_cost(product)
+    light_size = 1 / max(product["light_batches_per_record"], 1e-9)
+    heavy_size = 1 / max(product["fresh_batches_per_record"], 1e-9)
+
+    def share(size: float) -> float:
+        return fixed_us / size / (fixed_us / size + per_record_us)
+
+    return f"""- What a record costs the worker's core (its CPU time over the records it was
+  given, the customer side's batches, the writes and their acknowledgements included): caught up
+  **{product["cpu_us"]:.0f} µs** (batches of {per_batch:,.0f} records, both sides counted as
+  above), live at {HEAVY:.0%} of the caught-up rate **{product["fresh_cpu_us"]:.0f} µs**,
+  and at {LIGHT:.0%} ({product["light_rate"]:,.0f} records/s for 10 s, right after)
+  **{product["light_cpu_us"]:.0f} µs**, its core busy {product["light_busy"]:.0%}
+  (freshness p50 {product["light_p50"] * 1000:.0f} ms, p99 {product["light_p99"] * 1000:.0f}
+  ms). Live, a fetch brings each partition what arrived since the last one: there were
+  {heavy_size:.0f} input records per batch at {HEAVY:.0%} and {light_size:.0f} at {LIGHT:.0%}
+  (input records over both sides' batches). A straight line through the two live loads gives
+  each batch **{fixed_us / 1000:.1f} ms** of CPU whatever it holds (its commit sequence, Faust's
+  and aiokafka's share, the event loop's turns) and each record {per_record_us:.0f} µs: the
+  batches' part of a record's cost was {share(heavy_size):.0%} at {HEAVY:.0%} and
+  {share(light_size):.0%} at {LIGHT:.0%}."""
 
 
 def _backlog(product: dict[str, float]) -> str:

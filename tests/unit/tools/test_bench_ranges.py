@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any
+
+import pytest
 
 from streams.tools import bench_now
 from streams.tools.bench import (
     BenchRun,
     MemoryTrace,
     StartMemory,
+    fit_batch_cost,
     ranges,
     render,
     run_measures,
@@ -48,6 +52,10 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
         "backlog_open": 100_000, "backlog_held": 500_000, "backlog_series": 400,
         "backlog_first_s": 0.3, "backlog_pass_s": 0.7, "backlog_index_s": 0.05,
         "backlog_quiet_s": 0.001,
+        "cpu_us": 60.0, "batches_per_record": 1 / 800,
+        "fresh_cpu_us": 80.0, "fresh_batches_per_record": 1 / 100,
+        "light_cpu_us": 180.0, "light_batches_per_record": 1 / 20, "light_rate": 1_250.0,
+        "light_busy": 0.45, "light_p50": 0.04, "light_p99": 0.09,
     }  # fmt: skip
     return BenchRun(results, 5_000.0, product, 20_000, 200_000)
 
@@ -216,3 +224,22 @@ def test_freshness_shows_on_metrics_against_the_target_and_the_batch_done_beside
     table = ranges([run])
     assert "| freshness p99, ms (target 1,000) | 150 | 150 |" in table
     assert "| freshness p99 to the batch done (writes acknowledged), ms | 190 | 190 |" in table
+
+
+def test_a_batchs_fixed_cost_is_fitted_through_the_two_live_loads() -> None:
+    product = a_run(5_000, 30.0).product
+    # 80 = v + F / 100 and 180 = v + F / 20: F = 2,500 µs a batch, v = 55 µs a record
+    assert fit_batch_cost(product) == pytest.approx((2_500.0, 55.0))
+    text = render(*a_run(5_000, 30.0), over=ranges([a_run(5_000, 30.0)]))
+    assert "caught up\n  **60 µs**" in text
+    assert "each batch **2.5 ms** of CPU whatever it holds" in text
+    assert "100 input records per batch at 70% and 20 at 25%" in text
+    # 25 of 80 µs at 70 %, 125 of 180 at 25 %
+    assert "the\n  batches' part of a record's cost was 31% at 70% and\n  69% at 25%." in text
+    assert "| CPU a batch costs whatever it holds, fitted, ms | 2.50 | 2.50 |" in text
+
+
+def test_two_live_loads_with_the_same_batches_fit_nothing() -> None:
+    product = dict(a_run(5_000, 30.0).product, light_batches_per_record=1 / 100)
+    fixed, per_record = fit_batch_cost(product)
+    assert math.isnan(fixed) and math.isnan(per_record)
