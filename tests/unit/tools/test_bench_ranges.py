@@ -227,10 +227,10 @@ def test_freshness_shows_on_metrics_against_the_target_and_the_batch_done_beside
 
 
 def test_a_batchs_fixed_cost_is_fitted_through_the_two_live_loads() -> None:
-    product = a_run(5_000, 30.0).product
+    run = a_run(5_000, 30.0)
     # 80 = v + F / 100 and 180 = v + F / 20: F = 2,500 µs a batch, v = 55 µs a record
-    assert fit_batch_cost(product) == pytest.approx((2_500.0, 55.0))
-    text = render(*a_run(5_000, 30.0), over=ranges([a_run(5_000, 30.0)]))
+    assert fit_batch_cost(run.product) == pytest.approx((2_500.0, 55.0))
+    text = render(*run, over=ranges([run]))
     assert "caught up\n  **60 µs**" in text
     assert "each batch **2.5 ms** of CPU whatever it holds" in text
     assert "100 input records per batch at 70% and 20 at 25%" in text
