@@ -325,7 +325,6 @@ def product_worker(
                         "before_first_rss_kib": startup.before_first,
                         "batches": stats.get("batches", 0),
                         "cpu_us": cpu_us,  # the worker's CPU a record, caught up
-                        "batches_per_record": stats.get("batches", 0) / max(done, 1),
                         "table_writes": stats.get("table_writes", 0),
                         "contacts": stats["contacts_received"]}  # fmt: skip
             time.sleep(POLL_INTERVAL_S if t0 is not None else STARTUP_POLL_S)

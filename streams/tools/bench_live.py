@@ -145,9 +145,10 @@ def freshness(
 ) -> dict[str, float]:
     """p50 and p99 of produce -> on /metrics (applied), and of produce -> done, at ``rate``
     records/s for ``seconds``; the simulated events begin at ``start`` (just after the log
-    already consumed). With the share of its core the worker (``pid``) was busy meanwhile:
-    live batches are smaller than a catch-up's, so 70 % of the caught-up rate is more than
-    70 % of the core."""
+    already consumed). With the share of its core the worker (``pid``) was busy meanwhile
+    (live batches are smaller than a catch-up's, so 70 % of the caught-up rate is more than
+    70 % of the core), its CPU and its batches per input record, and the simulated time its
+    events end at (where a later load's may begin)."""
     sent: Sent = {}
     applied: Samples = []
     finished: Samples = []  # done
@@ -182,7 +183,7 @@ def freshness(
         "fresh_busy": busy,
         "fresh_batch_records": done / max(batches, 1),
         "fresh_writes_per_record": writes / max(done, 1),
-        # per input record, its contacts' work included (``batch_cost`` fits these)
+        # per input record, its contacts' work included (``bench.fit_batch_cost`` fits these)
         "fresh_cpu_us": cpu / max(len(records), 1) * 1e6,
         "fresh_batches_per_record": batches / max(len(records), 1),
         "fresh_ends_at": ends_at,

@@ -52,7 +52,7 @@ def a_run(product_rate: float, recovery_s: float) -> BenchRun:
         "backlog_open": 100_000, "backlog_held": 500_000, "backlog_series": 400,
         "backlog_first_s": 0.3, "backlog_pass_s": 0.7, "backlog_index_s": 0.05,
         "backlog_quiet_s": 0.001,
-        "cpu_us": 60.0, "batches_per_record": 1 / 800,
+        "cpu_us": 60.0,
         "fresh_cpu_us": 80.0, "fresh_batches_per_record": 1 / 100,
         "light_cpu_us": 180.0, "light_batches_per_record": 1 / 20, "light_rate": 1_250.0,
         "light_busy": 0.45, "light_p50": 0.04, "light_p99": 0.09,
