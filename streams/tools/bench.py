@@ -890,6 +890,30 @@ def _backlog(product: dict[str, float]) -> str:
   rebalance in slices of {OpenTickets.slice_keys:,} keys, the event loop free between them)."""
 
 
+# what live batches cost, from scratch runs (not measured by the bench: ``_limits`` quotes it)
+LIVE_LIMITS = """\
+Live, a record costs the worker more than caught up (the bullet above). Part of it is a batch's
+fixed cost, which the catch-up's large batches hide: the line fitted above puts most of a
+record's cost at 25 % in its batch's share, but a small part at 70 %, where most of the gap is
+a higher cost per record that these measures do not place. Scratch runs on 2026-12-07 (this log
+caught up, then new records paced as the freshness load; not part of the bench) found a record
+cost the worker 54-72 µs caught up (its core full), and of its CPU 106-137 µs at 50 % of the
+caught-up rate (batches of 60-206 records, both sides counted; 8 runs), 229 µs at 25 % (18) and
+256-288 µs at 10 % (12-13; 3 runs): its core was 90-95 % busy at half its caught-up rate. The
+same 165,959 new records took the event loop's thread 15.1 s of CPU paced at 50 % and 9.7 s
+produced all at once (batches of 628): the pacing, not the kind of records, made the
+difference. Our apply steps are a small part of it: the table-copies row with batches of 10
+records ran at 57.6 µs a record against 35.5 with batches of 1,000, about 0.22 ms a batch. A
+profile of the event loop's thread at 10 % (cProfile, which about doubles the time; 77,648
+records in 7,379 batches of both sides) put 14 % of its running time in aiokafka, 13 % in
+asyncio and 10 % in Faust and mode; each batch made 2.9 produce requests with 4.0 record
+batches, created 9.6 tasks and ran 48 callbacks of the loop. A batch is one partition's records
+of one fetch, so a fetch of every partition makes a batch per partition on each side, each with
+its own commit sequence (docs/architecture.md). One sequence over every partition of a fetch
+would share that cost; it is not built: it would change the commit owner's unit, its
+failure-point tests and the fault rows' rebalances within a batch."""
+
+
 def _limits(rate: dict[str, float]) -> str:
     prod, core, tables = rate["product"], rate["core"], rate["tables"]
     return f"""## What limits the worker
@@ -947,26 +971,7 @@ loop's thread waited in `select` in 2 % of its samples (it ran 96-97 % of the wa
 from `/proc`): overlapping a batch's acknowledgement with the next batch's apply could win no
 more than that. The rest is Python on one core.
 
-Live, a record costs the worker more than caught up (the bullet above). Part of it is a batch's
-fixed cost, which the catch-up's large batches hide: the line fitted above puts most of a
-record's cost at 25 % in its batch's share, but a small part at 70 %, where most of the gap is
-a higher cost per record that these measures do not place. Scratch runs on 2026-12-07 (this log
-caught up, then new records paced as the freshness load; not part of the bench) found a record
-cost the worker 54-72 µs caught up (its core full), and of its CPU 106-137 µs at 50 % of the
-caught-up rate (batches of 60-206 records, both sides counted; 8 runs), 229 µs at 25 % (18) and
-256-288 µs at 10 % (12-13; 3 runs): its core was 90-95 % busy at half its caught-up rate. The
-same 165,959 new records took the event loop's thread 15.1 s of CPU paced at 50 % and 9.7 s
-produced all at once (batches of 628): the pacing, not the kind of records, made the
-difference. Our apply steps are a small part of it: the table-copies row with batches of 10
-records ran at 57.6 µs a record against 35.5 with batches of 1,000, about 0.22 ms a batch. A
-profile of the event loop's thread at 10 % (cProfile, which about doubles the time; 77,648
-records in 7,379 batches of both sides) put 14 % of its running time in aiokafka, 13 % in
-asyncio and 10 % in Faust and mode; each batch made 2.9 produce requests with 4.0 record
-batches, created 9.6 tasks and ran 48 callbacks of the loop. A batch is one partition's records
-of one fetch, so a fetch of every partition makes a batch per partition on each side, each with
-its own commit sequence (docs/architecture.md). One sequence over every partition of a fetch
-would share that cost; it is not built: it would change the commit owner's unit, its
-failure-point tests and the fault rows' rebalances within a batch.
+{LIVE_LIMITS}
 
 Compiling the pure core with mypyc (mypy 2.4.1; a scratch trial on 2026-12-04, not kept)
 showed no gain that two pairs of runs could tell apart from this machine's drift. mypyc
