@@ -14,7 +14,7 @@ import pytest
 from streams.tools.bench_live import OffsetsPoller
 
 
-class StatsServer(ThreadingHTTPServer):
+class OffsetsServer(ThreadingHTTPServer):
     """A stand-in for the worker's /offsets (any other path: 404, as the worker's pages):
     counts connections and answers; with
     ``drop_after`` set, closes each connection after that many answers without saying so."""
@@ -25,9 +25,9 @@ class StatsServer(ThreadingHTTPServer):
     answers = 0
 
 
-class Stats(BaseHTTPRequestHandler):
+class OffsetsPage(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as aiohttp answers
-    server: StatsServer
+    server: OffsetsServer
 
     def setup(self) -> None:
         super().setup()
@@ -57,8 +57,8 @@ class Stats(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server() -> Iterator[StatsServer]:
-    srv = StatsServer(("127.0.0.1", 0), Stats)
+def server() -> Iterator[OffsetsServer]:
+    srv = OffsetsServer(("127.0.0.1", 0), OffsetsPage)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -66,11 +66,11 @@ def server() -> Iterator[StatsServer]:
     srv.server_close()
 
 
-def _base(srv: StatsServer) -> str:
+def _base(srv: OffsetsServer) -> str:
     return f"http://127.0.0.1:{srv.server_address[1]}"
 
 
-def test_polls_share_one_connection(server: StatsServer) -> None:
+def test_polls_share_one_connection(server: OffsetsServer) -> None:
     with OffsetsPoller(_base(server)) as poller:
         reads = [poller.read() for _ in range(20)]
     assert reads[0] == ({0: 7, 3: 1}, {3: 2})
@@ -78,7 +78,7 @@ def test_polls_share_one_connection(server: StatsServer) -> None:
     assert server.connections == 1
 
 
-def test_a_connection_the_worker_closed_is_opened_again(server: StatsServer) -> None:
+def test_a_connection_the_worker_closed_is_opened_again(server: OffsetsServer) -> None:
     server.drop_after = 3
     with OffsetsPoller(_base(server)) as poller:
         reads = [poller.read()[0][3] for _ in range(10)]
@@ -87,7 +87,7 @@ def test_a_connection_the_worker_closed_is_opened_again(server: StatsServer) -> 
 
 
 def test_a_worker_gone_is_an_error() -> None:
-    srv = StatsServer(("127.0.0.1", 0), Stats)
+    srv = OffsetsServer(("127.0.0.1", 0), OffsetsPage)
     base = _base(srv)
     srv.server_close()
     with OffsetsPoller(base) as poller, pytest.raises(ConnectionError):
