@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,16 +207,25 @@ def promtool() -> str:
     return path
 
 
-_INTEGRATION: dict[str, int] = {"passed": 0, "failed": 0, "skipped": 0}
+_INTEGRATION: dict[str, str] = {}  # node id -> its outcome ("failed" at any phase wins)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "integration" in report.keywords and (report.when == "call" or report.skipped):
-        _INTEGRATION[report.outcome] = _INTEGRATION.get(report.outcome, 0) + 1
+    if "integration" not in report.keywords:
+        return
+    if report.failed or report.skipped:  # a setup or teardown error counts as failed
+        if _INTEGRATION.get(report.nodeid) != "failed":
+            _INTEGRATION[report.nodeid] = report.outcome
+    elif report.when == "call":
+        _INTEGRATION.setdefault(report.nodeid, "passed")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    done = _INTEGRATION
+    """One line on what ran against the broker; none in a run without integration tests
+    (the unit run), where "0 passed" would read as if they had been left out."""
+    if not _INTEGRATION:
+        return
+    done = Counter(_INTEGRATION.values())
     where = (
         f"real Apache Kafka {launcher.DEFAULT_KAFKA_VERSION} (KRaft) broker started by the tests"
     )
@@ -227,5 +237,5 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """CI never skips the integration tests: a skipped one fails the run."""
-    if _INTEGRATION.get("skipped"):
+    if "skipped" in _INTEGRATION.values():
         session.exitstatus = 1
