@@ -213,11 +213,10 @@ _INTEGRATION: dict[str, str] = {}  # node id -> its outcome ("failed" at any pha
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if "integration" not in report.keywords:
         return
-    if report.failed or report.skipped:  # a setup or teardown error counts as failed
-        if _INTEGRATION.get(report.nodeid) != "failed":
-            _INTEGRATION[report.nodeid] = report.outcome
-    elif report.when == "call":
-        _INTEGRATION.setdefault(report.nodeid, "passed")
+    if report.failed:  # at any phase: a setup or teardown error counts as failed
+        _INTEGRATION[report.nodeid] = "failed"
+    elif report.skipped or report.when == "call":
+        _INTEGRATION.setdefault(report.nodeid, report.outcome)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
